@@ -1,0 +1,1 @@
+//! tally-kvstore: filled in by issue 4.

@@ -1,0 +1,1 @@
+//! tally-runtime-mio: filled in by issues 3 and 5.
