@@ -1,1 +1,3 @@
-//! tally-tests
+//! tally-tests: shared harnesses for the cluster simulation and the process-level tests.
+
+pub mod sim;

@@ -1,0 +1,147 @@
+//! Messages between Raft nodes. Their contents are private to the core; the application only
+//! routes them (by [`Message::to`]) and moves them as bytes with [`crate::codec`].
+
+use alloc::vec::Vec;
+
+use crate::types::{Entry, NodeId, Snapshot};
+
+/// One Raft message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub(crate) from: NodeId,
+    pub(crate) to: NodeId,
+    pub(crate) term: u64,
+    pub(crate) body: Body,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Body {
+    PreVote {
+        last_index: u64,
+        last_term: u64,
+    },
+    PreVoteResp {
+        reject: bool,
+    },
+    Vote {
+        last_index: u64,
+        last_term: u64,
+        transfer: bool,
+    },
+    VoteResp {
+        reject: bool,
+    },
+    Append {
+        prev_index: u64,
+        prev_term: u64,
+        commit: u64,
+        entries: Vec<Entry>,
+    },
+    /// On success `index` is the last index now matching the leader. On rejection it is the
+    /// rejected `prev_index`, and (`hint_index`, `hint_term`) name the follower's best guess of
+    /// where the logs agree, so the leader skips a whole term per round trip.
+    AppendResp {
+        reject: bool,
+        index: u64,
+        hint_index: u64,
+        hint_term: u64,
+    },
+    Heartbeat {
+        commit: u64,
+        context: u64,
+    },
+    HeartbeatResp {
+        context: u64,
+    },
+    Snapshot {
+        snapshot: Snapshot,
+    },
+    /// Proposals forwarded from a follower; their index and term are assigned by the leader.
+    Propose {
+        entries: Vec<Entry>,
+    },
+    ReadIndex {
+        request: u64,
+    },
+    ReadIndexResp {
+        request: u64,
+        index: u64,
+    },
+    TimeoutNow,
+}
+
+/// The type of a message, for routing, logging and fault injection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum MessageKind {
+    PreVote,
+    PreVoteResp,
+    Vote,
+    VoteResp,
+    Append,
+    AppendResp,
+    Heartbeat,
+    HeartbeatResp,
+    Snapshot,
+    Propose,
+    ReadIndex,
+    ReadIndexResp,
+    TimeoutNow,
+}
+
+impl Message {
+    pub(crate) fn new(from: NodeId, to: NodeId, term: u64, body: Body) -> Self {
+        Message {
+            from,
+            to,
+            term,
+            body,
+        }
+    }
+
+    pub fn from(&self) -> NodeId {
+        self.from
+    }
+
+    pub fn to(&self) -> NodeId {
+        self.to
+    }
+
+    pub fn term(&self) -> u64 {
+        self.term
+    }
+
+    pub fn kind(&self) -> MessageKind {
+        match &self.body {
+            Body::PreVote { .. } => MessageKind::PreVote,
+            Body::PreVoteResp { .. } => MessageKind::PreVoteResp,
+            Body::Vote { .. } => MessageKind::Vote,
+            Body::VoteResp { .. } => MessageKind::VoteResp,
+            Body::Append { .. } => MessageKind::Append,
+            Body::AppendResp { .. } => MessageKind::AppendResp,
+            Body::Heartbeat { .. } => MessageKind::Heartbeat,
+            Body::HeartbeatResp { .. } => MessageKind::HeartbeatResp,
+            Body::Snapshot { .. } => MessageKind::Snapshot,
+            Body::Propose { .. } => MessageKind::Propose,
+            Body::ReadIndex { .. } => MessageKind::ReadIndex,
+            Body::ReadIndexResp { .. } => MessageKind::ReadIndexResp,
+            Body::TimeoutNow => MessageKind::TimeoutNow,
+        }
+    }
+
+    /// Entries carried by an append or a forwarded proposal; empty for other kinds.
+    pub fn entries(&self) -> &[Entry] {
+        match &self.body {
+            Body::Append { entries, .. } | Body::Propose { entries } => entries,
+            _ => &[],
+        }
+    }
+
+    /// The snapshot carried by a snapshot message.
+    pub fn snapshot(&self) -> Option<&Snapshot> {
+        match &self.body {
+            Body::Snapshot { snapshot } => Some(snapshot),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! The simulated disk and state machine of one simulated node.
+
+use alloc::vec::Vec;
+use bytes::Bytes;
+
+use crate::action::Persist;
+use crate::types::{Entry, EntryKind, HardState, Recovered, Snapshot};
+
+/// What survives a crash: the durable hard state, snapshot and log.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Disk {
+    hard_state: HardState,
+    snapshot: Snapshot,
+    entries: Vec<Entry>,
+}
+
+impl Disk {
+    /// Writes a `Persist` in the documented order. `entry_limit` models a crash part-way
+    /// through: only that many entries reach the disk, and the hard state does not.
+    pub(crate) fn write(&mut self, persist: &Persist, entry_limit: Option<usize>) {
+        if let Some(snapshot) = persist.snapshot() {
+            // A snapshot from the leader replaces the whole log.
+            self.snapshot = snapshot.clone();
+            self.entries.clear();
+        }
+        let entries = persist.entries();
+        let count = entry_limit.unwrap_or(entries.len()).min(entries.len());
+        if let Some(first) = entries.first() {
+            if count > 0 {
+                self.entries.retain(|e| e.index() < first.index());
+                self.entries.extend(entries[..count].iter().cloned());
+            }
+        }
+        if entry_limit.is_none() {
+            if let Some(hard_state) = persist.hard_state() {
+                self.hard_state = *hard_state;
+            }
+        }
+    }
+
+    /// A snapshot the application took: the log before it is purged.
+    pub(crate) fn save_snapshot(&mut self, snapshot: Snapshot) {
+        let index = snapshot.meta().index();
+        if index <= self.snapshot.meta().index() {
+            return;
+        }
+        self.entries.retain(|e| e.index() > index);
+        self.snapshot = snapshot;
+    }
+
+    pub(crate) fn recover(&self) -> Recovered {
+        // Entries must continue the snapshot; a gap (possible after a torn write that
+        // followed a snapshot install) ends the recovered log.
+        let mut entries = Vec::new();
+        let mut expected = self.snapshot.meta().index() + 1;
+        for entry in &self.entries {
+            if entry.index() < expected {
+                continue;
+            }
+            if entry.index() != expected {
+                break;
+            }
+            entries.push(entry.clone());
+            expected += 1;
+        }
+        Recovered::new(self.hard_state, self.snapshot.clone(), entries)
+    }
+
+    pub(crate) fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+}
+
+/// A state machine that folds applied payloads into a hash chain, so two members agree on
+/// their state exactly when they applied the same entries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct StateMachine {
+    applied: u64,
+    hash: u64,
+}
+
+impl StateMachine {
+    pub(crate) fn applied(&self) -> u64 {
+        self.applied
+    }
+
+    pub(crate) fn hash(&self) -> u64 {
+        self.hash
+    }
+
+    pub(crate) fn apply(&mut self, entry: &Entry) {
+        assert_eq!(
+            entry.index(),
+            self.applied + 1,
+            "entries must be applied in order without gaps"
+        );
+        self.applied = entry.index();
+        let kind = if entry.kind() == EntryKind::Normal {
+            1
+        } else {
+            2
+        };
+        self.hash = chain_hash(self.hash, entry.index(), kind, entry.data());
+    }
+
+    pub(crate) fn encode(&self) -> Bytes {
+        let mut out = Vec::with_capacity(16);
+        out.extend_from_slice(&self.applied.to_le_bytes());
+        out.extend_from_slice(&self.hash.to_le_bytes());
+        Bytes::from(out)
+    }
+
+    pub(crate) fn decode(data: &[u8]) -> StateMachine {
+        if data.len() != 16 {
+            return StateMachine::default();
+        }
+        let applied = u64::from_le_bytes(data[..8].try_into().expect("8 bytes"));
+        let hash = u64::from_le_bytes(data[8..].try_into().expect("8 bytes"));
+        StateMachine { applied, hash }
+    }
+}
+
+/// FNV-1a over the previous hash, the index, the kind and the payload.
+fn chain_hash(previous: u64, index: u64, kind: u8, data: &[u8]) -> u64 {
+    let mut hash = previous ^ 0xcbf2_9ce4_8422_2325;
+    let mut feed = |byte: u8| {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    };
+    for byte in index.to_le_bytes() {
+        feed(byte);
+    }
+    feed(kind);
+    for &byte in data {
+        feed(byte);
+    }
+    hash
+}
