@@ -1,1 +1,72 @@
-//! tally-kvstore: filled in by issue 4.
+//! tally-kvstore: etcd's MVCC key-value semantics as a deterministic state machine, and etcd's
+//! v3 wire types.
+//!
+//! The store does no I/O and reads no clock: time comes in as `now_ms` arguments, committed
+//! entries as bytes, and everything it has to say comes back as return values or through
+//! [`KvStore::poll_watch_event`].
+//!
+//! # Applying entries
+//!
+//! Each committed Raft entry carries an encoded [`proto::InternalRequest`]. The runtime calls
+//! [`KvStore::apply`] with the entry's index and data, in log order, on every member; the same
+//! entries give the same state, responses and [`KvStore::hash`] everywhere. Reads that need no
+//! replication (serializable ranges, or linearizable ones once the read index is applied) call
+//! [`KvStore::range`] directly.
+//!
+//! # Between applies
+//!
+//! The runtime's loop, after applying a batch of entries:
+//!
+//! 1. Drain [`KvStore::poll_watch_event`] until it returns `None`, sending each response to the
+//!    watcher's stream.
+//! 2. If a compaction is in progress, call [`KvStore::compact_step`] with a small key budget
+//!    (for example 1,000 keys); release the responses of `physical` compactions once
+//!    [`KvStore::compaction_done`] is true for their revision
+//!    ([`ApplyOutcome::compaction_wait_rev`]).
+//! 3. If [`KvStore::has_unsynced_watchers`], call [`KvStore::sync_watchers_step`] with a small
+//!    record budget, then drain again (step 1).
+//! 4. On the leader only: [`KvStore::expired_leases`] and propose a LeaseRevoke for each.
+//!
+//! # Watch drain order
+//!
+//! [`KvStore::poll_watch_event`] returns, in this order:
+//!
+//! 1. Control responses (`created`, `canceled`, progress notifications, and the remaining
+//!    fragments of a fragmented batch), first in, first out.
+//! 2. Then event batches: the watcher with the lowest [`WatchId`] that has queued events gets all
+//!    of them in one response (split into fragments if it asked for fragmenting). A watcher
+//!    whose revision was compacted gets its queued events first, then a response with
+//!    `compact_revision` set and `canceled`, and is removed.
+//!
+//! Each watcher sees its events in revision order, each exactly once, and a response's header
+//! revision is the revision up to which the watcher has now seen every event.
+//!
+//! # Leases
+//!
+//! The lease table is replicated; lease clocks are not. Only the primary (the leader, after
+//! [`KvStore::promote`]) tracks expiry, answers [`KvStore::lease_keep_alive`] and reports
+//! [`KvStore::expired_leases`]; followers never expire anything, as in etcd.
+
+mod config;
+mod error;
+mod lease;
+mod mvcc;
+mod outcome;
+pub mod proto;
+mod snapshot;
+mod store;
+mod watch;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+pub use config::KvConfig;
+pub use error::{GrpcCode, KvError, SnapshotError};
+pub use lease::LEASE_TTL_SECS_MAX;
+pub use mvcc::revision::{Revision, prefix_range_end};
+pub use outcome::{ApplyOutcome, ApplyResponse};
+pub use store::{KvStore, StoreStatus};
+pub use watch::WatchId;
+
+#[cfg(test)]
+mod tests;

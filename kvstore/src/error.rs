@@ -1,0 +1,168 @@
+//! The store's operating errors, with etcd's exact client-facing messages and gRPC codes.
+
+use core::fmt;
+
+/// A gRPC status code, numbered as gRPC numbers them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GrpcCode {
+    InvalidArgument = 3,
+    NotFound = 5,
+    FailedPrecondition = 9,
+    OutOfRange = 11,
+    Internal = 13,
+}
+
+impl GrpcCode {
+    /// The number carried in `grpc-status`.
+    pub fn as_u32(self) -> u32 {
+        self as u32
+    }
+}
+
+/// Why a request to the store failed. Every variant leaves the store unchanged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KvError {
+    /// A request named no key.
+    EmptyKey,
+    /// `ignore_value`/`ignore_lease` was set on a key that does not exist.
+    KeyNotFound,
+    /// `ignore_value` was set together with a value.
+    ValueProvided,
+    /// `ignore_lease` was set together with a lease.
+    LeaseProvided,
+    /// A txn holds more operations than `txn_ops_max`.
+    TooManyOps,
+    /// A txn writes one key twice.
+    DuplicateKey,
+    /// The revision asked for has been compacted.
+    Compacted,
+    /// The revision asked for is above the current revision.
+    FutureRevision,
+    /// A sort order or target value etcd does not define.
+    InvalidSortOption,
+    /// The lease does not exist.
+    LeaseNotFound,
+    /// A lease with this ID exists already.
+    LeaseExists,
+    /// The TTL is above etcd's maximum.
+    LeaseTtlTooLarge,
+    /// A lease operation that only the primary (leader) lessor may do.
+    NotPrimary,
+    /// The watch does not exist.
+    WatchNotFound,
+    /// `watchers_max` watchers exist already.
+    TooManyWatchers,
+    /// The committed entry did not decode; the store ignored it.
+    Decode(String),
+    /// The entry's raft index is not above the last applied index; the store ignored it.
+    StaleIndex { index: u64, applied: u64 },
+}
+
+impl KvError {
+    /// The message etcd puts in `grpc-message` for this error.
+    pub fn etcd_message(&self) -> &'static str {
+        match self {
+            KvError::EmptyKey => "etcdserver: key is not provided",
+            KvError::KeyNotFound => "etcdserver: key not found",
+            KvError::ValueProvided => "etcdserver: value is provided",
+            KvError::LeaseProvided => "etcdserver: lease is provided",
+            KvError::TooManyOps => "etcdserver: too many operations in txn request",
+            KvError::DuplicateKey => "etcdserver: duplicate key given in txn request",
+            KvError::Compacted => "etcdserver: mvcc: required revision has been compacted",
+            KvError::FutureRevision => "etcdserver: mvcc: required revision is a future revision",
+            KvError::InvalidSortOption => "etcdserver: invalid sort option",
+            KvError::LeaseNotFound => "etcdserver: requested lease not found",
+            KvError::LeaseExists => "etcdserver: lease already exists",
+            KvError::LeaseTtlTooLarge => "etcdserver: too large lease TTL",
+            KvError::NotPrimary => "etcdserver: not leader",
+            KvError::WatchNotFound => "etcdserver: watch not found",
+            KvError::TooManyWatchers => "etcdserver: too many watchers",
+            KvError::Decode(_) | KvError::StaleIndex { .. } => {
+                "etcdserver: internal error applying request"
+            }
+        }
+    }
+
+    /// The gRPC status code etcd returns for this error.
+    pub fn grpc_code(&self) -> GrpcCode {
+        match self {
+            KvError::EmptyKey
+            | KvError::KeyNotFound
+            | KvError::ValueProvided
+            | KvError::LeaseProvided
+            | KvError::TooManyOps
+            | KvError::DuplicateKey
+            | KvError::InvalidSortOption => GrpcCode::InvalidArgument,
+            KvError::Compacted | KvError::FutureRevision | KvError::LeaseTtlTooLarge => {
+                GrpcCode::OutOfRange
+            }
+            KvError::LeaseNotFound | KvError::WatchNotFound => GrpcCode::NotFound,
+            KvError::LeaseExists | KvError::NotPrimary | KvError::TooManyWatchers => {
+                GrpcCode::FailedPrecondition
+            }
+            KvError::Decode(_) | KvError::StaleIndex { .. } => GrpcCode::Internal,
+        }
+    }
+}
+
+impl fmt::Display for KvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KvError::Decode(why) => write!(f, "undecodable request: {why}"),
+            KvError::StaleIndex { index, applied } => {
+                write!(f, "raft index {index} is not above applied index {applied}")
+            }
+            other => f.write_str(other.etcd_message()),
+        }
+    }
+}
+
+impl std::error::Error for KvError {}
+
+/// Why a snapshot could not be read.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SnapshotError {
+    /// The reader or writer failed.
+    Io(std::io::Error),
+    /// The data does not start with the snapshot magic.
+    BadMagic,
+    /// A format version this build does not read.
+    UnsupportedVersion(u32),
+    /// The checksum does not match the data.
+    Checksum { expected: u32, actual: u32 },
+    /// The data is structurally invalid.
+    Corrupt(&'static str),
+}
+
+impl fmt::Display for SnapshotError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SnapshotError::Io(e) => write!(f, "snapshot i/o: {e}"),
+            SnapshotError::BadMagic => f.write_str("not a tally kvstore snapshot"),
+            SnapshotError::UnsupportedVersion(v) => write!(f, "unsupported snapshot version {v}"),
+            SnapshotError::Checksum { expected, actual } => write!(
+                f,
+                "snapshot checksum mismatch: expected {expected:#010x}, got {actual:#010x}"
+            ),
+            SnapshotError::Corrupt(why) => write!(f, "corrupt snapshot: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for SnapshotError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SnapshotError::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<std::io::Error> for SnapshotError {
+    fn from(e: std::io::Error) -> Self {
+        SnapshotError::Io(e)
+    }
+}

@@ -1,0 +1,74 @@
+//! What applying one committed entry gives back.
+
+use crate::error::KvError;
+use crate::proto::{
+    AlarmResponse, CompactionResponse, DeleteRangeResponse, LeaseCheckpointResponse,
+    LeaseGrantResponse, LeaseRevokeResponse, PutResponse, RangeResponse, TxnResponse,
+};
+
+/// The response to one replicated request.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum ApplyResponse {
+    /// An entry that carried no request (e.g. an empty entry): only the applied index moved.
+    Noop,
+    Range(RangeResponse),
+    Put(PutResponse),
+    DeleteRange(DeleteRangeResponse),
+    Txn(TxnResponse),
+    Compaction(CompactionResponse),
+    LeaseGrant(LeaseGrantResponse),
+    LeaseRevoke(LeaseRevokeResponse),
+    LeaseCheckpoint(LeaseCheckpointResponse),
+    Alarm(AlarmResponse),
+}
+
+/// The result of [`crate::KvStore::apply`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApplyOutcome {
+    raft_index: u64,
+    request_id: u64,
+    result: Result<ApplyResponse, KvError>,
+    compaction_wait_rev: Option<i64>,
+}
+
+impl ApplyOutcome {
+    pub(crate) fn new(
+        raft_index: u64,
+        request_id: u64,
+        result: Result<ApplyResponse, KvError>,
+        compaction_wait_rev: Option<i64>,
+    ) -> Self {
+        ApplyOutcome {
+            raft_index,
+            request_id,
+            result,
+            compaction_wait_rev,
+        }
+    }
+
+    /// The entry's raft index.
+    pub fn raft_index(&self) -> u64 {
+        self.raft_index
+    }
+
+    /// The proposer's request id (0 when the entry did not decode).
+    pub fn request_id(&self) -> u64 {
+        self.request_id
+    }
+
+    /// The response, or the error the client gets.
+    pub fn result(&self) -> &Result<ApplyResponse, KvError> {
+        &self.result
+    }
+
+    pub fn into_result(self) -> Result<ApplyResponse, KvError> {
+        self.result
+    }
+
+    /// For a successful Compact with `physical = true`: the revision whose physical compaction
+    /// must finish ([`crate::KvStore::compaction_done`]) before the response is released.
+    pub fn compaction_wait_rev(&self) -> Option<i64> {
+        self.compaction_wait_rev
+    }
+}

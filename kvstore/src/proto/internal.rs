@@ -1,0 +1,44 @@
+//! The replicated request: what a committed Raft entry carries.
+//!
+//! Shaped after etcd's `InternalRaftRequest` (same tag numbers for the shared fields), written as a
+//! oneof so that exactly one request travels per entry.
+
+use super::rpc_kv::{CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest};
+use super::rpc_lease::{LeaseCheckpointRequest, LeaseGrantRequest, LeaseRevokeRequest};
+use super::rpc_maintenance::AlarmRequest;
+
+/// One replicated request. `id` lets the proposer match the outcome to its waiting client.
+#[derive(Clone, PartialEq, Eq, ::prost::Message)]
+pub struct InternalRequest {
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    #[prost(
+        oneof = "internal_request::Request",
+        tags = "3, 4, 5, 6, 7, 8, 9, 10, 11"
+    )]
+    pub request: Option<internal_request::Request>,
+}
+
+pub mod internal_request {
+    #[derive(Clone, PartialEq, Eq, ::prost::Oneof)]
+    pub enum Request {
+        #[prost(message, tag = "3")]
+        Range(super::RangeRequest),
+        #[prost(message, tag = "4")]
+        Put(super::PutRequest),
+        #[prost(message, tag = "5")]
+        DeleteRange(super::DeleteRangeRequest),
+        #[prost(message, tag = "6")]
+        Txn(super::TxnRequest),
+        #[prost(message, tag = "7")]
+        Compaction(super::CompactionRequest),
+        #[prost(message, tag = "8")]
+        LeaseGrant(super::LeaseGrantRequest),
+        #[prost(message, tag = "9")]
+        LeaseRevoke(super::LeaseRevokeRequest),
+        #[prost(message, tag = "10")]
+        Alarm(super::AlarmRequest),
+        #[prost(message, tag = "11")]
+        LeaseCheckpoint(super::LeaseCheckpointRequest),
+    }
+}

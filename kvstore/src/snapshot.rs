@@ -1,0 +1,362 @@
+//! Snapshots: a versioned, checksummed encoding of the replicated state, and `hash()`.
+//!
+//! Layout (integers little-endian):
+//! ```text
+//! magic "TLYKVSNP" | u32 version (1) | body | u32 crc32 of magic, version and body
+//! body: u64 applied_index | i64 current_rev | i64 compact_rev | u64 lease_id_seq
+//!       u64 key_count, then per key: bytes key | u32 generations,
+//!           per generation: u32 revisions, per revision: i64 main | i64 sub | record
+//!       record: i64 create_revision | i64 version | i64 lease | bytes value
+//!       u64 compact_events, per event: i32 type | kv | u8 has_prev [| kv]
+//!       kv: bytes key | i64 create | i64 mod | i64 version | i64 lease | bytes value
+//!       u64 leases, per lease: i64 id | i64 ttl_secs | i64 remaining_ttl_secs
+//!       u64 alarms, per alarm: u64 member_id | i32 alarm
+//! bytes: u64 length | data
+//! ```
+//! Only what compaction keeps is written, so the snapshot does not depend on how far the
+//! physical compaction had got; watchers and leader-local lease clocks are not replicated state
+//! and are not written.
+
+use std::io::{Read, Write};
+
+use bytes::Bytes;
+
+use crate::error::SnapshotError;
+use crate::mvcc::key_index::KeyIndex;
+use crate::mvcc::revision::Revision;
+use crate::mvcc::store::{Mvcc, is_tombstone};
+use crate::proto::{Event, KeyValue};
+use crate::store::KvStore;
+
+const MAGIC: &[u8; 8] = b"TLYKVSNP";
+const VERSION: u32 = 1;
+/// Larger lengths than this in a snapshot are corruption, not data.
+const FIELD_BYTES_MAX: u64 = 1 << 32;
+
+struct CrcWriter<'a, W: Write> {
+    inner: &'a mut W,
+    crc: crc32fast::Hasher,
+}
+
+impl<W: Write> CrcWriter<'_, W> {
+    fn put(&mut self, data: &[u8]) -> std::io::Result<()> {
+        self.crc.update(data);
+        self.inner.write_all(data)
+    }
+    fn u32(&mut self, v: u32) -> std::io::Result<()> {
+        self.put(&v.to_le_bytes())
+    }
+    fn u64(&mut self, v: u64) -> std::io::Result<()> {
+        self.put(&v.to_le_bytes())
+    }
+    fn i64(&mut self, v: i64) -> std::io::Result<()> {
+        self.put(&v.to_le_bytes())
+    }
+    fn bytes(&mut self, b: &[u8]) -> std::io::Result<()> {
+        self.u64(b.len() as u64)?;
+        self.put(b)
+    }
+    fn kv(&mut self, kv: &KeyValue) -> std::io::Result<()> {
+        self.bytes(&kv.key)?;
+        self.i64(kv.create_revision)?;
+        self.i64(kv.mod_revision)?;
+        self.i64(kv.version)?;
+        self.i64(kv.lease)?;
+        self.bytes(&kv.value)
+    }
+}
+
+/// Writes `store`'s replicated state; returns the checksum.
+pub(crate) fn write<W: Write>(store: &KvStore, out: &mut W) -> std::io::Result<u32> {
+    let mut w = CrcWriter {
+        inner: out,
+        crc: crc32fast::Hasher::new(),
+    };
+    let m = &store.mvcc;
+    w.put(MAGIC)?;
+    w.u32(VERSION)?;
+    w.u64(store.applied_index)?;
+    w.i64(m.current_rev)?;
+    w.i64(m.compact_rev)?;
+    w.u64(store.lessor.id_seq)?;
+    let kept: Vec<(&Bytes, &KeyIndex)> = m
+        .index
+        .iter()
+        .filter(|(_, ki)| ki.survives(m.compact_rev))
+        .collect();
+    w.u64(kept.len() as u64)?;
+    for (key, ki) in kept {
+        write_key(&mut w, m, key, ki)?;
+    }
+    w.u64(m.compact_events.len() as u64)?;
+    for e in &m.compact_events {
+        w.u32(e.r#type as u32)?;
+        w.kv(e.kv.as_ref().expect("events carry a kv"))?;
+        match &e.prev_kv {
+            Some(p) => {
+                w.put(&[1])?;
+                w.kv(p)?;
+            }
+            None => w.put(&[0])?,
+        }
+    }
+    w.u64(store.lessor.leases.len() as u64)?;
+    for (id, l) in &store.lessor.leases {
+        w.i64(*id)?;
+        w.i64(l.ttl_secs)?;
+        w.i64(l.remaining_ttl_secs)?;
+    }
+    w.u64(store.alarms.len() as u64)?;
+    for (member, alarm) in &store.alarms {
+        w.u64(*member)?;
+        w.u32(*alarm as u32)?;
+    }
+    let crc = w.crc.finalize();
+    w.inner.write_all(&crc.to_le_bytes())?;
+    Ok(crc)
+}
+
+fn write_key<W: Write>(
+    w: &mut CrcWriter<'_, W>,
+    m: &Mvcc,
+    key: &Bytes,
+    ki: &KeyIndex,
+) -> std::io::Result<()> {
+    let (gi, ri) = ki.cut(m.compact_rev);
+    let gens = &ki.generations()[gi..];
+    w.bytes(key)?;
+    w.u32(gens.len() as u32)?;
+    for (i, g) in gens.iter().enumerate() {
+        let revs = if i == 0 { &g[ri..] } else { &g[..] };
+        w.u32(revs.len() as u32)?;
+        for r in revs {
+            let kv = m.record(*r);
+            w.i64(r.main())?;
+            w.i64(r.sub())?;
+            w.i64(kv.create_revision)?;
+            w.i64(kv.version)?;
+            w.i64(kv.lease)?;
+            w.bytes(&kv.value)?;
+        }
+    }
+    Ok(())
+}
+
+struct CrcReader<'a, R: Read> {
+    inner: &'a mut R,
+    crc: crc32fast::Hasher,
+}
+
+impl<R: Read> CrcReader<'_, R> {
+    fn take(&mut self, buf: &mut [u8]) -> Result<(), SnapshotError> {
+        self.inner.read_exact(buf)?;
+        self.crc.update(buf);
+        Ok(())
+    }
+    fn u8(&mut self) -> Result<u8, SnapshotError> {
+        let mut b = [0u8; 1];
+        self.take(&mut b)?;
+        Ok(b[0])
+    }
+    fn u32(&mut self) -> Result<u32, SnapshotError> {
+        let mut b = [0u8; 4];
+        self.take(&mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+    fn u64(&mut self) -> Result<u64, SnapshotError> {
+        let mut b = [0u8; 8];
+        self.take(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+    fn i64(&mut self) -> Result<i64, SnapshotError> {
+        Ok(self.u64()? as i64)
+    }
+    fn bytes(&mut self) -> Result<Bytes, SnapshotError> {
+        let n = self.u64()?;
+        if n > FIELD_BYTES_MAX {
+            return Err(SnapshotError::Corrupt("field length"));
+        }
+        let mut v = Vec::new();
+        let got = (&mut *self.inner).take(n).read_to_end(&mut v)?;
+        if got as u64 != n {
+            return Err(SnapshotError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+        self.crc.update(&v);
+        Ok(Bytes::from(v))
+    }
+    fn kv(&mut self) -> Result<KeyValue, SnapshotError> {
+        Ok(KeyValue {
+            key: self.bytes()?,
+            create_revision: self.i64()?,
+            mod_revision: self.i64()?,
+            version: self.i64()?,
+            lease: self.i64()?,
+            value: self.bytes()?,
+        })
+    }
+}
+
+/// Reads a snapshot into `store` (which must be freshly made); watchers are not touched.
+pub(crate) fn read<R: Read>(store: &mut KvStore, input: &mut R) -> Result<(), SnapshotError> {
+    let mut r = CrcReader {
+        inner: input,
+        crc: crc32fast::Hasher::new(),
+    };
+    let mut magic = [0u8; 8];
+    r.take(&mut magic)?;
+    if &magic != MAGIC {
+        return Err(SnapshotError::BadMagic);
+    }
+    let version = r.u32()?;
+    if version != VERSION {
+        return Err(SnapshotError::UnsupportedVersion(version));
+    }
+    store.applied_index = r.u64()?;
+    let m = &mut store.mvcc;
+    m.current_rev = r.i64()?;
+    m.compact_rev = r.i64()?;
+    m.compaction_done_rev = m.compact_rev;
+    store.lessor.id_seq = r.u64()?;
+    let keys = r.u64()?;
+    let mut last_key: Option<Bytes> = None;
+    for _ in 0..keys {
+        let key = read_key(&mut r, m)?;
+        if last_key.as_ref().is_some_and(|l| *l >= key) {
+            return Err(SnapshotError::Corrupt("keys out of order"));
+        }
+        last_key = Some(key);
+    }
+    let events = r.u64()?;
+    for _ in 0..events.min(FIELD_BYTES_MAX) {
+        let ty = r.u32()? as i32;
+        let kv = r.kv()?;
+        let prev_kv = match r.u8()? {
+            0 => None,
+            1 => Some(r.kv()?),
+            _ => return Err(SnapshotError::Corrupt("event prev flag")),
+        };
+        m.compact_events.push(Event {
+            r#type: ty,
+            kv: Some(kv),
+            prev_kv,
+        });
+    }
+    let leases = r.u64()?;
+    for _ in 0..leases {
+        let id = r.i64()?;
+        let ttl = r.i64()?;
+        let remaining = r.i64()?;
+        store.lessor.restore_lease(id, ttl, remaining);
+    }
+    let alarms = r.u64()?;
+    for _ in 0..alarms {
+        let member = r.u64()?;
+        let alarm = r.u32()? as i32;
+        store.alarms.insert((member, alarm));
+    }
+    let expected = r.crc.clone().finalize();
+    let mut trailer = [0u8; 4];
+    r.inner.read_exact(&mut trailer)?;
+    let actual = u32::from_le_bytes(trailer);
+    if actual != expected {
+        return Err(SnapshotError::Checksum { expected, actual });
+    }
+    attach_leases(store)
+}
+
+fn read_key<R: Read>(r: &mut CrcReader<'_, R>, m: &mut Mvcc) -> Result<Bytes, SnapshotError> {
+    let key = r.bytes()?;
+    let gens = r.u32()?;
+    if gens == 0 {
+        return Err(SnapshotError::Corrupt("key without generations"));
+    }
+    let mut generations = Vec::new();
+    let mut last_rev = Revision::default();
+    for gi in 0..gens {
+        let n = r.u32()?;
+        let mut revs = Vec::with_capacity(n.min(1024) as usize);
+        for i in 0..n {
+            let rev = Revision::new(r.i64()?, r.i64()?);
+            if rev <= last_rev || rev.main() > m.current_rev {
+                return Err(SnapshotError::Corrupt("revision order"));
+            }
+            last_rev = rev;
+            let kv = KeyValue {
+                key: key.clone(),
+                create_revision: r.i64()?,
+                mod_revision: rev.main(),
+                version: r.i64()?,
+                lease: r.i64()?,
+                value: r.bytes()?,
+            };
+            // Only the last revision of an ended generation is a tombstone.
+            let ended = gi + 1 < gens;
+            if is_tombstone(&kv) != (ended && i + 1 == n) {
+                return Err(SnapshotError::Corrupt("tombstone placement"));
+            }
+            m.data_bytes += Mvcc::record_bytes(&kv);
+            m.records.insert(rev, kv);
+            revs.push(rev);
+        }
+        if gi + 1 < gens && revs.is_empty() {
+            return Err(SnapshotError::Corrupt("empty ended generation"));
+        }
+        generations.push(revs);
+    }
+    let ki = KeyIndex::from_generations(generations);
+    if ki.is_live() {
+        m.live_keys += 1;
+    }
+    m.index.insert(key.clone(), ki);
+    Ok(key)
+}
+
+/// Leases learn their keys from the live records, as etcd's lessor does on recovery.
+fn attach_leases(store: &mut KvStore) -> Result<(), SnapshotError> {
+    let m = &store.mvcc;
+    for (key, ki) in &m.index {
+        let Some(rev) = ki.get(m.current_rev) else {
+            continue;
+        };
+        let lease = m.record(rev).lease;
+        if lease != 0 {
+            if !store.lessor.contains(lease) {
+                return Err(SnapshotError::Corrupt("key attached to a missing lease"));
+            }
+            store.lessor.attach(lease, key.clone());
+        }
+    }
+    Ok(())
+}
+
+impl KvStore {
+    /// Writes a snapshot of the replicated state.
+    pub fn snapshot<W: Write>(&self, out: &mut W) -> Result<(), SnapshotError> {
+        write(self, out)?;
+        Ok(())
+    }
+
+    /// Replaces the replicated state with a snapshot's. On error the store is unchanged.
+    /// Watchers stay and catch up from the restored history (or get the compacted response).
+    pub fn restore<R: Read>(&mut self, input: &mut R) -> Result<(), SnapshotError> {
+        let mut fresh = KvStore::new(self.config.clone());
+        read(&mut fresh, input)?;
+        let old_current = self.mvcc.current_rev;
+        std::mem::swap(&mut self.mvcc, &mut fresh.mvcc);
+        std::mem::swap(&mut self.alarms, &mut fresh.alarms);
+        std::mem::swap(&mut self.applied_index, &mut fresh.applied_index);
+        let primary = self.lessor.is_primary();
+        std::mem::swap(&mut self.lessor, &mut fresh.lessor);
+        if primary {
+            self.lessor.promote(fresh.lessor.now(), 0);
+        }
+        self.watch.on_restore(old_current, &self.mvcc);
+        Ok(())
+    }
+
+    /// A hash of the whole replicated state (keys, history kept by compaction, leases, alarms,
+    /// revisions and applied index): equal on replicas that applied the same entries.
+    pub fn hash(&self) -> u32 {
+        write(self, &mut std::io::sink()).expect("a sink does not fail")
+    }
+}

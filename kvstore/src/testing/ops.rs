@@ -1,0 +1,210 @@
+//! Operations for the model check and the fuzzer, and their decoding from raw bytes.
+
+use bytes::Bytes;
+
+use crate::mvcc::revision::prefix_range_end;
+
+/// Keys chosen so that prefixes, ranges and "from key" overlap in interesting ways.
+const KEYS: [&[u8]; 8] = [b"a", b"ab", b"abc", b"b", b"ba", b"c", b"d", b"\xff"];
+
+/// How a range ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndKind {
+    /// One key.
+    Single,
+    /// Every key with the key as prefix.
+    Prefix,
+    /// Up to (not including) another key of the table.
+    To(u8),
+    /// Every key from the key on ("\0").
+    FromKey,
+}
+
+/// A key and range end in etcd's wire form.
+pub fn key_range(key: u8, end: EndKind) -> (Bytes, Bytes) {
+    let k = Bytes::from_static(KEYS[key as usize % KEYS.len()]);
+    let e = match end {
+        EndKind::Single => Bytes::new(),
+        EndKind::Prefix => prefix_range_end(&k),
+        EndKind::To(i) => Bytes::from_static(KEYS[i as usize % KEYS.len()]),
+        EndKind::FromKey => Bytes::from_static(&[0]),
+    };
+    (k, e)
+}
+
+/// The table key `key`.
+pub fn key(key: u8) -> Bytes {
+    Bytes::from_static(KEYS[key as usize % KEYS.len()])
+}
+
+/// An operation inside a txn.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TxnOp {
+    Put { key: u8, value: u8 },
+    Delete { key: u8, end: EndKind },
+    Range { key: u8, end: EndKind },
+}
+
+/// One step of a model check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    Put {
+        key: u8,
+        value: u8,
+        prev_kv: bool,
+    },
+    Delete {
+        key: u8,
+        end: EndKind,
+        prev_kv: bool,
+    },
+    /// `rev_back`: 0 reads the current revision, 255 a future one, else `current - rev_back`.
+    Range {
+        key: u8,
+        end: EndKind,
+        rev_back: u8,
+        limit: u8,
+        keys_only: bool,
+        count_only: bool,
+    },
+    /// Compare `target` (0 version, 1 create, 2 mod, 3 value) of `key` with `value` by `result`.
+    Txn {
+        key: u8,
+        end: EndKind,
+        target: u8,
+        result: u8,
+        value: u8,
+        success: Vec<TxnOp>,
+        failure: Vec<TxnOp>,
+    },
+    Compact {
+        rev_back: u8,
+    },
+    CompactStep {
+        budget_keys: u8,
+    },
+    /// `start_back`: 0 watches from now, else from `current + 1 - start_back`.
+    Watch {
+        key: u8,
+        end: EndKind,
+        start_back: u8,
+        prev_kv: bool,
+        filter: u8,
+    },
+    Drain,
+    Sync {
+        budget: u8,
+    },
+    SnapshotRoundTrip,
+    Garbage(Vec<u8>),
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn u8(&mut self) -> Option<u8> {
+        let (b, rest) = self.0.split_first()?;
+        self.0 = rest;
+        Some(*b)
+    }
+    fn end(&mut self) -> Option<EndKind> {
+        let b = self.u8()?;
+        Some(match b % 4 {
+            0 => EndKind::Single,
+            1 => EndKind::Prefix,
+            2 => EndKind::To(b / 4),
+            _ => EndKind::FromKey,
+        })
+    }
+    fn txn_ops(&mut self) -> Option<Vec<TxnOp>> {
+        let n = self.u8()? % 4;
+        let mut ops = Vec::new();
+        for _ in 0..n {
+            let kind = self.u8()?;
+            ops.push(match kind % 3 {
+                0 => TxnOp::Put {
+                    key: self.u8()?,
+                    value: self.u8()?,
+                },
+                1 => TxnOp::Delete {
+                    key: self.u8()?,
+                    end: self.end()?,
+                },
+                _ => TxnOp::Range {
+                    key: self.u8()?,
+                    end: self.end()?,
+                },
+            });
+        }
+        Some(ops)
+    }
+    fn op(&mut self) -> Option<Op> {
+        let kind = self.u8()?;
+        Some(match kind % 16 {
+            0..=3 => Op::Put {
+                key: self.u8()?,
+                value: self.u8()?,
+                prev_kv: kind & 0x10 != 0,
+            },
+            4 => Op::Delete {
+                key: self.u8()?,
+                end: self.end()?,
+                prev_kv: kind & 0x10 != 0,
+            },
+            5 | 6 => {
+                let flags = self.u8()?;
+                Op::Range {
+                    key: self.u8()?,
+                    end: self.end()?,
+                    rev_back: self.u8()?,
+                    limit: flags % 4,
+                    keys_only: flags & 4 != 0,
+                    count_only: flags & 8 != 0,
+                }
+            }
+            7 | 8 => Op::Txn {
+                key: self.u8()?,
+                end: self.end()?,
+                target: self.u8()? % 4,
+                result: self.u8()? % 4,
+                value: self.u8()?,
+                success: self.txn_ops()?,
+                failure: self.txn_ops()?,
+            },
+            9 => Op::Compact {
+                rev_back: self.u8()? % 16,
+            },
+            10 => Op::CompactStep {
+                budget_keys: self.u8()?,
+            },
+            11 => Op::Watch {
+                key: self.u8()?,
+                end: self.end()?,
+                start_back: self.u8()? % 8,
+                prev_kv: kind & 0x10 != 0,
+                filter: self.u8()? % 3,
+            },
+            12 => Op::Drain,
+            13 => Op::Sync { budget: self.u8()? },
+            14 => Op::SnapshotRoundTrip,
+            _ => {
+                let n = self.u8()? as usize % 16;
+                let take = n.min(self.0.len());
+                let (g, rest) = self.0.split_at(take);
+                self.0 = rest;
+                Op::Garbage(g.to_vec())
+            }
+        })
+    }
+}
+
+/// Decodes a byte string into operations; trailing bytes that do not make an operation are
+/// ignored. Every byte string decodes.
+pub fn ops_from_bytes(data: &[u8]) -> Vec<Op> {
+    let mut r = Reader(data);
+    let mut ops = Vec::new();
+    while let Some(op) = r.op() {
+        ops.push(op);
+    }
+    ops
+}

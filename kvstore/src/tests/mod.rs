@@ -1,0 +1,8 @@
+//! Unit tests of the whole store through its public API.
+
+mod etcd_examples;
+mod fuzz_seeds;
+mod leases;
+mod model_check;
+mod snapshots;
+mod watch;
