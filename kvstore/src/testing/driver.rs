@@ -74,6 +74,13 @@ impl Harness {
         }
     }
 
+    /// Events received by all watchers so far, and how many watchers were compacted.
+    pub fn watch_totals(&self) -> (usize, usize) {
+        let events = self.tracks.iter().map(|t| t.got.len()).sum();
+        let compacted = self.tracks.iter().filter(|t| t.compacted).count();
+        (events, compacted)
+    }
+
     /// The store under test.
     pub fn store(&self) -> &KvStore {
         &self.store
@@ -182,7 +189,7 @@ impl Harness {
             } => self.watch(*key, *end, *start_back, *prev_kv, *filter),
             Op::Drain => self.drain(),
             Op::Sync { budget } => {
-                let _ = self.store.sync_watchers_step(*budget as usize % 8 + 1);
+                let _ = self.store.sync_watchers_step(*budget as usize * 4 + 1);
                 Ok(())
             }
             Op::SnapshotRoundTrip => self.round_trip(),
