@@ -56,6 +56,9 @@ mod progress;
 mod rng;
 mod types;
 
+#[cfg(test)]
+mod tests;
+
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 

@@ -308,6 +308,7 @@ impl RaftLog {
         self.snapshot = snapshot;
     }
 
+    #[cfg(any(test, feature = "testing"))]
     pub(crate) fn assert_invariants(&self) {
         for (position, entry) in self.entries.iter().enumerate() {
             assert_eq!(entry.index(), self.offset_index + 1 + position as u64);

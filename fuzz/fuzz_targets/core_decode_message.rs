@@ -1,4 +1,5 @@
 #![no_main]
+// Arbitrary bytes into the message decoder, and whatever decodes into a node's `step`.
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let _ = data;
+    tally_core::testing::fuzz_decode_message(data);
 });

@@ -191,13 +191,11 @@ impl Node {
     /// re-applied from the snapshot's index on.
     pub fn restart(config: Config, recovered: Recovered) -> Result<Node, ConfigError> {
         let (hard_state, snapshot, entries) = recovered.into_parts();
-        let mut expected = snapshot.meta().index() + 1;
         let mut term = snapshot.meta().term();
-        for entry in &entries {
+        for (expected, entry) in (snapshot.meta().index() + 1..).zip(entries.iter()) {
             if entry.index() != expected || entry.term() < term {
                 return Err(ConfigError::RecoveredLogNotContiguous);
             }
-            expected += 1;
             term = entry.term();
         }
         let mut node = Node::build(config, RaftLog::new(snapshot, entries, true), hard_state)?;

@@ -4,7 +4,7 @@ use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::SimRng;
 use super::disk::{Disk, StateMachine};
@@ -81,6 +81,7 @@ pub struct SimConfig {
     election_ticks: u32,
     heartbeat_ticks: u32,
     snapshot_interval_entries: u64,
+    message_bytes_max: u64,
     check_invariants: bool,
     faults: Faults,
 }
@@ -93,6 +94,7 @@ impl SimConfig {
             election_ticks: 10,
             heartbeat_ticks: 2,
             snapshot_interval_entries: 64,
+            message_bytes_max: 4096,
             check_invariants: true,
             faults: Faults::none(),
         }
@@ -112,6 +114,12 @@ impl SimConfig {
     /// 0 disables snapshots.
     pub fn with_snapshot_interval_entries(mut self, entries: u64) -> Self {
         self.snapshot_interval_entries = entries;
+        self
+    }
+
+    /// Small by default, so tests exercise multi-message catch-up.
+    pub fn with_message_bytes_max(mut self, bytes: u64) -> Self {
+        self.message_bytes_max = bytes;
         self
     }
 
@@ -202,7 +210,7 @@ impl Cluster {
             .with_snapshot_interval_entries(self.config.snapshot_interval_entries)
             .with_compaction_trailing_entries(8)
             .with_inflight_max(8)
-            .with_message_bytes_max(4096)
+            .with_message_bytes_max(self.config.message_bytes_max)
     }
 
     fn push_member(&mut self, id: NodeId, node: Node) {
@@ -288,6 +296,23 @@ impl Cluster {
         let data = Bytes::copy_from_slice(payload);
         self.with_node(id, |node| node.propose(data))
             .unwrap_or(Err(ProposeError::NoLeader))
+    }
+
+    /// Proposes every payload in one turn (one drain), as a runtime batches one loop turn.
+    /// Returns how many were accepted.
+    pub fn propose_batch(&mut self, id: NodeId, payloads: &[Bytes]) -> usize {
+        self.with_node(id, |node| {
+            payloads
+                .iter()
+                .filter(|data| node.propose((*data).clone()).is_ok())
+                .count()
+        })
+        .unwrap_or(0)
+    }
+
+    /// Entries applied by member `id`'s state machine.
+    pub fn applied_index(&self, id: NodeId) -> u64 {
+        self.member(id).state.applied()
     }
 
     /// Starts a linearizable read; its `ReadReady` index is checked against every write
@@ -585,9 +610,7 @@ impl Cluster {
 
     fn send(&mut self, message: crate::message::Message) {
         let faults = self.config.faults;
-        let mut buffer = BytesMut::new();
-        codec::encode(&message, &mut buffer);
-        let bytes = buffer.freeze();
+        let bytes = Bytes::from(codec::encode_to_vec(&message));
         if self.config.check_invariants {
             assert_eq!(
                 codec::decode(&bytes).as_ref(),

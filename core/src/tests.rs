@@ -1,0 +1,304 @@
+//! Unit tests of the node through its public API: the durability barrier, conflict
+//! resolution, codec totality, and quickcheck properties of the quorum arithmetic.
+
+use alloc::vec;
+use alloc::vec::Vec;
+use bytes::Bytes;
+use quickcheck::{QuickCheck, TestResult};
+
+use crate::{
+    Action, ConfState, Config, Entry, EntryKind, HardState, Message, MessageKind, Node, Recovered,
+    Role, Snapshot, SnapshotMeta, is_majority, quorum_index,
+};
+
+fn restart(id: u64, term: u64, terms: &[u64]) -> Node {
+    let conf = ConfState::new(&[1, 2, 3], &[]);
+    let snapshot = Snapshot::new(SnapshotMeta::new(0, 0, conf), Bytes::new());
+    let entries = terms
+        .iter()
+        .enumerate()
+        .map(|(i, &t)| Entry::new(i as u64 + 1, t, EntryKind::Normal, Bytes::from_static(b"x")))
+        .collect();
+    let recovered = Recovered::new(HardState::new(term, 0, 0), snapshot, entries);
+    Node::restart(Config::new(id, 42).with_election_ticks(5), recovered).expect("valid")
+}
+
+/// Drains a node; persists immediately unless `hold_persist`. Returns sends and whether a
+/// persist is outstanding.
+fn drain(node: &mut Node, hold_persist: bool) -> (Vec<Message>, Option<(u64, u64)>) {
+    let mut sends = Vec::new();
+    let mut held = None;
+    while let Some(action) = node.poll_action() {
+        match action {
+            Action::Send(message) => sends.push(message),
+            Action::Persist(persist) if hold_persist => {
+                held = Some((persist.last_index(), persist.last_term()))
+            }
+            Action::Persist(persist) => {
+                assert!(node.on_persisted(persist.last_index(), persist.last_term()))
+            }
+            _ => {}
+        }
+    }
+    (sends, held)
+}
+
+fn elect(node: &mut Node, voter: &mut Node) {
+    let (node_id, voter_id) = (node.id(), voter.id());
+    for _ in 0..20 {
+        node.tick();
+        let (sends, _) = drain(node, false);
+        for message in sends.into_iter().filter(|m| m.to() == voter_id) {
+            voter.step(message).expect("valid");
+            let (replies, _) = drain(voter, false);
+            for reply in replies.into_iter().filter(|m| m.to() == node_id) {
+                node.step(reply).expect("valid");
+            }
+        }
+        if node.status().role() == Role::Leader {
+            return;
+        }
+    }
+    panic!("node {} was not elected", node.id());
+}
+
+#[test]
+fn vote_grant_waits_for_the_vote_to_be_durable() {
+    let mut candidate = restart(1, 1, &[1]);
+    let mut voter = restart(2, 1, &[1]);
+    let mut vote_request = None;
+    for _ in 0..20 {
+        candidate.tick();
+        let (sends, _) = drain(&mut candidate, false);
+        if let Some(m) = sends
+            .into_iter()
+            .find(|m| m.to() == 2 && m.kind() == MessageKind::PreVote)
+        {
+            voter.step(m).expect("valid");
+            let (replies, _) = drain(&mut voter, false);
+            for reply in replies {
+                candidate.step(reply).expect("valid");
+            }
+            let (sends, _) = drain(&mut candidate, false);
+            vote_request = sends
+                .into_iter()
+                .find(|m| m.to() == 2 && m.kind() == MessageKind::Vote);
+            break;
+        }
+    }
+    voter
+        .step(vote_request.expect("a vote request"))
+        .expect("valid");
+    let (sends, held) = drain(&mut voter, true);
+    assert!(
+        sends.iter().all(|m| m.kind() != MessageKind::VoteResp),
+        "no grant before the vote is durable"
+    );
+    let (index, term) = held.expect("the vote must be persisted");
+    assert!(
+        !voter.on_persisted(index, term + 1),
+        "a wrong acknowledgement is ignored"
+    );
+    assert!(voter.on_persisted(index, term));
+    let (sends, _) = drain(&mut voter, true);
+    assert!(
+        sends.iter().any(|m| m.kind() == MessageKind::VoteResp),
+        "the grant leaves after persistence"
+    );
+}
+
+#[test]
+fn append_acknowledgement_waits_for_persistence() {
+    let mut leader = restart(1, 1, &[1]);
+    let mut follower = restart(2, 1, &[1]);
+    elect(&mut leader, &mut follower);
+    leader
+        .propose(Bytes::from_static(b"write"))
+        .expect("leader accepts");
+    let (sends, _) = drain(&mut leader, false);
+    for message in sends
+        .into_iter()
+        .filter(|m| m.to() == 2 && m.kind() == MessageKind::Append)
+    {
+        follower.step(message).expect("valid");
+    }
+    let (sends, held) = drain(&mut follower, true);
+    assert!(
+        sends.iter().all(|m| m.kind() != MessageKind::AppendResp),
+        "no acknowledgement before fsync"
+    );
+    let (index, term) = held.expect("entries to persist");
+    follower.on_persisted(index, term);
+    let (sends, _) = drain(&mut follower, true);
+    assert!(sends.iter().any(|m| m.kind() == MessageKind::AppendResp));
+}
+
+#[test]
+fn conflicts_resolve_in_one_round_trip_per_term() {
+    // The leader's log diverges after index 3; the follower holds 60 entries of terms 2 and 3.
+    let mut follower_terms = vec![1, 1, 1];
+    follower_terms.extend(core::iter::repeat_n(2, 30));
+    follower_terms.extend(core::iter::repeat_n(3, 30));
+    let mut follower = restart(2, 3, &follower_terms);
+    let mut leader = restart(1, 4, &[1, 1, 1, 4, 4, 4, 4, 4]);
+    elect(&mut leader, &mut follower);
+    let mut rejections = 0;
+    for _ in 0..20 {
+        leader.tick();
+        let (sends, _) = drain(&mut leader, false);
+        for message in sends.into_iter().filter(|m| m.to() == 2) {
+            follower.step(message).expect("valid");
+        }
+        let (replies, _) = drain(&mut follower, false);
+        for reply in replies.into_iter().filter(|m| m.to() == 1) {
+            if reply.kind() == MessageKind::AppendResp
+                && leader.progress(2).is_some_and(|p| p.matched() < 9)
+            {
+                rejections += 1;
+            }
+            leader.step(reply).expect("valid");
+        }
+    }
+    assert_eq!(
+        leader.progress(2).expect("leader").matched(),
+        leader.status().last_index()
+    );
+    assert!(
+        rejections <= 4,
+        "found the divergence in {rejections} round trips, not one per entry"
+    );
+    assert_eq!(
+        follower.log_term(4),
+        Some(4),
+        "the conflicting suffix was replaced"
+    );
+}
+
+#[test]
+fn proposal_without_leader_gets_a_typed_error() {
+    let mut node = restart(1, 1, &[1]);
+    assert_eq!(
+        node.propose(Bytes::from_static(b"x")),
+        Err(crate::ProposeError::NoLeader)
+    );
+    assert_eq!(node.read_index(1), Err(crate::ReadIndexError::NoLeader));
+}
+
+#[test]
+fn decode_is_total_on_garbage() {
+    fn property(kind: u8, tail: Vec<u8>) -> bool {
+        // A valid version byte and kind, so the body decoders see the garbage too.
+        let mut bytes = vec![crate::codec::CODEC_VERSION, kind % 14];
+        bytes.extend_from_slice(&tail);
+        crate::testing::fuzz_decode_message(&bytes);
+        crate::testing::fuzz_decode_message(&tail);
+        true
+    }
+    QuickCheck::new()
+        .tests(5000)
+        .quickcheck(property as fn(u8, Vec<u8>) -> bool);
+}
+
+#[test]
+fn codec_round_trips_every_message_the_simulator_produces() {
+    // The simulator asserts decode(encode(m)) == m for every message it carries.
+    let mut cluster = crate::testing::Cluster::new(crate::testing::SimConfig::new(3, 9));
+    cluster.run_ticks(200);
+    assert!(cluster.leader().is_some());
+}
+
+#[test]
+fn quorum_index_is_the_value_a_majority_reached() {
+    fn property(values: Vec<u64>) -> TestResult {
+        if values.is_empty() || values.len() > 9 {
+            return TestResult::discard();
+        }
+        let mut sorted = values.clone();
+        let index = quorum_index(&mut sorted);
+        let at_or_above = values.iter().filter(|&&v| v >= index).count();
+        let above = values.iter().filter(|&&v| v > index).count();
+        TestResult::from_bool(
+            is_majority(at_or_above, values.len()) && !is_majority(above, values.len()),
+        )
+    }
+    QuickCheck::new()
+        .tests(2000)
+        .quickcheck(property as fn(Vec<u64>) -> TestResult);
+}
+
+#[test]
+fn majorities_of_one_configuration_always_intersect() {
+    fn property(voters: u8, a: u16, b: u16) -> TestResult {
+        let voters = usize::from(voters % 9) + 1;
+        let mask = (1u16 << voters) - 1;
+        let (a, b) = (a & mask, b & mask);
+        let count = |m: u16| m.count_ones() as usize;
+        if !is_majority(count(a), voters) || !is_majority(count(b), voters) {
+            return TestResult::discard();
+        }
+        TestResult::from_bool(a & b != 0)
+    }
+    QuickCheck::new()
+        .tests(5000)
+        .quickcheck(property as fn(u8, u16, u16) -> TestResult);
+}
+
+#[test]
+fn progress_never_moves_match_back_and_next_stays_above_match() {
+    fn property(ops: Vec<(bool, u8, u8)>) -> bool {
+        let mut progress = crate::progress::Progress::new(1);
+        progress.become_replicate();
+        for (ack, index, hint) in ops {
+            let before = progress.matched;
+            if ack {
+                progress.acknowledge(u64::from(index));
+            } else if progress.reject(u64::from(index), u64::from(hint))
+                && progress.state == crate::ProgressState::Replicate
+            {
+                progress.become_probe();
+            }
+            if progress.matched < before || progress.next <= progress.matched {
+                return false;
+            }
+        }
+        true
+    }
+    QuickCheck::new()
+        .tests(2000)
+        .quickcheck(property as fn(Vec<(bool, u8, u8)>) -> bool);
+}
+
+/// The fuzz targets' seed corpus, replayed as a regression test.
+#[test]
+fn fuzz_seed_corpus_replays_cleanly() {
+    extern crate std;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds");
+    for (target, run) in [
+        (
+            "core_decode_message",
+            crate::testing::fuzz_decode_message as fn(&[u8]),
+        ),
+        (
+            "core_step_sequence",
+            crate::testing::fuzz_schedule as fn(&[u8]),
+        ),
+    ] {
+        let mut count = 0;
+        for file in std::fs::read_dir(root.join(target)).expect("seed folder exists") {
+            run(&std::fs::read(file.expect("entry").path()).expect("readable"));
+            count += 1;
+        }
+        assert!(count > 0, "{target} has seeds");
+    }
+}
+
+#[test]
+fn random_schedules_keep_every_invariant() {
+    fn property(schedule: Vec<u8>) -> bool {
+        crate::testing::fuzz_schedule(&schedule);
+        true
+    }
+    QuickCheck::new()
+        .tests(300)
+        .quickcheck(property as fn(Vec<u8>) -> bool);
+}
