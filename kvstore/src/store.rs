@@ -149,7 +149,8 @@ impl KvStore {
     }
 
     fn write<R>(&mut self, f: impl FnOnce(&mut WriteTxn<'_>) -> R) -> (R, i64) {
-        let mut tx = WriteTxn::begin(&mut self.mvcc, &mut self.lessor);
+        let collect = !self.watch.is_empty();
+        let mut tx = WriteTxn::begin(&mut self.mvcc, &mut self.lessor, collect);
         let out = f(&mut tx);
         let (rev, events) = tx.end();
         if !events.is_empty() {

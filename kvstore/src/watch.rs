@@ -266,6 +266,10 @@ impl WatchHub {
         self.on_compact(mvcc.compact_rev);
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.watchers.is_empty()
+    }
+
     pub(crate) fn has_unsynced(&self) -> bool {
         !self.unsynced.is_empty()
     }

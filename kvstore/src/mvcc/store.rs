@@ -117,17 +117,20 @@ pub(crate) struct WriteTxn<'a> {
     lessor: &'a mut Lessor,
     main: i64,
     sub: i64,
+    /// Without watchers there is no one to tell: skip building events.
+    collect_events: bool,
     events: Vec<Event>,
 }
 
 impl<'a> WriteTxn<'a> {
-    pub(crate) fn begin(mvcc: &'a mut Mvcc, lessor: &'a mut Lessor) -> Self {
+    pub(crate) fn begin(mvcc: &'a mut Mvcc, lessor: &'a mut Lessor, collect_events: bool) -> Self {
         let main = mvcc.current_rev + 1;
         WriteTxn {
             mvcc,
             lessor,
             main,
             sub: 0,
+            collect_events,
             events: Vec::new(),
         }
     }
@@ -222,17 +225,19 @@ impl<'a> WriteTxn<'a> {
         };
         self.mvcc.live_keys -= 1;
         self.mvcc.data_bytes += Mvcc::record_bytes(&tomb);
-        self.mvcc.records.insert(rev, tomb.clone());
+        if self.collect_events {
+            self.events.push(Event {
+                r#type: EventType::Delete as i32,
+                kv: Some(tomb.clone()),
+                prev_kv: Some(prev.clone()),
+            });
+        }
+        self.mvcc.records.insert(rev, tomb);
         self.mvcc
             .index
             .get_mut(&key)
             .expect("a live key is indexed")
             .tombstone(rev);
-        self.events.push(Event {
-            r#type: EventType::Delete as i32,
-            kv: Some(tomb),
-            prev_kv: Some(prev.clone()),
-        });
         prev
     }
 
