@@ -25,7 +25,12 @@
 //!    ([`ApplyOutcome::compaction_wait_rev`]).
 //! 3. If [`KvStore::has_unsynced_watchers`], call [`KvStore::sync_watchers_step`] with a small
 //!    record budget, then drain again (step 1).
-//! 4. On the leader only: [`KvStore::expired_leases`] and propose a LeaseRevoke for each.
+//! 4. On the leader only: [`KvStore::expired_leases`] and propose a LeaseRevoke for each (a
+//!    lease stays listed until its revoke is applied; a second revoke of it fails harmlessly
+//!    with [`KvError::LeaseNotFound`]).
+//!
+//! Before applying, the runtime tells the store the time with [`KvStore::set_now_ms`], so that
+//! a lease granted on the leader starts its clock then.
 //!
 //! # Watch drain order
 //!

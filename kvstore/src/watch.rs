@@ -300,6 +300,12 @@ impl WatchHub {
             if w.next_rev > mvcc.current_rev {
                 w.synced = true;
                 self.unsynced.remove(&id);
+                if w.progress_requested && w.pending.is_empty() {
+                    w.progress_requested = false;
+                    let current = mvcc.current_rev;
+                    self.outbox
+                        .push_back((WatchId(id), progress(WatchId(id), current)));
+                }
             }
         }
         !self.unsynced.is_empty()

@@ -110,15 +110,20 @@ fn prop(ops: Ops) -> TestResult {
     }
 }
 
-/// `KVSTORE_QC_TESTS=<n>` runs more cases than the default.
+/// `KVSTORE_QC_TESTS=<n>` runs more cases than the default; `KVSTORE_QC_SIZE=<n>` makes them
+/// longer (up to n operations each).
 #[test]
 fn store_matches_the_naive_model() {
     let tests = std::env::var("KVSTORE_QC_TESTS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(300);
+    let size = std::env::var("KVSTORE_QC_SIZE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(120);
     QuickCheck::new()
-        .rng(Gen::new(120))
+        .rng(Gen::new(size))
         .tests(tests)
         .quickcheck(prop as fn(Ops) -> TestResult);
 }

@@ -298,3 +298,17 @@ fn filters_fragments_cancel_and_progress() {
     assert_eq!(kv.watch_cancel(noput), Err(KvError::WatchNotFound));
     assert!(kv.poll_watch_event().is_none());
 }
+
+#[test]
+fn progress_request_of_a_lagging_watcher_is_answered_once_caught_up() {
+    let mut kv = KvStore::new(KvConfig::default());
+    put(&mut kv, "other", "1"); // 2
+    put(&mut kv, "other", "2"); // 3
+    let w = watch(&mut kv, "k", "", 2);
+    kv.request_progress(w).unwrap();
+    let out = drain(&mut kv);
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert!(out[0].1.created);
+    assert_eq!((out[1].0, out[1].1.events.len()), (w, 0));
+    assert_eq!(out[1].1.header.as_ref().unwrap().revision, 3);
+}
