@@ -116,7 +116,32 @@ fn report_memory_and_stalls() -> KvStore {
         worst,
         all.elapsed()
     );
+    let t = Instant::now();
+    let mut bytes = CountingSink(0);
+    kv.snapshot(&mut bytes).expect("snapshot");
+    let snap = t.elapsed();
+    let t = Instant::now();
+    black_box(kv.hash());
+    println!(
+        "kvstore snapshot at {} keys: {} bytes in {:?}; hash() in {:?}",
+        KEYS,
+        bytes.0,
+        snap,
+        t.elapsed()
+    );
     kv
+}
+
+struct CountingSink(u64);
+
+impl std::io::Write for CountingSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 fn put_throughput(c: &mut Criterion) {

@@ -330,7 +330,8 @@ fn attach_leases(store: &mut KvStore) -> Result<(), SnapshotError> {
 }
 
 impl KvStore {
-    /// Writes a snapshot of the replicated state.
+    /// Writes a snapshot of the replicated state. It issues many small writes: give it a
+    /// buffered writer.
     pub fn snapshot<W: Write>(&self, out: &mut W) -> Result<(), SnapshotError> {
         write(self, out)?;
         Ok(())

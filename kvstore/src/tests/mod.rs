@@ -1,5 +1,6 @@
 //! Unit tests of the whole store through its public API.
 
+mod determinism;
 mod etcd_examples;
 mod fuzz_seeds;
 mod leases;
