@@ -358,6 +358,92 @@ fn txn_rules() {
     assert!(kv.txn(&over("same")).unwrap().succeeded);
     put(&mut kv, "r3", "diff");
     assert!(!kv.txn(&over("same")).unwrap().succeeded);
+
+    // LEASE compares, and VERSION/CREATE on a missing key compare against 0.
+    let lease = kv
+        .lease_grant(&LeaseGrantRequest { ttl: 60, id: 0 })
+        .unwrap()
+        .id;
+    kv.put(&PutRequest {
+        key: b("leased"),
+        value: b("v"),
+        lease,
+        ..PutRequest::default()
+    })
+    .unwrap();
+    let cmp = |key: &str, target: CompareTarget, result: CompareResult, u: compare::TargetUnion| {
+        TxnRequest {
+            compare: vec![Compare {
+                result: result as i32,
+                target: target as i32,
+                key: b(key),
+                target_union: Some(u),
+                ..Compare::default()
+            }],
+            ..TxnRequest::default()
+        }
+    };
+    use compare::TargetUnion as U;
+    assert!(
+        kv.txn(&cmp(
+            "leased",
+            CompareTarget::Lease,
+            CompareResult::Equal,
+            U::Lease(lease)
+        ))
+        .unwrap()
+        .succeeded
+    );
+    assert!(
+        !kv.txn(&cmp(
+            "leased",
+            CompareTarget::Lease,
+            CompareResult::Equal,
+            U::Lease(0)
+        ))
+        .unwrap()
+        .succeeded
+    );
+    assert!(
+        kv.txn(&cmp(
+            "missing",
+            CompareTarget::Version,
+            CompareResult::Equal,
+            U::Version(0)
+        ))
+        .unwrap()
+        .succeeded
+    );
+    assert!(
+        kv.txn(&cmp(
+            "missing",
+            CompareTarget::Create,
+            CompareResult::Less,
+            U::CreateRevision(1)
+        ))
+        .unwrap()
+        .succeeded
+    );
+    assert!(
+        !kv.txn(&cmp(
+            "missing",
+            CompareTarget::Value,
+            CompareResult::NotEqual,
+            U::Value(b("x"))
+        ))
+        .unwrap()
+        .succeeded
+    );
+    assert!(
+        kv.txn(&cmp(
+            "leased",
+            CompareTarget::Value,
+            CompareResult::Greater,
+            U::Value(b("a"))
+        ))
+        .unwrap()
+        .succeeded
+    );
 }
 
 #[test]
