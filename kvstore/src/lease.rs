@@ -184,6 +184,18 @@ impl Lessor {
         due.into_iter().take(max).map(|(_, id)| id).collect()
     }
 
+    /// On the primary: each lease's remaining TTL at `now_ms`, in ID order, at most `max`.
+    pub(crate) fn remaining(&self, now_ms: u64, max: usize) -> Vec<(i64, i64)> {
+        self.leases
+            .iter()
+            .filter_map(|(id, l)| {
+                let e = l.expiry_ms?;
+                Some((*id, (e.saturating_sub(now_ms) / 1000) as i64))
+            })
+            .take(max)
+            .collect()
+    }
+
     /// Becomes the primary: every lease expires `extend_ms` plus its remaining TTL from now.
     pub(crate) fn promote(&mut self, now_ms: u64, extend_ms: u64) {
         self.set_now(now_ms);

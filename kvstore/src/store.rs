@@ -253,7 +253,9 @@ impl KvStore {
         }
     }
 
-    /// Leader-local keep-alive: restarts the lease's clock at `now_ms`.
+    /// Leader-local keep-alive: restarts the lease's clock at `now_ms`. When the runtime uses
+    /// checkpoints, it proposes one for this lease afterwards (as etcd does on renew), or other
+    /// members keep the older, shorter remaining TTL.
     pub fn lease_keep_alive(
         &mut self,
         id: i64,
@@ -293,6 +295,20 @@ impl KvStore {
             ttl: remaining,
             granted_ttl: granted,
             keys,
+        }
+    }
+
+    /// On the primary: a checkpoint of every lease's remaining TTL (at most `max` leases), for
+    /// the runtime to propose now and then, so that a new leader resumes the TTLs instead of
+    /// restarting them (etcd's lease checkpointing). Empty on a follower.
+    pub fn lease_checkpoints(&self, now_ms: u64, max: usize) -> LeaseCheckpointRequest {
+        LeaseCheckpointRequest {
+            checkpoints: self
+                .lessor
+                .remaining(now_ms, max)
+                .into_iter()
+                .map(|(id, remaining_ttl)| LeaseCheckpoint { id, remaining_ttl })
+                .collect(),
         }
     }
 

@@ -205,3 +205,33 @@ fn lease_table_rules() {
         Err(KvError::LeaseNotFound)
     );
 }
+
+#[test]
+fn checkpoints_carry_remaining_ttls_to_the_next_leader() {
+    let mut leader = KvStore::new(KvConfig::default());
+    let mut follower = KvStore::new(KvConfig::default());
+    assert!(
+        leader.lease_checkpoints(0, 10).checkpoints.is_empty(),
+        "only a primary checkpoints"
+    );
+    leader.promote(0, 0);
+    for kv in [&mut leader, &mut follower] {
+        kv.lease_grant(&LeaseGrantRequest { ttl: 60, id: 1 })
+            .unwrap();
+    }
+    let cp = leader.lease_checkpoints(45_000, 10);
+    assert_eq!(
+        cp.checkpoints,
+        vec![LeaseCheckpoint {
+            id: 1,
+            remaining_ttl: 15
+        }]
+    );
+    for kv in [&mut leader, &mut follower] {
+        kv.lease_checkpoint(&cp);
+    }
+    leader.demote();
+    follower.promote(50_000, 0);
+    assert!(follower.expired_leases(64_999, 10).is_empty());
+    assert_eq!(follower.expired_leases(65_000, 10), vec![1]);
+}
