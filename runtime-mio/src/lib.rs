@@ -1,1 +1,3 @@
 //! tally-runtime-mio: filled in by issues 3 and 5.
+
+pub mod grpc;

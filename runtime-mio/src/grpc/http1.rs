@@ -1,0 +1,232 @@
+//! A minimal HTTP/1.1 server for `GET /health` and `GET /metrics` on the client port: one
+//! request per connection, answered with Content-Length and closed.
+
+use std::io;
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::h2io::ConnIo;
+
+/// What the first bytes of a plaintext connection say it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Sniffed {
+    NeedMore,
+    H2,
+    Http1,
+    Garbage,
+}
+
+pub(crate) const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const METHOD_BYTES_MAX: usize = 16;
+
+pub(crate) fn sniff(buf: &[u8]) -> Sniffed {
+    let n = buf.len().min(H2_PREFACE.len());
+    if buf[..n] == H2_PREFACE[..n] {
+        return if n == H2_PREFACE.len() {
+            Sniffed::H2
+        } else {
+            Sniffed::NeedMore
+        };
+    }
+    // An HTTP/1 method is an upper-case token followed by a space.
+    for (i, &b) in buf.iter().enumerate().take(METHOD_BYTES_MAX + 1) {
+        match b {
+            b'A'..=b'Z' => {}
+            b' ' if i > 0 => return Sniffed::Http1,
+            _ => return Sniffed::Garbage,
+        }
+    }
+    if buf.len() > METHOD_BYTES_MAX {
+        Sniffed::Garbage
+    } else {
+        Sniffed::NeedMore
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Http1Request {
+    pub(crate) method: String,
+    pub(crate) path: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Parsed {
+    Partial,
+    Request(Http1Request),
+    Invalid(&'static str),
+}
+
+/// Parses the request head (request line and headers) once it is complete.
+pub(crate) fn parse_head(buf: &[u8]) -> Parsed {
+    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return Parsed::Partial;
+    };
+    let Ok(head) = std::str::from_utf8(&buf[..end]) else {
+        return Parsed::Invalid("request head is not UTF-8");
+    };
+    let mut lines = head.split("\r\n");
+    let mut parts = lines.next().unwrap_or_default().split(' ');
+    let (Some(method), Some(path), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Parsed::Invalid("bad request line");
+    };
+    if method.is_empty() || !version.starts_with("HTTP/1.") || !path.starts_with('/') {
+        return Parsed::Invalid("bad request line");
+    }
+    for line in lines {
+        match line.split_once(':') {
+            Some((name, _)) if !name.is_empty() && !name.contains(' ') => {}
+            _ => return Parsed::Invalid("bad header line"),
+        }
+    }
+    Parsed::Request(Http1Request {
+        method: method.to_string(),
+        path: path.to_string(),
+    })
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        204 => "No Content",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Status",
+    }
+}
+
+pub(crate) fn encode_response(status: u16, content_type: &str, body: &[u8]) -> Bytes {
+    let head = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n",
+        reason(status),
+        body.len()
+    );
+    let mut out = BytesMut::with_capacity(head.len() + body.len());
+    out.extend_from_slice(head.as_bytes());
+    out.extend_from_slice(body);
+    out.freeze()
+}
+
+#[derive(Debug)]
+enum State {
+    Reading,
+    /// The request went to the application; its answer has not come yet.
+    Waiting,
+    Writing(Bytes),
+}
+
+/// What a drive of an HTTP/1 connection produced.
+#[derive(Debug)]
+pub(crate) enum Http1Step {
+    /// A complete request for the application.
+    Request(Http1Request),
+    /// Waiting on the socket or the application.
+    Idle,
+    /// The exchange is over (or failed); drop the connection.
+    Close,
+}
+
+#[derive(Debug)]
+pub(crate) struct Http1Conn {
+    io: ConnIo,
+    buf: Vec<u8>,
+    request_bytes_max: usize,
+    state: State,
+}
+
+impl Http1Conn {
+    pub(crate) fn new(io: ConnIo, request_bytes_max: usize) -> Http1Conn {
+        Http1Conn {
+            io,
+            buf: Vec::new(),
+            request_bytes_max,
+            state: State::Reading,
+        }
+    }
+
+    pub(crate) fn respond(&mut self, status: u16, content_type: &str, body: &[u8]) {
+        if matches!(self.state, State::Waiting) {
+            self.state = State::Writing(encode_response(status, content_type, body));
+        }
+    }
+
+    pub(crate) fn drive(&mut self) -> Http1Step {
+        match self.drive_io() {
+            Ok(step) => step,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Http1Step::Idle,
+            Err(e) => {
+                eprintln!("grpc: http/1 connection failed: {e}");
+                Http1Step::Close
+            }
+        }
+    }
+
+    fn drive_io(&mut self) -> io::Result<Http1Step> {
+        loop {
+            match &mut self.state {
+                State::Reading => {
+                    if let Some(step) = self.read_request()? {
+                        return Ok(step);
+                    }
+                }
+                State::Waiting => return Ok(Http1Step::Idle),
+                State::Writing(out) => {
+                    while !out.is_empty() {
+                        let n = self.io.write_some(out)?;
+                        if n == 0 {
+                            return Ok(Http1Step::Close);
+                        }
+                        out.advance(n);
+                    }
+                    self.io.flush_out()?;
+                    let _ = self.io.shutdown();
+                    return Ok(Http1Step::Close);
+                }
+            }
+        }
+    }
+
+    /// Reads until a full head is in; `None` means the state changed and the loop goes on.
+    fn read_request(&mut self) -> io::Result<Option<Http1Step>> {
+        loop {
+            match parse_head(&self.buf) {
+                Parsed::Request(request) => {
+                    self.state = State::Waiting;
+                    return Ok(Some(Http1Step::Request(request)));
+                }
+                Parsed::Invalid(why) => {
+                    eprintln!("grpc: bad http/1 request: {why}");
+                    self.state = State::Writing(encode_response(400, "text/plain", why.as_bytes()));
+                    return Ok(None);
+                }
+                Parsed::Partial => {}
+            }
+            if self.buf.len() >= self.request_bytes_max {
+                eprintln!(
+                    "grpc: http/1 request head over {} bytes",
+                    self.request_bytes_max
+                );
+                self.state = State::Writing(encode_response(431, "text/plain", b"too large"));
+                return Ok(None);
+            }
+            let mut chunk = [0u8; 2048];
+            let room = (self.request_bytes_max - self.buf.len()).min(chunk.len());
+            let n = self.io.read_some(&mut chunk[..room])?;
+            if n == 0 {
+                return Ok(Some(Http1Step::Close));
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Bytes read past what sniffing needed are the start of the request.
+    pub(crate) fn push_initial(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+}

@@ -1,0 +1,315 @@
+//! The client port: etcd's gRPC API over HTTP/2 (h2c with prior knowledge, or TLS with ALPN
+//! `h2`), plus plain HTTP/1.1 requests such as `GET /health` and `GET /metrics` on the same
+//! port. Sans-async: h2's futures are polled by hand from the mio loop; no tokio runtime exists.
+//!
+//! # Driving it from a mio loop
+//!
+//! 1. Create the `mio::Poll` and one `mio::Waker` (token `W`) shared as `Arc`. Pass the listener,
+//!    a `token_base`, the registry and the waker to [`GrpcServer::new`]. The server registers
+//!    the listener as `token_base` and each connection in `(token_base, token_base +
+//!    TOKEN_SPAN)`; keep other tokens outside that range.
+//! 2. For every mio event whose token [`GrpcServer::owns`], call [`GrpcServer::handle_event`].
+//!    When the waker's token `W` fires, call [`GrpcServer::on_wake`] (the waker may be shared
+//!    with other parts of the loop: `on_wake` is cheap when nothing is queued).
+//! 3. Drain [`GrpcServer::poll_call`] until `None`, answering with
+//!    [`GrpcServer::send_message`], [`GrpcServer::finish`] and [`GrpcServer::respond_http`]
+//!    (at any time later, from the loop thread).
+//! 4. At the end of the loop turn call [`GrpcServer::flush`]. `send_message`, `finish` and
+//!    `respond_http` only queue: they mark the connection and fire the mio waker, so without
+//!    `flush` the bytes go out one loop turn later (in `on_wake`). `flush` writes them now, and
+//!    fires the waker if it left events for `poll_call`.
+//!
+//! Sockets are registered once, readable and writable, edge-triggered; the server reads and
+//! writes until `WouldBlock` and never re-registers.
+//!
+//! A unary call is `Opened`, `Message`, `HalfClosed`, answered by one `send_message` and
+//! `finish(Status::ok())`. Streaming calls use the same events and methods.
+
+mod call;
+mod config;
+mod conn;
+mod events;
+mod framing;
+mod h2io;
+mod http1;
+mod status;
+pub mod tls;
+
+#[cfg(test)]
+mod tests;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use mio::net::TcpListener;
+use mio::{Interest, Token};
+
+pub use call::CallError;
+pub use config::GrpcConfig;
+pub use events::{CallEvent, CallId, HttpRequestId};
+pub use status::{Code, Status, percent_decode};
+pub use tls::TlsError;
+
+use conn::{Conn, Drive};
+use events::Events;
+use h2io::{ConnIo, ConnWaker, WakeQueue};
+
+/// Tokens the server may use from `token_base`: the listener, then one per connection.
+pub const TOKEN_SPAN: usize = 1 << 20;
+
+/// Rounds of woken connections per drain; more wait for the next wake, so one drain cannot
+/// starve the loop.
+const DRAIN_ROUNDS_MAX: usize = 64;
+
+/// The gRPC/HTTP server of one client listener.
+#[derive(Debug)]
+pub struct GrpcServer {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    token_base: usize,
+    conns: Vec<Option<Conn>>,
+    free_slots: Vec<usize>,
+    open_conns: usize,
+    wake: Arc<WakeQueue>,
+    woken: Vec<usize>,
+    events: Events,
+    config: GrpcConfig,
+    h2: h2::server::Builder,
+    tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl GrpcServer {
+    /// Serves `listener`: h2c and HTTP/1.1 when `tls` is `None`, else TLS (see
+    /// [`tls::server_config`]).
+    pub fn new(
+        mut listener: TcpListener,
+        token_base: usize,
+        registry: &mio::Registry,
+        waker: Arc<mio::Waker>,
+        config: GrpcConfig,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> io::Result<GrpcServer> {
+        assert!(
+            config.connections_max() < TOKEN_SPAN,
+            "connections_max must be below TOKEN_SPAN"
+        );
+        assert!(
+            token_base.checked_add(TOKEN_SPAN).is_some(),
+            "token_base too large"
+        );
+        let local_addr = listener.local_addr()?;
+        registry.register(&mut listener, Token(token_base), Interest::READABLE)?;
+        let mut h2 = h2::server::Builder::new();
+        h2.initial_window_size(config.stream_window_bytes())
+            .initial_connection_window_size(config.connection_window_bytes())
+            .max_concurrent_streams(config.streams_per_connection_max())
+            .max_frame_size(config.frame_bytes_max())
+            .max_header_list_size(config.header_list_bytes_max())
+            .max_send_buffer_size(config.stream_send_buffer_bytes_max());
+        Ok(GrpcServer {
+            listener,
+            local_addr,
+            token_base,
+            conns: Vec::new(),
+            free_slots: Vec::new(),
+            open_conns: 0,
+            wake: Arc::new(WakeQueue::new(waker)),
+            woken: Vec::new(),
+            events: Events::new(
+                config.pending_events_max(),
+                config.pending_event_bytes_max(),
+            ),
+            config,
+            h2,
+            tls,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Whether `token` is the listener's or a connection's.
+    pub fn owns(&self, token: Token) -> bool {
+        token.0 >= self.token_base && token.0 - self.token_base < TOKEN_SPAN
+    }
+
+    /// Open connections, gRPC and HTTP/1.
+    pub fn connection_count(&self) -> usize {
+        self.open_conns
+    }
+
+    /// Handles a mio event for a token this server [`owns`](Self::owns).
+    pub fn handle_event(&mut self, registry: &mio::Registry, event: &mio::event::Event) {
+        let token = event.token().0;
+        if token == self.token_base {
+            self.accept(registry);
+        } else if let Some(slot) = token.checked_sub(self.token_base + 1) {
+            self.drive(slot);
+        }
+        self.drain();
+    }
+
+    /// Polls the connections whose wakers fired (h2 progress, or queued responses).
+    pub fn on_wake(&mut self, _registry: &mio::Registry) {
+        self.drain();
+    }
+
+    /// Writes what `send_message`, `finish` and `respond_http` queued; see the module docs.
+    pub fn flush(&mut self, _registry: &mio::Registry) {
+        self.drain();
+        if !self.events.is_empty() {
+            // Wake the loop so it comes back for them instead of blocking.
+            self.wake_loop();
+        }
+    }
+
+    /// The next event, oldest first.
+    #[must_use]
+    pub fn poll_call(&mut self) -> Option<CallEvent> {
+        let event = self.events.pop();
+        if self.events.has_room() && !self.events.stalled.is_empty() {
+            for slot in std::mem::take(&mut self.events.stalled) {
+                if let Some(conn) = self.conn_mut(slot) {
+                    conn.unstall();
+                }
+            }
+        }
+        event
+    }
+
+    /// Queues one response message (the 5-byte prefix is added here). See
+    /// [`GrpcConfig::pending_send_bytes_max`] for the bound.
+    pub fn send_message(&mut self, call: CallId, message: Bytes) -> Result<(), CallError> {
+        let pending_max = self.config.pending_send_bytes_max();
+        let conn = self.conns.get_mut(call.slot()).and_then(Option::as_mut);
+        let conn = conn.ok_or(CallError::UnknownCall)?;
+        conn.call_mut(call)
+            .ok_or(CallError::UnknownCall)?
+            .queue(&message, pending_max)?;
+        conn.wake();
+        Ok(())
+    }
+
+    /// Ends the call with `status` after the queued messages; `Status::ok()` is
+    /// `grpc-status: 0`. Unknown or already ended calls are ignored.
+    pub fn finish(&mut self, call: CallId, status: Status) {
+        let Some(conn) = self.conns.get_mut(call.slot()).and_then(Option::as_mut) else {
+            return;
+        };
+        if let Some(c) = conn.call_mut(call) {
+            if c.finish(status) {
+                self.events.live_calls -= 1;
+                conn.wake();
+            }
+        }
+    }
+
+    /// Answers an HTTP/1.1 request; the connection closes once the response is written.
+    pub fn respond_http(
+        &mut self,
+        request: HttpRequestId,
+        status: u16,
+        content_type: &str,
+        body: Bytes,
+    ) {
+        if let Some(conn) = self.conn_mut(request.slot()) {
+            conn.respond_http(request, status, content_type, &body);
+        }
+    }
+
+    fn conn_mut(&mut self, slot: usize) -> Option<&mut Conn> {
+        self.conns.get_mut(slot).and_then(Option::as_mut)
+    }
+
+    fn wake_loop(&self) {
+        self.wake.begin_drain();
+        self.wake.end_drain_notify();
+    }
+
+    fn accept(&mut self, registry: &mio::Registry) {
+        loop {
+            let (mut stream, peer) = match self.listener.accept() {
+                Ok(accepted) => accepted,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE and friends: the connection stays in the backlog for a later edge.
+                    eprintln!("grpc: accept failed: {e}");
+                    return;
+                }
+            };
+            if self.open_conns >= self.config.connections_max() {
+                eprintln!(
+                    "grpc: {peer}: refused, {} connections open",
+                    self.open_conns
+                );
+                continue;
+            }
+            let _ = stream.set_nodelay(true);
+            let tls = match &self.tls {
+                Some(config) => match rustls::ServerConnection::new(Arc::clone(config)) {
+                    Ok(mut tls) => {
+                        tls.set_buffer_limit(Some(self.config.tls_buffer_bytes_max()));
+                        Some(Box::new(tls))
+                    }
+                    Err(e) => {
+                        eprintln!("grpc: {peer}: TLS setup failed: {e}");
+                        continue;
+                    }
+                },
+                None => None,
+            };
+            let slot = self.free_slots.pop().unwrap_or(self.conns.len());
+            let token = Token(self.token_base + 1 + slot);
+            let interest = Interest::READABLE | Interest::WRITABLE;
+            if let Err(e) = registry.register(&mut stream, token, interest) {
+                eprintln!("grpc: {peer}: register failed: {e}");
+                self.free_slots.push(slot);
+                continue;
+            }
+            let waker = Arc::new(ConnWaker::new(slot, Arc::clone(&self.wake)));
+            let conn = Conn::new(slot, peer, ConnIo::new(stream, tls), waker);
+            if slot == self.conns.len() {
+                self.conns.push(Some(conn));
+            } else {
+                self.conns[slot] = Some(conn);
+            }
+            self.open_conns += 1;
+            // Data may have arrived with the handshake already.
+            self.drive(slot);
+        }
+    }
+
+    fn drive(&mut self, slot: usize) {
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        if conn.drive(&mut self.events, &self.config, &self.h2) == Drive::Closed {
+            // Dropping the socket closes it, which also removes it from epoll.
+            self.conns[slot] = None;
+            self.free_slots.push(slot);
+            self.open_conns -= 1;
+        }
+    }
+
+    fn drain(&mut self) {
+        self.wake.begin_drain();
+        for _ in 0..DRAIN_ROUNDS_MAX {
+            let mut woken = std::mem::take(&mut self.woken);
+            self.wake.take(&mut woken);
+            if woken.is_empty() {
+                self.woken = woken;
+                break;
+            }
+            for &slot in &woken {
+                self.drive(slot);
+            }
+            woken.clear();
+            self.woken = woken;
+        }
+        self.wake.end_drain();
+    }
+}

@@ -1,0 +1,271 @@
+//! The client port end to end: a raw h2 client against `GrpcServer` on 127.0.0.1.
+
+mod grpc_common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use bytes::Bytes;
+use grpc_common::client::{Client, frame};
+use grpc_common::{BIDI, Pki, STATUS, UNARY, spawn_server, status_response};
+use prost::Message;
+use tally_runtime_mio::grpc::{GrpcConfig, tls};
+
+fn config() -> GrpcConfig {
+    GrpcConfig::default()
+}
+
+#[test]
+fn grpc_unary_round_trip() {
+    let server = spawn_server(config(), None);
+    let mut client = Client::connect(server.addr(), None);
+    for i in 0..3 {
+        let body = format!("hello {i}");
+        let reply = client.unary(UNARY, body.as_bytes());
+        assert_eq!(reply.http_status, 200);
+        assert_eq!(reply.grpc_status, Some(0), "{reply:?}");
+        assert!(!reply.trailers_only);
+        assert_eq!(reply.messages, vec![Bytes::from(body)]);
+    }
+    let reply = client.unary(STATUS, &[]);
+    let status =
+        tally_kvstore::proto::StatusResponse::decode(reply.messages[0].clone()).expect("decode");
+    assert_eq!(status, status_response());
+}
+
+#[test]
+fn grpc_bidi_streaming() {
+    let server = spawn_server(config(), None);
+    let mut client = Client::connect(server.addr(), None);
+    let mut stream = client.open(BIDI, "application/grpc");
+    for i in 0..5 {
+        client.send(&mut stream, frame(format!("m{i}").as_bytes()), false);
+        let reply = client.recv(&mut stream).expect("reply");
+        assert_eq!(reply, Bytes::from(format!("echo:m{i}")));
+    }
+    // Several messages in one DATA frame, and one message split over frames.
+    let mut joined = frame(b"a").to_vec();
+    joined.extend_from_slice(&frame(b"b"));
+    client.send(&mut stream, Bytes::from(joined), false);
+    let split = frame(b"split-message");
+    client.send(&mut stream, split.slice(..3), false);
+    client.send(&mut stream, split.slice(3..), true);
+    let reply = client.finish(&mut stream);
+    assert_eq!(reply.grpc_status, Some(0));
+    let want: Vec<Bytes> = ["echo:a", "echo:b", "echo:split-message"]
+        .map(Bytes::from)
+        .to_vec();
+    assert_eq!(reply.messages, want);
+}
+
+#[test]
+fn grpc_many_concurrent_calls_on_one_connection() {
+    let server = spawn_server(config(), None);
+    let mut client = Client::connect(server.addr(), None);
+    let mut streams: Vec<_> = (0..50)
+        .map(|_| client.open(UNARY, "application/grpc"))
+        .collect();
+    for (i, stream) in streams.iter_mut().enumerate() {
+        client.send(stream, frame(format!("c{i}").as_bytes()), true);
+    }
+    for (i, stream) in streams.iter_mut().enumerate() {
+        let reply = client.finish(stream);
+        assert_eq!(reply.grpc_status, Some(0));
+        assert_eq!(reply.messages, vec![Bytes::from(format!("c{i}"))]);
+    }
+}
+
+#[test]
+fn grpc_unknown_path_is_the_applications_answer() {
+    let server = spawn_server(config(), None);
+    let mut client = Client::connect(server.addr(), None);
+    let reply = client.unary("/etcdserverpb.Nope/Nope", b"x");
+    assert_eq!(reply.grpc_status, Some(12));
+    assert!(reply.trailers_only, "an immediate error is trailers-only");
+    assert_eq!(
+        reply.grpc_message.as_deref(),
+        Some("unknown method /etcdserverpb.Nope/Nope")
+    );
+}
+
+#[test]
+fn grpc_oversized_request_is_refused_and_connection_survives() {
+    let server = spawn_server(config().with_request_bytes_max(1024), None);
+    let mut client = Client::connect(server.addr(), None);
+    let reply = client.unary(UNARY, &vec![7u8; 4096]);
+    assert_eq!(reply.grpc_status, Some(8), "{reply:?}");
+    assert_eq!(
+        reply.grpc_message.as_deref(),
+        Some("etcdserver: request is too large")
+    );
+    let reply = client.unary(UNARY, b"next");
+    assert_eq!(reply.grpc_status, Some(0));
+    assert_eq!(reply.messages, vec![Bytes::from_static(b"next")]);
+}
+
+#[test]
+fn grpc_default_limit_is_etcds_and_allows_a_full_size_request() {
+    let server = spawn_server(config(), None);
+    let mut client = Client::connect(server.addr(), None);
+    let reply = client.unary(UNARY, &vec![1u8; 1_572_864]);
+    assert_eq!(reply.grpc_status, Some(0));
+    assert_eq!(reply.messages[0].len(), 1_572_864);
+    let reply = client.unary(UNARY, &vec![1u8; 1_572_865]);
+    assert_eq!(reply.grpc_status, Some(8));
+}
+
+#[test]
+fn grpc_malformed_frames_end_the_call_not_the_connection() {
+    let server = spawn_server(config(), None);
+    let mut client = Client::connect(server.addr(), None);
+    // Flag 9 is no flag gRPC defines.
+    let reply = client.call_raw(UNARY, &[Bytes::from_static(&[9, 0, 0, 0, 1, 0])]);
+    assert_eq!(reply.grpc_status, Some(13), "{reply:?}");
+    // A compressed message: we offer no compression.
+    let reply = client.call_raw(UNARY, &[Bytes::from_static(&[1, 0, 0, 0, 1, 0])]);
+    assert_eq!(reply.grpc_status, Some(12), "{reply:?}");
+    // The stream ends inside a message.
+    let reply = client.call_raw(BIDI, &[Bytes::from_static(&[0, 0, 0, 0, 9, 1, 2])]);
+    assert_eq!(reply.grpc_status, Some(13), "{reply:?}");
+    // Not gRPC at all.
+    let mut stream = client.open(UNARY, "application/json");
+    client.send(&mut stream, Bytes::from_static(b"{}"), true);
+    assert_eq!(client.finish(&mut stream).http_status, 415);
+    let reply = client.unary(UNARY, b"still here");
+    assert_eq!(reply.grpc_status, Some(0));
+}
+
+#[test]
+fn grpc_client_reset_cancels_the_call() {
+    let server = spawn_server(config(), None);
+    let mut client = Client::connect(server.addr(), None);
+    let mut stream = client.open(BIDI, "application/grpc");
+    client.send(&mut stream, frame(b"one"), false);
+    assert!(client.recv(&mut stream).is_some());
+    drop(stream);
+    // The reset reaches the server, which tells the application.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while server.cancelled.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(std::time::Instant::now() < deadline, "no Cancelled event");
+        client.run(|_| std::task::Poll::Ready(()));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(client.unary(UNARY, b"ok").grpc_status, Some(0));
+}
+
+fn raw_exchange(addr: std::net::SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    stream.write_all(bytes).expect("write");
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out);
+    out
+}
+
+#[test]
+fn grpc_garbage_and_truncated_preface_close_only_that_connection() {
+    let server = spawn_server(config(), None);
+    let mut client = Client::connect(server.addr(), None);
+    assert!(raw_exchange(server.addr(), b"\x16\x03\x01\x00\xff garbage").is_empty());
+    assert!(raw_exchange(server.addr(), b"PRI * HTTP/2.0\r\n").is_empty());
+    // A full preface followed by junk instead of SETTINGS.
+    let mut junk = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    junk.extend_from_slice(&[0xff; 64]);
+    let _ = raw_exchange(server.addr(), &junk);
+    assert_eq!(client.unary(UNARY, b"alive").grpc_status, Some(0));
+    let mut second = Client::connect(server.addr(), None);
+    assert_eq!(second.unary(UNARY, b"new").grpc_status, Some(0));
+}
+
+#[test]
+fn grpc_http1_health_and_metrics() {
+    let server = spawn_server(config(), None);
+    let out = raw_exchange(server.addr(), b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+    let text = String::from_utf8(out).expect("utf8");
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(text.contains("Content-Length: 17\r\n"), "{text}");
+    assert!(text.ends_with("{\"health\":\"true\"}"), "{text}");
+    let text = String::from_utf8(raw_exchange(
+        server.addr(),
+        b"GET /metrics HTTP/1.1\r\n\r\n",
+    ))
+    .expect("utf8");
+    assert!(text.ends_with("tally_up 1\n"), "{text}");
+    let text = String::from_utf8(raw_exchange(server.addr(), b"GET nope\r\n\r\n")).expect("utf8");
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+}
+
+#[test]
+fn grpc_tls_with_alpn_and_client_certificates() {
+    let pki = Pki::new("alpn");
+    let (ca, cert, key) = (
+        pki.path("ca.pem"),
+        pki.path("server.pem"),
+        pki.path("server-key.pem"),
+    );
+    let (ccert, ckey) = (pki.path("client.pem"), pki.path("client-key.pem"));
+    let server_tls = tls::server_config(&cert, &key, Some(&ca), true).expect("server tls");
+    let server = spawn_server(config(), Some(server_tls));
+    let client_tls =
+        tls::client_config(&ca, Some((&ccert, &ckey)), &[tls::ALPN_H2]).expect("client tls");
+    let mut client = Client::connect(server.addr(), Some(client_tls));
+    let reply = client.unary(UNARY, b"secret");
+    assert_eq!(reply.grpc_status, Some(0));
+    assert_eq!(reply.messages, vec![Bytes::from_static(b"secret")]);
+    let mut stream = client.open(BIDI, "application/grpc");
+    for i in 0..3 {
+        client.send(&mut stream, frame(&[i]), false);
+        assert!(client.recv(&mut stream).is_some());
+    }
+    client.send(&mut stream, Bytes::new(), true);
+    assert_eq!(client.finish(&mut stream).grpc_status, Some(0));
+    // Without a client certificate the handshake fails; the server goes on.
+    let anonymous = tls::client_config(&ca, None, &[tls::ALPN_H2]).expect("client tls");
+    let stream = std::net::TcpStream::connect(server.addr()).expect("connect");
+    let mut conn = rustls::ClientConnection::new(anonymous, "localhost".try_into().expect("name"))
+        .expect("conn");
+    let mut stream = stream;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut tls_stream = rustls::Stream::new(&mut conn, &mut stream);
+    let mut buf = [0u8; 16];
+    let refused = tls_stream
+        .write_all(b"PRI")
+        .and_then(|_| tls_stream.read(&mut buf));
+    assert!(refused.is_err() || refused.is_ok_and(|n| n == 0));
+    assert_eq!(client.unary(UNARY, b"again").grpc_status, Some(0));
+}
+
+#[test]
+fn grpc_tls_http1_health_by_alpn() {
+    let pki = Pki::new("http1");
+    let (ca, cert, key) = (
+        pki.path("ca.pem"),
+        pki.path("server.pem"),
+        pki.path("server-key.pem"),
+    );
+    let server = spawn_server(
+        config(),
+        Some(tls::server_config(&cert, &key, None, false).expect("tls")),
+    );
+    let client_tls = tls::client_config(&ca, None, &[tls::ALPN_HTTP1]).expect("client tls");
+    let mut conn = rustls::ClientConnection::new(client_tls, "localhost".try_into().expect("name"))
+        .expect("conn");
+    let mut stream = TcpStream::connect(server.addr()).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut tls_stream = rustls::Stream::new(&mut conn, &mut stream);
+    tls_stream
+        .write_all(b"GET /health HTTP/1.1\r\n\r\n")
+        .expect("write");
+    let mut out = Vec::new();
+    let _ = tls_stream.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+}

@@ -1,0 +1,238 @@
+//! Shared by the gRPC integration tests: a server thread running the real `GrpcServer` with a
+//! small test application, an h2 client driven by hand over mio, and test certificates.
+#![allow(dead_code)]
+
+pub mod client;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::Bytes;
+use mio::{Events, Poll, Token, Waker};
+use prost::Message;
+use tally_kvstore::proto::{ResponseHeader, StatusResponse};
+use tally_runtime_mio::grpc::{CallEvent, Code, GrpcConfig, GrpcServer, Status};
+
+const WAKE: Token = Token(0);
+const TOKEN_BASE: usize = 1;
+
+pub const UNARY: &str = "/test.Echo/Unary";
+pub const BIDI: &str = "/test.Echo/Bidi";
+pub const STATUS: &str = "/etcdserverpb.Maintenance/Status";
+
+/// A server on 127.0.0.1 in its own thread, stopped on drop.
+pub struct ServerHandle {
+    addr: std::net::SocketAddr,
+    stop: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+    thread: Option<JoinHandle<()>>,
+    /// Calls the application saw cancelled.
+    pub cancelled: Arc<AtomicUsize>,
+}
+
+impl ServerHandle {
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.waker.wake();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+pub fn spawn_server(config: GrpcConfig, tls: Option<Arc<rustls::ServerConfig>>) -> ServerHandle {
+    let poll = Poll::new().expect("poll");
+    let waker = Arc::new(Waker::new(poll.registry(), WAKE).expect("waker"));
+    let listener = mio::net::TcpListener::bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+    let server = GrpcServer::new(
+        listener,
+        TOKEN_BASE,
+        poll.registry(),
+        Arc::clone(&waker),
+        config,
+        tls,
+    )
+    .expect("server");
+    let addr = server.local_addr();
+    let stop = Arc::new(AtomicBool::new(false));
+    let cancelled = Arc::new(AtomicUsize::new(0));
+    let thread = {
+        let (stop, cancelled) = (Arc::clone(&stop), Arc::clone(&cancelled));
+        std::thread::spawn(move || run_loop(poll, server, &stop, &cancelled))
+    };
+    ServerHandle {
+        addr,
+        stop,
+        waker,
+        thread: Some(thread),
+        cancelled,
+    }
+}
+
+fn run_loop(mut poll: Poll, mut server: GrpcServer, stop: &AtomicBool, cancelled: &AtomicUsize) {
+    let mut events = Events::with_capacity(256);
+    let mut app = TestApp::default();
+    while !stop.load(Ordering::SeqCst) {
+        poll.poll(&mut events, Some(Duration::from_millis(500)))
+            .expect("poll");
+        for event in events.iter() {
+            if server.owns(event.token()) {
+                server.handle_event(poll.registry(), event);
+            } else if event.token() == WAKE {
+                server.on_wake(poll.registry());
+            }
+        }
+        while let Some(event) = server.poll_call() {
+            if let CallEvent::Cancelled { .. } = event {
+                cancelled.fetch_add(1, Ordering::SeqCst);
+            }
+            app.handle(&mut server, event);
+        }
+        server.flush(poll.registry());
+    }
+}
+
+/// Echo services, a hand-built Maintenance/Status, /health and /metrics.
+#[derive(Default)]
+struct TestApp {
+    paths: std::collections::HashMap<tally_runtime_mio::grpc::CallId, String>,
+}
+
+pub fn status_response() -> StatusResponse {
+    StatusResponse {
+        header: Some(ResponseHeader {
+            cluster_id: 7,
+            member_id: 42,
+            revision: 9,
+            raft_term: 3,
+        }),
+        version: "3.4.23".to_string(),
+        db_size: 4096,
+        leader: 42,
+        raft_index: 11,
+        raft_term: 3,
+        raft_applied_index: 11,
+        db_size_in_use: 2048,
+        ..StatusResponse::default()
+    }
+}
+
+impl TestApp {
+    fn handle(&mut self, server: &mut GrpcServer, event: CallEvent) {
+        match event {
+            CallEvent::Opened { call, path } => {
+                if [UNARY, BIDI, STATUS].contains(&path.as_str()) {
+                    self.paths.insert(call, path);
+                } else {
+                    let msg = format!("unknown method {path}");
+                    server.finish(call, Status::new(Code::Unimplemented, msg));
+                }
+            }
+            CallEvent::Message { call, message } => match self.paths.get(&call).map(String::as_str)
+            {
+                Some(UNARY) => {
+                    let _ = server.send_message(call, message);
+                    server.finish(call, Status::ok());
+                    self.paths.remove(&call);
+                }
+                Some(BIDI) => {
+                    let mut reply = b"echo:".to_vec();
+                    reply.extend_from_slice(&message);
+                    server.send_message(call, Bytes::from(reply)).expect("send");
+                }
+                Some(_) => {
+                    let body = status_response().encode_to_vec();
+                    server.send_message(call, Bytes::from(body)).expect("send");
+                    server.finish(call, Status::ok());
+                    self.paths.remove(&call);
+                }
+                None => {}
+            },
+            CallEvent::HalfClosed { call } if self.paths.remove(&call).is_some() => {
+                server.finish(call, Status::new(Code::Ok, ""));
+            }
+            CallEvent::Cancelled { call } => {
+                self.paths.remove(&call);
+            }
+            CallEvent::Http {
+                request,
+                method,
+                path,
+            } => {
+                let (status, body) = match (method.as_str(), path.as_str()) {
+                    ("GET", "/health") => (200, "{\"health\":\"true\"}"),
+                    ("GET", "/metrics") => (200, "tally_up 1\n"),
+                    _ => (404, "not found"),
+                };
+                server.respond_http(request, status, "text/plain", Bytes::from(body));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Test PKI: a CA, a server certificate for 127.0.0.1/localhost and a client certificate.
+pub struct Pki {
+    dir: PathBuf,
+}
+
+impl Pki {
+    pub fn new(name: &str) -> Pki {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+            KeyUsagePurpose,
+        };
+        let dir = std::env::temp_dir().join(format!("tally-grpc-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "tally test CA");
+        ca.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca_key = KeyPair::generate().expect("key");
+        let ca_cert = ca.self_signed(&ca_key).expect("ca");
+        std::fs::write(dir.join("ca.pem"), ca_cert.pem()).expect("write");
+        for (who, eku) in [
+            ("server", ExtendedKeyUsagePurpose::ServerAuth),
+            ("client", ExtendedKeyUsagePurpose::ClientAuth),
+        ] {
+            let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+            let mut params = CertificateParams::new(names).expect("params");
+            params
+                .distinguished_name
+                .push(DnType::CommonName, format!("tally {who}"));
+            params.extended_key_usages = vec![eku];
+            let key = KeyPair::generate().expect("key");
+            let cert = params.signed_by(&key, &ca_cert, &ca_key).expect("sign");
+            std::fs::write(dir.join(format!("{who}.pem")), cert.pem()).expect("write");
+            std::fs::write(dir.join(format!("{who}-key.pem")), key.serialize_pem()).expect("write");
+        }
+        Pki { dir }
+    }
+
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.dir.join(file)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
