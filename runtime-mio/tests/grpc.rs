@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use grpc_common::client::{Client, frame};
-use grpc_common::{BIDI, Pki, STATUS, UNARY, spawn_server, status_response};
+use grpc_common::{
+    BIDI, FLOOD, FLOOD_MESSAGE_BYTES, HEADER, Pki, STATUS, UNARY, spawn_server, status_response,
+};
 use prost::Message;
 use tally_runtime_mio::grpc::{GrpcConfig, tls};
 
@@ -268,4 +270,65 @@ fn grpc_tls_http1_health_by_alpn() {
     let _ = tls_stream.read_to_end(&mut out);
     let text = String::from_utf8_lossy(&out);
     assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+}
+
+#[test]
+fn grpc_server_streaming_with_backpressure_and_flow_control() {
+    // A send queue of two messages, so the application sees Backpressure and SendReady, and
+    // more bytes than the 1 MiB stream window, so h2 flow control holds the server back too.
+    let config = config().with_pending_send_bytes_max(2 * FLOOD_MESSAGE_BYTES);
+    let server = spawn_server(config, None);
+    let mut client = Client::connect(server.addr(), None);
+    let count: u32 = 64;
+    let reply = client.unary(FLOOD, &count.to_be_bytes());
+    assert_eq!(reply.grpc_status, Some(0), "{:?}", reply.grpc_message);
+    assert_eq!(reply.messages.len(), count as usize);
+    for (i, message) in reply.messages.iter().enumerate() {
+        let left = count - u32::try_from(i).expect("i");
+        assert_eq!(message.len(), FLOOD_MESSAGE_BYTES);
+        assert!(message.iter().all(|&b| u32::from(b) == left % 251));
+    }
+}
+
+#[test]
+fn grpc_tiny_event_queue_still_serves_everything() {
+    // One queued event at a time: connections stall and resume as the application drains.
+    let config = config()
+        .with_pending_events_max(1)
+        .with_pending_event_bytes_max(16);
+    let server = spawn_server(config, None);
+    let mut client = Client::connect(server.addr(), None);
+    let mut streams: Vec<_> = (0..20)
+        .map(|_| client.open(UNARY, "application/grpc"))
+        .collect();
+    for (i, stream) in streams.iter_mut().enumerate() {
+        client.send(stream, frame(format!("t{i}").as_bytes()), true);
+    }
+    for (i, stream) in streams.iter_mut().enumerate() {
+        let reply = client.finish(stream);
+        assert_eq!(reply.messages, vec![Bytes::from(format!("t{i}"))]);
+    }
+    let mut stream = client.open(BIDI, "application/grpc");
+    let mut batch = Vec::new();
+    for i in 0..10u8 {
+        batch.extend_from_slice(&frame(&[i; 40]));
+    }
+    client.send(&mut stream, Bytes::from(batch), true);
+    let reply = client.finish(&mut stream);
+    assert_eq!(reply.grpc_status, Some(0));
+    assert_eq!(reply.messages.len(), 10);
+}
+
+#[test]
+fn grpc_request_metadata_is_visible_to_the_application() {
+    let server = spawn_server(config(), None);
+    let mut client = Client::connect(server.addr(), None);
+    let reply = client.unary(HEADER, b"");
+    assert_eq!(reply.messages, vec![Bytes::from_static(b"none")]);
+    let mut stream = client.open_with(HEADER, &[("token", "abc.123")]);
+    client.send(&mut stream, frame(b""), true);
+    assert_eq!(
+        client.finish(&mut stream).messages,
+        vec![Bytes::from_static(b"abc.123")]
+    );
 }

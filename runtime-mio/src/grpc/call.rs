@@ -95,6 +95,8 @@ pub(crate) enum CallDrive {
 #[derive(Debug)]
 pub(crate) struct Call {
     id: CallId,
+    /// The request's metadata (bounded by `header_list_bytes_max`).
+    headers: HeaderMap,
     recv: Option<RecvStream>,
     respond: Option<SendResponse<Bytes>>,
     send: Option<SendStream<Bytes>>,
@@ -114,10 +116,12 @@ impl Call {
         id: CallId,
         recv: RecvStream,
         respond: SendResponse<Bytes>,
+        headers: HeaderMap,
         request_bytes_max: usize,
     ) -> Call {
         Call {
             id,
+            headers,
             recv: Some(recv),
             respond: Some(respond),
             send: None,
@@ -128,6 +132,10 @@ impl Call {
             app_done: false,
             backpressured: false,
         }
+    }
+
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
     pub(crate) fn queue(&mut self, message: &[u8], pending_max: usize) -> Result<(), CallError> {

@@ -92,6 +92,10 @@ impl Conn {
         self.waker.wake_by_ref();
     }
 
+    pub(crate) fn call(&self, call: CallId) -> Option<&Call> {
+        self.calls.get(&call.raw())
+    }
+
     pub(crate) fn call_mut(&mut self, call: CallId) -> Option<&mut Call> {
         self.calls.get_mut(&call.raw())
     }
@@ -352,7 +356,7 @@ impl Conn {
         });
         self.calls.insert(
             id.raw(),
-            Call::new(id, recv, respond, config.request_bytes_max()),
+            Call::new(id, recv, respond, parts.headers, config.request_bytes_max()),
         );
     }
 }

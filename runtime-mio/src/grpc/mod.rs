@@ -180,6 +180,13 @@ impl GrpcServer {
         event
     }
 
+    /// A request header (gRPC metadata) of an open call, e.g. etcd's `token` or `hasleader`;
+    /// `None` when absent, not visible ASCII, or the call is unknown.
+    pub fn request_header(&self, call: CallId, name: &str) -> Option<&str> {
+        let conn = self.conns.get(call.slot()).and_then(Option::as_ref)?;
+        conn.call(call)?.header(name)
+    }
+
     /// Queues one response message (the 5-byte prefix is added here). See
     /// [`GrpcConfig::pending_send_bytes_max`] for the bound.
     pub fn send_message(&mut self, call: CallId, message: Bytes) -> Result<(), CallError> {

@@ -211,11 +211,21 @@ impl Client {
     }
 
     pub fn open(&mut self, path: &str, content_type: &str) -> Stream {
-        let request = Request::post(format!("http://localhost{path}"))
+        self.open_request(path, content_type, &[])
+    }
+
+    pub fn open_with(&mut self, path: &str, headers: &[(&str, &str)]) -> Stream {
+        self.open_request(path, "application/grpc", headers)
+    }
+
+    fn open_request(&mut self, path: &str, content_type: &str, headers: &[(&str, &str)]) -> Stream {
+        let mut request = Request::post(format!("http://localhost{path}"))
             .header("content-type", content_type)
-            .header("te", "trailers")
-            .body(())
-            .expect("request");
+            .header("te", "trailers");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(()).expect("request");
         let mut send_request = self.send.clone();
         self.run(|cx| send_request.poll_ready(cx)).expect("ready");
         let (response, send) = send_request

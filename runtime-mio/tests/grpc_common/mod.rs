@@ -22,6 +22,12 @@ const TOKEN_BASE: usize = 1;
 pub const UNARY: &str = "/test.Echo/Unary";
 pub const BIDI: &str = "/test.Echo/Bidi";
 pub const STATUS: &str = "/etcdserverpb.Maintenance/Status";
+/// Request: a u32 (big-endian) count; response: that many 64 KiB messages, sent with
+/// back-pressure (`SendReady`).
+pub const FLOOD: &str = "/test.Echo/Flood";
+pub const FLOOD_MESSAGE_BYTES: usize = 64 << 10;
+/// Answers with the request's `token` header.
+pub const HEADER: &str = "/test.Echo/Header";
 
 /// A server on 127.0.0.1 in its own thread, stopped on drop.
 pub struct ServerHandle {
@@ -105,6 +111,8 @@ fn run_loop(mut poll: Poll, mut server: GrpcServer, stop: &AtomicBool, cancelled
 #[derive(Default)]
 struct TestApp {
     paths: std::collections::HashMap<tally_runtime_mio::grpc::CallId, String>,
+    /// Flood calls and the messages they still owe.
+    flood: std::collections::HashMap<tally_runtime_mio::grpc::CallId, u32>,
 }
 
 pub fn status_response() -> StatusResponse {
@@ -130,7 +138,7 @@ impl TestApp {
     fn handle(&mut self, server: &mut GrpcServer, event: CallEvent) {
         match event {
             CallEvent::Opened { call, path } => {
-                if [UNARY, BIDI, STATUS].contains(&path.as_str()) {
+                if [UNARY, BIDI, STATUS, FLOOD, HEADER].contains(&path.as_str()) {
                     self.paths.insert(call, path);
                 } else {
                     let msg = format!("unknown method {path}");
@@ -141,6 +149,22 @@ impl TestApp {
             {
                 Some(UNARY) => {
                     let _ = server.send_message(call, message);
+                    server.finish(call, Status::ok());
+                    self.paths.remove(&call);
+                }
+                Some(FLOOD) => {
+                    let count = message
+                        .get(..4)
+                        .map_or(0, |b| u32::from_be_bytes(b.try_into().expect("4")));
+                    self.flood.insert(call, count);
+                    self.flood_more(server, call);
+                }
+                Some(HEADER) => {
+                    let token = server
+                        .request_header(call, "token")
+                        .unwrap_or("none")
+                        .to_string();
+                    server.send_message(call, Bytes::from(token)).expect("send");
                     server.finish(call, Status::ok());
                     self.paths.remove(&call);
                 }
@@ -157,12 +181,15 @@ impl TestApp {
                 }
                 None => {}
             },
-            CallEvent::HalfClosed { call } if self.paths.remove(&call).is_some() => {
+            CallEvent::HalfClosed { call } if self.paths.get(&call).is_some_and(|p| p == BIDI) => {
+                self.paths.remove(&call);
                 server.finish(call, Status::new(Code::Ok, ""));
             }
             CallEvent::Cancelled { call } => {
                 self.paths.remove(&call);
+                self.flood.remove(&call);
             }
+            CallEvent::SendReady { call } => self.flood_more(server, call),
             CallEvent::Http {
                 request,
                 method,
@@ -177,6 +204,28 @@ impl TestApp {
             }
             _ => {}
         }
+    }
+}
+
+impl TestApp {
+    fn flood_more(&mut self, server: &mut GrpcServer, call: tally_runtime_mio::grpc::CallId) {
+        let Some(left) = self.flood.get_mut(&call) else {
+            return;
+        };
+        while *left > 0 {
+            let message = Bytes::from(vec![
+                u8::try_from(*left % 251).expect("byte");
+                FLOOD_MESSAGE_BYTES
+            ]);
+            match server.send_message(call, message) {
+                Ok(()) => *left -= 1,
+                Err(tally_runtime_mio::grpc::CallError::Backpressure { .. }) => return,
+                Err(e) => panic!("flood send: {e}"),
+            }
+        }
+        self.flood.remove(&call);
+        self.paths.remove(&call);
+        server.finish(call, Status::ok());
     }
 }
 
