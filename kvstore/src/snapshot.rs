@@ -219,12 +219,21 @@ pub(crate) fn read<R: Read>(store: &mut KvStore, input: &mut R) -> Result<(), Sn
     store.lessor.id_seq = r.u64()?;
     let keys = r.u64()?;
     let mut last_key: Option<Bytes> = None;
+    // Keys come in key order, the log wants revision order: gather, sort, then append.
+    let mut records = Vec::new();
     for _ in 0..keys {
-        let key = read_key(&mut r, m)?;
+        let key = read_key(&mut r, m, &mut records)?;
         if last_key.as_ref().is_some_and(|l| *l >= key) {
             return Err(SnapshotError::Corrupt("keys out of order"));
         }
         last_key = Some(key);
+    }
+    records.sort_unstable_by_key(|(rev, _)| *rev);
+    if records.windows(2).any(|w| w[0].0 == w[1].0) {
+        return Err(SnapshotError::Corrupt("a revision used twice"));
+    }
+    for (rev, kv) in records {
+        m.records.insert(rev, kv);
     }
     let events = r.u64()?;
     for _ in 0..events.min(FIELD_BYTES_MAX) {
@@ -264,7 +273,11 @@ pub(crate) fn read<R: Read>(store: &mut KvStore, input: &mut R) -> Result<(), Sn
     attach_leases(store)
 }
 
-fn read_key<R: Read>(r: &mut CrcReader<'_, R>, m: &mut Mvcc) -> Result<Bytes, SnapshotError> {
+fn read_key<R: Read>(
+    r: &mut CrcReader<'_, R>,
+    m: &mut Mvcc,
+    records: &mut Vec<(Revision, KeyValue)>,
+) -> Result<Bytes, SnapshotError> {
     let key = r.bytes()?;
     let gens = r.u32()?;
     if gens == 0 {
@@ -295,7 +308,7 @@ fn read_key<R: Read>(r: &mut CrcReader<'_, R>, m: &mut Mvcc) -> Result<Bytes, Sn
                 return Err(SnapshotError::Corrupt("tombstone placement"));
             }
             m.data_bytes += Mvcc::record_bytes(&kv);
-            m.records.insert(rev, kv);
+            records.push((rev, kv));
             revs.push(rev);
         }
         if gi + 1 < gens && revs.is_empty() {

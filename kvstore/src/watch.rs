@@ -420,7 +420,7 @@ fn catch_up(w: &mut Watcher, mvcc: &Mvcc, budget: usize, pending_max: usize) -> 
     }
     let from = Revision::new(w.next_rev.max(mvcc.compact_rev + 1), 0);
     let mut last_main = None;
-    for (rev, kv) in mvcc.records.range(from..) {
+    for (rev, kv) in mvcc.records.range_from(from) {
         if last_main != Some(rev.main()) {
             // A revision boundary: the only place to stop.
             if let Some(m) = last_main {
@@ -436,7 +436,7 @@ fn catch_up(w: &mut Watcher, mvcc: &Mvcc, budget: usize, pending_max: usize) -> 
         if (is_put && w.no_put) || (!is_put && w.no_delete) || !w.end.contains(&w.key, &kv.key) {
             continue;
         }
-        let ev = mvcc.event_of(*rev, kv, w.prev_kv);
+        let ev = mvcc.event_of(rev, kv, w.prev_kv);
         w.pending.push_back(ev);
     }
     w.next_rev = mvcc.current_rev + 1;

@@ -33,11 +33,10 @@ impl Mvcc {
 
     /// The events of revision `rev`, with previous versions, read from the records.
     fn events_at(&self, rev: i64) -> Vec<Event> {
-        let from = Revision::new(rev, 0);
-        let to = Revision::new(rev.saturating_add(1), 0);
         self.records
-            .range(from..to)
-            .map(|(r, kv)| self.event_of(*r, kv, true))
+            .range_from(Revision::new(rev, 0))
+            .take_while(|(r, _)| r.main() == rev)
+            .map(|(r, kv)| self.event_of(r, kv, true))
             .collect()
     }
 

@@ -4,5 +4,6 @@ mod compact;
 pub(crate) mod key_index;
 pub(crate) mod range;
 pub(crate) mod revision;
+pub(crate) mod revlog;
 pub(crate) mod store;
 pub(crate) mod txn;

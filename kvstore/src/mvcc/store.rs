@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use super::key_index::KeyIndex;
 use super::revision::{RangeEnd, Revision};
+use super::revlog::RevLog;
 use crate::lease::Lessor;
 use crate::proto::{Event, EventType, KeyValue};
 
@@ -29,7 +30,7 @@ pub(crate) struct CompactJob {
 #[derive(Debug)]
 pub(crate) struct Mvcc {
     pub(crate) index: BTreeMap<Bytes, KeyIndex>,
-    pub(crate) records: BTreeMap<Revision, KeyValue>,
+    pub(crate) records: RevLog,
     pub(crate) current_rev: i64,
     pub(crate) compact_rev: i64,
     /// The events of revision `compact_rev`, with their previous versions, kept so that a watch
@@ -45,7 +46,7 @@ impl Mvcc {
     pub(crate) fn new() -> Self {
         Mvcc {
             index: BTreeMap::new(),
-            records: BTreeMap::new(),
+            records: RevLog::new(),
             // etcd starts at revision 1: the first write is revision 2.
             current_rev: 1,
             compact_rev: 0,
@@ -177,17 +178,19 @@ impl<'a> WriteTxn<'a> {
             self.lessor.attach(lease, key.clone());
         }
         self.mvcc.data_bytes += Mvcc::record_bytes(&kv);
-        self.mvcc.records.insert(rev, kv.clone());
+        if self.collect_events {
+            self.events.push(Event {
+                r#type: EventType::Put as i32,
+                kv: Some(kv.clone()),
+                prev_kv: prev.clone(),
+            });
+        }
+        self.mvcc.records.insert(rev, kv);
         self.mvcc
             .index
             .entry(key)
             .or_insert_with(KeyIndex::new)
             .put(rev);
-        self.events.push(Event {
-            r#type: EventType::Put as i32,
-            kv: Some(kv),
-            prev_kv: prev.clone(),
-        });
         prev
     }
 
