@@ -1,3 +1,6 @@
 //! tally-tests: shared harnesses for the cluster simulation and the process-level tests.
 
+pub mod h2raw;
+pub mod process;
+pub mod proxy;
 pub mod sim;

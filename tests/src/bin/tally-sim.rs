@@ -28,7 +28,9 @@ fn main() {
             }
         }
     }
-    println!("tally-sim: {nodes} nodes, seed {seed}, {ticks} ticks of chaos (replay with the same seed)");
+    println!(
+        "tally-sim: {nodes} nodes, seed {seed}, {ticks} ticks of chaos (replay with the same seed)"
+    );
     let mut cluster = Cluster::new(SimConfig::new(nodes, seed).with_faults(Faults::chaos()));
     let mut rng = SimRng::new(seed);
     let mut next_payload = 0;
@@ -65,7 +67,11 @@ fn print_state(cluster: &Cluster, tick: u64) {
                     Role::Candidate | Role::PreCandidate => "c",
                     _ => "f",
                 };
-                line.push_str(&format!("  n{id}={role} t{} c{}", status.term(), status.commit()));
+                line.push_str(&format!(
+                    "  n{id}={role} t{} c{}",
+                    status.term(),
+                    status.commit()
+                ));
             }
         }
     }

@@ -1,0 +1,213 @@
+//! Applying committed entries: the kvstore, the member table, and the clients waiting on them.
+
+use std::time::Instant;
+
+use tally_core::{ConfChangeKind, Entry, EntryKind, Snapshot};
+use tally_kvstore::proto::Member;
+
+use super::event_loop::Server;
+use super::members::Members;
+use super::payload::{self, Payload};
+use super::rpc::Waiter;
+use super::startup::ServerError;
+
+impl Server {
+    pub(super) fn apply_entries(&mut self, entries: Vec<Entry>) {
+        let started = Instant::now();
+        for entry in entries {
+            match entry.kind() {
+                EntryKind::ConfChange => self.apply_conf_change(&entry),
+                _ => self.apply_normal(&entry),
+            }
+        }
+        self.metrics.apply.observe(started.elapsed());
+    }
+
+    fn apply_normal(&mut self, entry: &Entry) {
+        match payload::decode(entry.data()) {
+            Payload::Noop | Payload::Unknown => {}
+            Payload::Attributes(member) => {
+                self.members.apply_attributes(&member);
+                if member.id != self.identity.member_id {
+                    if let Some(addr) = member.peer_urls.first() {
+                        super::rpc::transport::add_peer(
+                            &mut self.peers,
+                            self.poll.registry(),
+                            member.id,
+                            addr,
+                        );
+                    }
+                }
+                self.answer_conf_waiters(member.id);
+            }
+            Payload::Kv(request) => {
+                let outcome = self.kv.apply(entry.index(), &request);
+                self.metrics.proposals_applied += 1;
+                self.metrics.proposals_committed += 1;
+                if let Some(waiter) = self.waiters.remove(&outcome.request_id()) {
+                    self.metrics.proposals_pending = self.waiters.len() as u64;
+                    self.answer_waiter(waiter, outcome);
+                }
+            }
+        }
+    }
+
+    fn apply_conf_change(&mut self, entry: &Entry) {
+        let Ok(change) = tally_core::codec::decode_conf_change(entry.data()) else {
+            return;
+        };
+        let id = change.node();
+        let context: Option<Member> = if change.context().is_empty() {
+            None
+        } else {
+            prost::Message::decode(&change.context()[..]).ok()
+        };
+        match change.kind() {
+            ConfChangeKind::AddVoter | ConfChangeKind::AddLearner => {
+                let is_learner = change.kind() == ConfChangeKind::AddLearner;
+                match (context, self.members.get(id).is_some()) {
+                    (Some(member), _) => self.members.upsert(Member {
+                        id,
+                        is_learner,
+                        ..member
+                    }),
+                    (None, true) => self.members.set_learner(id, is_learner),
+                    (None, false) => {}
+                }
+                if let Some(addr) = self
+                    .members
+                    .get(id)
+                    .and_then(|m| m.peer_urls.first().cloned())
+                {
+                    if id != self.identity.member_id {
+                        super::rpc::transport::add_peer(
+                            &mut self.peers,
+                            self.poll.registry(),
+                            id,
+                            &addr,
+                        );
+                    }
+                }
+                eprintln!(
+                    "tallyd: member {id:x} added as {}",
+                    if is_learner { "learner" } else { "voter" }
+                );
+            }
+            ConfChangeKind::RemoveNode => {
+                self.members.remove(id);
+                let _ = self
+                    .peers
+                    .remove_peer(self.poll.registry(), id, Instant::now());
+                eprintln!("tallyd: member {id:x} removed");
+                if id == self.identity.member_id {
+                    eprintln!(
+                        "tallyd: this member was removed from the cluster; it serves no more writes"
+                    );
+                }
+            }
+            _ => {}
+        }
+        self.answer_conf_waiters(id);
+        self.warn_if_even_voters();
+    }
+
+    fn warn_if_even_voters(&self) {
+        let voters = self.node.status().conf().voters().len();
+        if voters > 0 && voters % 2 == 0 {
+            eprintln!(
+                "tallyd: warning: the cluster now has an even number of voting members ({voters})"
+            );
+        }
+    }
+
+    pub(super) fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), ServerError> {
+        let (table, kv_bytes) = payload::decode_snapshot(snapshot.data()).ok_or_else(|| {
+            ServerError::DataDir("received a snapshot that is not a tally snapshot".into())
+        })?;
+        let members = Members::decode(&table).ok_or_else(|| {
+            ServerError::DataDir("received snapshot has a damaged member table".into())
+        })?;
+        self.kv
+            .restore(&mut &kv_bytes[..])
+            .map_err(|e| ServerError::DataDir(format!("received kvstore snapshot: {e}")))?;
+        for member in members.list() {
+            if member.id != self.identity.member_id {
+                if let Some(addr) = member.peer_urls.first() {
+                    super::rpc::transport::add_peer(
+                        &mut self.peers,
+                        self.poll.registry(),
+                        member.id,
+                        addr,
+                    );
+                }
+            }
+        }
+        self.members = members;
+        eprintln!(
+            "tallyd: installed snapshot at index {}",
+            snapshot.meta().index()
+        );
+        Ok(())
+    }
+
+    /// Expired client requests get etcd's timeout error.
+    pub(super) fn expire_waiters(&mut self, now: Instant) {
+        let expired: Vec<u64> = self
+            .waiters
+            .iter()
+            .filter(|(_, w)| w.deadline() <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some(waiter) = self.waiters.remove(&id) {
+                self.metrics.proposals_failed += 1;
+                self.fail_waiter(waiter, super::rpc::status_timeout());
+            }
+        }
+        self.metrics.proposals_pending = self.waiters.len() as u64;
+        self.expire_reads(now);
+        self.expire_conf_waiters(now);
+    }
+
+    pub(super) fn revoke_expired_leases(&mut self, now: Instant) {
+        self.pending_revokes
+            .retain(|_, since| now.duration_since(*since) < super::event_loop::REQUEST_TIMEOUT);
+        let expired = self
+            .kv
+            .expired_leases(self.now_ms(), super::event_loop::LEASE_REVOKES_PER_TICK_MAX);
+        for id in expired {
+            if self.pending_revokes.contains_key(&id) {
+                continue;
+            }
+            self.pending_revokes.insert(id, now);
+            let request_id = self.next_request_id();
+            let request = tally_kvstore::proto::InternalRequest {
+                id: request_id,
+                request: Some(
+                    tally_kvstore::proto::internal_request::Request::LeaseRevoke(
+                        tally_kvstore::proto::LeaseRevokeRequest { id },
+                    ),
+                ),
+            };
+            if self.node.propose(payload::encode_kv(&request)).is_err() {
+                self.pending_revokes.remove(&id);
+            }
+        }
+    }
+
+    pub(super) fn release_compactions(&mut self) {
+        let ready: Vec<u64> = self
+            .waiters
+            .iter()
+            .filter(|(_, w)| matches!(w, Waiter::PhysicalCompaction { revision, .. } if self.kv.compaction_done(*revision)))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ready {
+            if let Some(Waiter::PhysicalCompaction { call, response, .. }) =
+                self.waiters.remove(&id)
+            {
+                self.reply_encoded(call, response);
+            }
+        }
+    }
+}

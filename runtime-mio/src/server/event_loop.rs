@@ -1,0 +1,539 @@
+//! The event loop: one thread owns the core, the kvstore, the sockets and the timers.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mio::{Events, Poll, Token, Waker};
+use tally_core::{Action, NO_NODE, Node};
+use tally_kvstore::{KvStore, WatchId};
+
+use super::flags::Flags;
+use super::members::Members;
+use super::metrics::Metrics;
+use super::rpc::{CallKind, ConfWaiter, PendingRead, Waiter};
+use super::startup::{Identity, Recovered, ServerError, io_error};
+use super::storage;
+use crate::grpc::{CallEvent, CallId, GrpcConfig, GrpcServer};
+use crate::peer::{PeerConfig, PeerEvent, PeerTransport};
+use crate::wal::{Completion, SnapshotStore, WalThread};
+
+const WAKER: Token = Token(0);
+const PEER_TOKENS: usize = 1 << 20;
+const CLIENT_TOKENS: usize = 2 << 20;
+const METRICS_TOKENS: usize = 3 << 20;
+
+/// How long a client request may wait for commit or confirmation.
+pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often watchers that asked for progress notifications get one.
+const PROGRESS_NOTIFY_INTERVAL: Duration = Duration::from_secs(60);
+/// Keys compacted per loop turn, so compaction never stalls applies.
+const COMPACTION_KEYS_PER_TURN: usize = 1000;
+/// History records replayed per loop turn to unsynced watchers.
+const WATCH_SYNC_RECORDS_PER_TURN: usize = 1000;
+/// Expired leases revoked per tick.
+pub(super) const LEASE_REVOKES_PER_TICK_MAX: usize = 64;
+/// Client requests waiting for commit or a read index at once.
+pub(super) const WAITERS_MAX: usize = 100_000;
+
+/// The outstanding WAL write of a core `Persist`.
+#[derive(Debug, Clone, Copy)]
+struct PersistInFlight {
+    seq: u64,
+    index: u64,
+    term: u64,
+    started: Instant,
+}
+
+pub(super) struct Server {
+    pub(super) flags: Flags,
+    pub(super) identity: Identity,
+    pub(super) poll: Poll,
+    pub(super) node: Node,
+    pub(super) kv: KvStore,
+    pub(super) members: Members,
+    wal: WalThread,
+    wal_done: Receiver<Completion>,
+    persist: Option<PersistInFlight>,
+    /// Snapshot markers written to the WAL: (seq, index), purged behind once durable.
+    markers: Vec<(u64, u64)>,
+    snapshots: Arc<SnapshotStore>,
+    snapshot_tx: SyncSender<tally_core::Snapshot>,
+    snapshot_done: Receiver<Result<(u64, u64), String>>,
+    pub(super) peers: PeerTransport,
+    pub(super) clients: GrpcServer,
+    metrics_http: Option<GrpcServer>,
+    pub(super) calls: HashMap<CallId, CallKind>,
+    pub(super) waiters: HashMap<u64, Waiter>,
+    pub(super) read_batch: Vec<PendingRead>,
+    pub(super) read_waiters: HashMap<u64, Vec<PendingRead>>,
+    pub(super) ready_reads: VecDeque<(u64, Vec<PendingRead>)>,
+    pub(super) watch_calls: HashMap<WatchId, CallId>,
+    pub(super) conf_waiters: Vec<ConfWaiter>,
+    /// Messages waiting for send capacity on streaming calls (snapshot downloads).
+    pub(super) outbound: HashMap<CallId, VecDeque<Bytes>>,
+    next_request_id: u64,
+    started: Instant,
+    tick_interval: Duration,
+    next_tick: Instant,
+    next_progress_notify: Instant,
+    pub(super) leader: u64,
+    pub(super) pending_revokes: HashMap<i64, Instant>,
+    attributes_published: bool,
+    pub(super) metrics: Metrics,
+}
+
+impl Server {
+    pub(super) fn start(
+        flags: Flags,
+        identity: Identity,
+        recovered: Recovered,
+    ) -> Result<Server, ServerError> {
+        let Recovered {
+            node,
+            kv,
+            members,
+            opened,
+        } = recovered;
+        let poll = Poll::new().map_err(io_error("create poll"))?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(io_error("create waker"))?);
+        let wal_waker = Arc::clone(&waker);
+        let (wal, wal_done) = WalThread::spawn(
+            opened.wal,
+            Box::new(move || {
+                let _ = wal_waker.wake();
+            }),
+        )
+        .map_err(|e| ServerError::WalFailed(e.to_string()))?;
+        let snapshots = Arc::new(opened.snapshots);
+        let (snapshot_tx, snapshot_done) =
+            spawn_snapshot_writer(Arc::clone(&snapshots), Arc::clone(&waker))?;
+        let now = Instant::now();
+        let peers = super::rpc::transport::start_peers(
+            &flags,
+            &identity,
+            &members,
+            poll.registry(),
+            PEER_TOKENS,
+            now,
+        )?;
+        let clients = super::rpc::transport::start_clients(
+            &flags,
+            poll.registry(),
+            Arc::clone(&waker),
+            CLIENT_TOKENS,
+        )?;
+        let metrics_http = super::rpc::transport::start_metrics(
+            &flags,
+            poll.registry(),
+            Arc::clone(&waker),
+            METRICS_TOKENS,
+        )?;
+        eprintln!(
+            "tallyd: member {:x} ({}) serving clients on {}, peers on {}",
+            identity.member_id,
+            flags.name(),
+            clients.local_addr(),
+            peers.local_addr()
+        );
+        let tick_interval = Duration::from_millis(flags.heartbeat_interval_ms());
+        Ok(Server {
+            poll,
+            node,
+            kv,
+            members,
+            wal,
+            wal_done,
+            persist: None,
+            markers: Vec::new(),
+            snapshots,
+            snapshot_tx,
+            snapshot_done,
+            peers,
+            clients,
+            metrics_http,
+            calls: HashMap::new(),
+            waiters: HashMap::new(),
+            read_batch: Vec::new(),
+            read_waiters: HashMap::new(),
+            ready_reads: VecDeque::new(),
+            watch_calls: HashMap::new(),
+            conf_waiters: Vec::new(),
+            outbound: HashMap::new(),
+            next_request_id: (identity.member_id & 0xffff) << 48,
+            started: now,
+            tick_interval,
+            next_tick: now + tick_interval,
+            next_progress_notify: now + PROGRESS_NOTIFY_INTERVAL,
+            leader: NO_NODE,
+            pending_revokes: HashMap::new(),
+            attributes_published: false,
+            metrics: Metrics::default(),
+            flags,
+            identity,
+        })
+    }
+
+    pub(super) fn run(&mut self) -> Result<(), ServerError> {
+        let mut events = Events::with_capacity(1024);
+        self.drain_actions()?;
+        loop {
+            let now = Instant::now();
+            let mut timeout = self.next_tick.saturating_duration_since(now);
+            if let Some(deadline) = self.peers.next_deadline() {
+                timeout = timeout.min(deadline.saturating_duration_since(now));
+            }
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(ServerError::Io {
+                        what: "poll".into(),
+                        source: e,
+                    });
+                }
+            }
+            self.turn(&events)?;
+        }
+    }
+
+    /// One loop turn: everything that arrived goes into the core, then its actions come out.
+    fn turn(&mut self, events: &Events) -> Result<(), ServerError> {
+        let now = Instant::now();
+        for event in events {
+            let token = event.token();
+            if self.peers.owns(token) {
+                self.peers.handle_event(self.poll.registry(), event, now);
+            } else if self.clients.owns(token) {
+                self.clients.handle_event(self.poll.registry(), event);
+            } else if let Some(http) = self.metrics_http.as_mut().filter(|h| h.owns(token)) {
+                http.handle_event(self.poll.registry(), event);
+            }
+        }
+        self.clients.on_wake(self.poll.registry());
+        if let Some(http) = self.metrics_http.as_mut() {
+            http.on_wake(self.poll.registry());
+        }
+        self.peers.handle_timeouts(self.poll.registry(), now);
+        self.drain_wal()?;
+        self.drain_snapshot_writer();
+        self.drain_peers();
+        self.drain_clients();
+        self.flush_read_batch();
+        while now >= self.next_tick {
+            self.next_tick += self.tick_interval;
+            self.node.tick();
+            self.on_tick(now);
+        }
+        self.drain_actions()?;
+        self.after_apply();
+        self.peers.flush(self.poll.registry(), Instant::now());
+        Ok(())
+    }
+
+    pub(super) fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    pub(super) fn next_request_id(&mut self) -> u64 {
+        self.next_request_id += 1;
+        self.next_request_id
+    }
+
+    fn drain_peers(&mut self) {
+        while let Some(event) = self.peers.poll_event() {
+            match event {
+                PeerEvent::Frame { from, frame } => match tally_core::codec::decode(&frame) {
+                    Ok(message) if message.from() == from => {
+                        if let Err(e) = self.node.step(message) {
+                            eprintln!("tallyd: refused a message from peer {from:x}: {e}");
+                        }
+                    }
+                    Ok(_) => eprintln!(
+                        "tallyd: peer {from:x} sent a message claiming another sender; dropped"
+                    ),
+                    Err(e) => eprintln!("tallyd: undecodable frame from peer {from:x}: {e}"),
+                },
+                PeerEvent::Connected { peer } => eprintln!("tallyd: peer {peer:x} connected"),
+                PeerEvent::Disconnected { peer } => {
+                    eprintln!("tallyd: peer {peer:x} disconnected");
+                    self.node.report_unreachable(peer);
+                }
+            }
+        }
+    }
+
+    fn drain_clients(&mut self) {
+        while let Some(event) = self.clients.poll_call() {
+            self.handle_call_event(event);
+        }
+        let mut http_requests = Vec::new();
+        if let Some(http) = self.metrics_http.as_mut() {
+            while let Some(event) = http.poll_call() {
+                http_requests.push(event);
+            }
+        }
+        for event in http_requests {
+            if let CallEvent::Http { request, path, .. } = event {
+                let (status, content_type, body) = self.http_response(&path);
+                if let Some(http) = self.metrics_http.as_mut() {
+                    http.respond_http(request, status, content_type, body);
+                }
+            }
+        }
+    }
+
+    pub(super) fn http_response(&self, path: &str) -> (u16, &'static str, Bytes) {
+        match path {
+            "/health" => {
+                let healthy = self.leader != NO_NODE;
+                let body = format!("{{\"health\":\"{healthy}\"}}");
+                (
+                    if healthy { 200 } else { 503 },
+                    "application/json",
+                    Bytes::from(body),
+                )
+            }
+            "/metrics" => (
+                200,
+                "text/plain; version=0.0.4",
+                Bytes::from(self.metrics.render()),
+            ),
+            _ => (
+                404,
+                "text/plain",
+                Bytes::from_static(b"404 page not found\n"),
+            ),
+        }
+    }
+
+    fn drain_wal(&mut self) -> Result<(), ServerError> {
+        while let Ok(completion) = self.wal_done.try_recv() {
+            match completion {
+                Completion::Durable(durable) => {
+                    if let Some(in_flight) = self.persist.filter(|p| p.seq <= durable.seq()) {
+                        self.persist = None;
+                        self.metrics.wal_fsync.observe(in_flight.started.elapsed());
+                        self.node.on_persisted(in_flight.index, in_flight.term);
+                    }
+                    self.purge_behind_markers(durable.seq());
+                }
+                Completion::Rejected { seq, error } => {
+                    return Err(ServerError::WalFailed(format!(
+                        "batch {seq} rejected: {error}"
+                    )));
+                }
+                Completion::Failed(error) => return Err(ServerError::WalFailed(error.to_string())),
+            }
+        }
+        Ok(())
+    }
+
+    fn purge_behind_markers(&mut self, durable_seq: u64) {
+        let (done, pending): (Vec<_>, Vec<_>) = self
+            .markers
+            .iter()
+            .partition(|(seq, _)| *seq <= durable_seq);
+        self.markers = pending;
+        if let Some(&(_, index)) = done.iter().max_by_key(|(_, index)| *index) {
+            if let Err(e) = self.snapshots.retain(index) {
+                eprintln!("tallyd: could not remove old snapshots: {e}");
+            }
+        }
+    }
+
+    fn drain_snapshot_writer(&mut self) {
+        while let Ok(result) = self.snapshot_done.try_recv() {
+            match result {
+                Ok((index, term)) => match self.wal.submit(storage::marker_batch(index, term)) {
+                    Ok(seq) => self.markers.push((seq, index)),
+                    Err(e) => {
+                        eprintln!("tallyd: could not record snapshot {index} in the WAL: {e}")
+                    }
+                },
+                Err(e) => eprintln!("tallyd: snapshot write failed: {e}"),
+            }
+        }
+    }
+
+    /// Carries out every action the core has.
+    pub(super) fn drain_actions(&mut self) -> Result<(), ServerError> {
+        while let Some(action) = self.node.poll_action() {
+            match action {
+                Action::Send(message) => {
+                    let frame = Bytes::from(tally_core::codec::encode_to_vec(&message));
+                    if !self.peers.send(message.to(), frame) {
+                        self.metrics.peer_frames_dropped += 1;
+                    }
+                }
+                Action::Persist(persist) => self.submit_persist(persist)?,
+                Action::ApplySnapshot(snapshot) => self.install_snapshot(&snapshot)?,
+                Action::Apply(entries) => self.apply_entries(entries),
+                Action::ReadReady { request, index } => {
+                    if let Some(reads) = self.read_waiters.remove(&request) {
+                        self.ready_reads.push_back((index, reads));
+                    }
+                }
+                Action::RequestSnapshot { index } => self.take_snapshot(index),
+                Action::LeaderChanged { leader, term } => self.on_leader_changed(leader, term),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn submit_persist(&mut self, persist: tally_core::Persist) -> Result<(), ServerError> {
+        let (index, term) = (persist.last_index(), persist.last_term());
+        let batch = storage::to_batch(persist, &self.snapshots)?;
+        let seq = self
+            .wal
+            .submit(batch)
+            .map_err(|e| ServerError::WalFailed(e.to_string()))?;
+        self.persist = Some(PersistInFlight {
+            seq,
+            index,
+            term,
+            started: Instant::now(),
+        });
+        Ok(())
+    }
+
+    fn take_snapshot(&mut self, index: u64) {
+        let mut kv_bytes = Vec::new();
+        if let Err(e) = self.kv.snapshot(&mut kv_bytes) {
+            eprintln!("tallyd: kvstore snapshot failed: {e}");
+            return;
+        }
+        let data = super::payload::encode_snapshot(&self.members.encode(), &kv_bytes);
+        match self.node.compact(index, data) {
+            Ok(snapshot) => {
+                // The file is written and fsynced off the loop; the WAL marker follows.
+                if self.snapshot_tx.try_send(snapshot).is_err() {
+                    eprintln!("tallyd: snapshot writer busy; snapshot {index} kept in memory only");
+                }
+            }
+            Err(e) => eprintln!("tallyd: compaction at {index} refused: {e}"),
+        }
+    }
+
+    fn on_leader_changed(&mut self, leader: u64, term: u64) {
+        let was_leader = self.leader == self.identity.member_id;
+        self.leader = leader;
+        self.metrics.has_leader = leader != NO_NODE;
+        self.metrics.is_leader = leader == self.identity.member_id;
+        if leader == NO_NODE {
+            eprintln!(
+                "tallyd: member {:x} lost its leader at term {term}",
+                self.identity.member_id
+            );
+            return;
+        }
+        self.metrics.leader_changes += 1;
+        eprintln!(
+            "tallyd: member {:x} elected leader {leader:x} at term {term}",
+            self.identity.member_id
+        );
+        self.answer_move_leader(leader);
+        if leader == self.identity.member_id {
+            // A new leader extends every lease by an election timeout, as etcd does.
+            self.kv
+                .promote(self.now_ms(), self.flags.election_timeout_ms());
+        } else if was_leader {
+            self.kv.demote();
+        }
+        if !self.attributes_published {
+            self.publish_attributes();
+        }
+    }
+
+    fn publish_attributes(&mut self) {
+        let Some(mut me) = self.members.get(self.identity.member_id).cloned() else {
+            return;
+        };
+        me.name = self.flags.name().to_string();
+        me.client_urls = self
+            .flags
+            .advertise_client_urls()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        if self
+            .node
+            .propose(super::payload::encode_attributes(&me))
+            .is_ok()
+        {
+            self.attributes_published = true;
+        }
+    }
+
+    fn on_tick(&mut self, now: Instant) {
+        self.kv.set_now_ms(self.now_ms());
+        if self.leader != NO_NODE && !self.attributes_published {
+            self.publish_attributes();
+        }
+        self.expire_waiters(now);
+        if self.leader == self.identity.member_id {
+            self.revoke_expired_leases(now);
+        }
+        if now >= self.next_progress_notify {
+            self.next_progress_notify = now + PROGRESS_NOTIFY_INTERVAL;
+            self.kv.progress_notify_tick();
+        }
+    }
+
+    /// Work between applies: watch delivery, bounded compaction and watcher catch-up, and
+    /// reads whose index is now applied.
+    fn after_apply(&mut self) {
+        if self.kv.compact_step(COMPACTION_KEYS_PER_TURN) {
+            self.release_compactions();
+        }
+        if self.kv.has_unsynced_watchers() {
+            self.kv.sync_watchers_step(WATCH_SYNC_RECORDS_PER_TURN);
+        }
+        self.deliver_watch_events();
+        self.serve_ready_reads();
+        self.flush_outbound();
+    }
+}
+
+/// The snapshot file writer: fsyncs off the loop thread and reports (index, term).
+fn spawn_snapshot_writer(
+    store: Arc<SnapshotStore>,
+    waker: Arc<Waker>,
+) -> Result<
+    (
+        SyncSender<tally_core::Snapshot>,
+        Receiver<Result<(u64, u64), String>>,
+    ),
+    ServerError,
+> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<tally_core::Snapshot>(2);
+    let (done_tx, done_rx) = std::sync::mpsc::sync_channel(4);
+    std::thread::Builder::new()
+        .name("tally-snapshot".into())
+        .spawn(move || {
+            for snapshot in rx {
+                let meta = (snapshot.meta().index(), snapshot.meta().term());
+                let result = storage::save_snapshot(&store, &snapshot)
+                    .map(|()| meta)
+                    .map_err(|e| e.to_string());
+                if done_tx.send(result).is_err() {
+                    return;
+                }
+                let _ = waker.wake();
+            }
+        })
+        .map_err(io_error("spawn snapshot writer"))?;
+    Ok((tx, done_rx))
+}
+
+pub(super) fn grpc_config(flags: &Flags) -> GrpcConfig {
+    GrpcConfig::default().with_request_bytes_max(flags.max_request_bytes() as usize)
+}
+
+pub(super) fn peer_config(flags: &Flags, identity: &Identity) -> PeerConfig {
+    PeerConfig::new(
+        identity.member_id,
+        flags.initial_cluster_token().to_string(),
+    )
+}

@@ -1,0 +1,536 @@
+//! `tallyd`'s command line: etcd's flag names, so an etcd operator's command line works.
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+
+/// A URL as etcd takes them: `http://host:port` or `https://host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Url {
+    tls: bool,
+    host: String,
+    port: u16,
+}
+
+impl Url {
+    pub fn parse(text: &str) -> Result<Url, FlagError> {
+        let bad = || FlagError::BadUrl(text.to_string());
+        let (tls, rest) = if let Some(rest) = text.strip_prefix("https://") {
+            (true, rest)
+        } else if let Some(rest) = text.strip_prefix("http://") {
+            (false, rest)
+        } else {
+            return Err(bad());
+        };
+        let rest = rest.trim_end_matches('/');
+        let (host, port) = rest.rsplit_once(':').ok_or_else(bad)?;
+        let port = port.parse().map_err(|_| bad())?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err(bad());
+        }
+        Ok(Url {
+            tls,
+            host: host.to_string(),
+            port,
+        })
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// The socket address, resolving names such as `localhost`.
+    pub fn socket_addr(&self) -> Result<SocketAddr, FlagError> {
+        let host = if self.host == "localhost" {
+            "127.0.0.1"
+        } else {
+            &self.host
+        };
+        (host, self.port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .ok_or_else(|| FlagError::BadUrl(self.to_string()))
+    }
+}
+
+impl fmt::Display for Url {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.tls { "https" } else { "http" };
+        if self.host.contains(':') {
+            write!(f, "{scheme}://[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{scheme}://{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Why the command line was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FlagError {
+    Unknown(String),
+    MissingValue(String),
+    BadValue {
+        flag: String,
+        value: String,
+    },
+    BadUrl(String),
+    BadInitialCluster(String),
+    /// `--name` does not appear in `--initial-cluster`.
+    NameNotInCluster(String),
+    /// A TLS URL without the certificate flags it needs.
+    TlsWithoutCertificates(&'static str),
+    HelpRequested,
+}
+
+impl fmt::Display for FlagError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FlagError::Unknown(flag) => write!(f, "unknown flag {flag}"),
+            FlagError::MissingValue(flag) => write!(f, "flag {flag} needs a value"),
+            FlagError::BadValue { flag, value } => write!(f, "invalid value {value:?} for {flag}"),
+            FlagError::BadUrl(url) => write!(
+                f,
+                "invalid URL {url:?} (want http://host:port or https://host:port)"
+            ),
+            FlagError::BadInitialCluster(text) => {
+                write!(f, "invalid --initial-cluster {text:?} (want name=url,...)")
+            }
+            FlagError::NameNotInCluster(name) => {
+                write!(f, "--name {name:?} is not listed in --initial-cluster")
+            }
+            FlagError::TlsWithoutCertificates(which) => write!(
+                f,
+                "{which} URLs use https but no certificate flags were given"
+            ),
+            FlagError::HelpRequested => f.write_str(USAGE),
+        }
+    }
+}
+
+impl std::error::Error for FlagError {}
+
+pub const USAGE: &str = "usage: tallyd [flags]   (etcd's flag names; --flag value or --flag=value)
+  --name NAME                         member name (default \"default\")
+  --data-dir DIR                      data directory (default \"NAME.tally\")
+  --listen-client-urls URLS           client URLs to listen on (default http://127.0.0.1:2379)
+  --advertise-client-urls URLS        client URLs to advertise (default: the listen URLs)
+  --listen-peer-urls URLS             peer URLs to listen on (default http://127.0.0.1:2380)
+  --initial-advertise-peer-urls URLS  peer URLs to advertise (default: the listen URLs)
+  --initial-cluster NAME=URL,...      the bootstrap cluster (default NAME=<advertised peer URL>)
+  --initial-cluster-state new|existing
+  --initial-cluster-token TOKEN       (default etcd-cluster)
+  --listen-metrics-urls URLS          extra plain-HTTP listener for /health and /metrics
+  --cert-file, --key-file, --trusted-ca-file, --client-cert-auth        client TLS
+  --peer-cert-file, --peer-key-file, --peer-trusted-ca-file, --peer-client-cert-auth   peer TLS
+  --heartbeat-interval MS             (default 100)
+  --election-timeout MS               (default 1000)
+  --snapshot-count N                  applied entries between snapshots (default 100000)
+  --max-request-bytes N               (default 1572864)
+  --restore-snapshot FILE             seed a new data dir from an `etcdctl snapshot save` file";
+
+/// Everything `tallyd` was told on its command line.
+#[derive(Debug, Clone)]
+pub struct Flags {
+    name: String,
+    data_dir: PathBuf,
+    listen_client_urls: Vec<Url>,
+    advertise_client_urls: Vec<Url>,
+    listen_peer_urls: Vec<Url>,
+    initial_advertise_peer_urls: Vec<Url>,
+    initial_cluster: Vec<(String, Vec<Url>)>,
+    initial_cluster_existing: bool,
+    initial_cluster_token: String,
+    listen_metrics_urls: Vec<Url>,
+    client_tls: TlsFiles,
+    peer_tls: TlsFiles,
+    heartbeat_interval_ms: u64,
+    election_timeout_ms: u64,
+    snapshot_count: u64,
+    max_request_bytes: u32,
+    restore_snapshot: Option<PathBuf>,
+}
+
+/// Certificate files for one side (clients or peers).
+#[derive(Debug, Clone, Default)]
+pub struct TlsFiles {
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    trusted_ca_file: Option<PathBuf>,
+    client_cert_auth: bool,
+}
+
+impl TlsFiles {
+    /// (cert, key) if both are given: TLS is on.
+    pub fn cert_and_key(&self) -> Option<(&PathBuf, &PathBuf)> {
+        Some((self.cert_file.as_ref()?, self.key_file.as_ref()?))
+    }
+
+    pub fn trusted_ca_file(&self) -> Option<&PathBuf> {
+        self.trusted_ca_file.as_ref()
+    }
+
+    /// Client certificates are required (etcd turns this on when a trusted CA is given with
+    /// `--client-cert-auth`).
+    pub fn client_cert_auth(&self) -> bool {
+        self.client_cert_auth
+    }
+}
+
+impl Flags {
+    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Flags, FlagError> {
+        let mut raw = Raw::default();
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            if arg == "-h" || arg == "--help" {
+                return Err(FlagError::HelpRequested);
+            }
+            let body = arg
+                .strip_prefix("--")
+                .or_else(|| arg.strip_prefix('-'))
+                .ok_or_else(|| FlagError::Unknown(arg.clone()))?;
+            let (name, inline) = match body.split_once('=') {
+                Some((name, value)) => (name.to_string(), Some(value.to_string())),
+                None => (body.to_string(), None),
+            };
+            if BOOL_FLAGS.contains(&name.as_str()) {
+                let value = inline.unwrap_or_else(|| "true".to_string());
+                raw.set(&name, value)?;
+                continue;
+            }
+            let value = match inline {
+                Some(value) => value,
+                None => args
+                    .next()
+                    .ok_or_else(|| FlagError::MissingValue(name.clone()))?,
+            };
+            raw.set(&name, value)?;
+        }
+        raw.finish()
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn data_dir(&self) -> &PathBuf {
+        &self.data_dir
+    }
+    pub fn listen_client_urls(&self) -> &[Url] {
+        &self.listen_client_urls
+    }
+    pub fn advertise_client_urls(&self) -> &[Url] {
+        &self.advertise_client_urls
+    }
+    pub fn listen_peer_urls(&self) -> &[Url] {
+        &self.listen_peer_urls
+    }
+    pub fn initial_advertise_peer_urls(&self) -> &[Url] {
+        &self.initial_advertise_peer_urls
+    }
+    pub fn initial_cluster(&self) -> &[(String, Vec<Url>)] {
+        &self.initial_cluster
+    }
+    pub fn initial_cluster_existing(&self) -> bool {
+        self.initial_cluster_existing
+    }
+    pub fn initial_cluster_token(&self) -> &str {
+        &self.initial_cluster_token
+    }
+    pub fn listen_metrics_urls(&self) -> &[Url] {
+        &self.listen_metrics_urls
+    }
+    pub fn client_tls(&self) -> &TlsFiles {
+        &self.client_tls
+    }
+    pub fn peer_tls(&self) -> &TlsFiles {
+        &self.peer_tls
+    }
+    pub fn heartbeat_interval_ms(&self) -> u64 {
+        self.heartbeat_interval_ms
+    }
+    pub fn election_timeout_ms(&self) -> u64 {
+        self.election_timeout_ms
+    }
+    /// The election timeout in heartbeat ticks (at least two ticks above one heartbeat).
+    pub fn election_ticks(&self) -> u32 {
+        let ticks = self.election_timeout_ms / self.heartbeat_interval_ms.max(1);
+        u32::try_from(ticks).unwrap_or(u32::MAX).max(3)
+    }
+    pub fn snapshot_count(&self) -> u64 {
+        self.snapshot_count
+    }
+    pub fn max_request_bytes(&self) -> u32 {
+        self.max_request_bytes
+    }
+    pub fn restore_snapshot(&self) -> Option<&PathBuf> {
+        self.restore_snapshot.as_ref()
+    }
+}
+
+const BOOL_FLAGS: &[&str] = &["client-cert-auth", "peer-client-cert-auth"];
+
+#[derive(Default)]
+struct Raw {
+    values: Vec<(String, String)>,
+}
+
+impl Raw {
+    fn set(&mut self, name: &str, value: String) -> Result<(), FlagError> {
+        if !KNOWN_FLAGS.contains(&name) {
+            return Err(FlagError::Unknown(format!("--{name}")));
+        }
+        self.values.retain(|(n, _)| n != name);
+        self.values.push((name.to_string(), value));
+        Ok(())
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.values
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn number<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, FlagError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(value) => value.parse().map_err(|_| FlagError::BadValue {
+                flag: format!("--{name}"),
+                value: value.to_string(),
+            }),
+        }
+    }
+
+    fn boolean(&self, name: &str) -> Result<bool, FlagError> {
+        match self.get(name) {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(other) => Err(FlagError::BadValue {
+                flag: format!("--{name}"),
+                value: other.to_string(),
+            }),
+        }
+    }
+
+    fn urls(&self, name: &str, default: &[Url]) -> Result<Vec<Url>, FlagError> {
+        match self.get(name) {
+            None => Ok(default.to_vec()),
+            Some(text) => text
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(Url::parse)
+                .collect(),
+        }
+    }
+
+    fn tls(&self, prefix: &str) -> Result<TlsFiles, FlagError> {
+        Ok(TlsFiles {
+            cert_file: self.get(&format!("{prefix}cert-file")).map(PathBuf::from),
+            key_file: self.get(&format!("{prefix}key-file")).map(PathBuf::from),
+            trusted_ca_file: self
+                .get(&format!("{prefix}trusted-ca-file"))
+                .map(PathBuf::from),
+            client_cert_auth: self.boolean(&format!("{prefix}client-cert-auth"))?,
+        })
+    }
+
+    fn finish(self) -> Result<Flags, FlagError> {
+        let name = self.get("name").unwrap_or("default").to_string();
+        let data_dir = PathBuf::from(
+            self.get("data-dir")
+                .map_or_else(|| format!("{name}.tally"), str::to_string),
+        );
+        let listen_client_urls = self.urls(
+            "listen-client-urls",
+            &[Url::parse("http://127.0.0.1:2379")?],
+        )?;
+        let advertise_client_urls = self.urls("advertise-client-urls", &listen_client_urls)?;
+        let listen_peer_urls =
+            self.urls("listen-peer-urls", &[Url::parse("http://127.0.0.1:2380")?])?;
+        let initial_advertise_peer_urls =
+            self.urls("initial-advertise-peer-urls", &listen_peer_urls)?;
+        let initial_cluster = match self.get("initial-cluster") {
+            None => vec![(name.clone(), initial_advertise_peer_urls.clone())],
+            Some(text) => parse_initial_cluster(text)?,
+        };
+        if !initial_cluster.iter().any(|(n, _)| *n == name) {
+            return Err(FlagError::NameNotInCluster(name));
+        }
+        let initial_cluster_existing = match self.get("initial-cluster-state").unwrap_or("new") {
+            "new" => false,
+            "existing" => true,
+            other => {
+                return Err(FlagError::BadValue {
+                    flag: "--initial-cluster-state".into(),
+                    value: other.into(),
+                });
+            }
+        };
+        let client_tls = self.tls("")?;
+        let peer_tls = self.tls("peer-")?;
+        if listen_client_urls.iter().any(Url::is_tls) && client_tls.cert_and_key().is_none() {
+            return Err(FlagError::TlsWithoutCertificates("client"));
+        }
+        if listen_peer_urls.iter().any(Url::is_tls) && peer_tls.cert_and_key().is_none() {
+            return Err(FlagError::TlsWithoutCertificates("peer"));
+        }
+        let heartbeat_interval_ms = self.number("heartbeat-interval", 100u64)?.max(1);
+        let election_timeout_ms = self.number("election-timeout", 1000u64)?;
+        if election_timeout_ms < 3 * heartbeat_interval_ms {
+            return Err(FlagError::BadValue {
+                flag: "--election-timeout".into(),
+                value: election_timeout_ms.to_string(),
+            });
+        }
+        Ok(Flags {
+            listen_metrics_urls: self.urls("listen-metrics-urls", &[])?,
+            initial_cluster_token: self
+                .get("initial-cluster-token")
+                .unwrap_or("etcd-cluster")
+                .to_string(),
+            snapshot_count: self.number("snapshot-count", 100_000u64)?.max(1),
+            max_request_bytes: self.number("max-request-bytes", 1_572_864u32)?,
+            restore_snapshot: self.get("restore-snapshot").map(PathBuf::from),
+            name,
+            data_dir,
+            listen_client_urls,
+            advertise_client_urls,
+            listen_peer_urls,
+            initial_advertise_peer_urls,
+            initial_cluster,
+            initial_cluster_existing,
+            client_tls,
+            peer_tls,
+            heartbeat_interval_ms,
+            election_timeout_ms,
+        })
+    }
+}
+
+const KNOWN_FLAGS: &[&str] = &[
+    "name",
+    "data-dir",
+    "listen-client-urls",
+    "advertise-client-urls",
+    "listen-peer-urls",
+    "initial-advertise-peer-urls",
+    "initial-cluster",
+    "initial-cluster-state",
+    "initial-cluster-token",
+    "listen-metrics-urls",
+    "cert-file",
+    "key-file",
+    "trusted-ca-file",
+    "client-cert-auth",
+    "peer-cert-file",
+    "peer-key-file",
+    "peer-trusted-ca-file",
+    "peer-client-cert-auth",
+    "heartbeat-interval",
+    "election-timeout",
+    "snapshot-count",
+    "max-request-bytes",
+    "restore-snapshot",
+];
+
+fn parse_initial_cluster(text: &str) -> Result<Vec<(String, Vec<Url>)>, FlagError> {
+    let mut members: Vec<(String, Vec<Url>)> = Vec::new();
+    for item in text.split(',').filter(|s| !s.is_empty()) {
+        let (name, url) = item
+            .split_once('=')
+            .ok_or_else(|| FlagError::BadInitialCluster(text.to_string()))?;
+        let url = Url::parse(url)?;
+        match members.iter_mut().find(|(n, _)| n == name) {
+            Some((_, urls)) => urls.push(url),
+            None => members.push((name.to_string(), vec![url])),
+        }
+    }
+    if members.is_empty() {
+        return Err(FlagError::BadInitialCluster(text.to_string()));
+    }
+    Ok(members)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Flags, FlagError> {
+        Flags::parse(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn no_flags_is_one_member_on_the_default_ports() {
+        let flags = parse(&[]).expect("defaults");
+        assert_eq!(flags.name(), "default");
+        assert_eq!(flags.data_dir(), &PathBuf::from("default.tally"));
+        assert_eq!(
+            flags.listen_client_urls()[0]
+                .socket_addr()
+                .expect("addr")
+                .to_string(),
+            "127.0.0.1:2379"
+        );
+        assert_eq!(flags.initial_cluster().len(), 1);
+        assert_eq!(flags.election_ticks(), 10);
+    }
+
+    #[test]
+    fn an_etcd_three_member_command_line_parses() {
+        let flags = parse(&[
+            "--name",
+            "infra1",
+            "--initial-advertise-peer-urls=http://127.0.0.1:12380",
+            "--listen-peer-urls",
+            "http://127.0.0.1:12380",
+            "--listen-client-urls=http://127.0.0.1:2379",
+            "--advertise-client-urls",
+            "http://127.0.0.1:2379",
+            "--initial-cluster-token",
+            "etcd-cluster-1",
+            "--initial-cluster",
+            "infra1=http://127.0.0.1:12380,infra2=http://127.0.0.1:22380,infra3=http://127.0.0.1:32380",
+            "--initial-cluster-state",
+            "new",
+            "--heartbeat-interval=50",
+            "--election-timeout",
+            "500",
+            "--client-cert-auth",
+        ])
+        .expect("etcd's own example");
+        assert_eq!(flags.initial_cluster().len(), 3);
+        assert_eq!(flags.initial_cluster_token(), "etcd-cluster-1");
+        assert_eq!(flags.election_ticks(), 10);
+        assert!(flags.client_tls().client_cert_auth());
+    }
+
+    #[test]
+    fn bad_command_lines_get_typed_errors() {
+        assert!(matches!(
+            parse(&["--bogus", "1"]),
+            Err(FlagError::Unknown(_))
+        ));
+        assert!(matches!(
+            parse(&["--name"]),
+            Err(FlagError::MissingValue(_))
+        ));
+        assert!(matches!(
+            parse(&["--listen-client-urls", "tcp://x"]),
+            Err(FlagError::BadUrl(_))
+        ));
+        assert!(matches!(
+            parse(&["--name", "a", "--initial-cluster", "b=http://127.0.0.1:1"]),
+            Err(FlagError::NameNotInCluster(_))
+        ));
+        assert!(matches!(
+            parse(&["--listen-client-urls", "https://127.0.0.1:1"]),
+            Err(FlagError::TlsWithoutCertificates(_))
+        ));
+        assert!(matches!(
+            parse(&["--heartbeat-interval", "100", "--election-timeout", "200"]),
+            Err(FlagError::BadValue { .. })
+        ));
+    }
+}

@@ -1,0 +1,23 @@
+//! `tallyd`: one mio event loop that owns the Raft core, the kvstore, the peer transport, the
+//! client gRPC server and the timers, with the WAL on its own thread.
+//!
+//! One turn of the loop:
+//! 1. wait for socket readiness, the WAL thread's waker, or the next tick;
+//! 2. feed everything that arrived into the core (peer frames, client proposals, read
+//!    requests, WAL completions, ticks) — all proposals of one turn become one batch;
+//! 3. drain the core's actions: send to peers, hand `Persist` to the WAL thread, apply
+//!    committed entries to the kvstore and answer waiting clients, serve confirmed reads;
+//! 4. deliver watch events, step compaction, expire leases (leader only), flush sockets.
+
+mod apply;
+mod event_loop;
+pub mod flags;
+mod members;
+mod metrics;
+mod payload;
+mod rpc;
+mod startup;
+mod storage;
+
+pub use flags::{FlagError, Flags};
+pub use startup::{ServerError, restore_snapshot_file, run};

@@ -1,0 +1,130 @@
+//! What a Raft entry carries for `tallyd`, and the snapshot envelope.
+//!
+//! Normal entries start with a tag byte: [`TAG_KV`] then an encoded kvstore `InternalRequest`,
+//! or [`TAG_ATTRIBUTES`] then a `Member` whose name and client URLs a member publishes after it
+//! starts (as etcd does). An empty entry is the leader's no-op. Membership changes are core
+//! `ConfChange` entries whose context is the new `Member`.
+//!
+//! The WAL stores (index, term, data) without the core's entry kind, so the kind is recovered
+//! from the data: a `ConfChange` payload starts with the core codec version byte (1), which no
+//! normal entry does (tags are 0x10 and up).
+
+use bytes::{BufMut, Bytes, BytesMut};
+use prost::Message as _;
+use tally_core::EntryKind;
+use tally_kvstore::proto::{InternalRequest, Member};
+
+pub const TAG_KV: u8 = 0x10;
+pub const TAG_ATTRIBUTES: u8 = 0x11;
+
+/// The core codec version byte that starts every ConfChange payload.
+const CONF_CHANGE_FIRST_BYTE: u8 = tally_core::codec::CODEC_VERSION;
+
+pub fn encode_kv(request: &InternalRequest) -> Bytes {
+    let mut out = BytesMut::with_capacity(1 + request.encoded_len());
+    out.put_u8(TAG_KV);
+    request.encode(&mut out).expect("BytesMut grows");
+    out.freeze()
+}
+
+pub fn encode_attributes(member: &Member) -> Bytes {
+    let mut out = BytesMut::with_capacity(1 + member.encoded_len());
+    out.put_u8(TAG_ATTRIBUTES);
+    member.encode(&mut out).expect("BytesMut grows");
+    out.freeze()
+}
+
+/// A normal entry's payload, decoded.
+#[derive(Debug)]
+pub enum Payload {
+    Noop,
+    /// The kvstore request bytes (without the tag).
+    Kv(Bytes),
+    Attributes(Member),
+    /// Bytes this build cannot read; applied as a no-op on every member alike.
+    Unknown,
+}
+
+pub fn decode(data: &Bytes) -> Payload {
+    match data.first() {
+        None => Payload::Noop,
+        Some(&TAG_KV) => Payload::Kv(data.slice(1..)),
+        Some(&TAG_ATTRIBUTES) => {
+            Member::decode(&data[1..]).map_or(Payload::Unknown, Payload::Attributes)
+        }
+        Some(_) => Payload::Unknown,
+    }
+}
+
+/// The core entry kind of a payload read back from the WAL.
+pub fn kind_of(data: &[u8]) -> EntryKind {
+    if data.first() == Some(&CONF_CHANGE_FIRST_BYTE) {
+        EntryKind::ConfChange
+    } else {
+        EntryKind::Normal
+    }
+}
+
+/// Snapshot bytes: magic, member table length (u32) and bytes, kvstore snapshot length (u64)
+/// and bytes. Anything after that (the zero padding of an exported file) is ignored.
+const SNAPSHOT_MAGIC: &[u8; 8] = b"TALLYSN1";
+
+pub fn encode_snapshot(members: &Bytes, kv: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(24 + members.len() + kv.len());
+    out.put_slice(SNAPSHOT_MAGIC);
+    out.put_u32_le(members.len() as u32);
+    out.put_slice(members);
+    out.put_u64_le(kv.len() as u64);
+    out.put_slice(kv);
+    out.freeze()
+}
+
+/// Splits snapshot bytes into (member table, kvstore snapshot).
+pub fn decode_snapshot(data: &Bytes) -> Option<(Bytes, Bytes)> {
+    if data.len() < 12 || &data[..8] != SNAPSHOT_MAGIC {
+        return None;
+    }
+    let members_len = u32::from_le_bytes(data[8..12].try_into().ok()?) as usize;
+    let members_end = 12usize.checked_add(members_len)?;
+    let kv_start = members_end
+        .checked_add(8)
+        .filter(|&end| end <= data.len())?;
+    let kv_len = usize::try_from(u64::from_le_bytes(
+        data[members_end..kv_start].try_into().ok()?,
+    ))
+    .ok()?;
+    let kv_end = kv_start
+        .checked_add(kv_len)
+        .filter(|&end| end <= data.len())?;
+    Some((data.slice(12..members_end), data.slice(kv_start..kv_end)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_are_recovered_from_payloads() {
+        let change = tally_core::ConfChange::new(tally_core::ConfChangeKind::AddVoter, 5);
+        assert_eq!(
+            kind_of(&tally_core::codec::encode_conf_change(&change)),
+            EntryKind::ConfChange
+        );
+        assert_eq!(
+            kind_of(&encode_kv(&InternalRequest::default())),
+            EntryKind::Normal
+        );
+        assert_eq!(kind_of(&[]), EntryKind::Normal);
+    }
+
+    #[test]
+    fn snapshot_envelope_round_trips_and_rejects_garbage() {
+        let mut padded = encode_snapshot(&Bytes::from_static(b"members"), b"kv").to_vec();
+        padded.extend_from_slice(&[0; 100]);
+        let data = Bytes::from(padded);
+        let (members, kv) = decode_snapshot(&data).expect("valid");
+        assert_eq!((&members[..], &kv[..]), (&b"members"[..], &b"kv"[..]));
+        assert!(decode_snapshot(&Bytes::from_static(b"TALLYSN1\xff\xff\xff\xff")).is_none());
+        assert!(decode_snapshot(&Bytes::from_static(b"nope")).is_none());
+    }
+}

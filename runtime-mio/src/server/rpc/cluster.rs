@@ -1,0 +1,198 @@
+//! The Cluster service: membership changes go through Raft as core `ConfChange`s whose context
+//! is the etcd `Member`; they are answered once applied.
+
+use std::time::Instant;
+
+use crate::grpc::Code as GrpcCode;
+use bytes::Bytes;
+use prost::Message as _;
+use tally_core::{ConfChange, ConfChangeKind};
+use tally_kvstore::proto::{self, Member};
+
+use super::{ConfWaiter, Method, status, status_from_propose};
+use crate::grpc::CallId;
+use crate::server::event_loop::{REQUEST_TIMEOUT, Server};
+use crate::server::members::member_id;
+
+impl Server {
+    pub(in crate::server) fn member_list(&mut self, call: CallId) {
+        let members = self.members.list();
+        self.reply(
+            call,
+            proto::MemberListResponse {
+                header: None,
+                members,
+            },
+        );
+    }
+
+    pub(in crate::server) fn member_add(&mut self, call: CallId, request: proto::MemberAddRequest) {
+        if request.peer_urls.is_empty() {
+            return self.reply_error(
+                call,
+                status(GrpcCode::InvalidArgument, "etcdserver: peer URLs are empty"),
+            );
+        }
+        let id = member_id(&request.peer_urls, self.flags.initial_cluster_token());
+        if self.members.get(id).is_some() {
+            return self.reply_error(
+                call,
+                status(
+                    GrpcCode::FailedPrecondition,
+                    "etcdserver: member ID already exist",
+                ),
+            );
+        }
+        let member = Member {
+            id,
+            name: String::new(),
+            peer_urls: request.peer_urls,
+            client_urls: Vec::new(),
+            is_learner: request.is_learner,
+        };
+        let kind = if request.is_learner {
+            ConfChangeKind::AddLearner
+        } else {
+            ConfChangeKind::AddVoter
+        };
+        let change = ConfChange::new(kind, id).with_context(Bytes::from(member.encode_to_vec()));
+        self.propose_conf(call, &change, Method::MemberAdd);
+    }
+
+    pub(in crate::server) fn member_remove(
+        &mut self,
+        call: CallId,
+        request: proto::MemberRemoveRequest,
+    ) {
+        if self.members.get(request.id).is_none() {
+            return self.reply_error(
+                call,
+                status(GrpcCode::NotFound, "etcdserver: member not found"),
+            );
+        }
+        self.propose_conf(
+            call,
+            &ConfChange::new(ConfChangeKind::RemoveNode, request.id),
+            Method::MemberRemove,
+        );
+    }
+
+    pub(in crate::server) fn member_promote(
+        &mut self,
+        call: CallId,
+        request: proto::MemberPromoteRequest,
+    ) {
+        match self.members.get(request.id) {
+            None => self.reply_error(
+                call,
+                status(GrpcCode::NotFound, "etcdserver: member not found"),
+            ),
+            Some(member) if !member.is_learner => self.reply_error(
+                call,
+                status(
+                    GrpcCode::FailedPrecondition,
+                    "etcdserver: can only promote a learner member",
+                ),
+            ),
+            Some(_) => self.propose_conf(
+                call,
+                &ConfChange::new(ConfChangeKind::AddVoter, request.id),
+                Method::MemberPromote,
+            ),
+        }
+    }
+
+    /// Peer URL updates travel as an attributes entry that every member applies.
+    pub(in crate::server) fn member_update(
+        &mut self,
+        call: CallId,
+        request: proto::MemberUpdateRequest,
+    ) {
+        let Some(mut member) = self.members.get(request.id).cloned() else {
+            return self.reply_error(
+                call,
+                status(GrpcCode::NotFound, "etcdserver: member not found"),
+            );
+        };
+        member.peer_urls = request.peer_urls;
+        match self
+            .node
+            .propose(crate::server::payload::encode_attributes(&member))
+        {
+            Ok(()) => self.conf_waiters.push(ConfWaiter {
+                call,
+                node: member.id,
+                method: Method::MemberUpdate,
+                deadline: Instant::now() + REQUEST_TIMEOUT,
+            }),
+            Err(error) => self.reply_error(call, status_from_propose(error)),
+        }
+    }
+
+    fn propose_conf(&mut self, call: CallId, change: &ConfChange, method: Method) {
+        match self.node.propose_conf_change(change) {
+            Ok(()) => self.conf_waiters.push(ConfWaiter {
+                call,
+                node: change.node(),
+                method,
+                deadline: Instant::now() + REQUEST_TIMEOUT,
+            }),
+            Err(error) => self.reply_error(call, status_from_propose(error)),
+        }
+    }
+
+    /// A conf change for `node` was applied: answer whoever asked for it.
+    pub(in crate::server) fn answer_conf_waiters(&mut self, node: u64) {
+        let (done, pending): (Vec<_>, Vec<_>) = std::mem::take(&mut self.conf_waiters)
+            .into_iter()
+            .partition(|w| w.node == node && w.method != Method::MoveLeader);
+        self.conf_waiters = pending;
+        for waiter in done {
+            let members = self.members.list();
+            match waiter.method {
+                Method::MemberAdd => {
+                    let member = self.members.get(node).cloned();
+                    self.reply(
+                        waiter.call,
+                        proto::MemberAddResponse {
+                            header: None,
+                            member,
+                            members,
+                        },
+                    );
+                }
+                Method::MemberRemove => self.reply(
+                    waiter.call,
+                    proto::MemberRemoveResponse {
+                        header: None,
+                        members,
+                    },
+                ),
+                Method::MemberUpdate => self.reply(
+                    waiter.call,
+                    proto::MemberUpdateResponse {
+                        header: None,
+                        members,
+                    },
+                ),
+                _ => self.reply(
+                    waiter.call,
+                    proto::MemberPromoteResponse {
+                        header: None,
+                        members,
+                    },
+                ),
+            }
+        }
+    }
+
+    pub(in crate::server) fn expire_conf_waiters(&mut self, now: Instant) {
+        let (expired, pending): (Vec<_>, Vec<_>) = std::mem::take(&mut self.conf_waiters)
+            .into_iter()
+            .partition(|w| w.deadline <= now);
+        self.conf_waiters = pending;
+        for waiter in expired {
+            self.reply_error(waiter.call, super::status_timeout());
+        }
+    }
+}

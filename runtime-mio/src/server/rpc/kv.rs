@@ -1,0 +1,89 @@
+//! KV reads: serializable ones from the local store, linearizable ones through ReadIndex.
+//! Writes go through `propose_kv`.
+
+use std::time::Instant;
+
+use tally_kvstore::proto::RangeRequest;
+
+use super::{PendingRead, status_from_kv, status_no_leader, status_timeout};
+use crate::grpc::CallId;
+use crate::server::event_loop::{REQUEST_TIMEOUT, Server, WAITERS_MAX};
+
+impl Server {
+    pub(in crate::server) fn range(&mut self, call: CallId, request: RangeRequest) {
+        if request.serializable {
+            return self.serve_range(call, &request);
+        }
+        if self.read_batch.len() + self.waiters.len() >= WAITERS_MAX {
+            return self.reply_error(
+                call,
+                super::status(
+                    crate::grpc::Code::ResourceExhausted,
+                    "etcdserver: too many requests",
+                ),
+            );
+        }
+        // Every linearizable read of this loop turn shares one ReadIndex round.
+        self.read_batch.push(PendingRead {
+            call,
+            request,
+            deadline: Instant::now() + REQUEST_TIMEOUT,
+        });
+    }
+
+    fn serve_range(&mut self, call: CallId, request: &RangeRequest) {
+        match self.kv.range(request) {
+            Ok(response) => self.reply(call, response),
+            Err(error) => self.reply_error(call, status_from_kv(&error)),
+        }
+    }
+
+    pub(in crate::server) fn flush_read_batch(&mut self) {
+        if self.read_batch.is_empty() {
+            return;
+        }
+        let reads = std::mem::take(&mut self.read_batch);
+        let request = self.next_request_id();
+        match self.node.read_index(request) {
+            Ok(()) => {
+                self.read_waiters.insert(request, reads);
+            }
+            Err(_) => {
+                for read in reads {
+                    self.reply_error(read.call, status_no_leader());
+                }
+            }
+        }
+    }
+
+    /// Serves confirmed reads whose index the store has applied.
+    pub(in crate::server) fn serve_ready_reads(&mut self) {
+        let applied = self.node.status().applied();
+        while self
+            .ready_reads
+            .front()
+            .is_some_and(|(index, _)| *index <= applied)
+        {
+            let (_, reads) = self.ready_reads.pop_front().expect("front exists");
+            for read in reads {
+                if self.calls.contains_key(&read.call) {
+                    self.serve_range(read.call, &read.request);
+                }
+            }
+        }
+    }
+
+    pub(in crate::server) fn expire_reads(&mut self, now: Instant) {
+        let expired: Vec<u64> = self
+            .read_waiters
+            .iter()
+            .filter(|(_, reads)| reads.iter().all(|r| r.deadline <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            for read in self.read_waiters.remove(&id).unwrap_or_default() {
+                self.reply_error(read.call, status_timeout());
+            }
+        }
+    }
+}

@@ -1,0 +1,504 @@
+//! etcd's v3 gRPC services on top of the loop: decoding requests, routing them through Raft
+//! or to the local store, and answering with etcd's headers, codes and messages.
+
+mod cluster;
+mod kv;
+mod lease;
+mod maintenance;
+pub(super) mod transport;
+mod watch;
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use prost::Message as _;
+use tally_kvstore::proto::{self, ResponseHeader};
+use tally_kvstore::{ApplyOutcome, ApplyResponse, KvError};
+
+use super::event_loop::{REQUEST_TIMEOUT, Server, WAITERS_MAX};
+use crate::grpc::{CallEvent, CallId, Code as GrpcCode, Status};
+
+/// What a client call is, decided from its path when it opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CallKind {
+    Unary(Method),
+    Watch,
+    LeaseKeepAlive,
+    Snapshot,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Method {
+    Range,
+    Put,
+    DeleteRange,
+    Txn,
+    Compact,
+    LeaseGrant,
+    LeaseRevoke,
+    LeaseTimeToLive,
+    LeaseLeases,
+    MemberAdd,
+    MemberRemove,
+    MemberUpdate,
+    MemberList,
+    MemberPromote,
+    Alarm,
+    Status,
+    Defragment,
+    Hash,
+    HashKv,
+    MoveLeader,
+}
+
+fn call_kind(path: &str) -> Option<CallKind> {
+    let method = match path {
+        "/etcdserverpb.KV/Range" => Method::Range,
+        "/etcdserverpb.KV/Put" => Method::Put,
+        "/etcdserverpb.KV/DeleteRange" => Method::DeleteRange,
+        "/etcdserverpb.KV/Txn" => Method::Txn,
+        "/etcdserverpb.KV/Compact" => Method::Compact,
+        "/etcdserverpb.Lease/LeaseGrant" => Method::LeaseGrant,
+        "/etcdserverpb.Lease/LeaseRevoke" => Method::LeaseRevoke,
+        "/etcdserverpb.Lease/LeaseTimeToLive" => Method::LeaseTimeToLive,
+        "/etcdserverpb.Lease/LeaseLeases" => Method::LeaseLeases,
+        "/etcdserverpb.Cluster/MemberAdd" => Method::MemberAdd,
+        "/etcdserverpb.Cluster/MemberRemove" => Method::MemberRemove,
+        "/etcdserverpb.Cluster/MemberUpdate" => Method::MemberUpdate,
+        "/etcdserverpb.Cluster/MemberList" => Method::MemberList,
+        "/etcdserverpb.Cluster/MemberPromote" => Method::MemberPromote,
+        "/etcdserverpb.Maintenance/Alarm" => Method::Alarm,
+        "/etcdserverpb.Maintenance/Status" => Method::Status,
+        "/etcdserverpb.Maintenance/Defragment" => Method::Defragment,
+        "/etcdserverpb.Maintenance/Hash" => Method::Hash,
+        "/etcdserverpb.Maintenance/HashKV" => Method::HashKv,
+        "/etcdserverpb.Maintenance/MoveLeader" => Method::MoveLeader,
+        "/etcdserverpb.Watch/Watch" => return Some(CallKind::Watch),
+        "/etcdserverpb.Lease/LeaseKeepAlive" => return Some(CallKind::LeaseKeepAlive),
+        "/etcdserverpb.Maintenance/Snapshot" => return Some(CallKind::Snapshot),
+        _ => return None,
+    };
+    Some(CallKind::Unary(method))
+}
+
+/// A client waiting for an entry it proposed to be applied.
+#[derive(Debug)]
+pub(super) enum Waiter {
+    Kv {
+        call: CallId,
+        deadline: Instant,
+    },
+    /// A `physical` compaction answered once the store has really removed the revisions.
+    PhysicalCompaction {
+        call: CallId,
+        response: Bytes,
+        revision: i64,
+        deadline: Instant,
+    },
+    /// A keep-alive on a follower, carried through Raft as a lease checkpoint.
+    KeepAlive {
+        call: CallId,
+        lease: i64,
+        deadline: Instant,
+    },
+}
+
+impl Waiter {
+    pub(super) fn deadline(&self) -> Instant {
+        match self {
+            Waiter::Kv { deadline, .. }
+            | Waiter::PhysicalCompaction { deadline, .. }
+            | Waiter::KeepAlive { deadline, .. } => *deadline,
+        }
+    }
+}
+
+/// A linearizable range waiting for its read index to be confirmed and applied.
+#[derive(Debug, Clone)]
+pub(super) struct PendingRead {
+    pub(super) call: CallId,
+    pub(super) request: proto::RangeRequest,
+    pub(super) deadline: Instant,
+}
+
+/// A membership change or leader move waiting to take effect.
+#[derive(Debug, Clone)]
+pub(super) struct ConfWaiter {
+    pub(super) call: CallId,
+    pub(super) node: u64,
+    pub(super) method: Method,
+    pub(super) deadline: Instant,
+}
+
+pub(super) fn status(code: GrpcCode, message: &str) -> Status {
+    Status::new(code, message)
+}
+
+pub(super) fn status_timeout() -> Status {
+    status(GrpcCode::Unavailable, "etcdserver: request timed out")
+}
+
+pub(super) fn status_no_leader() -> Status {
+    status(GrpcCode::Unavailable, "etcdserver: no leader")
+}
+
+pub(super) fn status_from_kv(error: &KvError) -> Status {
+    Status::from_code_u32(error.grpc_code().as_u32(), error.etcd_message())
+}
+
+fn status_from_propose(error: tally_core::ProposeError) -> Status {
+    match error {
+        tally_core::ProposeError::NoLeader => status_no_leader(),
+        tally_core::ProposeError::TooLarge => status(
+            GrpcCode::InvalidArgument,
+            "etcdserver: request is too large",
+        ),
+        tally_core::ProposeError::Busy => {
+            status(GrpcCode::ResourceExhausted, "etcdserver: too many requests")
+        }
+        tally_core::ProposeError::TransferInProgress => {
+            status(GrpcCode::Unavailable, "etcdserver: leader changed")
+        }
+        tally_core::ProposeError::Removed => status(
+            GrpcCode::FailedPrecondition,
+            "etcdserver: the member has been permanently removed from the cluster",
+        ),
+        other => status(GrpcCode::FailedPrecondition, other.as_str()),
+    }
+}
+
+/// Every etcd response carries a header in field 1.
+pub(super) trait HasHeader: prost::Message + Sized {
+    fn header_mut(&mut self) -> &mut Option<ResponseHeader>;
+}
+
+macro_rules! has_header {
+    ($($ty:ident),* $(,)?) => {
+        $(impl HasHeader for proto::$ty {
+            fn header_mut(&mut self) -> &mut Option<ResponseHeader> {
+                &mut self.header
+            }
+        })*
+    };
+}
+
+has_header!(
+    RangeResponse,
+    PutResponse,
+    DeleteRangeResponse,
+    TxnResponse,
+    CompactionResponse,
+    LeaseGrantResponse,
+    LeaseRevokeResponse,
+    LeaseKeepAliveResponse,
+    LeaseTimeToLiveResponse,
+    LeaseLeasesResponse,
+    WatchResponse,
+    MemberAddResponse,
+    MemberRemoveResponse,
+    MemberUpdateResponse,
+    MemberListResponse,
+    MemberPromoteResponse,
+    AlarmResponse,
+    StatusResponse,
+    DefragmentResponse,
+    HashResponse,
+    HashKvResponse,
+    SnapshotResponse,
+    MoveLeaderResponse,
+);
+
+impl Server {
+    pub(super) fn header(&self, revision: i64) -> ResponseHeader {
+        ResponseHeader {
+            cluster_id: self.identity.cluster_id,
+            member_id: self.identity.member_id,
+            revision: if revision > 0 {
+                revision
+            } else {
+                self.kv.revision()
+            },
+            raft_term: self.node.status().term(),
+        }
+    }
+
+    pub(super) fn encode<M: HasHeader>(&self, mut message: M) -> Bytes {
+        let revision = message.header_mut().as_ref().map_or(0, |h| h.revision);
+        *message.header_mut() = Some(self.header(revision));
+        Bytes::from(message.encode_to_vec())
+    }
+
+    /// Answers a unary call.
+    pub(super) fn reply<M: HasHeader>(&mut self, call: CallId, message: M) {
+        let bytes = self.encode(message);
+        self.reply_encoded(call, bytes);
+    }
+
+    pub(super) fn reply_encoded(&mut self, call: CallId, bytes: Bytes) {
+        let _ = self.clients.send_message(call, bytes);
+        self.clients.finish(call, Status::ok());
+        self.calls.remove(&call);
+    }
+
+    pub(super) fn reply_error(&mut self, call: CallId, status: Status) {
+        self.clients.finish(call, status);
+        self.calls.remove(&call);
+        self.outbound.remove(&call);
+    }
+
+    /// Sends one message on a streaming call.
+    pub(super) fn stream<M: HasHeader>(&mut self, call: CallId, message: M) {
+        let bytes = self.encode(message);
+        self.stream_encoded(call, bytes);
+    }
+
+    pub(super) fn stream_encoded(&mut self, call: CallId, bytes: Bytes) {
+        let queue = self.outbound.entry(call).or_default();
+        queue.push_back(bytes);
+        self.flush_call(call);
+    }
+
+    fn flush_call(&mut self, call: CallId) {
+        let Some(queue) = self.outbound.get_mut(&call) else {
+            return;
+        };
+        while let Some(message) = queue.pop_front() {
+            if self.clients.send_message(call, message.clone()).is_err() {
+                queue.push_front(message);
+                return;
+            }
+        }
+        self.outbound.remove(&call);
+    }
+
+    pub(super) fn flush_outbound(&mut self) {
+        let calls: Vec<CallId> = self.outbound.keys().copied().collect();
+        for call in calls {
+            self.flush_call(call);
+            self.maybe_finish_snapshot(call);
+        }
+    }
+
+    pub(super) fn handle_call_event(&mut self, event: CallEvent) {
+        match event {
+            CallEvent::Opened { call, path } => match call_kind(&path) {
+                Some(kind) => {
+                    self.calls.insert(call, kind);
+                }
+                None => self.clients.finish(
+                    call,
+                    status(GrpcCode::Unimplemented, &format!("unknown method {path}")),
+                ),
+            },
+            CallEvent::Message { call, message } => self.handle_message(call, message),
+            CallEvent::HalfClosed { call } => {
+                if matches!(
+                    self.calls.get(&call),
+                    Some(CallKind::Watch | CallKind::LeaseKeepAlive)
+                ) {
+                    self.close_stream(call);
+                    self.clients.finish(call, Status::ok());
+                }
+            }
+            CallEvent::Cancelled { call } => self.close_stream(call),
+            CallEvent::Http { request, path, .. } => {
+                let (code, content_type, body) = self.http_response(&path);
+                self.clients.respond_http(request, code, content_type, body);
+            }
+            _ => {}
+        }
+    }
+
+    fn close_stream(&mut self, call: CallId) {
+        if self.calls.remove(&call) == Some(CallKind::Watch) {
+            self.cancel_watches_of(call);
+        }
+        self.outbound.remove(&call);
+    }
+
+    fn handle_message(&mut self, call: CallId, message: Bytes) {
+        let Some(kind) = self.calls.get(&call).copied() else {
+            return;
+        };
+        let result = match kind {
+            CallKind::Unary(method) => self.handle_unary(call, method, &message),
+            CallKind::Watch => self.handle_watch(call, &message),
+            CallKind::LeaseKeepAlive => self.handle_keep_alive(call, &message),
+            CallKind::Snapshot => self.handle_snapshot(call),
+        };
+        if let Err(e) = result {
+            self.reply_error(
+                call,
+                status(
+                    GrpcCode::Internal,
+                    &format!("grpc: error unmarshalling request: {e}"),
+                ),
+            );
+        }
+    }
+
+    fn handle_unary(
+        &mut self,
+        call: CallId,
+        method: Method,
+        message: &[u8],
+    ) -> Result<(), prost::DecodeError> {
+        // A unary call takes one message; later ones are ignored.
+        self.calls.insert(call, CallKind::Unary(method));
+        match method {
+            Method::Range => self.range(call, proto::RangeRequest::decode(message)?),
+            Method::Put => self.propose_kv(
+                call,
+                proto::internal_request::Request::Put(proto::PutRequest::decode(message)?),
+            ),
+            Method::DeleteRange => self.propose_kv(
+                call,
+                proto::internal_request::Request::DeleteRange(proto::DeleteRangeRequest::decode(
+                    message,
+                )?),
+            ),
+            Method::Txn => self.propose_kv(
+                call,
+                proto::internal_request::Request::Txn(proto::TxnRequest::decode(message)?),
+            ),
+            Method::Compact => self.propose_kv(
+                call,
+                proto::internal_request::Request::Compaction(proto::CompactionRequest::decode(
+                    message,
+                )?),
+            ),
+            Method::LeaseGrant => {
+                self.lease_grant(call, proto::LeaseGrantRequest::decode(message)?)
+            }
+            Method::LeaseRevoke => self.propose_kv(
+                call,
+                proto::internal_request::Request::LeaseRevoke(proto::LeaseRevokeRequest::decode(
+                    message,
+                )?),
+            ),
+            Method::LeaseTimeToLive => {
+                self.lease_time_to_live(call, proto::LeaseTimeToLiveRequest::decode(message)?)
+            }
+            Method::LeaseLeases => {
+                let response = self.kv.lease_leases();
+                self.reply(call, response);
+            }
+            Method::MemberAdd => self.member_add(call, proto::MemberAddRequest::decode(message)?),
+            Method::MemberRemove => {
+                self.member_remove(call, proto::MemberRemoveRequest::decode(message)?)
+            }
+            Method::MemberUpdate => {
+                self.member_update(call, proto::MemberUpdateRequest::decode(message)?)
+            }
+            Method::MemberList => self.member_list(call),
+            Method::MemberPromote => {
+                self.member_promote(call, proto::MemberPromoteRequest::decode(message)?)
+            }
+            Method::Alarm => {
+                let response = self.kv.alarm(&proto::AlarmRequest::decode(message)?);
+                self.reply(call, response);
+            }
+            Method::Status => self.status_rpc(call),
+            Method::Defragment => self.reply(call, proto::DefragmentResponse::default()),
+            Method::Hash => {
+                let hash = self.kv.hash();
+                self.reply(call, proto::HashResponse { header: None, hash });
+            }
+            Method::HashKv => self.hash_kv(call, proto::HashKvRequest::decode(message)?),
+            Method::MoveLeader => {
+                self.move_leader(call, proto::MoveLeaderRequest::decode(message)?)
+            }
+        }
+        Ok(())
+    }
+
+    /// Proposes a kvstore request and parks the call until it is applied.
+    pub(super) fn propose_kv(&mut self, call: CallId, request: proto::internal_request::Request) {
+        let deadline = Instant::now() + REQUEST_TIMEOUT;
+        self.propose_internal(call, request, Waiter::Kv { call, deadline });
+    }
+
+    pub(super) fn propose_internal(
+        &mut self,
+        call: CallId,
+        request: proto::internal_request::Request,
+        waiter: Waiter,
+    ) {
+        if self.waiters.len() >= WAITERS_MAX {
+            return self.reply_error(
+                call,
+                status(GrpcCode::ResourceExhausted, "etcdserver: too many requests"),
+            );
+        }
+        let id = self.next_request_id();
+        let data = super::payload::encode_kv(&proto::InternalRequest {
+            id,
+            request: Some(request),
+        });
+        match self.node.propose(data) {
+            Ok(()) => {
+                self.waiters.insert(id, waiter);
+                self.metrics.proposals_pending = self.waiters.len() as u64;
+            }
+            Err(error) => {
+                self.metrics.proposals_failed += 1;
+                self.reply_error(call, status_from_propose(error));
+            }
+        }
+    }
+
+    pub(super) fn answer_waiter(&mut self, waiter: Waiter, outcome: ApplyOutcome) {
+        match waiter {
+            Waiter::Kv { call, deadline } => {
+                let wait_revision = outcome.compaction_wait_rev();
+                match outcome.into_result() {
+                    Ok(response) => {
+                        let bytes = self.encode_apply_response(response);
+                        match wait_revision {
+                            Some(revision) if !self.kv.compaction_done(revision) => {
+                                let id = self.next_request_id();
+                                self.waiters.insert(
+                                    id,
+                                    Waiter::PhysicalCompaction {
+                                        call,
+                                        response: bytes,
+                                        revision,
+                                        deadline,
+                                    },
+                                );
+                            }
+                            _ => self.reply_encoded(call, bytes),
+                        }
+                    }
+                    Err(error) => self.reply_error(call, status_from_kv(&error)),
+                }
+            }
+            Waiter::KeepAlive { call, lease, .. } => self.answer_keep_alive(call, lease),
+            Waiter::PhysicalCompaction { call, response, .. } => self.reply_encoded(call, response),
+        }
+    }
+
+    pub(super) fn fail_waiter(&mut self, waiter: Waiter, status: Status) {
+        match waiter {
+            Waiter::Kv { call, .. } | Waiter::PhysicalCompaction { call, .. } => {
+                self.reply_error(call, status)
+            }
+            // A keep-alive stream stays open; the client retries.
+            Waiter::KeepAlive { .. } => {}
+        }
+    }
+
+    fn encode_apply_response(&self, response: ApplyResponse) -> Bytes {
+        match response {
+            ApplyResponse::Range(r) => self.encode(r),
+            ApplyResponse::Put(r) => self.encode(r),
+            ApplyResponse::DeleteRange(r) => self.encode(r),
+            ApplyResponse::Txn(r) => self.encode(r),
+            ApplyResponse::Compaction(r) => self.encode(r),
+            ApplyResponse::LeaseGrant(r) => self.encode(r),
+            ApplyResponse::LeaseRevoke(r) => self.encode(r),
+            ApplyResponse::Alarm(r) => self.encode(r),
+            _ => Bytes::new(),
+        }
+    }
+}

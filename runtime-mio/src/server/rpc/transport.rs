@@ -1,0 +1,138 @@
+//! Listening sockets: the peer transport and the client (and metrics) gRPC/HTTP servers,
+//! with TLS when the certificate flags are given.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use mio::Registry;
+
+use crate::grpc::GrpcServer;
+use crate::peer::PeerTransport;
+use crate::server::event_loop::{grpc_config, peer_config};
+use crate::server::flags::{Flags, TlsFiles, Url};
+use crate::server::members::Members;
+use crate::server::startup::{Identity, ServerError, io_error};
+
+fn listen(url: &Url, what: &str) -> Result<mio::net::TcpListener, ServerError> {
+    let addr = url
+        .socket_addr()
+        .map_err(|e| ServerError::Tls(e.to_string()))?;
+    mio::net::TcpListener::bind(addr).map_err(io_error(format!("listen for {what} on {addr}")))
+}
+
+fn server_tls(files: &TlsFiles) -> Result<Option<Arc<rustls::ServerConfig>>, ServerError> {
+    let Some((cert, key)) = files.cert_and_key() else {
+        return Ok(None);
+    };
+    let config = crate::grpc::tls::server_config(
+        cert,
+        key,
+        files.trusted_ca_file().map(|p| p.as_path()),
+        files.client_cert_auth(),
+    )
+    .map_err(|e| ServerError::Tls(e.to_string()))?;
+    Ok(Some(config))
+}
+
+pub(in crate::server) fn start_clients(
+    flags: &Flags,
+    registry: &Registry,
+    waker: Arc<mio::Waker>,
+    token_base: usize,
+) -> Result<GrpcServer, ServerError> {
+    let url = &flags.listen_client_urls()[0];
+    let listener = listen(url, "clients")?;
+    let tls = if url.is_tls() {
+        server_tls(flags.client_tls())?
+    } else {
+        None
+    };
+    GrpcServer::new(
+        listener,
+        token_base,
+        registry,
+        waker,
+        grpc_config(flags),
+        tls,
+    )
+    .map_err(io_error("start client server"))
+}
+
+pub(in crate::server) fn start_metrics(
+    flags: &Flags,
+    registry: &Registry,
+    waker: Arc<mio::Waker>,
+    token_base: usize,
+) -> Result<Option<GrpcServer>, ServerError> {
+    let Some(url) = flags.listen_metrics_urls().first() else {
+        return Ok(None);
+    };
+    let listener = listen(url, "metrics")?;
+    let server = GrpcServer::new(
+        listener,
+        token_base,
+        registry,
+        waker,
+        grpc_config(flags),
+        None,
+    )
+    .map_err(io_error("start metrics server"))?;
+    Ok(Some(server))
+}
+
+pub(in crate::server) fn start_peers(
+    flags: &Flags,
+    identity: &Identity,
+    members: &Members,
+    registry: &Registry,
+    token_base: usize,
+    now: Instant,
+) -> Result<PeerTransport, ServerError> {
+    let url = &flags.listen_peer_urls()[0];
+    let listener = listen(url, "peers")?;
+    let mut config = peer_config(flags, identity);
+    let files = flags.peer_tls();
+    if let Some((cert, key)) = files.cert_and_key() {
+        // Peer links always verify the other member against the trusted CA (mutual TLS).
+        let ca = files
+            .trusted_ca_file()
+            .ok_or_else(|| ServerError::Tls("peer TLS needs --peer-trusted-ca-file".into()))?;
+        let tls = crate::peer::PeerTls::from_pem_files(cert, key, ca, true)
+            .map_err(|e| ServerError::Tls(e.to_string()))?;
+        config = config.with_tls(tls);
+    }
+    let peers: Vec<(u64, SocketAddr)> = members
+        .list()
+        .into_iter()
+        .filter(|m| m.id != identity.member_id)
+        .filter_map(|m| Some((m.id, peer_addr(m.peer_urls.first()?)?)))
+        .collect();
+    PeerTransport::new(listener, token_base, registry, config, &peers, now).map_err(|e| {
+        ServerError::Io {
+            what: "start peer transport".into(),
+            source: std::io::Error::other(e.to_string()),
+        }
+    })
+}
+
+fn peer_addr(url: &str) -> Option<SocketAddr> {
+    Url::parse(url).ok()?.socket_addr().ok()
+}
+
+/// Learns (or re-addresses) member `id` at peer URL `url`.
+pub(in crate::server) fn add_peer(
+    peers: &mut PeerTransport,
+    registry: &Registry,
+    id: u64,
+    url: &str,
+) {
+    let Some(addr) = peer_addr(url) else {
+        eprintln!("tallyd: member {id:x} has an unusable peer URL {url:?}");
+        return;
+    };
+    let now = Instant::now();
+    if peers.add_peer(id, addr, now).is_err() {
+        let _ = peers.update_peer(registry, id, addr, now);
+    }
+}

@@ -1,0 +1,270 @@
+//! Starting `tallyd`: flags to identities, the data directory to a recovered node, sockets.
+
+use std::fmt;
+use std::path::Path;
+
+use bytes::Bytes;
+use tally_core::{Config, Node};
+use tally_kvstore::proto::Member;
+use tally_kvstore::{KvConfig, KvStore};
+
+use super::event_loop::Server;
+use super::flags::Flags;
+use super::members::{Members, cluster_id, member_id};
+use super::{payload, storage};
+
+/// Why `tallyd` could not start or had to stop.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ServerError {
+    Storage(storage::StorageError),
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    Tls(String),
+    /// The data directory belongs to another member or cluster, or is unreadable.
+    DataDir(String),
+    /// The snapshot file to restore from is damaged or not a tally snapshot.
+    BadSnapshotFile(String),
+    /// The WAL failed: nothing more can be made durable.
+    WalFailed(String),
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerError::Storage(e) => write!(f, "{e}"),
+            ServerError::Io { what, source } => write!(f, "{what}: {source}"),
+            ServerError::Tls(e) => write!(f, "TLS: {e}"),
+            ServerError::DataDir(e) => write!(f, "data directory: {e}"),
+            ServerError::BadSnapshotFile(e) => write!(f, "snapshot file: {e}"),
+            ServerError::WalFailed(e) => write!(f, "write-ahead log failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+impl From<storage::StorageError> for ServerError {
+    fn from(e: storage::StorageError) -> Self {
+        ServerError::Storage(e)
+    }
+}
+
+pub(super) fn io_error(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServerError {
+    let what = what.into();
+    move |source| ServerError::Io { what, source }
+}
+
+/// Who this member is and who the initial cluster is.
+#[derive(Debug, Clone)]
+pub(super) struct Identity {
+    pub(super) member_id: u64,
+    pub(super) cluster_id: u64,
+    pub(super) initial: Members,
+}
+
+pub(super) fn identity(flags: &Flags) -> Identity {
+    let token = flags.initial_cluster_token();
+    let mut initial = Vec::new();
+    for (name, urls) in flags.initial_cluster() {
+        let peer_urls: Vec<String> = urls.iter().map(ToString::to_string).collect();
+        let id = member_id(&peer_urls, token);
+        let client_urls = if name == flags.name() {
+            flags
+                .advertise_client_urls()
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        initial.push(Member {
+            id,
+            name: name.clone(),
+            peer_urls,
+            client_urls,
+            is_learner: false,
+        });
+    }
+    let me = initial
+        .iter()
+        .find(|m| m.name == flags.name())
+        .map(|m| m.id)
+        .expect("flags checked that --name is in --initial-cluster");
+    let ids: Vec<u64> = initial.iter().map(|m| m.id).collect();
+    let cluster = cluster_id(&ids, token);
+    Identity {
+        member_id: me,
+        cluster_id: cluster,
+        initial: Members::new(cluster, initial),
+    }
+}
+
+pub(super) fn core_config(flags: &Flags, member_id: u64) -> Config {
+    Config::new(
+        member_id,
+        member_id ^ std::process::id() as u64 ^ nanos_now(),
+    )
+    .with_election_ticks(flags.election_ticks())
+    .with_heartbeat_ticks(1)
+    .with_snapshot_interval_entries(flags.snapshot_count())
+    .with_compaction_trailing_entries(flags.snapshot_count().min(5000))
+    .with_entry_bytes_max(u64::from(flags.max_request_bytes()) + 4096)
+}
+
+fn nanos_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// The recovered (or new) node, store and member table.
+pub(super) struct Recovered {
+    pub(super) node: Node,
+    pub(super) kv: KvStore,
+    pub(super) members: Members,
+    pub(super) opened: storage::Opened,
+}
+
+pub(super) fn recover(flags: &Flags, id: &Identity) -> Result<Recovered, ServerError> {
+    let opened = storage::open(flags.data_dir())?;
+    let config = core_config(flags, id.member_id);
+    let mut kv = KvStore::new(KvConfig::default());
+    let mut members = id.initial.clone();
+    let node = match &opened.recovered {
+        Some(recovered) => {
+            let snapshot = recovered.snapshot();
+            if snapshot.meta().index() > 0 {
+                let (table, kv_bytes) =
+                    storage::split_snapshot(snapshot.data()).ok_or_else(|| {
+                        ServerError::DataDir("the latest snapshot is not a tally snapshot".into())
+                    })?;
+                members = Members::decode(&table).ok_or_else(|| {
+                    ServerError::DataDir("snapshot member table is damaged".into())
+                })?;
+                kv.restore(&mut &kv_bytes[..])
+                    .map_err(|e| ServerError::DataDir(format!("kvstore snapshot: {e}")))?;
+            }
+            eprintln!(
+                "tallyd: restarting member {:x} from {} (snapshot at {}, {} log entries)",
+                id.member_id,
+                flags.data_dir().display(),
+                snapshot.meta().index(),
+                recovered.entries().len()
+            );
+            Node::restart(config, recovered.clone())
+                .map_err(|e| ServerError::DataDir(e.to_string()))?
+        }
+        None if flags.initial_cluster_existing() => {
+            eprintln!(
+                "tallyd: joining existing cluster {:x} as member {:x}",
+                id.cluster_id, id.member_id
+            );
+            Node::join(config).map_err(|e| ServerError::DataDir(e.to_string()))?
+        }
+        None => {
+            let voters: Vec<u64> = id.initial.ids().collect();
+            eprintln!(
+                "tallyd: bootstrapping cluster {:x} with {} members; this is member {:x}",
+                id.cluster_id,
+                voters.len(),
+                id.member_id
+            );
+            Node::bootstrap(config, &voters).map_err(|e| ServerError::DataDir(e.to_string()))?
+        }
+    };
+    Ok(Recovered {
+        node,
+        kv,
+        members,
+        opened,
+    })
+}
+
+/// Runs `tallyd` until a fatal error.
+pub fn run(flags: Flags) -> Result<(), ServerError> {
+    if let Some(file) = flags.restore_snapshot() {
+        restore_snapshot_file(&flags, file)?;
+    }
+    let identity = identity(&flags);
+    let voters = identity.initial.ids().count();
+    if voters % 2 == 0 {
+        eprintln!(
+            "tallyd: warning: the cluster has an even number of voting members ({voters}); it tolerates no more failures than {} members would",
+            voters - 1
+        );
+    }
+    let recovered = recover(&flags, &identity)?;
+    let mut server = Server::start(flags, identity, recovered)?;
+    server.run()
+}
+
+/// `--restore-snapshot FILE`: seeds an empty data directory from a file written by
+/// `etcdctl snapshot save` against tally (the data, zero padding to 512 bytes, then SHA-256).
+/// The restored member then starts a new cluster from `--initial-cluster`, as
+/// `etcdctl snapshot restore` does for etcd.
+pub fn restore_snapshot_file(flags: &Flags, file: &Path) -> Result<(), ServerError> {
+    let dir = flags.data_dir();
+    if dir.exists()
+        && std::fs::read_dir(dir)
+            .map_err(io_error("read data dir"))?
+            .next()
+            .is_some()
+    {
+        return Err(ServerError::DataDir(format!(
+            "{} is not empty; refusing to restore over it",
+            dir.display()
+        )));
+    }
+    let bytes = std::fs::read(file).map_err(io_error(format!("read {}", file.display())))?;
+    let data = verify_snapshot_file(&bytes).map_err(ServerError::BadSnapshotFile)?;
+    let data = Bytes::copy_from_slice(data);
+    let (_table, kv_bytes) = payload::decode_snapshot(&data)
+        .ok_or_else(|| ServerError::BadSnapshotFile("not a tally snapshot".into()))?;
+    let mut kv = KvStore::new(KvConfig::default());
+    kv.restore(&mut &kv_bytes[..])
+        .map_err(|e| ServerError::BadSnapshotFile(format!("kvstore snapshot: {e}")))?;
+    let identity = identity(flags);
+    // A new cluster: fresh membership from the flags, the data from the file. The bootstrap
+    // entries come first, so the snapshot sits just after them (as etcd's restore does).
+    let voters: Vec<u64> = identity.initial.ids().collect();
+    // The log resumes after the store's own applied index, so every later entry applies.
+    let index = (voters.len() as u64).max(kv.applied_index());
+    let conf = tally_core::ConfState::new(&voters, &[]);
+    let mut kv_out = Vec::new();
+    kv.snapshot(&mut kv_out)
+        .map_err(|e| ServerError::BadSnapshotFile(e.to_string()))?;
+    let envelope = payload::encode_snapshot(&identity.initial.encode(), &kv_out);
+    let snapshot =
+        tally_core::Snapshot::new(tally_core::SnapshotMeta::new(index, 1, conf), envelope);
+    let opened = storage::open(dir)?;
+    storage::save_snapshot(&opened.snapshots, &snapshot)?;
+    let mut wal = opened.wal;
+    let batch =
+        storage::marker_batch(index, 1).with_hard_state(crate::wal::HardState::new(1, 0, index));
+    wal.write(batch)
+        .map_err(|e| ServerError::WalFailed(e.to_string()))?;
+    eprintln!(
+        "tallyd: restored {} into {} (revision {})",
+        file.display(),
+        dir.display(),
+        kv.revision()
+    );
+    Ok(())
+}
+
+/// Checks the SHA-256 trailer of an `etcdctl snapshot save` file; returns the data before it.
+pub(super) fn verify_snapshot_file(bytes: &[u8]) -> Result<&[u8], String> {
+    const SHA256_BYTES: usize = 32;
+    if bytes.len() % 512 != SHA256_BYTES {
+        return Err("file has no SHA-256 trailer (its size is not 512·n + 32)".into());
+    }
+    let (data, trailer) = bytes.split_at(bytes.len() - SHA256_BYTES);
+    let digest = ring::digest::digest(&ring::digest::SHA256, data);
+    if digest.as_ref() != trailer {
+        return Err("SHA-256 trailer does not match the data".into());
+    }
+    Ok(data)
+}

@@ -1,0 +1,180 @@
+//! The glue between the core's `Persist` actions and the WAL and snapshot files.
+//!
+//! Layout, as etcd's: `<data-dir>/member/wal/` and `<data-dir>/member/snap/`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use tally_core::{ConfState, Entry, HardState, Persist, Recovered, Snapshot, SnapshotMeta};
+
+use super::payload;
+use crate::wal::{self, Batch, SnapshotConfig, SnapshotStore, StdFs, Wal, WalConfig};
+
+/// Why the data directory could not be used.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StorageError {
+    Wal(wal::WalError),
+    Snapshot(wal::SnapshotError),
+    /// The WAL points at a snapshot whose bytes are not a tally snapshot.
+    BadSnapshot(PathBuf),
+}
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StorageError::Wal(e) => write!(f, "write-ahead log: {e}"),
+            StorageError::Snapshot(e) => write!(f, "snapshot: {e}"),
+            StorageError::BadSnapshot(dir) => {
+                write!(f, "snapshot in {} is not a tally snapshot", dir.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for StorageError {}
+
+impl From<wal::WalError> for StorageError {
+    fn from(e: wal::WalError) -> Self {
+        StorageError::Wal(e)
+    }
+}
+
+impl From<wal::SnapshotError> for StorageError {
+    fn from(e: wal::SnapshotError) -> Self {
+        StorageError::Snapshot(e)
+    }
+}
+
+/// What opening the data directory found.
+#[derive(Debug)]
+pub struct Opened {
+    pub(super) wal: Wal,
+    pub(super) snapshots: SnapshotStore,
+    /// `None` for an empty data directory (a new member).
+    pub(super) recovered: Option<Recovered>,
+}
+
+pub fn wal_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("member").join("wal")
+}
+
+pub fn snap_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("member").join("snap")
+}
+
+pub fn open(data_dir: &Path) -> Result<Opened, StorageError> {
+    let (wal, found) = Wal::open(&wal_dir(data_dir), WalConfig::default(), Box::new(StdFs))?;
+    let snapshots = SnapshotStore::open(
+        &snap_dir(data_dir),
+        SnapshotConfig::default(),
+        Box::new(StdFs),
+    )?;
+    let report = found.report();
+    if report.truncated_bytes() > 0 {
+        if let Some((file, offset)) = report.truncated_at() {
+            eprintln!(
+                "tallyd: WAL recovery truncated a torn tail of {} bytes in {} at offset {offset}",
+                report.truncated_bytes(),
+                file.display()
+            );
+        }
+    }
+    let (hard_state, marker, entries, _report) = found.into_parts();
+    if hard_state.is_none() && marker.is_none() && entries.is_empty() {
+        return Ok(Opened {
+            wal,
+            snapshots,
+            recovered: None,
+        });
+    }
+    let snapshot = match marker {
+        Some(marker) if marker.index() > 0 => {
+            load_snapshot(&snapshots, marker.index(), marker.term())?
+        }
+        _ => Snapshot::default(),
+    };
+    let entries = entries
+        .into_iter()
+        .map(|e| {
+            Entry::new(
+                e.index(),
+                e.term(),
+                payload::kind_of(e.data()),
+                e.into_data(),
+            )
+        })
+        .collect();
+    let hard_state = hard_state.map_or_else(HardState::default, |h| {
+        HardState::new(h.term(), h.vote(), h.commit())
+    });
+    let recovered = Recovered::new(hard_state, snapshot, entries);
+    Ok(Opened {
+        wal,
+        snapshots,
+        recovered: Some(recovered),
+    })
+}
+
+pub fn load_snapshot(
+    store: &SnapshotStore,
+    index: u64,
+    term: u64,
+) -> Result<Snapshot, StorageError> {
+    let file = store.load(index, term)?;
+    let (meta, data) = file.into_parts();
+    let conf = ConfState::new(meta.voters(), meta.learners());
+    Ok(Snapshot::new(
+        SnapshotMeta::new(meta.index(), meta.term(), conf),
+        data,
+    ))
+}
+
+/// Writes a snapshot file (atomically; it is fsynced before this returns).
+pub fn save_snapshot(store: &SnapshotStore, snapshot: &Snapshot) -> Result<(), StorageError> {
+    let meta = snapshot.meta();
+    let file_meta = wal::SnapshotMeta::new(
+        meta.index(),
+        meta.term(),
+        meta.conf().voters().to_vec(),
+        meta.conf().learners().to_vec(),
+    );
+    store.save(&file_meta, snapshot.data())?;
+    Ok(())
+}
+
+/// Turns a core `Persist` into a WAL batch. A snapshot from the leader is written to its file
+/// first (synchronously: it is rare, and the WAL marker must never point at a missing file).
+pub fn to_batch(persist: Persist, store: &SnapshotStore) -> Result<Batch, StorageError> {
+    let (hard_state, snapshot, entries) = persist.into_parts();
+    let mut batch = Batch::new().with_entries(
+        entries
+            .into_iter()
+            .map(|e| wal::Entry::new(e.index(), e.term(), e.data().clone()))
+            .collect(),
+    );
+    if let Some(snapshot) = snapshot {
+        if snapshot.meta().index() > 0 {
+            save_snapshot(store, &snapshot)?;
+            batch = batch.with_snapshot(wal::SnapshotMarker::new(
+                snapshot.meta().index(),
+                snapshot.meta().term(),
+            ));
+        }
+    }
+    if let Some(hs) = hard_state {
+        batch = batch.with_hard_state(wal::HardState::new(hs.term(), hs.vote(), hs.commit()));
+    }
+    Ok(batch)
+}
+
+/// A marker batch recording a locally taken snapshot, once its file is durable.
+pub fn marker_batch(index: u64, term: u64) -> Batch {
+    Batch::new().with_snapshot(wal::SnapshotMarker::new(index, term))
+}
+
+/// Splits snapshot bytes into the member table and the kvstore snapshot.
+pub fn split_snapshot(data: &Bytes) -> Option<(Bytes, Bytes)> {
+    payload::decode_snapshot(data)
+}

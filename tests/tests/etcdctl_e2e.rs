@@ -1,0 +1,334 @@
+//! etcdctl (Debian's etcd-client, unchanged) against a 3-member tally cluster, in plaintext and
+//! with TLS plus client certificates.
+
+use std::io::Read as _;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tally_tests::process::{Options, ProcCluster, etcdctl_available, json_u64};
+
+fn cluster(tls: bool) -> Option<ProcCluster> {
+    if !etcdctl_available() {
+        return None;
+    }
+    let mut cluster = ProcCluster::start(
+        3,
+        Options {
+            tls,
+            proxies: false,
+        },
+    );
+    let leader = cluster.wait_leader(Duration::from_secs(20));
+    assert!(leader.is_some(), "no leader\n{}", cluster.logs());
+    Some(cluster)
+}
+
+fn kv_and_txn(c: &ProcCluster) {
+    let all = c.endpoints(&[0, 1, 2]);
+    let one = c.endpoint(1);
+    assert_eq!(c.ok(&one, &["put", "foo", "bar"]).trim(), "OK");
+    c.ok(&one, &["put", "foo/a", "1"]);
+    c.ok(&one, &["put", "foo/b", "2"]);
+    c.ok(&one, &["put", "zoo", "3"]);
+    assert_eq!(c.ok(&all, &["get", "foo"]), "foo\nbar\n");
+    assert_eq!(
+        c.ok(&one, &["get", "foo/", "--prefix"]),
+        "foo/a\n1\nfoo/b\n2\n"
+    );
+    assert_eq!(
+        c.ok(&one, &["get", "foo", "--prefix", "--limit=2"]),
+        "foo\nbar\nfoo/a\n1\n"
+    );
+    assert_eq!(
+        c.ok(&one, &["get", "foo/", "--prefix", "--keys-only"]),
+        "foo/a\n\nfoo/b\n\n"
+    );
+    // etcdctl 3.4 has no --count-only; a (plaintext) Rust client asks for it.
+    if c.tls_args().is_empty() {
+        assert_eq!(count_only(c, "foo"), 3);
+    }
+    let serializable = c.ok(&c.endpoint(2), &["get", "zoo", "--consistency=s"]);
+    assert!(
+        serializable == "zoo\n3\n" || serializable.is_empty(),
+        "serializable read: {serializable}"
+    );
+    // A historical read: the revision before foo was overwritten.
+    let put = c.ok(&one, &["put", "foo", "baz", "-w", "json"]);
+    let revision = json_u64(&put, "revision").expect("revision");
+    let old = c.ok(&one, &["get", "foo", &format!("--rev={}", revision - 1)]);
+    assert_eq!(old, "foo\nbar\n");
+    assert_eq!(c.ok(&one, &["del", "foo/", "--prefix"]).trim(), "2");
+    assert_eq!(c.ok(&one, &["get", "foo/", "--prefix"]), "");
+    // Interactive txn on stdin: compares, success ops, failure ops.
+    let txn = "value(\"foo\") = \"baz\"\n\nput result yes\n\nput result no\n\n";
+    let output = c.etcdctl(&one, &["txn", "-i"], Some(txn));
+    assert!(
+        output.status.success(),
+        "txn: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("SUCCESS"));
+    assert_eq!(
+        c.ok(&one, &["get", "result", "--print-value-only"]),
+        "yes\n"
+    );
+    let failing = "mod(\"foo\") = \"1\"\n\nput result yes\n\nput result no\n\n";
+    let output = c.etcdctl(&one, &["txn", "-i"], Some(failing));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("FAILURE"));
+    assert_eq!(c.ok(&one, &["get", "result", "--print-value-only"]), "no\n");
+}
+
+fn count_only(c: &ProcCluster, prefix: &str) -> i64 {
+    use prost::Message as _;
+    use tally_kvstore::proto::{RangeRequest, RangeResponse};
+    let mut end = prefix.as_bytes().to_vec();
+    *end.last_mut().expect("non-empty prefix") += 1;
+    let request = RangeRequest {
+        key: prefix.as_bytes().to_vec().into(),
+        range_end: end.into(),
+        count_only: true,
+        ..RangeRequest::default()
+    };
+    let port = c.members[0].client_port;
+    let (status, body) =
+        tally_tests::h2raw::call(port, "/etcdserverpb.KV/Range", &request.encode_to_vec())
+            .expect("answer");
+    assert_eq!(status, 0);
+    let response = RangeResponse::decode(body).expect("a RangeResponse");
+    assert!(response.kvs.is_empty(), "count-only returns no pairs");
+    response.count
+}
+
+fn watch(c: &ProcCluster) {
+    let one = c.endpoint(0);
+    let first = c.ok(&one, &["put", "w/1", "a", "-w", "json"]);
+    let revision = json_u64(&first, "revision").expect("revision");
+    c.ok(&one, &["put", "w/2", "b"]);
+    // A watch from a past revision replays history.
+    let mut history = spawn_watch(
+        c,
+        &one,
+        &["watch", "w/", "--prefix", &format!("--rev={revision}")],
+    );
+    // A live prefix watch sees a new put.
+    let mut live = spawn_watch(c, &c.endpoint(2), &["watch", "w/", "--prefix"]);
+    std::thread::sleep(Duration::from_millis(700));
+    c.ok(&one, &["put", "w/3", "c"]);
+    let history_out = read_until(&mut history, "w/3", Duration::from_secs(10));
+    assert!(
+        history_out.contains("w/1") && history_out.contains("w/2") && history_out.contains("w/3"),
+        "{history_out}"
+    );
+    let live_out = read_until(&mut live, "w/3", Duration::from_secs(10));
+    assert!(live_out.contains("PUT\nw/3\nc"), "{live_out}");
+    assert!(
+        !live_out.contains("w/1"),
+        "a live watch does not replay: {live_out}"
+    );
+}
+
+fn spawn_watch(c: &ProcCluster, endpoint: &str, args: &[&str]) -> std::process::Child {
+    let mut command = Command::new("etcdctl");
+    command
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={endpoint}"));
+    command
+        .args(c.tls_args())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("etcdctl watch")
+}
+
+/// Reads the child's stdout until `needle` appears or the timeout passes, then kills it.
+fn read_until(child: &mut std::process::Child, needle: &str, timeout: Duration) -> String {
+    let mut stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buffer) {
+            if n == 0 || tx.send(buffer[..n].to_vec()).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = Instant::now() + timeout;
+    let mut text = String::new();
+    while Instant::now() < deadline && !text.contains(needle) {
+        if let Ok(chunk) = rx.recv_timeout(Duration::from_millis(100)) {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    text
+}
+
+fn leases(c: &ProcCluster) {
+    let one = c.endpoint(0);
+    let grant = c.ok(&one, &["lease", "grant", "60"]);
+    let id = grant
+        .split_whitespace()
+        .nth(1)
+        .expect("lease id")
+        .to_string();
+    c.ok(&one, &["put", "leased", "v", &format!("--lease={id}")]);
+    let keep = c.ok(&c.endpoint(1), &["lease", "keep-alive", "--once", &id]);
+    assert!(keep.contains("keepalived with TTL"), "{keep}");
+    let ttl = c.ok(&one, &["lease", "timetolive", &id, "--keys"]);
+    assert!(
+        ttl.contains("granted with TTL(60s)") && ttl.contains("leased"),
+        "{ttl}"
+    );
+    c.ok(&one, &["lease", "revoke", &id]);
+    assert_eq!(
+        c.ok(&one, &["get", "leased"]),
+        "",
+        "revoking deletes the attached keys"
+    );
+    let missing = c.etcdctl(&one, &["lease", "revoke", &id], None);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("requested lease not found"));
+}
+
+fn maintenance(c: &mut ProcCluster) {
+    let all = c.endpoints(&[0, 1, 2]);
+    let status = c.ok(&all, &["endpoint", "status", "-w", "table"]);
+    assert_eq!(status.matches("127.0.0.1").count(), 3, "{status}");
+    let health = c.etcdctl(&all, &["endpoint", "health"], None);
+    let health_text = String::from_utf8_lossy(&health.stdout).into_owned()
+        + &String::from_utf8_lossy(&health.stderr);
+    assert_eq!(
+        health_text.matches("is healthy").count(),
+        3,
+        "{health_text}"
+    );
+    // Give followers time to apply everything, then compare hashes.
+    std::thread::sleep(Duration::from_millis(500));
+    let hashes = c.ok(&all, &["endpoint", "hashkv", "-w", "json"]);
+    let values: Vec<u64> = hashes
+        .split("\"HashKV\":")
+        .skip(1)
+        .filter_map(|s| json_u64(s, "hash"))
+        .collect();
+    assert_eq!(values.len(), 3, "{hashes}");
+    assert!(
+        values.iter().all(|v| *v == values[0]),
+        "hashkv differs across members: {hashes}"
+    );
+    let put = c.ok(&c.endpoint(0), &["put", "c", "1", "-w", "json"]);
+    let revision = json_u64(&put, "revision").expect("revision");
+    c.ok(&c.endpoint(0), &["put", "c", "2"]);
+    c.ok(&c.endpoint(0), &["compaction", &revision.to_string()]);
+    let compacted = c.etcdctl(
+        &c.endpoint(0),
+        &["get", "c", &format!("--rev={}", revision - 1)],
+        None,
+    );
+    assert!(
+        String::from_utf8_lossy(&compacted.stderr).contains("required revision has been compacted")
+    );
+    assert_eq!(c.ok(&all, &["alarm", "list"]), "");
+    let dir = tally_tests::process::TempDir::new("snap");
+    let file = dir.path().join("backup.db");
+    let saved = c.ok(
+        &c.endpoint(1),
+        &["snapshot", "save", file.to_str().expect("utf8")],
+    );
+    assert!(saved.contains("Snapshot saved"), "{saved}");
+    let size = std::fs::metadata(&file).expect("snapshot file").len();
+    assert_eq!(
+        size % 512,
+        32,
+        "the file ends with etcdctl's SHA-256 trailer"
+    );
+    // move-leader to a follower.
+    let leader = c.wait_leader(Duration::from_secs(10)).expect("leader");
+    let target = (leader + 1) % 3;
+    let target_id = c.member_id(target).expect("id");
+    let moved = c.ok(
+        &c.endpoint(leader),
+        &["move-leader", &format!("{target_id:x}")],
+    );
+    assert!(moved.contains("Leadership transferred"), "{moved}");
+    assert_eq!(c.wait_leader(Duration::from_secs(10)), Some(target));
+}
+
+fn membership(c: &mut ProcCluster) {
+    let one = c.endpoint(0);
+    let list = c.ok(&one, &["member", "list"]);
+    assert_eq!(list.lines().count(), 3, "{list}");
+    let slot = c.add_member_slot();
+    let peer_url = c.peer_url(slot);
+    let name = c.members[slot].name.clone();
+    let added = c.ok(
+        &one,
+        &[
+            "member",
+            "add",
+            &name,
+            &format!("--peer-urls={peer_url}"),
+            "--learner",
+        ],
+    );
+    assert!(added.contains("added to cluster"), "{added}");
+    let id = added
+        .split_whitespace()
+        .nth(1)
+        .expect("member id")
+        .to_string();
+    c.start_joining(slot);
+    // The learner catches up, then is promoted.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut promoted = String::new();
+    while Instant::now() < deadline {
+        let output = c.etcdctl(&one, &["member", "promote", &id], None);
+        promoted = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        if output.status.success() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(promoted.contains("promoted"), "{promoted}\n{}", c.logs());
+    let list = c.ok(&one, &["member", "list"]);
+    assert_eq!(list.lines().count(), 4, "{list}");
+    c.ok(&one, &["member", "remove", &id]);
+    let list = c.ok(&one, &["member", "list"]);
+    assert_eq!(list.lines().count(), 3, "{list}");
+    c.kill(slot);
+}
+
+#[test]
+fn etcdctl_end_to_end_plaintext() {
+    let Some(mut c) = cluster(false) else { return };
+    kv_and_txn(&c);
+    watch(&c);
+    leases(&c);
+    maintenance(&mut c);
+    membership(&mut c);
+}
+
+#[test]
+fn etcdctl_end_to_end_tls_with_client_certificates() {
+    let Some(mut c) = cluster(true) else { return };
+    kv_and_txn(&c);
+    watch(&c);
+    leases(&c);
+    maintenance(&mut c);
+    // Without a client certificate the server refuses the connection.
+    let output = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={}", c.endpoint(0)))
+        .arg(format!(
+            "--cacert={}",
+            c.tls_args()[0].trim_start_matches("--cacert=")
+        ))
+        .args(["--dial-timeout=2s", "--command-timeout=3s", "get", "foo"])
+        .output()
+        .expect("etcdctl");
+    assert!(
+        !output.status.success(),
+        "a client without a certificate must be refused"
+    );
+}

@@ -1,0 +1,298 @@
+//! The mission's claims, as process-level tests: real `tallyd` processes killed with SIGKILL,
+//! restarted, partitioned through a fault-injecting proxy, and fed bad input.
+
+use std::io::Write as _;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use tally_tests::process::{ELECTION_MS, Options, ProcCluster, etcdctl_available};
+
+fn start(size: usize, proxies: bool) -> Option<ProcCluster> {
+    if !etcdctl_available() {
+        return None;
+    }
+    let mut cluster = ProcCluster::start(
+        size,
+        Options {
+            tls: false,
+            proxies,
+        },
+    );
+    assert!(
+        cluster.wait_leader(Duration::from_secs(20)).is_some(),
+        "no leader\n{}",
+        cluster.logs()
+    );
+    Some(cluster)
+}
+
+fn endpoints_of(c: &mut ProcCluster) -> String {
+    let live = c.live();
+    c.endpoints(&live)
+}
+
+/// Puts `key=value`; returns whether etcdctl reported success (the write was acknowledged).
+fn put(c: &ProcCluster, endpoints: &str, key: &str, value: &str) -> bool {
+    c.etcdctl(endpoints, &["put", key, value], None)
+        .status
+        .success()
+}
+
+fn get(c: &ProcCluster, endpoints: &str, key: &str) -> String {
+    c.ok(endpoints, &["get", key, "--print-value-only"])
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn killing_the_leader_elects_a_new_one_and_loses_nothing() {
+    let Some(mut c) = start(3, false) else { return };
+    let all = endpoints_of(&mut c);
+    for i in 0..20 {
+        assert!(put(&c, &all, &format!("k{i}"), &format!("v{i}")));
+    }
+    let leader = c.wait_leader(Duration::from_secs(5)).expect("leader");
+    let killed_at = Instant::now();
+    c.kill(leader);
+    let new_leader = c
+        .wait_leader(Duration::from_secs(10))
+        .expect("a new leader");
+    let took = killed_at.elapsed();
+    assert_ne!(new_leader, leader);
+    // Detection polls etcdctl, so allow one second of observation slack.
+    assert!(
+        took <= Duration::from_millis(2 * ELECTION_MS + 1000),
+        "new leader after {took:?}"
+    );
+    let live = endpoints_of(&mut c);
+    assert!(put(&c, &live, "after", "kill"), "writes continue");
+    for i in 0..20 {
+        assert_eq!(
+            get(&c, &live, &format!("k{i}")),
+            format!("v{i}"),
+            "acknowledged write k{i} lost"
+        );
+    }
+    c.restart(leader);
+    assert!(c.wait_leader(Duration::from_secs(10)).is_some());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline
+        && c.etcdctl(
+            &c.endpoint(leader),
+            &["get", "after", "--consistency=s", "--print-value-only"],
+            None,
+        )
+        .stdout
+            != b"kill\n"
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        get(&c, &c.endpoint(leader), "after"),
+        "kill",
+        "the restarted member rejoined and caught up"
+    );
+}
+
+#[test]
+fn writes_sent_to_a_follower_succeed() {
+    let Some(mut c) = start(3, false) else { return };
+    let leader = c.wait_leader(Duration::from_secs(5)).expect("leader");
+    let follower = (leader + 1) % 3;
+    assert!(put(&c, &c.endpoint(follower), "via", "follower"));
+    assert_eq!(get(&c, &c.endpoint(leader), "via"), "follower");
+}
+
+#[test]
+fn five_members_survive_two_kills() {
+    let Some(mut c) = start(5, false) else { return };
+    let leader = c.wait_leader(Duration::from_secs(5)).expect("leader");
+    let victims: Vec<usize> = (0..5).filter(|&i| i != leader).take(2).collect();
+    for &victim in &victims {
+        c.kill(victim);
+    }
+    let live = endpoints_of(&mut c);
+    assert!(
+        put(&c, &live, "five", "minus-two"),
+        "3 of 5 still accept writes"
+    );
+    assert_eq!(get(&c, &live, "five"), "minus-two");
+}
+
+#[test]
+fn four_members_with_two_down_refuse_writes_until_one_returns() {
+    let Some(mut c) = start(4, false) else { return };
+    let all = endpoints_of(&mut c);
+    assert!(put(&c, &all, "before", "split"));
+    c.kill(0);
+    c.kill(1);
+    let live = endpoints_of(&mut c);
+    let started = Instant::now();
+    let output = c.etcdctl(&live, &["put", "during", "outage"], None);
+    assert!(!output.status.success(), "2 of 4 must not accept a write");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("etcdserver: no leader")
+            || stderr.contains("etcdserver: request timed out")
+            || stderr.contains("context deadline exceeded"),
+        "an etcd-style error: {stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(12),
+        "the refusal came within the request timeout"
+    );
+    c.restart(0);
+    assert!(
+        c.wait_leader(Duration::from_secs(15)).is_some(),
+        "quorum is back\n{}",
+        c.logs()
+    );
+    let live = endpoints_of(&mut c);
+    assert!(
+        put(&c, &live, "after", "return"),
+        "writes are accepted again"
+    );
+    assert_eq!(get(&c, &live, "before"), "split");
+}
+
+#[test]
+fn restarting_every_member_keeps_all_data() {
+    let Some(mut c) = start(3, false) else { return };
+    let all = endpoints_of(&mut c);
+    for i in 0..30 {
+        assert!(put(&c, &all, &format!("r{i}"), &format!("{i}")));
+    }
+    for i in 0..3 {
+        c.kill(i);
+    }
+    for i in 0..3 {
+        c.restart(i);
+    }
+    assert!(
+        c.wait_leader(Duration::from_secs(20)).is_some(),
+        "{}",
+        c.logs()
+    );
+    let all = endpoints_of(&mut c);
+    for i in 0..30 {
+        assert_eq!(get(&c, &all, &format!("r{i}")), i.to_string());
+    }
+}
+
+#[test]
+fn a_partitioned_minority_leader_steps_down_and_the_majority_takes_writes() {
+    let Some(mut c) = start(3, true) else { return };
+    let leader = c.wait_leader(Duration::from_secs(5)).expect("leader");
+    let leader_id = c.member_id(leader).expect("id");
+    c.control.isolate(leader_id);
+    let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    let majority = c.endpoints(&others);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut stepped_down = false;
+    let mut accepted = false;
+    while Instant::now() < deadline && !(stepped_down && accepted) {
+        let status = c.etcdctl(
+            &c.endpoint(leader),
+            &["endpoint", "status", "-w", "json"],
+            None,
+        );
+        let text = String::from_utf8_lossy(&status.stdout);
+        // A member without a leader omits the field (protobuf's default 0).
+        let answered = tally_tests::process::json_u64(&text, "member_id").is_some();
+        stepped_down |=
+            answered && tally_tests::process::json_u64(&text, "leader").unwrap_or(0) != leader_id;
+        accepted = accepted || put(&c, &majority, "partitioned", "majority");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        stepped_down,
+        "the isolated leader stepped down\n{}",
+        c.logs()
+    );
+    assert!(
+        accepted,
+        "the majority elected a leader and took writes\n{}",
+        c.logs()
+    );
+    c.control.heal();
+    assert!(c.wait_leader(Duration::from_secs(15)).is_some());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && get(&c, &c.endpoint(leader), "partitioned") != "majority" {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(get(&c, &c.endpoint(leader), "partitioned"), "majority");
+}
+
+#[test]
+fn bad_input_on_peer_and_client_ports_is_survived() {
+    let Some(mut c) = start(3, false) else { return };
+    let target = 0;
+    let garbage: &[&[u8]] = &[
+        b"\x00\x00\x00\x10garbage garbage!",
+        b"GET / HTTP/1.1\r\n\r\n",
+        &[0xff; 4096],
+        b"PRI * HTTP/2.0\r\n",
+    ];
+    for bytes in garbage {
+        for port in [c.members[target].peer_port, c.members[target].client_port] {
+            if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
+                let _ = stream.write_all(bytes);
+                let _ = stream.set_read_timeout(Some(Duration::from_millis(300)));
+                let _ = std::io::Read::read(&mut stream, &mut [0u8; 64]);
+            }
+        }
+    }
+    // A well-formed HTTP/2 connection carrying a malformed protobuf gets a gRPC error.
+    let status = tally_tests::h2raw::unary(
+        c.members[target].client_port,
+        "/etcdserverpb.KV/Put",
+        &[0x0a, 0xff, 0xff],
+    );
+    assert!(
+        matches!(status, Some(code) if code != 0),
+        "malformed protobuf gets a gRPC error: {status:?}"
+    );
+    assert!(
+        c.members[target].is_running(),
+        "the node survived\n{}",
+        c.logs()
+    );
+    assert!(put(&c, &c.endpoint(target), "still", "serving"));
+    assert_eq!(get(&c, &c.endpoint(target), "still"), "serving");
+}
+
+#[test]
+fn crash_mid_write_loses_no_acknowledged_write() {
+    let Some(mut c) = start(3, false) else { return };
+    let leader = c.wait_leader(Duration::from_secs(5)).expect("leader");
+    let endpoint = c.endpoint(leader);
+    let mut acknowledged = Vec::new();
+    for i in 0..40 {
+        if i == 20 {
+            // SIGKILL the leader in the middle of the write loop.
+            c.kill(leader);
+        }
+        let endpoints = if i < 20 {
+            endpoint.clone()
+        } else {
+            endpoints_of(&mut c)
+        };
+        if put(&c, &endpoints, &format!("crash{i}"), &i.to_string()) {
+            acknowledged.push(i);
+        }
+    }
+    c.restart(leader);
+    assert!(c.wait_leader(Duration::from_secs(15)).is_some());
+    let all = endpoints_of(&mut c);
+    assert!(
+        acknowledged.len() >= 20,
+        "writes before the crash were acknowledged"
+    );
+    for i in acknowledged {
+        assert_eq!(
+            get(&c, &all, &format!("crash{i}")),
+            i.to_string(),
+            "acknowledged write crash{i} lost"
+        );
+    }
+}
