@@ -332,3 +332,19 @@ fn grpc_request_metadata_is_visible_to_the_application() {
         vec![Bytes::from_static(b"abc.123")]
     );
 }
+
+#[test]
+fn grpc_silent_connections_time_out_in_ticks() {
+    let server = spawn_server(config().with_handshake_ticks_max(3), None);
+    let mut client = Client::connect(server.addr(), None);
+    let started = std::time::Instant::now();
+    let mut silent = TcpStream::connect(server.addr()).expect("connect");
+    silent
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut buf = [0u8; 8];
+    assert_eq!(silent.read(&mut buf).expect("closed"), 0);
+    assert!(started.elapsed() < Duration::from_secs(20));
+    // An established HTTP/2 connection is not a handshake: it stays.
+    assert_eq!(client.unary(UNARY, b"idle is fine").grpc_status, Some(0));
+}

@@ -4,8 +4,12 @@
 
 mod grpc_common;
 
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use grpc_common::{Pki, ServerHandle, spawn_server};
 use tally_runtime_mio::grpc::{GrpcConfig, tls};
@@ -138,4 +142,52 @@ fn grpc_etcdctl_endpoint_status_tls_server_only() {
     let (ok, output) = status(&etcdctl, &server, "https", &[cacert.as_ref()]);
     assert!(ok, "{output}");
     assert_status_json(&output);
+}
+
+#[test]
+fn grpc_etcdctl_put_and_watch_stream() {
+    let Some(etcdctl) = etcdctl() else { return };
+    let server = spawn_server(GrpcConfig::default(), None);
+    let endpoint = server.addr().to_string();
+    let (ok, output) = run(&etcdctl, &endpoint, &[], &["put", "foo", "bar"]);
+    assert!(ok, "{output}");
+    assert!(output.starts_with("OK"), "{output}");
+
+    // `etcdctl watch` keeps its bidirectional stream open: read its lines, then stop it.
+    let mut child = Command::new(&etcdctl)
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={endpoint}"))
+        .args(["--dial-timeout=5s", "watch", "foo"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn etcdctl watch");
+    let stdout = child.stdout.take().expect("stdout");
+    let (lines_tx, lines_rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while lines.len() < 3 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines_rx.recv_timeout(left) {
+            Ok(line) => lines.push(line),
+            Err(_) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = reader.join();
+    assert_eq!(lines, ["PUT", "foo", "v1"]);
+    // The client went away with the stream open: the application hears Cancelled.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.cancelled.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "watch call never cancelled");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

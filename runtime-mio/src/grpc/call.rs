@@ -257,7 +257,10 @@ impl Call {
                     *progress = true;
                     match self.decoder.finish() {
                         Ok(()) => events.push(CallEvent::HalfClosed { call: self.id }),
-                        Err(e) => self.fail(frame_status(&e), events),
+                        Err(e) => {
+                            eprintln!("grpc: call {:?}: bad request frame: {e:?}", self.id);
+                            self.fail(frame_status(&e), events);
+                        }
                     }
                     return Ok(());
                 }

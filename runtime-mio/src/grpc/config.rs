@@ -18,6 +18,7 @@ pub struct GrpcConfig {
     header_list_bytes_max: u32,
     http1_request_bytes_max: usize,
     tls_buffer_bytes_max: usize,
+    handshake_ticks_max: u32,
 }
 
 impl Default for GrpcConfig {
@@ -40,6 +41,8 @@ impl Default for GrpcConfig {
             header_list_bytes_max: 16 << 10,
             http1_request_bytes_max: 8 << 10,
             tls_buffer_bytes_max: 256 << 10,
+            // With the loop's 100 ms tick: ten seconds.
+            handshake_ticks_max: 100,
         }
     }
 }
@@ -118,5 +121,11 @@ impl GrpcConfig {
     setting!(
         /// Encrypted bytes rustls buffers per connection before writes push back.
         tls_buffer_bytes_max, with_tls_buffer_bytes_max, usize
+    );
+    setting!(
+        /// Calls to `GrpcServer::tick` a connection may take to settle its protocol (TLS
+        /// handshake, HTTP/2 preface and SETTINGS, or an HTTP/1 request head) before it is
+        /// closed; 0 disables the limit.
+        handshake_ticks_max, with_handshake_ticks_max, u32
     );
 }

@@ -68,6 +68,8 @@ pub(crate) struct Conn {
     calls: HashMap<u64, Call>,
     /// Already listed in `Events::stalled`.
     stalled: bool,
+    /// Ticks spent before the protocol settled.
+    setup_ticks: u32,
 }
 
 impl Conn {
@@ -84,6 +86,7 @@ impl Conn {
             },
             calls: HashMap::new(),
             stalled: false,
+            setup_ticks: 0,
         }
     }
 
@@ -119,6 +122,27 @@ impl Conn {
                 self.wake();
             }
         }
+    }
+
+    /// Counts a tick; returns true when the connection took too long to settle its protocol.
+    pub(crate) fn tick(&mut self, handshake_ticks_max: u32) -> bool {
+        let settling = match &self.phase {
+            Phase::Sniff { .. } | Phase::Handshake(_) => true,
+            Phase::Http1 { conn, .. } => conn.is_reading(),
+            Phase::H2(_) | Phase::Closed => false,
+        };
+        if !settling || handshake_ticks_max == 0 {
+            return false;
+        }
+        self.setup_ticks = self.setup_ticks.saturating_add(1);
+        if self.setup_ticks > handshake_ticks_max {
+            eprintln!(
+                "grpc: {}: closing connection: no request after {} ticks",
+                self.peer, handshake_ticks_max
+            );
+            return true;
+        }
+        false
     }
 
     /// Ends every call (the application hears `Cancelled` for those it had not finished).

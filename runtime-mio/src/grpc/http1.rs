@@ -150,6 +150,11 @@ impl Http1Conn {
         }
     }
 
+    /// Still waiting for the request head (not for the application).
+    pub(crate) fn is_reading(&self) -> bool {
+        matches!(self.state, State::Reading)
+    }
+
     pub(crate) fn respond(&mut self, status: u16, content_type: &str, body: &[u8]) {
         if matches!(self.state, State::Waiting) {
             self.state = State::Writing(encode_response(status, content_type, body));

@@ -19,6 +19,9 @@
 //!    `flush` the bytes go out one loop turn later (in `on_wake`). `flush` writes them now, and
 //!    fires the waker if it left events for `poll_call`.
 //!
+//! 5. Optionally call [`GrpcServer::tick`] on every loop tick, so connections that never get
+//!    to a request (a silent socket, a stalled TLS handshake) are closed.
+//!
 //! Sockets are registered once, readable and writable, edge-triggered; the server reads and
 //! writes until `WouldBlock` and never re-registers.
 //!
@@ -163,6 +166,26 @@ impl GrpcServer {
         if !self.events.is_empty() {
             // Wake the loop so it comes back for them instead of blocking.
             self.wake_loop();
+        }
+    }
+
+    /// Advances the server's clock by one loop tick (the same tick the loop gives core):
+    /// connections that have not settled their protocol within
+    /// [`GrpcConfig::handshake_ticks_max`] ticks are closed. Optional; without it no
+    /// connection times out.
+    pub fn tick(&mut self) {
+        let ticks_max = self.config.handshake_ticks_max();
+        for slot in 0..self.conns.len() {
+            let expired = self.conns[slot]
+                .as_mut()
+                .is_some_and(|conn| conn.tick(ticks_max));
+            if expired {
+                if let Some(mut conn) = self.conns[slot].take() {
+                    conn.close(&mut self.events);
+                    self.free_slots.push(slot);
+                    self.open_conns -= 1;
+                }
+            }
         }
     }
 

@@ -13,7 +13,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use mio::{Events, Poll, Token, Waker};
 use prost::Message;
-use tally_kvstore::proto::{ResponseHeader, StatusResponse};
+use tally_kvstore::proto::{
+    Event, EventType, KeyValue, PutResponse, ResponseHeader, StatusResponse, WatchRequest,
+    WatchResponse, watch_request,
+};
 use tally_runtime_mio::grpc::{CallEvent, Code, GrpcConfig, GrpcServer, Status};
 
 const WAKE: Token = Token(0);
@@ -26,6 +29,10 @@ pub const STATUS: &str = "/etcdserverpb.Maintenance/Status";
 /// back-pressure (`SendReady`).
 pub const FLOOD: &str = "/test.Echo/Flood";
 pub const FLOOD_MESSAGE_BYTES: usize = 64 << 10;
+pub const PUT: &str = "/etcdserverpb.KV/Put";
+/// Bidirectional: each create request is answered with `created`, then one PUT event of its
+/// key with value `v1`.
+pub const WATCH: &str = "/etcdserverpb.Watch/Watch";
 /// Answers with the request's `token` header.
 pub const HEADER: &str = "/test.Echo/Header";
 
@@ -87,9 +94,15 @@ pub fn spawn_server(config: GrpcConfig, tls: Option<Arc<rustls::ServerConfig>>) 
 fn run_loop(mut poll: Poll, mut server: GrpcServer, stop: &AtomicBool, cancelled: &AtomicUsize) {
     let mut events = Events::with_capacity(256);
     let mut app = TestApp::default();
+    let tick = Duration::from_millis(100);
+    let mut next_tick = std::time::Instant::now() + tick;
     while !stop.load(Ordering::SeqCst) {
-        poll.poll(&mut events, Some(Duration::from_millis(500)))
-            .expect("poll");
+        let timeout = next_tick.saturating_duration_since(std::time::Instant::now());
+        poll.poll(&mut events, Some(timeout)).expect("poll");
+        if std::time::Instant::now() >= next_tick {
+            server.tick();
+            next_tick += tick;
+        }
         for event in events.iter() {
             if server.owns(event.token()) {
                 server.handle_event(poll.registry(), event);
@@ -115,14 +128,58 @@ struct TestApp {
     flood: std::collections::HashMap<tally_runtime_mio::grpc::CallId, u32>,
 }
 
+fn header() -> ResponseHeader {
+    ResponseHeader {
+        cluster_id: 7,
+        member_id: 42,
+        revision: 9,
+        raft_term: 3,
+    }
+}
+
+fn watch_reply(server: &mut GrpcServer, call: tally_runtime_mio::grpc::CallId, message: &[u8]) {
+    let Ok(request) = WatchRequest::decode(message) else {
+        return server.finish(
+            call,
+            Status::new(Code::InvalidArgument, "bad watch request"),
+        );
+    };
+    let Some(watch_request::RequestUnion::CreateRequest(create)) = request.request_union else {
+        return;
+    };
+    let created = WatchResponse {
+        header: Some(header()),
+        created: true,
+        ..WatchResponse::default()
+    };
+    let kv = KeyValue {
+        key: create.key,
+        value: Bytes::from_static(b"v1"),
+        create_revision: 9,
+        mod_revision: 9,
+        version: 1,
+        lease: 0,
+    };
+    let event = Event {
+        r#type: EventType::Put as i32,
+        kv: Some(kv),
+        prev_kv: None,
+    };
+    let events = WatchResponse {
+        header: Some(header()),
+        events: vec![event],
+        ..WatchResponse::default()
+    };
+    for response in [created, events] {
+        server
+            .send_message(call, Bytes::from(response.encode_to_vec()))
+            .expect("send");
+    }
+}
+
 pub fn status_response() -> StatusResponse {
     StatusResponse {
-        header: Some(ResponseHeader {
-            cluster_id: 7,
-            member_id: 42,
-            revision: 9,
-            raft_term: 3,
-        }),
+        header: Some(header()),
         version: "3.4.23".to_string(),
         db_size: 4096,
         leader: 42,
@@ -138,7 +195,7 @@ impl TestApp {
     fn handle(&mut self, server: &mut GrpcServer, event: CallEvent) {
         match event {
             CallEvent::Opened { call, path } => {
-                if [UNARY, BIDI, STATUS, FLOOD, HEADER].contains(&path.as_str()) {
+                if [UNARY, BIDI, STATUS, FLOOD, HEADER, PUT, WATCH].contains(&path.as_str()) {
                     self.paths.insert(call, path);
                 } else {
                     let msg = format!("unknown method {path}");
@@ -168,6 +225,18 @@ impl TestApp {
                     server.finish(call, Status::ok());
                     self.paths.remove(&call);
                 }
+                Some(PUT) => {
+                    let body = PutResponse {
+                        header: Some(header()),
+                        prev_kv: None,
+                    };
+                    server
+                        .send_message(call, Bytes::from(body.encode_to_vec()))
+                        .expect("send");
+                    server.finish(call, Status::ok());
+                    self.paths.remove(&call);
+                }
+                Some(WATCH) => watch_reply(server, call, &message),
                 Some(BIDI) => {
                     let mut reply = b"echo:".to_vec();
                     reply.extend_from_slice(&message);
