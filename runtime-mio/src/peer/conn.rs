@@ -14,7 +14,7 @@ use super::wire::{
 };
 
 /// Bytes asked of the socket (or of rustls) per read call.
-const READ_CHUNK_BYTES: usize = 64 * 1024;
+pub(crate) const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// Bound of a connection's own queue, which only ever holds one hello or ack.
 const CONTROL_QUEUE_BYTES_MAX: usize = 1024;
 const _: () = assert!(CONTROL_QUEUE_BYTES_MAX >= HEADER_BYTES + HANDSHAKE_FRAME_BYTES_MAX);
@@ -162,11 +162,12 @@ impl Conn {
         Ok(self.stream.peer_addr().is_ok())
     }
 
-    /// Reads once from the socket into the read buffer.
-    pub(crate) fn read_step(&mut self) -> Result<ReadStep, CloseReason> {
+    /// Reads once from the socket into the read buffer, through `scratch` (shared by all
+    /// connections, so reading never zeroes or allocates a chunk per call).
+    pub(crate) fn read_step(&mut self, scratch: &mut [u8]) -> Result<ReadStep, CloseReason> {
         match self.tls.as_deref_mut() {
-            None => read_plain(&mut self.stream, &mut self.read_buf),
-            Some(tls) => read_tls(&mut self.stream, tls, &mut self.read_buf),
+            None => read_plain(&mut self.stream, &mut self.read_buf, scratch),
+            Some(tls) => read_tls(&mut self.stream, tls, &mut self.read_buf, scratch),
         }
     }
 
@@ -227,9 +228,9 @@ impl Conn {
                     if !from_control {
                         frames_sent += frames as u64;
                     }
-                    if self.tls.is_none() {
-                        self.last_send = now;
-                    }
+                    // Also for TLS: bytes in rustls' buffer are on their way, so no keepalive
+                    // is needed while the socket drains.
+                    self.last_send = now;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(frames_sent),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -247,32 +248,22 @@ impl Conn {
     }
 }
 
-fn read_plain(stream: &mut TcpStream, buf: &mut BytesMut) -> Result<ReadStep, CloseReason> {
-    let len = buf.len();
-    buf.resize(len + READ_CHUNK_BYTES, 0);
-    let result = loop {
-        match stream.read(&mut buf[len..]) {
+fn read_plain(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    scratch: &mut [u8],
+) -> Result<ReadStep, CloseReason> {
+    loop {
+        return match stream.read(scratch) {
+            Ok(0) => Ok(ReadStep::Eof),
+            Ok(n) => {
+                buf.extend_from_slice(&scratch[..n]);
+                Ok(ReadStep::Data(n))
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(ReadStep::WouldBlock),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            other => break other,
-        }
-    };
-    match result {
-        Ok(0) => {
-            buf.truncate(len);
-            Ok(ReadStep::Eof)
-        }
-        Ok(n) => {
-            buf.truncate(len + n);
-            Ok(ReadStep::Data(n))
-        }
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-            buf.truncate(len);
-            Ok(ReadStep::WouldBlock)
-        }
-        Err(e) => {
-            buf.truncate(len);
-            Err(CloseReason::Io(e))
-        }
+            Err(e) => Err(CloseReason::Io(e)),
+        };
     }
 }
 
@@ -280,6 +271,7 @@ fn read_tls(
     stream: &mut TcpStream,
     tls: &mut rustls::Connection,
     buf: &mut BytesMut,
+    scratch: &mut [u8],
 ) -> Result<ReadStep, CloseReason> {
     let socket_eof = match tls.read_tls(stream) {
         Ok(0) => true,
@@ -295,30 +287,16 @@ fn read_tls(
     }
     let mut appended = 0;
     loop {
-        let len = buf.len();
-        buf.resize(len + READ_CHUNK_BYTES, 0);
-        let result = tls.reader().read(&mut buf[len..]);
-        match result {
-            Ok(0) => {
-                buf.truncate(len);
-                return Ok(ReadStep::Eof);
-            }
+        match tls.reader().read(scratch) {
+            // close_notify: the peer closed cleanly.
+            Ok(0) => return Ok(ReadStep::Eof),
             Ok(n) => {
-                buf.truncate(len + n);
+                buf.extend_from_slice(&scratch[..n]);
                 appended += n;
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                buf.truncate(len);
-                break;
-            }
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                buf.truncate(len);
-                return Ok(ReadStep::Eof);
-            }
-            Err(e) => {
-                buf.truncate(len);
-                return Err(CloseReason::Io(e));
-            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(ReadStep::Eof),
+            Err(e) => return Err(CloseReason::Io(e)),
         }
     }
     if socket_eof && appended == 0 {

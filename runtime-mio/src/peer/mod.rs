@@ -48,6 +48,7 @@ mod backoff;
 mod config;
 mod conn;
 mod error;
+mod event;
 #[cfg(any(test, feature = "testing"))]
 mod proxy;
 mod transport;
@@ -58,6 +59,7 @@ mod tests;
 
 pub use config::{PeerConfig, PeerTls};
 pub use error::{PeerError, TlsConfigError};
+pub use event::{PeerEvent, PeerStats};
 #[cfg(any(test, feature = "testing"))]
 pub use proxy::FaultProxy;
-pub use transport::{PeerEvent, PeerStats, PeerTransport};
+pub use transport::PeerTransport;

@@ -28,9 +28,10 @@ struct Shared {
 }
 
 impl Shared {
+    /// Shuts down every forwarded connection; they stop counting at once.
     fn cut_all(&self) {
-        let conns = self.conns.lock().unwrap_or_else(PoisonError::into_inner);
-        for (a, b) in conns.values() {
+        let mut conns = self.conns.lock().unwrap_or_else(PoisonError::into_inner);
+        for (_, (a, b)) in conns.drain() {
             let _ = a.shutdown(Shutdown::Both);
             let _ = b.shutdown(Shutdown::Both);
         }
@@ -136,6 +137,8 @@ fn accept_loop(listener: &TcpListener, target: SocketAddr, shared: &Arc<Shared>)
             return;
         }
         let Ok((client, _)) = accepted else {
+            // E.g. out of file descriptors: do not spin on it.
+            std::thread::sleep(Duration::from_millis(10));
             continue;
         };
         let full = shared

@@ -1,0 +1,61 @@
+//! What the transport reports: events for the loop, counters for metrics.
+
+use bytes::Bytes;
+
+/// What the transport reports to the event loop, drained with [`PeerTransport::poll_event`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PeerEvent {
+    /// A frame from a connected peer (a `tally_core::codec` encoded message, for tallyd).
+    Frame {
+        /// The member that sent it.
+        from: u64,
+        /// The frame's payload.
+        frame: Bytes,
+    },
+    /// A link to the peer completed its handshake; queued frames are flowing.
+    Connected {
+        /// The member.
+        peer: u64,
+    },
+    /// The link to the peer broke (tallyd calls `tally_core::Node::report_unreachable`).
+    Disconnected {
+        /// The member.
+        peer: u64,
+    },
+}
+
+/// Counters, for metrics and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PeerStats {
+    pub(crate) frames_sent: u64,
+    pub(crate) frames_received: u64,
+    pub(crate) frames_dropped: u64,
+    pub(crate) handshakes_rejected: u64,
+    pub(crate) connections_refused: u64,
+}
+
+impl PeerStats {
+    /// Frames fully handed to the kernel (or to rustls).
+    pub fn frames_sent(&self) -> u64 {
+        self.frames_sent
+    }
+    /// Frames delivered as [`PeerEvent::Frame`].
+    pub fn frames_received(&self) -> u64 {
+        self.frames_received
+    }
+    /// Frames refused by [`crate::peer::PeerTransport::send`]: unknown peer, empty or oversized frame, or
+    /// full queue.
+    pub fn frames_dropped(&self) -> u64 {
+        self.frames_dropped
+    }
+    /// Inbound connections closed before finishing the handshake (garbage, wrong cluster
+    /// token, unknown member, TLS failure, timeout).
+    pub fn handshakes_rejected(&self) -> u64 {
+        self.handshakes_rejected
+    }
+    /// Inbound connections refused because `connections_max` were open.
+    pub fn connections_refused(&self) -> u64 {
+        self.connections_refused
+    }
+}
