@@ -60,6 +60,8 @@ impl PeerConfig {
     }
 
     /// Largest frame payload sent or accepted; a larger incoming frame closes the connection.
+    /// One frame carries one core message, snapshots included, so this must exceed the
+    /// largest snapshot tallyd sends (and `send_queue_bytes_max` must hold such a frame).
     pub fn with_frame_bytes_max(mut self, bytes: usize) -> Self {
         self.frame_bytes_max = bytes;
         self

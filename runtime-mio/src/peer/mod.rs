@@ -63,3 +63,17 @@ pub use event::{PeerEvent, PeerStats};
 #[cfg(any(test, feature = "testing"))]
 pub use proxy::FaultProxy;
 pub use transport::PeerTransport;
+
+/// Feeds arbitrary bytes to the peer wire decoders (frame splitter, hello, ack).
+///
+/// This is the body of a `peer_wire` fuzz target. It must never panic.
+pub fn fuzz_peer_wire(data: &[u8]) {
+    let bytes = bytes::Bytes::copy_from_slice(data);
+    let _ = wire::decode_hello(&bytes);
+    let _ = wire::decode_ack(&bytes);
+    let mut buf = bytes::BytesMut::from(data);
+    while let Ok(Some(frame)) = wire::split_frame(&mut buf, wire::HANDSHAKE_FRAME_BYTES_MAX) {
+        let _ = wire::decode_hello(&frame);
+        let _ = wire::decode_ack(&frame);
+    }
+}

@@ -135,7 +135,9 @@ impl PeerTransport {
 
     /// Queues `frame` for `to`; it is written by the next [`Self::flush`] once a link is up.
     /// False (frame dropped and counted) for an unknown peer, an empty frame, a frame over
-    /// `frame_bytes_max`, or a full queue. Raft retries, so dropping is safe.
+    /// `frame_bytes_max`, or a full queue. Raft retries, so dropping is safe; a loop may
+    /// also treat `false` as a sign to call `tally_core::Node::report_unreachable`, since
+    /// `Disconnected` only follows a link that was up.
     pub fn send(&mut self, to: u64, frame: Bytes) -> bool {
         let frame_max = self.config.frame_bytes_max();
         let queued = match self.peers.get_mut(&to) {

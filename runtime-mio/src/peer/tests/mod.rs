@@ -2,6 +2,7 @@
 //! one thread, bounded by a deadline (no sleeps).
 
 mod harness;
+mod limits;
 mod plain;
 mod proxy;
 mod tls;

@@ -12,13 +12,13 @@ use super::plain::exchange;
 use crate::peer::{PeerTls, TlsConfigError};
 
 /// PEM text of a CA and of a member certificate (IP SAN 127.0.0.1) and key it signed.
-struct Pki {
+pub(super) struct Pki {
     ca_pem: String,
     cert_pem: String,
     key_pem: String,
 }
 
-fn pki() -> Pki {
+pub(super) fn pki() -> Pki {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -42,7 +42,7 @@ fn pki() -> Pki {
     }
 }
 
-fn peer_tls(pki: &Pki) -> PeerTls {
+pub(super) fn peer_tls(pki: &Pki) -> PeerTls {
     PeerTls::from_pem(
         pki.cert_pem.as_bytes(),
         pki.key_pem.as_bytes(),

@@ -115,3 +115,10 @@ fn partial_head_is_discarded_and_the_rest_kept() {
     assert_eq!(out, b"\x06\x00\x00\x00second");
     assert!(!queue.push(Bytes::from(vec![0u8; 97])), "over bytes_max");
 }
+
+quickcheck! {
+    fn fuzz_entry_point_never_panics(data: Vec<u8>) -> bool {
+        crate::peer::fuzz_peer_wire(&data);
+        true
+    }
+}

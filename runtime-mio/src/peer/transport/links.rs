@@ -217,7 +217,11 @@ impl PeerTransport {
                     }
                 }
                 ReadStep::WouldBlock => return Ok(()),
-                ReadStep::Eof => return Err(CloseReason::Eof),
+                ReadStep::Eof => {
+                    // TLS can deliver the last plaintext together with close_notify.
+                    self.parse_frames(registry, slot, conn, now)?;
+                    return Err(CloseReason::Eof);
+                }
             }
         }
     }
