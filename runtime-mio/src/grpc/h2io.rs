@@ -228,7 +228,7 @@ impl WakeQueue {
         }
     }
 
-    fn notify_loop(&self) {
+    pub(crate) fn notify_loop(&self) {
         if let Err(e) = self.mio.wake() {
             eprintln!("grpc: mio waker failed: {e}");
         }
@@ -242,12 +242,6 @@ impl WakeQueue {
     /// Moves the woken slots into `out` (which must be empty).
     pub(crate) fn take(&self, out: &mut Vec<usize>) {
         std::mem::swap(&mut self.lock().ready, out);
-    }
-
-    /// Ends a drain and wakes the loop unconditionally.
-    pub(crate) fn end_drain_notify(&self) {
-        self.lock().draining = false;
-        self.notify_loop();
     }
 
     /// Ends a drain; if slots are still queued, the loop is woken to come back for them.

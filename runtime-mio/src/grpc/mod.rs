@@ -147,6 +147,8 @@ impl GrpcServer {
     /// Handles a mio event for a token this server [`owns`](Self::owns).
     pub fn handle_event(&mut self, registry: &mio::Registry, event: &mio::event::Event) {
         let token = event.token().0;
+        // Wakes from h2 during this drive are picked up by the drain below, not by the loop.
+        self.wake.begin_drain();
         if token == self.token_base {
             self.accept(registry);
         } else if let Some(slot) = token.checked_sub(self.token_base + 1) {
@@ -255,8 +257,7 @@ impl GrpcServer {
     }
 
     fn wake_loop(&self) {
-        self.wake.begin_drain();
-        self.wake.end_drain_notify();
+        self.wake.notify_loop();
     }
 
     fn accept(&mut self, registry: &mio::Registry) {
@@ -340,6 +341,7 @@ impl GrpcServer {
             woken.clear();
             self.woken = woken;
         }
+        // Slots still queued (rounds ran out) make end_drain wake the loop to come back.
         self.wake.end_drain();
     }
 }
