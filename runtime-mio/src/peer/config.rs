@@ -45,8 +45,10 @@ impl PeerConfig {
             peers_max: 64,
             read_batch_bytes_max: 1 << 20,
             backoff_min_ms: 50,
-            backoff_max_ms: 5_000,
-            handshake_timeout_ms: 5_000,
+            // Half of etcd's default election timeout: a restarted member is redialed well
+            // before it would give up on its leader (lower ids dial, so it cannot dial them).
+            backoff_max_ms: 500,
+            handshake_timeout_ms: 2_000,
             keepalive_interval_ms: 1_000,
             idle_timeout_ms: 10_000,
             seed: local_id,

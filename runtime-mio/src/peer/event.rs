@@ -2,7 +2,8 @@
 
 use bytes::Bytes;
 
-/// What the transport reports to the event loop, drained with [`PeerTransport::poll_event`].
+/// What the transport reports to the event loop, drained with
+/// [`crate::peer::PeerTransport::poll_event`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PeerEvent {
