@@ -215,6 +215,12 @@ pub(crate) fn read<R: Read>(store: &mut KvStore, input: &mut R) -> Result<(), Sn
     let m = &mut store.mvcc;
     m.current_rev = r.i64()?;
     m.compact_rev = r.i64()?;
+    if m.current_rev < 1
+        || m.current_rev > i64::MAX / 2
+        || !(0..=m.current_rev).contains(&m.compact_rev)
+    {
+        return Err(SnapshotError::Corrupt("revisions out of range"));
+    }
     m.compaction_done_rev = m.compact_rev;
     store.lessor.id_seq = r.u64()?;
     let keys = r.u64()?;

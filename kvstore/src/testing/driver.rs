@@ -568,6 +568,19 @@ impl Harness {
             copy.range(&all) == self.store.range(&all),
             "range differs after restore"
         );
+        // Corrupt one byte but fix the checksum: the parser must cope without panicking.
+        for i in [8usize, 20, buf.len() / 3, buf.len() * 2 / 3] {
+            let mut forged = buf.clone();
+            if i + 4 >= forged.len() {
+                continue;
+            }
+            forged[i] = forged[i].wrapping_add(1 + (self.index as u8 % 200));
+            let n = forged.len() - 4;
+            let crc = crc32fast::hash(&forged[..n]);
+            forged[n..].copy_from_slice(&crc.to_le_bytes());
+            let mut s = KvStore::new(self.store.config().clone());
+            let _ = s.restore(&mut forged.as_slice());
+        }
         // Corrupt one byte: restore must refuse it.
         if !buf.is_empty() {
             let i = buf.len() / 2;
