@@ -254,6 +254,52 @@ fn maintenance(c: &mut ProcCluster) {
     assert_eq!(c.wait_leader(Duration::from_secs(10)), Some(target));
 }
 
+/// `tallyd --restore-snapshot` seeds a new one-member cluster with the saved data.
+fn restore_from(c: &ProcCluster, file: &std::path::Path) {
+    let dir = tally_tests::process::TempDir::new("restore");
+    let (client, peer) = (
+        tally_tests::process::free_port(),
+        tally_tests::process::free_port(),
+    );
+    let mut child = Command::new(tally_tests::process::tallyd_path())
+        .arg("--name=restored")
+        .arg(format!("--data-dir={}", dir.path().join("data").display()))
+        .arg(format!("--listen-client-urls=http://127.0.0.1:{client}"))
+        .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer}"))
+        .arg(format!("--restore-snapshot={}", file.display()))
+        .arg("--heartbeat-interval=50")
+        .arg("--election-timeout=500")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tallyd");
+    let endpoint = format!("127.0.0.1:{client}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut value = String::new();
+    while Instant::now() < deadline {
+        let output = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args([
+                &format!("--endpoints={endpoint}"),
+                "--dial-timeout=1s",
+                "get",
+                "zoo",
+                "--print-value-only",
+            ])
+            .output()
+            .expect("etcdctl");
+        value = String::from_utf8_lossy(&output.stdout).into_owned();
+        if output.status.success() && !value.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = c;
+    assert_eq!(value, "3\n", "the restored member serves the saved data");
+}
+
 fn membership(c: &mut ProcCluster) {
     let one = c.endpoint(0);
     let list = c.ok(&one, &["member", "list"]);

@@ -261,6 +261,21 @@ fn bad_input_on_peer_and_client_ports_is_survived() {
     assert_eq!(get(&c, &c.endpoint(target), "still"), "serving");
 }
 
+fn http_get(port: u16, path: &str) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut response = String::new();
+    let _ = std::io::Read::read_to_string(&mut stream, &mut response);
+    response
+}
+
 #[test]
 fn crash_mid_write_loses_no_acknowledged_write() {
     let Some(mut c) = start(3, false) else { return };

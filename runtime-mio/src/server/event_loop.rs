@@ -61,7 +61,7 @@ pub(super) struct Server {
     markers: Vec<(u64, u64)>,
     snapshots: Arc<SnapshotStore>,
     snapshot_tx: SyncSender<tally_core::Snapshot>,
-    snapshot_done: Receiver<Result<(u64, u64), String>>,
+    snapshot_done: SnapshotDone,
     pub(super) peers: PeerTransport,
     pub(super) clients: GrpcServer,
     metrics_http: Option<GrpcServer>,
@@ -496,17 +496,14 @@ impl Server {
     }
 }
 
+/// Where finished snapshot files are reported: (index, term) or the error.
+type SnapshotDone = Receiver<Result<(u64, u64), String>>;
+
 /// The snapshot file writer: fsyncs off the loop thread and reports (index, term).
 fn spawn_snapshot_writer(
     store: Arc<SnapshotStore>,
     waker: Arc<Waker>,
-) -> Result<
-    (
-        SyncSender<tally_core::Snapshot>,
-        Receiver<Result<(u64, u64), String>>,
-    ),
-    ServerError,
-> {
+) -> Result<(SyncSender<tally_core::Snapshot>, SnapshotDone), ServerError> {
     let (tx, rx) = std::sync::mpsc::sync_channel::<tally_core::Snapshot>(2);
     let (done_tx, done_rx) = std::sync::mpsc::sync_channel(4);
     std::thread::Builder::new()
