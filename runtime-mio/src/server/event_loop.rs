@@ -220,14 +220,21 @@ impl Server {
         self.drain_peers();
         self.drain_clients();
         self.flush_read_batch();
-        while now >= self.next_tick {
-            self.next_tick += self.tick_interval;
+        if now >= self.next_tick {
+            // At most one tick per turn, as Go's ticker drops ticks for a busy receiver: after
+            // a stalled turn, a burst of ticks would expire election timers before the peer
+            // messages that arrived meanwhile were even read.
+            self.next_tick = (self.next_tick + self.tick_interval).max(now);
             self.node.tick();
             self.on_tick(now);
         }
         self.drain_actions()?;
         self.after_apply();
         self.peers.flush(self.poll.registry(), Instant::now());
+        self.clients.flush(self.poll.registry());
+        if let Some(http) = self.metrics_http.as_mut() {
+            http.flush(self.poll.registry());
+        }
         Ok(())
     }
 
@@ -468,6 +475,10 @@ impl Server {
 
     fn on_tick(&mut self, now: Instant) {
         self.kv.set_now_ms(self.now_ms());
+        self.clients.tick();
+        if let Some(http) = self.metrics_http.as_mut() {
+            http.tick();
+        }
         if self.leader != NO_NODE && !self.attributes_published {
             self.publish_attributes();
         }

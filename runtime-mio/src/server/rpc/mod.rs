@@ -301,11 +301,14 @@ impl Server {
                 }
             }
             CallEvent::Cancelled { call } => self.close_stream(call),
+            CallEvent::SendReady { call } => {
+                self.flush_call(call);
+                self.maybe_finish_snapshot(call);
+            }
             CallEvent::Http { request, path, .. } => {
                 let (code, content_type, body) = self.http_response(&path);
                 self.clients.respond_http(request, code, content_type, body);
             }
-            _ => {}
         }
     }
 
