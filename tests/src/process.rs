@@ -164,6 +164,10 @@ impl Member {
             .is_some_and(|c| c.try_wait().ok().flatten().is_none())
     }
 
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -184,6 +188,8 @@ pub struct ProcCluster {
 pub struct Options {
     pub tls: bool,
     pub proxies: bool,
+    /// `--snapshot-count`, to exercise snapshots and log compaction on small workloads.
+    pub snapshot_count: Option<u64>,
 }
 
 impl ProcCluster {
@@ -215,7 +221,10 @@ impl ProcCluster {
                 peer_port,
                 advertised_peer_port,
                 child: None,
-                extra_args: Vec::new(),
+                extra_args: options
+                    .snapshot_count
+                    .map(|n| vec![format!("--snapshot-count={n}")])
+                    .unwrap_or_default(),
             });
         }
         let mut cluster = ProcCluster {

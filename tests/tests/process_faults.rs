@@ -8,16 +8,20 @@ use std::time::{Duration, Instant};
 use tally_tests::process::{ELECTION_MS, Options, ProcCluster, etcdctl_available};
 
 fn start(size: usize, proxies: bool) -> Option<ProcCluster> {
+    start_with(
+        size,
+        Options {
+            proxies,
+            ..Options::default()
+        },
+    )
+}
+
+fn start_with(size: usize, options: Options) -> Option<ProcCluster> {
     if !etcdctl_available() {
         return None;
     }
-    let mut cluster = ProcCluster::start(
-        size,
-        Options {
-            tls: false,
-            proxies,
-        },
-    );
+    let mut cluster = ProcCluster::start(size, options);
     assert!(
         cluster.wait_leader(Duration::from_secs(20)).is_some(),
         "no leader\n{}",
@@ -310,4 +314,98 @@ fn crash_mid_write_loses_no_acknowledged_write() {
             "acknowledged write crash{i} lost"
         );
     }
+}
+
+#[test]
+fn snapshots_compact_the_log_and_a_lagging_member_catches_up_from_one() {
+    let Some(mut c) = start_with(
+        3,
+        Options {
+            tls: false,
+            proxies: false,
+            snapshot_count: Some(40),
+        },
+    ) else {
+        return;
+    };
+    let leader = c.wait_leader(Duration::from_secs(5)).expect("leader");
+    let lagging = (leader + 1) % 3;
+    c.kill(lagging);
+    let live = endpoints_of(&mut c);
+    for i in 0..200 {
+        assert!(put(&c, &live, &format!("s{i:03}"), &i.to_string()));
+    }
+    let snap_dir = c.members[leader].data_dir().join("member").join("snap");
+    let snapshots = std::fs::read_dir(&snap_dir).map(|d| d.count()).unwrap_or(0);
+    assert!(
+        snapshots > 0,
+        "the leader wrote snapshot files in {}",
+        snap_dir.display()
+    );
+    c.restart(lagging);
+    let endpoint = c.endpoint(lagging);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = String::new();
+    while Instant::now() < deadline {
+        let output = c.etcdctl(
+            &endpoint,
+            &["get", "s199", "--consistency=s", "--print-value-only"],
+            None,
+        );
+        seen = String::from_utf8_lossy(&output.stdout).into_owned();
+        if seen == "199\n" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(seen, "199\n", "the lagging member caught up\n{}", c.logs());
+    assert!(
+        c.members[lagging].log_text().contains("installed snapshot"),
+        "it caught up through a snapshot\n{}",
+        c.logs()
+    );
+    let first = c.ok(
+        &endpoint,
+        &["get", "s000", "--consistency=s", "--print-value-only"],
+    );
+    assert_eq!(first, "0\n");
+    // Every member restarts from its own snapshot plus WAL.
+    for i in 0..3 {
+        c.kill(i);
+    }
+    for i in 0..3 {
+        c.restart(i);
+    }
+    assert!(
+        c.wait_leader(Duration::from_secs(20)).is_some(),
+        "{}",
+        c.logs()
+    );
+    let all = endpoints_of(&mut c);
+    assert_eq!(get(&c, &all, "s123"), "123");
+}
+
+#[test]
+fn the_leader_revokes_expired_leases_and_their_keys() {
+    let Some(mut c) = start(3, false) else { return };
+    let all = endpoints_of(&mut c);
+    let grant = c.ok(&all, &["lease", "grant", "2"]);
+    let id = grant
+        .split_whitespace()
+        .nth(1)
+        .expect("lease id")
+        .to_string();
+    c.ok(&all, &["put", "ephemeral", "x", &format!("--lease={id}")]);
+    assert_eq!(get(&c, &all, "ephemeral"), "x");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline && !get(&c, &all, "ephemeral").is_empty() {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        get(&c, &all, "ephemeral"),
+        "",
+        "the key went with its expired lease"
+    );
+    let ttl = c.ok(&all, &["lease", "timetolive", &id]);
+    assert!(ttl.contains("already expired"), "{ttl}");
 }
