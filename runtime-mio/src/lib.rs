@@ -2,3 +2,5 @@
 
 pub mod grpc;
 pub mod peer;
+pub mod server;
+pub mod wal;

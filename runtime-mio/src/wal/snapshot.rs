@@ -1,0 +1,352 @@
+//! Snapshot files: the state machine's bytes plus Raft metadata, written atomically and
+//! checksummed.
+//!
+//! Layout (little-endian): magic `TALLYSNP`, version `u32`, reserved `u32`, index `u64`,
+//! term `u64`, voter count `u32` and voter ids `u64`, learner count `u32` and learner ids `u64`,
+//! data length `u64`, data, CRC32 of everything before it `u32`.
+//!
+//! Order of operations for the runtime: [`SnapshotStore::save`], then append a batch with the
+//! matching [`super::SnapshotMarker`] to the WAL; once that is durable (the WAL then purges its
+//! old segments), call [`SnapshotStore::retain`] with the marker's index.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use super::error::SnapshotError;
+use super::fs::Fs;
+use super::record::{read_u32, read_u64};
+
+const MAGIC: &[u8; 8] = b"TALLYSNP";
+const FORMAT_VERSION: u32 = 1;
+const SUFFIX: &str = ".snap";
+const TMP_SUFFIX: &str = ".snap.tmp";
+const FIXED_BYTES: u64 = 8 + 4 + 4 + 8 + 8 + 4 + 4 + 8 + 4;
+
+/// Limits for the snapshot store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotConfig {
+    snapshot_bytes_max: u64,
+    snapshot_files_max: usize,
+}
+
+impl Default for SnapshotConfig {
+    fn default() -> Self {
+        Self {
+            snapshot_bytes_max: 8 << 30,
+            snapshot_files_max: 3,
+        }
+    }
+}
+
+impl SnapshotConfig {
+    /// Largest snapshot file accepted on save or load.
+    #[must_use]
+    pub fn with_snapshot_bytes_max(mut self, bytes: u64) -> Self {
+        self.snapshot_bytes_max = bytes;
+        self
+    }
+    /// How many snapshot files `retain` keeps (at least 1).
+    #[must_use]
+    pub fn with_snapshot_files_max(mut self, files: usize) -> Self {
+        self.snapshot_files_max = files.max(1);
+        self
+    }
+    /// Largest snapshot file.
+    pub fn snapshot_bytes_max(&self) -> u64 {
+        self.snapshot_bytes_max
+    }
+    /// Snapshot files kept.
+    pub fn snapshot_files_max(&self) -> usize {
+        self.snapshot_files_max
+    }
+}
+
+/// What a snapshot covers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotMeta {
+    index: u64,
+    term: u64,
+    voters: Vec<u64>,
+    learners: Vec<u64>,
+}
+
+impl SnapshotMeta {
+    /// Metadata for a snapshot at (index, term) with this membership.
+    pub fn new(index: u64, term: u64, voters: Vec<u64>, learners: Vec<u64>) -> Self {
+        Self {
+            index,
+            term,
+            voters,
+            learners,
+        }
+    }
+    /// Last index covered.
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+    /// Term of that entry.
+    pub fn term(&self) -> u64 {
+        self.term
+    }
+    /// Voting members' node ids.
+    pub fn voters(&self) -> &[u64] {
+        &self.voters
+    }
+    /// Learners' node ids.
+    pub fn learners(&self) -> &[u64] {
+        &self.learners
+    }
+}
+
+/// A loaded snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    meta: SnapshotMeta,
+    data: Bytes,
+}
+
+impl Snapshot {
+    /// The metadata.
+    pub fn meta(&self) -> &SnapshotMeta {
+        &self.meta
+    }
+    /// The state machine's bytes.
+    pub fn data(&self) -> &Bytes {
+        &self.data
+    }
+    /// Splits into metadata and data.
+    pub fn into_parts(self) -> (SnapshotMeta, Bytes) {
+        (self.meta, self.data)
+    }
+}
+
+/// A directory of snapshot files.
+#[derive(Debug)]
+pub struct SnapshotStore {
+    dir: PathBuf,
+    config: SnapshotConfig,
+    fs: Box<dyn Fs>,
+}
+
+fn file_name(index: u64, term: u64) -> String {
+    format!("{index:016x}-{term:016x}{SUFFIX}")
+}
+
+fn parse_name(name: &str) -> Option<(u64, u64)> {
+    let stem = name.strip_suffix(SUFFIX)?;
+    let (i, t) = stem.split_once('-')?;
+    if i.len() != 16 || t.len() != 16 {
+        return None;
+    }
+    Some((
+        u64::from_str_radix(i, 16).ok()?,
+        u64::from_str_radix(t, 16).ok()?,
+    ))
+}
+
+fn put_ids(out: &mut Vec<u8>, ids: &[u64]) {
+    // Membership lists are tiny; a list longer than u32::MAX cannot reach here.
+    let n = u32::try_from(ids.len()).unwrap_or(u32::MAX);
+    out.extend_from_slice(&n.to_le_bytes());
+    for id in ids {
+        out.extend_from_slice(&id.to_le_bytes());
+    }
+}
+
+impl SnapshotStore {
+    /// Opens (or creates) the store, removing temporary files a crash left behind.
+    pub fn open(
+        dir: &Path,
+        config: SnapshotConfig,
+        fs: Box<dyn Fs>,
+    ) -> Result<SnapshotStore, SnapshotError> {
+        fs.create_dir_all(dir)
+            .map_err(|e| SnapshotError::io("create directory", dir, e))?;
+        let names = fs
+            .list_dir(dir)
+            .map_err(|e| SnapshotError::io("list directory", dir, e))?;
+        let mut removed = false;
+        for name in names.iter().filter(|n| n.ends_with(TMP_SUFFIX)) {
+            let path = dir.join(name);
+            fs.remove_file(&path)
+                .map_err(|e| SnapshotError::io("remove temporary snapshot", path, e))?;
+            removed = true;
+        }
+        if removed {
+            fs.sync_dir(dir)
+                .map_err(|e| SnapshotError::io("fsync directory", dir, e))?;
+        }
+        Ok(SnapshotStore {
+            dir: dir.to_path_buf(),
+            config,
+            fs,
+        })
+    }
+
+    /// Writes a snapshot atomically: temporary file, fdatasync, rename, fsync of the directory.
+    pub fn save(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), SnapshotError> {
+        let ids = 8 * (meta.voters.len() + meta.learners.len()) as u64;
+        let total = FIXED_BYTES + ids + data.len() as u64;
+        if total > self.config.snapshot_bytes_max {
+            return Err(SnapshotError::TooLarge {
+                bytes: total,
+                max: self.config.snapshot_bytes_max,
+            });
+        }
+        let mut head = Vec::with_capacity(64);
+        head.extend_from_slice(MAGIC);
+        head.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        head.extend_from_slice(&0u32.to_le_bytes());
+        head.extend_from_slice(&meta.index.to_le_bytes());
+        head.extend_from_slice(&meta.term.to_le_bytes());
+        put_ids(&mut head, &meta.voters);
+        put_ids(&mut head, &meta.learners);
+        head.extend_from_slice(&(data.len() as u64).to_le_bytes());
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(&head);
+        hasher.update(data);
+        let crc = hasher.finalize().to_le_bytes();
+
+        let name = file_name(meta.index, meta.term);
+        let tmp = self.dir.join(format!("{name}.tmp"));
+        let path = self.dir.join(&name);
+        let io = |op| {
+            let tmp = &tmp;
+            move |e| SnapshotError::io(op, tmp, e)
+        };
+        let mut file = self.fs.create(&tmp).map_err(io("create snapshot"))?;
+        let data_at = head.len() as u64;
+        file.write_all_at(0, &head).map_err(io("write snapshot"))?;
+        file.write_all_at(data_at, data)
+            .map_err(io("write snapshot"))?;
+        file.write_all_at(data_at + data.len() as u64, &crc)
+            .map_err(io("write snapshot"))?;
+        file.sync_data().map_err(io("fdatasync snapshot"))?;
+        drop(file);
+        self.fs
+            .rename(&tmp, &path)
+            .map_err(|e| SnapshotError::io("rename snapshot", &path, e))?;
+        self.fs
+            .sync_dir(&self.dir)
+            .map_err(|e| SnapshotError::io("fsync directory", &self.dir, e))
+    }
+
+    /// (index, term) of every snapshot file, oldest first.
+    pub fn list(&self) -> Result<Vec<(u64, u64)>, SnapshotError> {
+        let names = self
+            .fs
+            .list_dir(&self.dir)
+            .map_err(|e| SnapshotError::io("list directory", &self.dir, e))?;
+        let mut found: Vec<_> = names.iter().filter_map(|n| parse_name(n)).collect();
+        found.sort_unstable();
+        Ok(found)
+    }
+
+    /// Loads and verifies the snapshot at (index, term), e.g. the WAL's recovered marker.
+    pub fn load(&self, index: u64, term: u64) -> Result<Snapshot, SnapshotError> {
+        let path = self.dir.join(file_name(index, term));
+        let buf = match self.fs.read_file(&path) {
+            Ok(buf) => buf,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(SnapshotError::NotFound { index, term });
+            }
+            Err(e) => return Err(SnapshotError::io("read snapshot", &path, e)),
+        };
+        if buf.len() as u64 > self.config.snapshot_bytes_max {
+            return Err(SnapshotError::TooLarge {
+                bytes: buf.len() as u64,
+                max: self.config.snapshot_bytes_max,
+            });
+        }
+        let snapshot =
+            decode(Bytes::from(buf)).map_err(|(offset, reason)| SnapshotError::Corrupt {
+                path: path.clone(),
+                offset,
+                reason,
+            })?;
+        if (snapshot.meta.index, snapshot.meta.term) != (index, term) {
+            return Err(SnapshotError::Corrupt {
+                path,
+                offset: 16,
+                reason: "index and term do not match the file name",
+            });
+        }
+        Ok(snapshot)
+    }
+
+    /// Keeps the newest `snapshot_files_max` files and removes older ones, but never one at or
+    /// above `durable_marker_index` (the WAL may still point at it). Returns how many went.
+    pub fn retain(&self, durable_marker_index: u64) -> Result<usize, SnapshotError> {
+        let found = self.list()?;
+        let keep_from = found.len().saturating_sub(self.config.snapshot_files_max);
+        let mut removed = 0;
+        for &(index, term) in &found[..keep_from] {
+            if index >= durable_marker_index {
+                break;
+            }
+            let path = self.dir.join(file_name(index, term));
+            self.fs
+                .remove_file(&path)
+                .map_err(|e| SnapshotError::io("remove snapshot", path, e))?;
+            removed += 1;
+        }
+        if removed > 0 {
+            self.fs
+                .sync_dir(&self.dir)
+                .map_err(|e| SnapshotError::io("fsync directory", &self.dir, e))?;
+        }
+        Ok(removed)
+    }
+}
+
+/// Decodes and verifies a snapshot file. Errors give the offset and the reason.
+fn decode(buf: Bytes) -> Result<Snapshot, (u64, &'static str)> {
+    if (buf.len() as u64) < FIXED_BYTES {
+        return Err((0, "file shorter than a snapshot header"));
+    }
+    let crc_at = buf.len() - 4;
+    if crc32fast::hash(&buf[..crc_at]) != read_u32(&buf, crc_at) {
+        return Err((crc_at as u64, "snapshot checksum mismatch"));
+    }
+    if &buf[..8] != MAGIC {
+        return Err((0, "bad snapshot magic"));
+    }
+    if read_u32(&buf, 8) != FORMAT_VERSION {
+        return Err((8, "unsupported snapshot format version"));
+    }
+    let index = read_u64(&buf, 16);
+    let term = read_u64(&buf, 24);
+    let mut at = 32;
+    let voters = read_ids(&buf[..crc_at], &mut at)?;
+    let learners = read_ids(&buf[..crc_at], &mut at)?;
+    if at + 8 > crc_at {
+        return Err((at as u64, "snapshot header runs past the end"));
+    }
+    let data_len = read_u64(&buf, at);
+    at += 8;
+    if data_len != (crc_at - at) as u64 {
+        return Err((
+            (at - 8) as u64,
+            "snapshot data length does not match the file",
+        ));
+    }
+    Ok(Snapshot {
+        meta: SnapshotMeta::new(index, term, voters, learners),
+        data: buf.slice(at..crc_at),
+    })
+}
+
+fn read_ids(buf: &[u8], at: &mut usize) -> Result<Vec<u64>, (u64, &'static str)> {
+    if *at + 4 > buf.len() {
+        return Err((*at as u64, "snapshot header runs past the end"));
+    }
+    let n = read_u32(buf, *at) as usize;
+    *at += 4;
+    if n > (buf.len() - *at) / 8 {
+        return Err(((*at - 4) as u64, "membership list runs past the end"));
+    }
+    let ids = (0..n).map(|i| read_u64(buf, *at + 8 * i)).collect();
+    *at += 8 * n;
+    Ok(ids)
+}

@@ -1,0 +1,292 @@
+//! Writer behaviour: append vs. durable, limits, index checks, I/O errors, rolling, purging.
+
+use super::*;
+use crate::wal::{Durable, WalError};
+
+#[test]
+fn empty_directory_opens_empty() {
+    let fs = MemFs::new();
+    let (wal, rec) = open(&fs, small_config());
+    assert_eq!(Model::of(&rec), Model::default());
+    assert_eq!(wal.segment_seqs(), vec![1]);
+    assert_eq!(wal.durable().last_index(), 0);
+    // The segment is preallocated to its full size.
+    assert_eq!(fs.file(&segment_path(1)).map(|f| f.len()), Some(1024));
+}
+
+#[test]
+fn appended_is_not_durable_until_sync() {
+    let fs = MemFs::new();
+    let (mut wal, _) = open(&fs, small_config());
+    let written = fs.written_bytes();
+    let seq = wal
+        .append(Batch::new().with_entries(entries(1, 2, 1, 5)))
+        .expect("append");
+    assert_eq!(seq, 1);
+    assert_eq!(wal.last_appended(), (2, 1));
+    assert_eq!(wal.durable().last_index(), 0);
+    assert_eq!(fs.written_bytes(), written, "append must not write");
+    let seq2 = wal
+        .append(Batch::new().with_hard_state(HardState::new(1, 1, 2)))
+        .expect("append");
+    let durable: Durable = wal.sync().expect("sync");
+    assert_eq!(durable.seq(), seq2);
+    assert_eq!((durable.last_index(), durable.last_term()), (2, 1));
+    assert_eq!(durable.hard_state(), Some(HardState::new(1, 1, 2)));
+    // Both batches went out in a single write.
+    let writes = fs.log().write_starts().len();
+    assert_eq!(
+        fs.written_bytes() - written,
+        fs.log().written_bytes() - written
+    );
+    assert_eq!(writes, 2, "one preallocation write plus one batch write");
+}
+
+#[test]
+fn reopen_replays_everything() {
+    let fs = MemFs::new();
+    let mut model = Model::default();
+    {
+        let (mut wal, _) = open(&fs, small_config());
+        for group in super::crash::workload() {
+            for batch in group {
+                model.apply(&batch);
+                wal.append(batch).expect("append");
+            }
+            wal.sync().expect("sync");
+        }
+    }
+    let (wal, rec) = open(&fs, small_config());
+    assert_eq!(Model::of(&rec), model);
+    assert_eq!(rec.report().truncated_bytes(), 0);
+    assert_eq!(wal.last_appended(), model.last());
+}
+
+#[test]
+fn limits_are_typed_errors() {
+    let fs = MemFs::new();
+    let (mut wal, _) = open(&fs, small_config());
+    let big = vec![Entry::new(1, 1, Bytes::from(vec![7u8; 300]))];
+    assert!(matches!(
+        wal.append(Batch::new().with_entries(big)),
+        Err(WalError::RecordTooLarge { max: 256, .. })
+    ));
+    assert!(matches!(
+        wal.append(Batch::new().with_entries(entries(1, 10, 1, 100))),
+        Err(WalError::BatchTooLarge { max: 512, .. })
+    ));
+    assert!(matches!(
+        wal.append(Batch::new().with_entries(entries(2, 3, 1, 1))),
+        Err(WalError::IndexGap {
+            next_max: 1,
+            got: 2
+        })
+    ));
+    let mut gap = entries(1, 2, 1, 1);
+    gap.extend(entries(4, 4, 1, 1));
+    assert!(matches!(
+        wal.append(Batch::new().with_entries(gap)),
+        Err(WalError::NonContiguous {
+            previous: 2,
+            got: 4
+        })
+    ));
+    wal.write(
+        Batch::new()
+            .with_entries(entries(1, 5, 1, 1))
+            .with_snapshot(SnapshotMarker::new(0, 0)),
+    )
+    .expect("write");
+    wal.write(Batch::new().with_snapshot(SnapshotMarker::new(3, 1)))
+        .expect("write");
+    assert!(matches!(
+        wal.append(Batch::new().with_entries(entries(3, 3, 2, 1))),
+        Err(WalError::IndexCompacted {
+            snapshot_index: 3,
+            got: 3
+        })
+    ));
+    assert!(matches!(
+        wal.append(Batch::new().with_snapshot(SnapshotMarker::new(2, 1))),
+        Err(WalError::SnapshotRegression { .. })
+    ));
+    assert!(matches!(
+        WalConfig::default().with_segment_bytes(1 << 33).validate(),
+        Err(WalError::InvalidConfig(_))
+    ));
+    assert!(
+        Wal::open(
+            &dir(),
+            WalConfig::default().with_segment_bytes(4096),
+            Box::new(fs.clone())
+        )
+        .is_err(),
+        "segment_bytes smaller than batch_bytes_max is refused"
+    );
+    // Rejected batches changed nothing.
+    drop(wal);
+    let (_, rec) = open(&fs, small_config());
+    assert_eq!(rec.entries().len(), 2);
+    assert_eq!(rec.snapshot(), Some(SnapshotMarker::new(3, 1)));
+}
+
+#[test]
+fn disk_full_during_append_acknowledges_nothing() {
+    let fs = MemFs::new();
+    let (mut wal, _) = open(&fs, small_config());
+    let first = wal
+        .write(Batch::new().with_entries(entries(1, 2, 1, 10)))
+        .expect("write");
+    wal.append(Batch::new().with_entries(entries(3, 5, 1, 50)))
+        .expect("append");
+    fs.fail_writes_after(40);
+    let err = wal.sync().expect_err("disk full");
+    match &err {
+        WalError::Io { source, .. } => {
+            assert_eq!(source.kind(), std::io::ErrorKind::StorageFull);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(wal.durable(), first, "nothing new is durable");
+    assert!(wal.is_poisoned());
+    assert!(matches!(
+        wal.append(Batch::new().with_entries(entries(3, 3, 1, 1))),
+        Err(WalError::Poisoned)
+    ));
+    assert!(matches!(wal.sync(), Err(WalError::Poisoned)));
+    drop(wal);
+    fs.heal();
+    let (_, rec) = open(&fs, small_config());
+    assert_eq!(rec.entries(), &entries(1, 2, 1, 10)[..]);
+    assert!(rec.report().truncated_bytes() > 0);
+}
+
+#[test]
+fn failed_fdatasync_acknowledges_nothing() {
+    let fs = MemFs::new();
+    let (mut wal, _) = open(&fs, small_config());
+    let first = wal
+        .write(Batch::new().with_entries(entries(1, 1, 1, 10)))
+        .expect("write");
+    fs.fail_syncs();
+    wal.append(Batch::new().with_entries(entries(2, 2, 1, 10)))
+        .expect("append");
+    assert!(matches!(wal.sync(), Err(WalError::Io { .. })));
+    assert_eq!(wal.durable(), first);
+    assert!(wal.is_poisoned());
+}
+
+#[test]
+fn disk_full_while_rolling_a_segment() {
+    let fs = MemFs::new();
+    let (mut wal, _) = open(&fs, small_config());
+    let mut last = 0;
+    // Append until a batch needs the next segment, whose preallocation then hits a full disk.
+    loop {
+        let before = wal.durable();
+        wal.append(Batch::new().with_entries(entries(last + 1, last + 2, 1, 100)))
+            .expect("append");
+        fs.fail_writes_after(300);
+        let result = wal.sync();
+        fs.heal();
+        match result {
+            Ok(_) => last += 2,
+            Err(WalError::Io { .. }) => {
+                assert_eq!(wal.durable(), before);
+                break;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    drop(wal);
+    let (mut wal, rec) = open(&fs, small_config());
+    assert_eq!(rec.entries().last().map(Entry::index), Some(last));
+    assert_eq!(rec.report().removed_tmp_files(), 1);
+    wal.write(Batch::new().with_entries(entries(last + 1, last + 2, 1, 100)))
+        .expect("write after recovery");
+    assert_eq!(wal.segment_seqs(), vec![1, 2]);
+}
+
+#[test]
+fn segments_roll_and_are_purged_after_a_snapshot() {
+    let fs = MemFs::new();
+    let (mut wal, _) = open(&fs, small_config());
+    let mut model = Model::default();
+    let mut index = 0;
+    for _ in 0..12 {
+        let batch = Batch::new()
+            .with_entries(entries(index + 1, index + 4, 1, 80))
+            .with_hard_state(HardState::new(1, 1, index));
+        index += 4;
+        model.apply(&batch);
+        wal.write(batch).expect("write");
+    }
+    let before = wal.segment_seqs();
+    assert!(before.len() >= 5, "{before:?}");
+    let marker = Batch::new().with_snapshot(SnapshotMarker::new(index - 6, 1));
+    model.apply(&marker);
+    wal.write(marker).expect("write");
+    let after = wal.segment_seqs();
+    assert!(after.len() < before.len() && after.len() >= 2, "{after:?}");
+    // Every segment file that is gone is gone from the directory too.
+    use crate::wal::Fs;
+    let names = fs.list_dir(&dir()).expect("list");
+    assert_eq!(names.len(), after.len(), "{names:?}");
+    drop(wal);
+    let (_, rec) = open(&fs, small_config());
+    assert_eq!(Model::of(&rec), model);
+    assert_eq!(rec.hard_state(), Some(HardState::new(1, 1, index - 4)));
+}
+
+#[test]
+fn corruption_in_a_closed_segment_names_file_and_offset() {
+    let fs = MemFs::new();
+    {
+        let (mut wal, _) = open(&fs, small_config());
+        for i in 0..6 {
+            wal.write(Batch::new().with_entries(entries(i * 3 + 1, i * 3 + 3, 1, 100)))
+                .expect("write");
+        }
+        assert!(wal.segment_seqs().len() >= 3);
+    }
+    fs.corrupt_file(&segment_path(2), |f| f[32 + 20] ^= 0x10);
+    let err = Wal::open(&dir(), small_config(), Box::new(fs.clone())).expect_err("corrupt");
+    match err {
+        WalError::Corrupt { path, offset, .. } => {
+            assert_eq!(path, segment_path(2));
+            assert_eq!(offset, 32);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let text = Wal::open(&dir(), small_config(), Box::new(fs.clone()))
+        .expect_err("corrupt")
+        .to_string();
+    assert!(
+        text.contains("0000000000000002.wal") && text.contains("offset 32"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_missing_segment_is_corruption() {
+    let fs = MemFs::new();
+    {
+        let (mut wal, _) = open(&fs, small_config());
+        for i in 0..6 {
+            wal.write(Batch::new().with_entries(entries(i * 3 + 1, i * 3 + 3, 1, 100)))
+                .expect("write");
+        }
+    }
+    use crate::wal::Fs;
+    fs.remove_file(&segment_path(2)).expect("remove");
+    assert!(matches!(
+        Wal::open(&dir(), small_config(), Box::new(fs.clone())),
+        Err(WalError::Corrupt { .. })
+    ));
+    // Losing the oldest segment without a snapshot is caught too.
+    fs.remove_file(&segment_path(1)).expect("remove");
+    assert!(matches!(
+        Wal::open(&dir(), small_config(), Box::new(fs)),
+        Err(WalError::Corrupt { .. })
+    ));
+}

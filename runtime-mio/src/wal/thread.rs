@@ -1,0 +1,215 @@
+//! The WAL thread: owns a [`Wal`], group-commits everything queued, reports completions.
+
+use std::fmt;
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::thread::{self, JoinHandle};
+
+use super::error::WalError;
+use super::types::{Batch, Durable};
+use super::writer::Wal;
+
+/// A report from the WAL thread. Each one is followed by a call of the wake callback.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Completion {
+    /// Every accepted batch with a sequence number up to `seq()` is durable.
+    Durable(Durable),
+    /// The batch with this sequence number was refused (limits or index checks) and is not
+    /// in the log. Nothing was written for it.
+    Rejected {
+        /// The batch's sequence number, as `submit` returned it.
+        seq: u64,
+        /// Why.
+        error: WalError,
+    },
+    /// An I/O error poisoned the WAL. Nothing after the last `Durable` report is durable, and
+    /// the thread has stopped.
+    Failed(WalError),
+}
+
+/// Why a batch was not queued. The batch is handed back.
+#[non_exhaustive]
+pub enum SubmitError {
+    /// The queue holds `batch_queue_max` batches already.
+    Full(Batch),
+    /// The WAL thread has stopped.
+    Closed(Batch),
+}
+
+impl SubmitError {
+    /// The batch that was not queued.
+    pub fn into_batch(self) -> Batch {
+        match self {
+            Self::Full(b) | Self::Closed(b) => b,
+        }
+    }
+}
+
+impl fmt::Debug for SubmitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Full(_) => f.write_str("SubmitError::Full"),
+            Self::Closed(_) => f.write_str("SubmitError::Closed"),
+        }
+    }
+}
+
+impl fmt::Display for SubmitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Full(_) => f.write_str("wal: submission queue is full"),
+            Self::Closed(_) => f.write_str("wal: the WAL thread has stopped"),
+        }
+    }
+}
+
+impl std::error::Error for SubmitError {}
+
+/// Runs a [`Wal`] on its own thread.
+///
+/// Batches go in through a bounded queue (`batch_queue_max`); the thread appends everything
+/// queued (up to `batch_bytes_max`) and syncs it once. Completions come back through the
+/// channel returned by [`WalThread::spawn`] (bounded by `completion_queue_max`), each followed
+/// by a call of the wake callback, e.g. a closure that calls `mio::Waker::wake`.
+///
+/// Every submission gets the next sequence number, accepted or rejected. An event loop should
+/// use [`WalThread::try_submit`] and drain completions, so neither side ever blocks the other.
+pub struct WalThread {
+    tx: Option<SyncSender<Batch>>,
+    handle: Option<JoinHandle<Wal>>,
+    next_seq: u64,
+}
+
+impl fmt::Debug for WalThread {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WalThread")
+            .field("next_seq", &self.next_seq)
+            .field("running", &self.tx.is_some())
+            .finish()
+    }
+}
+
+impl WalThread {
+    /// Starts the thread. `wake` is called after every completion is sent.
+    pub fn spawn(
+        wal: Wal,
+        wake: Box<dyn Fn() + Send>,
+    ) -> Result<(WalThread, Receiver<Completion>), WalError> {
+        let (tx, rx) = mpsc::sync_channel(wal.config().batch_queue_max());
+        let (done_tx, done_rx) = mpsc::sync_channel(wal.config().completion_queue_max());
+        let next_seq = wal.next_seq();
+        let handle = thread::Builder::new()
+            .name("tally-wal".into())
+            .spawn(move || run(wal, &rx, &done_tx, wake.as_ref()))
+            .map_err(|e| WalError::io("spawn WAL thread", "", e))?;
+        let thread = WalThread {
+            tx: Some(tx),
+            handle: Some(handle),
+            next_seq,
+        };
+        Ok((thread, done_rx))
+    }
+
+    /// Queues a batch without blocking. Returns its sequence number.
+    pub fn try_submit(&mut self, batch: Batch) -> Result<u64, SubmitError> {
+        let Some(tx) = &self.tx else {
+            return Err(SubmitError::Closed(batch));
+        };
+        match tx.try_send(batch) {
+            Ok(()) => Ok(self.take_seq()),
+            Err(TrySendError::Full(b)) => Err(SubmitError::Full(b)),
+            Err(TrySendError::Disconnected(b)) => Err(SubmitError::Closed(b)),
+        }
+    }
+
+    /// Queues a batch, waiting while the queue is full. Returns its sequence number.
+    pub fn submit(&mut self, batch: Batch) -> Result<u64, SubmitError> {
+        let Some(tx) = &self.tx else {
+            return Err(SubmitError::Closed(batch));
+        };
+        match tx.send(batch) {
+            Ok(()) => Ok(self.take_seq()),
+            Err(mpsc::SendError(b)) => Err(SubmitError::Closed(b)),
+        }
+    }
+
+    fn take_seq(&mut self) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        seq
+    }
+
+    /// Finishes everything queued, stops the thread and hands the writer back (`None` if the
+    /// thread panicked).
+    pub fn shutdown(mut self) -> Option<Wal> {
+        self.tx = None;
+        self.handle.take()?.join().ok()
+    }
+}
+
+impl Drop for WalThread {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+fn run(
+    mut wal: Wal,
+    rx: &Receiver<Batch>,
+    done: &SyncSender<Completion>,
+    wake: &(dyn Fn() + Send),
+) -> Wal {
+    let report = |c: Completion| {
+        // A dropped receiver means nobody listens any more; keep the log consistent anyway.
+        let _ = done.send(c);
+        wake();
+    };
+    let mut carry: Option<Batch> = None;
+    loop {
+        let first = match carry.take() {
+            Some(b) => b,
+            None => match rx.recv() {
+                Ok(b) => b,
+                Err(_) => return wal,
+            },
+        };
+        let mut accepted = append(&mut wal, first, &report);
+        while wal.pending_bytes() < wal.config().batch_bytes_max() {
+            let Ok(next) = rx.try_recv() else { break };
+            if wal.pending_bytes() + next.encoded_bytes() > wal.config().batch_bytes_max() {
+                carry = Some(next);
+                break;
+            }
+            accepted |= append(&mut wal, next, &report);
+        }
+        if !accepted {
+            continue;
+        }
+        let before = wal.durable();
+        match wal.sync() {
+            Ok(durable) => report(Completion::Durable(durable)),
+            Err(error) => {
+                if wal.durable() != before {
+                    report(Completion::Durable(wal.durable()));
+                }
+                report(Completion::Failed(error));
+                return wal;
+            }
+        }
+    }
+}
+
+/// Appends one batch; reports a rejection. True if it was accepted.
+fn append(wal: &mut Wal, batch: Batch, report: &impl Fn(Completion)) -> bool {
+    let seq = wal.next_seq();
+    match wal.append(batch) {
+        Ok(_) => true,
+        Err(error) => {
+            report(Completion::Rejected { seq, error });
+            false
+        }
+    }
+}

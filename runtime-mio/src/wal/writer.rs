@@ -1,0 +1,434 @@
+//! The synchronous writer: `append` queues, `sync` writes and fdatasyncs.
+
+use std::mem;
+use std::path::{Path, PathBuf};
+
+use super::error::WalError;
+use super::fs::{Fs, FsFile};
+use super::log_state::{LogState, TermRuns};
+use super::record::{self, Encoder, RecordRef};
+use super::recovery::{self, Recovered};
+use super::segment::{self, HEADER_BYTES, TMP_SUFFIX};
+use super::types::{Batch, Durable, HardState, SnapshotMarker, WalConfig};
+
+/// Zero-fill chunk used when preallocating a segment.
+const ZERO_FILL_BYTES: usize = 1 << 20;
+
+/// A live segment and the highest entry index it holds (for purging).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SegmentInfo {
+    pub(crate) seq: u64,
+    pub(crate) max_entry_index: u64,
+}
+
+#[derive(Debug)]
+struct Pending {
+    batch: Batch,
+    truncate: Option<u64>,
+    bytes: u64,
+    after: Durable,
+}
+
+/// Where the writer continues after recovery.
+pub(crate) struct Resume {
+    pub(crate) segments: Vec<SegmentInfo>,
+    pub(crate) file: Box<dyn FsFile>,
+    pub(crate) offset: u64,
+    pub(crate) capacity: u64,
+    pub(crate) log: LogState<TermRuns>,
+}
+
+/// The write-ahead log writer. Single-threaded and synchronous; see [`super::WalThread`] for
+/// the threaded wrapper.
+#[derive(Debug)]
+pub struct Wal {
+    dir: PathBuf,
+    config: WalConfig,
+    fs: Box<dyn Fs>,
+    segments: Vec<SegmentInfo>,
+    file: Box<dyn FsFile>,
+    offset: u64,
+    capacity: u64,
+    /// The log including appended, not yet durable batches.
+    log: LogState<TermRuns>,
+    /// Hard state and snapshot as of the last byte written, for the head of a new segment.
+    written_hard_state: Option<HardState>,
+    written_snapshot: Option<SnapshotMarker>,
+    pending: Vec<Pending>,
+    pending_bytes: u64,
+    next_seq: u64,
+    durable: Durable,
+    poisoned: bool,
+    buf: Vec<u8>,
+}
+
+impl Wal {
+    /// Opens (or creates) the WAL in `dir`, recovering what is on disk.
+    ///
+    /// A torn tail in the last segment is zeroed and synced before this returns; the report in
+    /// [`Recovered`] says how many bytes went. Damage anywhere else is
+    /// [`WalError::Corrupt`] naming the file and byte offset.
+    pub fn open(
+        dir: &Path,
+        config: WalConfig,
+        fs: Box<dyn Fs>,
+    ) -> Result<(Wal, Recovered), WalError> {
+        config.validate()?;
+        let (resume, recovered) = recovery::recover(dir, &config, fs.as_ref())?;
+        let log = resume.log;
+        let durable = Durable::new(0, log.last(), log.hard_state(), log.snapshot());
+        let wal = Wal {
+            dir: dir.to_path_buf(),
+            fs,
+            segments: resume.segments,
+            file: resume.file,
+            offset: resume.offset,
+            capacity: resume.capacity,
+            written_hard_state: log.hard_state(),
+            written_snapshot: log.snapshot(),
+            log,
+            pending: Vec::new(),
+            pending_bytes: 0,
+            next_seq: 1,
+            durable,
+            poisoned: false,
+            buf: Vec::new(),
+            config,
+        };
+        Ok((wal, recovered))
+    }
+
+    /// Validates and queues a batch ("appended"). Nothing is written until [`Wal::sync`].
+    ///
+    /// Returns the batch's sequence number; a [`Durable`] report with `seq()` at or above it
+    /// covers the batch. Every call takes a sequence number, accepted or not, so they match
+    /// [`super::WalThread`]'s submission numbers. On error the log does not change.
+    pub fn append(&mut self, batch: Batch) -> Result<u64, WalError> {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        if self.poisoned {
+            return Err(WalError::Poisoned);
+        }
+        self.check_limits(&batch)?;
+        let mut log = self.log.clone();
+        let truncate = apply_batch(&mut log, &batch)?;
+        let after = Durable::new(seq, log.last(), log.hard_state(), log.snapshot());
+        let bytes = batch.encoded_bytes();
+        self.log = log;
+        self.pending_bytes += bytes;
+        self.pending.push(Pending {
+            batch,
+            truncate,
+            bytes,
+            after,
+        });
+        Ok(seq)
+    }
+
+    /// Writes everything appended with one write and one `fdatasync` (one more of each when
+    /// the batches need a new segment), then reports it durable.
+    ///
+    /// After an error the WAL is poisoned: it accepts nothing more and reports nothing more
+    /// as durable. [`Wal::durable`] still tells what did reach the disk.
+    pub fn sync(&mut self) -> Result<Durable, WalError> {
+        if self.poisoned {
+            return Err(WalError::Poisoned);
+        }
+        let pending = mem::take(&mut self.pending);
+        self.pending_bytes = 0;
+        let result = self.write_pending(&pending);
+        if result.is_err() {
+            self.poisoned = true;
+        }
+        result?;
+        if pending.iter().any(|p| p.batch.snapshot().is_some()) {
+            if let Some(m) = self.durable.snapshot() {
+                // Everything is durable; a failed purge only leaves old files behind, and the
+                // next snapshot retries it.
+                if let Err(e) = self.purge(m.index()) {
+                    eprintln!("{e}");
+                }
+            }
+        }
+        Ok(self.durable)
+    }
+
+    /// `append` then `sync`.
+    pub fn write(&mut self, batch: Batch) -> Result<Durable, WalError> {
+        self.append(batch)?;
+        self.sync()
+    }
+
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// The latest durable position.
+    pub fn durable(&self) -> Durable {
+        self.durable
+    }
+
+    /// The last (index, term) appended, durable or not.
+    pub fn last_appended(&self) -> (u64, u64) {
+        self.log.last()
+    }
+
+    /// Encoded bytes appended and not yet synced.
+    pub fn pending_bytes(&self) -> u64 {
+        self.pending_bytes
+    }
+
+    /// True after an I/O error.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &WalConfig {
+        &self.config
+    }
+
+    /// Sequence numbers of the live segment files, oldest first.
+    pub fn segment_seqs(&self) -> Vec<u64> {
+        self.segments.iter().map(|s| s.seq).collect()
+    }
+
+    fn check_limits(&self, batch: &Batch) -> Result<(), WalError> {
+        let max = self.config.record_bytes_max();
+        if let Some(bytes) = batch
+            .entries()
+            .iter()
+            .map(record::entry_bytes)
+            .find(|&b| b > max)
+        {
+            return Err(WalError::RecordTooLarge { bytes, max });
+        }
+        let bytes = batch.encoded_bytes();
+        if bytes > self.config.batch_bytes_max() {
+            return Err(WalError::BatchTooLarge {
+                bytes,
+                max: self.config.batch_bytes_max(),
+            });
+        }
+        Ok(())
+    }
+
+    fn write_pending(&mut self, pending: &[Pending]) -> Result<(), WalError> {
+        let mut i = 0;
+        while i < pending.len() {
+            let mut buf = mem::take(&mut self.buf);
+            buf.clear();
+            if self.offset + pending[i].bytes > self.capacity {
+                self.roll()?;
+                self.encode_head(&mut buf);
+            }
+            let write_start = self.write_start();
+            while let Some(p) = pending.get(i) {
+                if self.offset + (buf.len() as u64) + p.bytes > self.capacity {
+                    break;
+                }
+                self.encode(&mut buf, write_start, p);
+                i += 1;
+            }
+            let result = self.write_and_sync(&buf);
+            self.offset += buf.len() as u64;
+            self.buf = buf;
+            result?;
+            self.durable = pending[i - 1].after;
+        }
+        Ok(())
+    }
+
+    fn write_start(&self) -> u32 {
+        // segment_bytes fits in a u32 (checked by WalConfig::validate).
+        u32::try_from(self.offset).expect("segment offsets fit in u32")
+    }
+
+    fn write_and_sync(&mut self, buf: &[u8]) -> Result<(), WalError> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let path = self.current_path();
+        self.file
+            .write_all_at(self.offset, buf)
+            .map_err(|e| WalError::io("write segment", &path, e))?;
+        self.file
+            .sync_data()
+            .map_err(|e| WalError::io("fdatasync segment", &path, e))
+    }
+
+    /// The state records that open a new segment, so purging older ones loses nothing.
+    fn encode_head(&mut self, buf: &mut Vec<u8>) {
+        let mut head = Vec::with_capacity(2);
+        if let Some(hs) = self.written_hard_state {
+            head.push(RecordRef::HardState(hs));
+        }
+        if let Some(m) = self.written_snapshot {
+            head.push(RecordRef::Snapshot(m));
+        }
+        let start = self.write_start();
+        Encoder::new(buf, start).batch(head.into_iter());
+    }
+
+    fn encode(&mut self, buf: &mut Vec<u8>, write_start: u32, p: &Pending) {
+        let b = &p.batch;
+        let mut records = Vec::with_capacity(b.entries().len() + 3);
+        if let Some(m) = b.snapshot() {
+            records.push(RecordRef::Snapshot(m));
+            self.written_snapshot = Some(m);
+        }
+        if let Some(index) = p.truncate {
+            records.push(RecordRef::Truncate(index));
+        }
+        records.extend(b.entries().iter().map(RecordRef::Entry));
+        if let Some(hs) = b.hard_state() {
+            records.push(RecordRef::HardState(hs));
+            self.written_hard_state = Some(hs);
+        }
+        if let (Some(last), Some(info)) = (b.entries().last(), self.segments.last_mut()) {
+            info.max_entry_index = info.max_entry_index.max(last.index());
+        }
+        Encoder::new(buf, write_start).batch(records.into_iter());
+    }
+
+    fn current_path(&self) -> PathBuf {
+        let seq = self.segments.last().map_or(0, |s| s.seq);
+        self.dir.join(segment::file_name(seq))
+    }
+
+    fn roll(&mut self) -> Result<(), WalError> {
+        let seq = self.segments.last().map_or(1, |s| s.seq + 1);
+        self.file = create_segment(
+            self.fs.as_ref(),
+            &self.dir,
+            seq,
+            self.config.segment_bytes(),
+        )?;
+        self.segments.push(SegmentInfo {
+            seq,
+            max_entry_index: 0,
+        });
+        self.offset = HEADER_BYTES as u64;
+        self.capacity = self.config.segment_bytes();
+        Ok(())
+    }
+
+    /// Removes the oldest segments whose entries are all at or below `snapshot_index`. The
+    /// last segment always stays; every segment opens with the hard state and snapshot marker.
+    fn purge(&mut self, snapshot_index: u64) -> Result<(), WalError> {
+        let mut removed = 0;
+        let mut max_index = 0;
+        for info in &self.segments[..self.segments.len().saturating_sub(1)] {
+            max_index = max_index.max(info.max_entry_index);
+            if max_index > snapshot_index {
+                break;
+            }
+            let path = self.dir.join(segment::file_name(info.seq));
+            if let Err(e) = self.fs.remove_file(&path) {
+                self.segments.drain(..removed);
+                return Err(WalError::io("remove segment", path, e));
+            }
+            removed += 1;
+        }
+        self.segments.drain(..removed);
+        if removed > 0 {
+            self.fs
+                .sync_dir(&self.dir)
+                .map_err(|e| WalError::io("fsync directory", &self.dir, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Applies a batch to `log` with the writer's checks. Returns the truncation index, if the
+/// batch rewrites existing entries.
+fn apply_batch(log: &mut LogState<TermRuns>, batch: &Batch) -> Result<Option<u64>, WalError> {
+    if let Some(m) = batch.snapshot() {
+        let current = log.snapshot().map_or((0, 0), |s| (s.index(), s.term()));
+        log.apply_marker(m)
+            .map_err(|_| WalError::SnapshotRegression {
+                current,
+                got: (m.index(), m.term()),
+            })?;
+    }
+    let mut truncate = None;
+    if let Some(first) = batch.entries().first() {
+        for pair in batch.entries().windows(2) {
+            if pair[1].index() != pair[0].index() + 1 {
+                return Err(WalError::NonContiguous {
+                    previous: pair[0].index(),
+                    got: pair[1].index(),
+                });
+            }
+        }
+        let (lo, hi) = log.first_entry_range();
+        let k = first.index();
+        if k < lo {
+            return Err(WalError::IndexCompacted {
+                snapshot_index: lo - 1,
+                got: k,
+            });
+        }
+        if k > hi {
+            return Err(WalError::IndexGap {
+                next_max: hi,
+                got: k,
+            });
+        }
+        if k < hi {
+            log.truncate(k).map_err(|_| WalError::IndexCompacted {
+                snapshot_index: lo - 1,
+                got: k,
+            })?;
+            truncate = Some(k);
+        }
+        for e in batch.entries() {
+            log.push(e).map_err(|_| WalError::NonContiguous {
+                previous: e.index().saturating_sub(1),
+                got: e.index(),
+            })?;
+        }
+    }
+    if let Some(hs) = batch.hard_state() {
+        log.set_hard_state(hs);
+    }
+    Ok(truncate)
+}
+
+/// Creates segment `seq`: a zero-filled `.tmp` file with the header, synced, renamed into
+/// place, and the directory synced. A crash leaves either no segment or a complete one.
+pub(crate) fn create_segment(
+    fs: &dyn Fs,
+    dir: &Path,
+    seq: u64,
+    segment_bytes: u64,
+) -> Result<Box<dyn FsFile>, WalError> {
+    let name = segment::file_name(seq);
+    let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
+    let path = dir.join(&name);
+    let mut file = fs
+        .create(&tmp)
+        .map_err(|e| WalError::io("create segment", &tmp, e))?;
+    let chunk_bytes = usize::try_from(segment_bytes)
+        .unwrap_or(usize::MAX)
+        .min(ZERO_FILL_BYTES);
+    let mut chunk = vec![0u8; chunk_bytes];
+    chunk[..HEADER_BYTES].copy_from_slice(&segment::header(seq));
+    let mut at = 0u64;
+    while at < segment_bytes {
+        let n = usize::try_from(segment_bytes - at).map_or(chunk.len(), |r| r.min(chunk.len()));
+        file.write_all_at(at, &chunk[..n])
+            .map_err(|e| WalError::io("preallocate segment", &tmp, e))?;
+        if at == 0 {
+            chunk[..HEADER_BYTES].fill(0);
+        }
+        at += n as u64;
+    }
+    file.sync_data()
+        .map_err(|e| WalError::io("fdatasync segment", &tmp, e))?;
+    fs.rename(&tmp, &path)
+        .map_err(|e| WalError::io("rename segment", &path, e))?;
+    fs.sync_dir(dir)
+        .map_err(|e| WalError::io("fsync directory", dir, e))?;
+    Ok(file)
+}
