@@ -188,8 +188,9 @@ pub(crate) fn decode(buf: &Bytes, off: usize) -> Decoded {
     let payload = &body[BODY_FIXED_BYTES..];
     let record = match (kind, payload.len()) {
         (KIND_ENTRY, n) if n >= 16 => {
-            let data_start = off + RECORD_FIXED_BYTES + 16;
-            let data = buf.slice(data_start..off + PREFIX_BYTES + body_len);
+            // A copy, not a slice: a slice would keep the whole preallocated segment buffer
+            // alive for as long as any recovered entry lives.
+            let data = Bytes::copy_from_slice(&payload[16..]);
             Record::Entry(Entry::new(read_u64(payload, 0), read_u64(payload, 8), data))
         }
         (KIND_HARD_STATE, 24) => Record::HardState(HardState::new(
