@@ -1,8 +1,10 @@
 //! The WAL thread: owns a [`Wal`], group-commits everything queued, reports completions.
 
+use std::collections::VecDeque;
 use std::fmt;
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::thread::{self, JoinHandle};
+use std::time::Duration;
 
 use super::error::WalError;
 use super::types::{Batch, Durable};
@@ -23,7 +25,7 @@ pub enum Completion {
         error: WalError,
     },
     /// An I/O error poisoned the WAL. Nothing after the last `Durable` report is durable, and
-    /// the thread has stopped.
+    /// every later batch comes back as `Rejected` with [`WalError::Poisoned`].
     Failed(WalError),
 }
 
@@ -69,11 +71,13 @@ impl std::error::Error for SubmitError {}
 ///
 /// Batches go in through a bounded queue (`batch_queue_max`); the thread appends everything
 /// queued (up to `batch_bytes_max`) and syncs it once. Completions come back through the
-/// channel returned by [`WalThread::spawn`] (bounded by `completion_queue_max`), each followed
-/// by a call of the wake callback, e.g. a closure that calls `mio::Waker::wake`.
+/// channel returned by [`WalThread::spawn`] (bounded by `completion_queue_max`); each send is
+/// followed by a call of the wake callback, e.g. a closure that calls `mio::Waker::wake`.
+/// The thread never blocks on a full completion queue (reports wait, merged, until there is
+/// room), so a loop that blocks in [`WalThread::submit`] cannot deadlock with it; a loop that
+/// must never block uses [`WalThread::try_submit`].
 ///
-/// Every submission gets the next sequence number, accepted or rejected. An event loop should
-/// use [`WalThread::try_submit`] and drain completions, so neither side ever blocks the other.
+/// Every submission gets the next sequence number, accepted or rejected.
 pub struct WalThread {
     tx: Option<SyncSender<Batch>>,
     handle: Option<JoinHandle<Wal>>,
@@ -156,59 +160,114 @@ impl Drop for WalThread {
     }
 }
 
+/// How long the thread waits for new batches before it retries delivering completions that
+/// did not fit in a full completion queue.
+const OUTBOX_RETRY: Duration = Duration::from_millis(1);
+
+/// Completions on their way to the loop. Sending never blocks: when the bounded completion
+/// queue is full, reports wait here (consecutive `Durable` reports merge into the newest, so
+/// this stays small) and go out as soon as there is room. So the WAL thread never waits on the
+/// loop, and the loop and the WAL thread cannot deadlock on each other's queues.
+struct Outbox<'a> {
+    done: &'a SyncSender<Completion>,
+    wake: &'a (dyn Fn() + Send),
+    queue: VecDeque<Completion>,
+}
+
+impl Outbox<'_> {
+    fn push(&mut self, c: Completion) {
+        if matches!(c, Completion::Durable(_))
+            && matches!(self.queue.back(), Some(Completion::Durable(_)))
+        {
+            self.queue.pop_back();
+        }
+        self.queue.push_back(c);
+        self.flush();
+    }
+
+    fn flush(&mut self) {
+        let mut sent = false;
+        while let Some(c) = self.queue.pop_front() {
+            match self.done.try_send(c) {
+                Ok(()) => sent = true,
+                Err(TrySendError::Full(c)) => {
+                    self.queue.push_front(c);
+                    break;
+                }
+                // Nobody listens any more; keep the log consistent anyway.
+                Err(TrySendError::Disconnected(_)) => self.queue.clear(),
+            }
+        }
+        if sent {
+            (self.wake)();
+        }
+    }
+
+    /// The next submitted batch, or `None` once the submitting side is gone.
+    fn next_batch(&mut self, rx: &Receiver<Batch>) -> Option<Batch> {
+        loop {
+            if self.queue.is_empty() {
+                return rx.recv().ok();
+            }
+            match rx.recv_timeout(OUTBOX_RETRY) {
+                Ok(b) => return Some(b),
+                Err(RecvTimeoutError::Timeout) => self.flush(),
+                Err(RecvTimeoutError::Disconnected) => return None,
+            }
+        }
+    }
+}
+
 fn run(
     mut wal: Wal,
     rx: &Receiver<Batch>,
     done: &SyncSender<Completion>,
     wake: &(dyn Fn() + Send),
 ) -> Wal {
-    let report = |c: Completion| {
-        // A dropped receiver means nobody listens any more; keep the log consistent anyway.
-        let _ = done.send(c);
-        wake();
+    let mut outbox = Outbox {
+        done,
+        wake,
+        queue: VecDeque::new(),
     };
     let mut carry: Option<Batch> = None;
     loop {
-        let first = match carry.take() {
-            Some(b) => b,
-            None => match rx.recv() {
-                Ok(b) => b,
-                Err(_) => return wal,
-            },
+        let Some(first) = carry.take().or_else(|| outbox.next_batch(rx)) else {
+            outbox.flush();
+            return wal;
         };
-        let mut accepted = append(&mut wal, first, &report);
+        let mut accepted = append(&mut wal, first, &mut outbox);
         while wal.pending_bytes() < wal.config().batch_bytes_max() {
             let Ok(next) = rx.try_recv() else { break };
             if wal.pending_bytes() + next.encoded_bytes() > wal.config().batch_bytes_max() {
                 carry = Some(next);
                 break;
             }
-            accepted |= append(&mut wal, next, &report);
+            accepted |= append(&mut wal, next, &mut outbox);
         }
         if !accepted {
             continue;
         }
         let before = wal.durable();
         match wal.sync() {
-            Ok(durable) => report(Completion::Durable(durable)),
+            Ok(durable) => outbox.push(Completion::Durable(durable)),
             Err(error) => {
                 if wal.durable() != before {
-                    report(Completion::Durable(wal.durable()));
+                    outbox.push(Completion::Durable(wal.durable()));
                 }
-                report(Completion::Failed(error));
-                return wal;
+                // The writer is poisoned now: later batches come back as Rejected.
+                outbox.push(Completion::Failed(error));
             }
         }
     }
 }
 
 /// Appends one batch; reports a rejection. True if it was accepted.
-fn append(wal: &mut Wal, batch: Batch, report: &impl Fn(Completion)) -> bool {
+fn append(wal: &mut Wal, batch: Batch, outbox: &mut Outbox<'_>) -> bool {
     let seq = wal.next_seq();
     match wal.append(batch) {
         Ok(_) => true,
         Err(error) => {
-            report(Completion::Rejected { seq, error });
+            outbox.push(Completion::Rejected { seq, error });
             false
         }
     }

@@ -167,3 +167,33 @@ fn io_failure_stops_the_thread_without_acknowledging() {
     assert_eq!(wal.durable(), durable);
     assert!(done.recv().is_err(), "nothing after the failure");
 }
+
+#[test]
+fn a_full_completion_queue_never_blocks_submitters() {
+    let fs = MemFs::new();
+    let (wal, _) = open(&fs, small_config().with_completion_queue_max(1));
+    let (mut thread, done) = WalThread::spawn(wal, Box::new(|| {})).expect("spawn");
+    // Nobody drains completions while 100 batches go through a 16-slot queue with blocking
+    // submits: the WAL thread must keep going and merge its reports.
+    for i in 1..=100 {
+        let seq = thread
+            .submit(Batch::new().with_entries(entries(i, i, 1, 8)))
+            .expect("submit");
+        assert_eq!(seq, i);
+    }
+    let mut seq = 0;
+    let mut reports = 0;
+    while seq < 100 {
+        seq = expect_durable(&done).seq();
+        reports += 1;
+    }
+    assert!(
+        reports < 100,
+        "reports merge while the queue is full: {reports}"
+    );
+    let wal = thread.shutdown().expect("thread ran");
+    assert_eq!(wal.durable().last_index(), 100);
+    drop(wal);
+    let (_, rec) = open(&fs, small_config());
+    assert_eq!(rec.entries().len(), 100);
+}
