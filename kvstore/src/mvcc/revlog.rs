@@ -14,15 +14,44 @@ const CHUNK_ENTRIES: usize = 1024;
 
 #[derive(Debug)]
 struct Chunk {
-    /// Ascending revisions; `None` where compaction removed the record. Never empty.
-    entries: Vec<(Revision, Option<KeyValue>)>,
+    /// The first revision ever appended here: chunks are searched by it without touching their
+    /// entries, and it stays valid as a lower bound when compaction removes entries.
+    first: Revision,
+    /// Ascending; kept apart from the records so a lookup searches a dense array.
+    revs: Vec<Revision>,
+    /// `None` where compaction removed the record. Never all `None`.
+    kvs: Vec<Option<KeyValue>>,
     live: usize,
+}
+
+impl Chunk {
+    fn new(rev: Revision, kv: KeyValue) -> Self {
+        let mut revs = Vec::with_capacity(CHUNK_ENTRIES);
+        let mut kvs = Vec::with_capacity(CHUNK_ENTRIES);
+        revs.push(rev);
+        kvs.push(Some(kv));
+        Chunk {
+            first: rev,
+            revs,
+            kvs,
+            live: 1,
+        }
+    }
+
+    fn squeeze(&mut self) {
+        let mut keep = self.kvs.iter().map(Option::is_some);
+        self.revs.retain(|_| keep.next().unwrap_or(false));
+        self.kvs.retain(Option::is_some);
+        self.revs.shrink_to_fit();
+        self.kvs.shrink_to_fit();
+    }
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct RevLog {
     chunks: VecDeque<Chunk>,
     len: usize,
+    top: Option<Revision>,
 }
 
 impl RevLog {
@@ -30,51 +59,52 @@ impl RevLog {
         Self::default()
     }
 
-    /// Appends the record of `rev`, which must be above every revision in the log.
+    /// Appends the record of `rev`, which must be above every revision ever appended.
     pub(crate) fn insert(&mut self, rev: Revision, kv: KeyValue) {
-        let last = self.chunks.back_mut();
-        if let Some(c) = &last {
-            let top = c.entries.last().expect("chunks are never empty").0;
-            assert!(rev > top, "revisions are appended in order");
-        }
-        match last {
-            Some(c) if c.entries.len() < CHUNK_ENTRIES => {
-                c.entries.push((rev, Some(kv)));
-                c.live += 1;
-            }
-            _ => {
-                let mut entries = Vec::with_capacity(CHUNK_ENTRIES);
-                entries.push((rev, Some(kv)));
-                self.chunks.push_back(Chunk { entries, live: 1 });
-            }
-        }
+        assert!(
+            self.top.is_none_or(|t| rev > t),
+            "revisions are appended in order"
+        );
+        self.top = Some(rev);
         self.len += 1;
+        if let Some(c) = self.chunks.back_mut() {
+            if c.revs.len() < CHUNK_ENTRIES {
+                c.revs.push(rev);
+                c.kvs.push(Some(kv));
+                c.live += 1;
+                return;
+            }
+        }
+        self.chunks.push_back(Chunk::new(rev, kv));
     }
 
     /// The chunk that would hold `rev`: the last one starting at or below it.
     fn chunk_of(&self, rev: Revision) -> Option<usize> {
-        let n = self.chunks.partition_point(|c| c.entries[0].0 <= rev);
+        let n = self.chunks.partition_point(|c| c.first <= rev);
         n.checked_sub(1)
     }
 
+    fn find(&self, rev: Revision) -> Option<(usize, usize)> {
+        let ci = self.chunk_of(rev)?;
+        let i = self.chunks[ci].revs.binary_search(&rev).ok()?;
+        Some((ci, i))
+    }
+
     pub(crate) fn get(&self, rev: &Revision) -> Option<&KeyValue> {
-        let c = &self.chunks[self.chunk_of(*rev)?];
-        let i = c.entries.binary_search_by_key(rev, |e| e.0).ok()?;
-        c.entries[i].1.as_ref()
+        let (ci, i) = self.find(*rev)?;
+        self.chunks[ci].kvs[i].as_ref()
     }
 
     pub(crate) fn remove(&mut self, rev: &Revision) -> Option<KeyValue> {
-        let ci = self.chunk_of(*rev)?;
+        let (ci, i) = self.find(*rev)?;
         let c = &mut self.chunks[ci];
-        let i = c.entries.binary_search_by_key(rev, |e| e.0).ok()?;
-        let kv = c.entries[i].1.take()?;
+        let kv = c.kvs[i].take()?;
         c.live -= 1;
         self.len -= 1;
         if c.live == 0 {
             self.chunks.remove(ci);
-        } else if c.live * 4 < c.entries.len() && c.entries.len() >= 64 {
-            c.entries.retain(|e| e.1.is_some());
-            c.entries.shrink_to_fit();
+        } else if c.live * 4 < c.kvs.len() && c.kvs.len() >= 64 {
+            c.squeeze();
         }
         Some(kv)
     }
@@ -85,12 +115,15 @@ impl RevLog {
         let start = self
             .chunks
             .get(ci)
-            .map_or(0, |c| c.entries.partition_point(|e| e.0 < from));
+            .map_or(0, |c| c.revs.partition_point(|r| *r < from));
         self.chunks
             .iter()
             .skip(ci)
             .enumerate()
-            .flat_map(move |(i, c)| c.entries[if i == 0 { start } else { 0 }..].iter())
+            .flat_map(move |(i, c)| {
+                let s = if i == 0 { start } else { 0 };
+                c.revs[s..].iter().zip(&c.kvs[s..])
+            })
             .filter_map(|(r, kv)| kv.as_ref().map(|kv| (*r, kv)))
     }
 
