@@ -36,15 +36,16 @@
 //!
 //! [`KvStore::poll_watch_event`] returns, in this order:
 //!
-//! 1. Control responses (`created`, `canceled`, progress notifications, and the remaining
-//!    fragments of a fragmented batch), first in, first out.
-//! 2. Then event batches: the watcher with the lowest [`WatchId`] that has queued events gets all
+//! 1. The remaining fragments of a batch that was split, right after its first fragment.
+//! 2. Control responses (`created`, `canceled`, progress notifications), first in, first out.
+//! 3. Then event batches: the watcher with the lowest [`WatchId`] that has queued events gets all
 //!    of them in one response (split into fragments if it asked for fragmenting). A watcher
 //!    whose revision was compacted gets its queued events first, then a response with
 //!    `compact_revision` set and `canceled`, and is removed.
 //!
-//! Each watcher sees its events in revision order, each exactly once, and a response's header
-//! revision is the revision up to which the watcher has now seen every event.
+//! Each watcher sees its events in revision order, each exactly once, with no gaps; an event
+//! batch's header revision is the revision up to which the watcher has now seen every event
+//! (a `created` response carries the current revision, as etcd's does).
 //!
 //! # Leases
 //!
