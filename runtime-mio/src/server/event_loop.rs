@@ -82,7 +82,59 @@ pub(super) struct Server {
     pub(super) leader: u64,
     pub(super) pending_revokes: HashMap<i64, Instant>,
     attributes_published: bool,
+    last_slow_warning: Option<Instant>,
     pub(super) metrics: Metrics,
+}
+
+fn action_name(action: &Action) -> &'static str {
+    match action {
+        Action::Send(_) => "send",
+        Action::Persist(_) => "persist",
+        Action::ApplySnapshot(_) => "snapshot install",
+        Action::Apply(_) => "apply",
+        Action::ReadReady { .. } => "read confirmation",
+        Action::RequestSnapshot { .. } => "snapshot creation",
+        Action::LeaderChanged { .. } => "leader change",
+        _ => "core action",
+    }
+}
+
+/// At most one slow-turn warning per this interval.
+const SLOW_WARNING_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Where one loop turn spent its time.
+struct Phases {
+    started: Instant,
+    last: Instant,
+    spent: Vec<(&'static str, Duration)>,
+}
+
+impl Phases {
+    fn new(now: Instant) -> Self {
+        Phases {
+            started: now,
+            last: now,
+            spent: Vec::with_capacity(8),
+        }
+    }
+
+    fn mark(&mut self, phase: &'static str) {
+        let now = Instant::now();
+        self.spent.push((phase, now - self.last));
+        self.last = now;
+    }
+
+    fn total(&self) -> Duration {
+        self.last - self.started
+    }
+
+    fn describe(&self) -> String {
+        self.spent
+            .iter()
+            .map(|(phase, d)| format!("{phase} {} ms", d.as_millis()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 impl Server {
@@ -170,6 +222,7 @@ impl Server {
             leader: NO_NODE,
             pending_revokes: HashMap::new(),
             attributes_published: false,
+            last_slow_warning: None,
             metrics: Metrics::default(),
             flags,
             identity,
@@ -200,6 +253,7 @@ impl Server {
     /// One loop turn: everything that arrived goes into the core, then its actions come out.
     fn turn(&mut self, events: &Events) -> Result<(), ServerError> {
         let now = Instant::now();
+        let mut phases = Phases::new(now);
         for event in events {
             let token = event.token();
             if self.peers.owns(token) {
@@ -215,11 +269,14 @@ impl Server {
             http.on_wake(self.poll.registry());
         }
         self.peers.handle_timeouts(self.poll.registry(), now);
+        phases.mark("sockets");
         self.drain_wal()?;
         self.drain_snapshot_writer();
         self.drain_peers();
+        phases.mark("peers");
         self.drain_clients();
         self.flush_read_batch();
+        phases.mark("clients");
         if now >= self.next_tick {
             // At most one tick per turn, as Go's ticker drops ticks for a busy receiver: after
             // a stalled turn, a burst of ticks would expire election timers before the peer
@@ -229,13 +286,35 @@ impl Server {
             self.on_tick(now);
         }
         self.drain_actions()?;
+        phases.mark("raft+apply");
         self.after_apply();
+        phases.mark("watch+reads");
         self.peers.flush(self.poll.registry(), Instant::now());
         self.clients.flush(self.poll.registry());
         if let Some(http) = self.metrics_http.as_mut() {
             http.flush(self.poll.registry());
         }
+        phases.mark("flush");
+        self.warn_if_slow(&phases);
         Ok(())
+    }
+
+    /// A turn longer than a heartbeat delays every timer and message: say where it went.
+    fn warn_if_slow(&mut self, phases: &Phases) {
+        let total = phases.total();
+        if total < self.tick_interval
+            || self
+                .last_slow_warning
+                .is_some_and(|at| at.elapsed() < SLOW_WARNING_INTERVAL)
+        {
+            return;
+        }
+        self.last_slow_warning = Some(Instant::now());
+        eprintln!(
+            "tallyd: warning: slow loop turn took {} ms ({})",
+            total.as_millis(),
+            phases.describe()
+        );
     }
 
     pub(super) fn now_ms(&self) -> u64 {
@@ -366,6 +445,8 @@ impl Server {
     /// Carries out every action the core has.
     pub(super) fn drain_actions(&mut self) -> Result<(), ServerError> {
         while let Some(action) = self.node.poll_action() {
+            let started = Instant::now();
+            let kind = action_name(&action);
             match action {
                 Action::Send(message) => {
                     let frame = Bytes::from(tally_core::codec::encode_to_vec(&message));
@@ -384,6 +465,13 @@ impl Server {
                 Action::RequestSnapshot { index } => self.take_snapshot(index),
                 Action::LeaderChanged { leader, term } => self.on_leader_changed(leader, term),
                 _ => {}
+            }
+            let took = started.elapsed();
+            if took >= self.tick_interval {
+                eprintln!(
+                    "tallyd: warning: {kind} took {} ms on the loop thread",
+                    took.as_millis()
+                );
             }
         }
         Ok(())
