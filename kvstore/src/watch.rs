@@ -81,6 +81,10 @@ impl Watcher {
 #[derive(Debug)]
 pub(crate) struct WatchHub {
     watchers: BTreeMap<u64, Watcher>,
+    /// Single-key watchers by key, and the rest: apply looks up only the watchers an event can
+    /// concern instead of testing every watcher.
+    by_key: BTreeMap<Bytes, BTreeSet<u64>>,
+    ranged: BTreeSet<u64>,
     next_id: u64,
     outbox: VecDeque<(WatchId, WatchResponse)>,
     ready: BTreeSet<u64>,
@@ -105,6 +109,8 @@ impl WatchHub {
     ) -> Self {
         WatchHub {
             watchers: BTreeMap::new(),
+            by_key: BTreeMap::new(),
+            ranged: BTreeSet::new(),
             next_id: 1,
             outbox: VecDeque::new(),
             ready: BTreeSet::new(),
@@ -157,6 +163,11 @@ impl WatchHub {
         } else if !synced {
             self.unsynced.insert(id);
         }
+        if w.end == RangeEnd::Single {
+            self.by_key.entry(w.key.clone()).or_default().insert(id);
+        } else {
+            self.ranged.insert(id);
+        }
         self.watchers.insert(id, w);
         self.outbox.push_back((
             WatchId(id),
@@ -171,9 +182,7 @@ impl WatchHub {
     }
 
     pub(crate) fn cancel(&mut self, id: WatchId, current: i64) -> Result<(), KvError> {
-        self.watchers.remove(&id.0).ok_or(KvError::WatchNotFound)?;
-        self.ready.remove(&id.0);
-        self.unsynced.remove(&id.0);
+        self.forget(id.0).ok_or(KvError::WatchNotFound)?;
         self.outbox.push_back((
             id,
             WatchResponse {
@@ -206,9 +215,36 @@ impl WatchHub {
         }
     }
 
+    /// Removes a watcher from every table.
+    fn forget(&mut self, id: u64) -> Option<Watcher> {
+        let w = self.watchers.remove(&id)?;
+        self.ready.remove(&id);
+        self.unsynced.remove(&id);
+        if w.end == RangeEnd::Single {
+            if let Some(ids) = self.by_key.get_mut(&w.key) {
+                ids.remove(&id);
+                if ids.is_empty() {
+                    self.by_key.remove(&w.key);
+                }
+            }
+        } else {
+            self.ranged.remove(&id);
+        }
+        Some(w)
+    }
+
     /// Hands one revision's events to the synced watchers.
     pub(crate) fn notify(&mut self, rev: i64, events: &[Event]) {
-        for (id, w) in self.watchers.iter_mut() {
+        let mut candidates: Vec<u64> = self.ranged.iter().copied().collect();
+        for e in events {
+            if let Some(ids) = e.kv.as_ref().and_then(|kv| self.by_key.get(&kv.key)) {
+                candidates.extend(ids);
+            }
+        }
+        candidates.sort_unstable();
+        candidates.dedup();
+        for id in candidates {
+            let w = self.watchers.get_mut(&id).expect("indexed watchers exist");
             if !w.synced || rev < w.next_rev {
                 continue;
             }
@@ -218,7 +254,7 @@ impl WatchHub {
             if w.pending.len() >= self.pending_events_max {
                 w.synced = false;
                 w.next_rev = rev;
-                self.unsynced.insert(*id);
+                self.unsynced.insert(id);
                 continue;
             }
             for e in events {
@@ -228,7 +264,7 @@ impl WatchHub {
                 }
             }
             w.next_rev = rev + 1;
-            self.ready.insert(*id);
+            self.ready.insert(id);
         }
     }
 
@@ -325,7 +361,7 @@ impl WatchHub {
         let wid = WatchId(id);
         if w.pending.is_empty() {
             if w.compacted {
-                self.watchers.remove(&id);
+                self.forget(id);
                 return Some((wid, compacted(wid, current, compact_rev)));
             }
             return self.poll(current, compact_rev);
