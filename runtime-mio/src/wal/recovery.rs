@@ -164,6 +164,10 @@ pub(crate) fn recover(
             fs.read_file(&path)
                 .map_err(|e| WalError::io("read segment", &path, e))?,
         );
+        if buf.len() as u64 > u64::from(u32::MAX) {
+            // Record offsets are u32; no segment this code wrote is that large.
+            return Err(corrupt(&path, (0, "segment larger than 4 GiB")));
+        }
         let last = seq == last_seq;
         let read = segment::read_segment(&buf, Some(seq), last).map_err(|e| corrupt(&path, e))?;
         let mut max_entry_index = 0;
