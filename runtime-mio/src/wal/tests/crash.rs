@@ -83,12 +83,51 @@ pub(crate) fn run_workload(groups: &[Vec<Batch>]) -> MemFs {
         assert_eq!(durable.seq(), done);
         fs.mark(done);
     }
-    assert!(
-        wal.segment_seqs().len() < 8 && wal.segment_seqs()[0] > 1,
-        "the workload should roll and purge segments: {:?}",
-        wal.segment_seqs()
-    );
     fs
+}
+
+/// A random but valid workload: appends, overwrites, snapshots of the log, snapshots that
+/// replace the log, and hard states, in groups of one or two batches.
+fn random_workload(seed: u64) -> Vec<Vec<Batch>> {
+    let mut rng = Rng::new(seed);
+    let mut model = Model::default();
+    let mut term = 1;
+    let mut groups = Vec::new();
+    for _ in 0..24 {
+        let mut group = Vec::new();
+        for _ in 0..=rng.below(2) {
+            let (last, _) = model.last();
+            let first = model.first();
+            let has_entries = !model.entries.is_empty();
+            let len = rng.below(60) as usize;
+            let batch = match rng.below(10) {
+                6 if has_entries => {
+                    term += 1;
+                    let k = first + rng.below(last - first + 1);
+                    Batch::new().with_entries(entries(k, k + rng.below(3), term, len))
+                }
+                7 if has_entries => {
+                    let i = first + rng.below(last - first + 1);
+                    let t = model.term_at(i).expect("in log");
+                    Batch::new()
+                        .with_snapshot(SnapshotMarker::new(i, t))
+                        .with_hard_state(HardState::new(term, 1, i))
+                }
+                8 => {
+                    term += 1;
+                    Batch::new().with_snapshot(SnapshotMarker::new(last + 1 + rng.below(5), term))
+                }
+                9 => Batch::new().with_hard_state(HardState::new(term, rng.below(4), last)),
+                _ => {
+                    Batch::new().with_entries(entries(last + 1, last + 1 + rng.below(4), term, len))
+                }
+            };
+            model.apply(&batch);
+            group.push(batch);
+        }
+        groups.push(group);
+    }
+    groups
 }
 
 /// Checks one crash image; then appends once more and reopens, to catch ghost entries.
@@ -127,7 +166,13 @@ fn check_image(fs: &MemFs, acked: u64, states: &[Model], what: &str) -> (usize, 
 fn crash_at_every_byte_of_every_write() {
     let groups = workload();
     let states = model_prefixes(&groups);
-    let log = run_workload(&groups).log();
+    let fs = run_workload(&groups);
+    let segments = open(&fs, small_config()).0.segment_seqs();
+    assert!(
+        segments.len() < 8 && segments[0] > 1,
+        "the workload should roll and purge segments: {segments:?}"
+    );
+    let log = fs.log();
     let total = log.written_bytes();
     assert!(total > 4000, "workload too small: {total}");
     let mut survived = vec![0usize; states.len()];
@@ -159,6 +204,32 @@ fn crash_with_torn_sectors() {
             let acked = marks.last().copied().unwrap_or(0);
             let what = format!("torn write at {start} {mode:?}");
             let _ = check_image(&fs, acked, &states, &what);
+        }
+    }
+}
+
+#[test]
+fn crash_at_every_byte_of_random_workloads() {
+    for seed in 1..=4 {
+        let groups = random_workload(seed);
+        let states = model_prefixes(&groups);
+        let log = run_workload(&groups).log();
+        for crash_at in 0..=log.written_bytes() {
+            for mode in [CrashMode::Prefix, CrashMode::DurableOnly] {
+                let (fs, marks) = log.crash_image(crash_at, mode);
+                let acked = marks.last().copied().unwrap_or(0);
+                let what = format!("seed {seed} crash at {crash_at} {mode:?}");
+                let _ = check_image(&fs, acked, &states, &what);
+            }
+        }
+        for start in log.write_starts() {
+            for even in [true, false] {
+                let mode = CrashMode::TornSectors { even };
+                let (fs, marks) = log.crash_image(start, mode);
+                let acked = marks.last().copied().unwrap_or(0);
+                let what = format!("seed {seed} torn write at {start} {mode:?}");
+                let _ = check_image(&fs, acked, &states, &what);
+            }
         }
     }
 }
