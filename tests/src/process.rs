@@ -173,9 +173,14 @@ impl Member {
     }
 }
 
+/// Process clusters of one test binary run one at a time: timing-sensitive claims (a new
+/// leader within two election timeouts) must not compete with other clusters for 2 cores.
+static CLUSTER_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A cluster of real `tallyd` processes.
 #[derive(Debug)]
 pub struct ProcCluster {
+    _serial: std::sync::MutexGuard<'static, ()>,
     dir: TempDir,
     pub members: Vec<Member>,
     tls: Option<Certs>,
@@ -194,6 +199,9 @@ pub struct Options {
 
 impl ProcCluster {
     pub fn start(size: usize, options: Options) -> ProcCluster {
+        let serial = CLUSTER_LOCK
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let dir = TempDir::new("cluster");
         let tls = options.tls.then(|| Certs::generate(dir.path()));
         let control = ProxyControl::default();
@@ -228,6 +236,7 @@ impl ProcCluster {
             });
         }
         let mut cluster = ProcCluster {
+            _serial: serial,
             dir,
             members,
             tls,

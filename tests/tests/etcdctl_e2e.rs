@@ -15,7 +15,7 @@ fn cluster(tls: bool) -> Option<ProcCluster> {
         3,
         Options {
             tls,
-            proxies: false,
+            ..Options::default()
         },
     );
     let leader = cluster.wait_leader(Duration::from_secs(20));
