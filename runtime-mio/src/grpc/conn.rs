@@ -233,6 +233,7 @@ impl Conn {
             match verdict {
                 Sniffed::H2 => {
                     io.unread(Bytes::from(buf));
+                    io.filter_h2();
                     return (Phase::Handshake(Box::pin(h2.handshake(io))), true);
                 }
                 Sniffed::Http1 => {

@@ -5,6 +5,9 @@
 //! edge-triggered mio registration (readable and writable, made once) brings the connection back
 //! when the socket is ready. Wakes from inside h2 (a stream got data, send capacity came back)
 //! go through [`ConnWaker`].
+//!
+//! Once a connection is HTTP/2, h2's reads go through an [`AuthorityFilter`] (see
+//! `authority.rs`); the sniffing and HTTP/1 paths read the socket directly.
 
 use std::io::{self, Read, Write};
 use std::pin::Pin;
@@ -17,12 +20,16 @@ use mio::net::TcpStream;
 use rustls::ServerConnection;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::authority::{AuthorityFilter, FilterLimits};
+
 /// A client socket, maybe under TLS, with the sniffed first bytes put back in front.
 #[derive(Debug)]
 pub(crate) struct ConnIo {
     stream: TcpStream,
     tls: Option<Box<ServerConnection>>,
     replay: Bytes,
+    /// Set once the connection speaks HTTP/2: rewrites what h2 reads.
+    h2_filter: Option<Box<AuthorityFilter>>,
 }
 
 fn would_block() -> io::Error {
@@ -35,12 +42,19 @@ impl ConnIo {
             stream,
             tls,
             replay: Bytes::new(),
+            h2_filter: None,
         }
     }
 
     /// Gives `bytes` back to the next reads, ahead of the socket.
     pub(crate) fn unread(&mut self, bytes: Bytes) {
         self.replay = bytes;
+    }
+
+    /// From now on h2's reads (`AsyncRead`) pass the client's header blocks through the
+    /// `:authority` filter, starting with the connection preface.
+    pub(crate) fn filter_h2(&mut self) {
+        self.h2_filter = Some(Box::new(AuthorityFilter::new(FilterLimits::default())));
     }
 
     pub(crate) fn tls_handshaking(&self) -> bool {
@@ -162,7 +176,15 @@ impl AsyncRead for ConnIo {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let n = match into_poll(this.read_some(buf.initialize_unfilled())) {
+        let read = match this.h2_filter.take() {
+            Some(mut filter) => {
+                let read = filter.read(buf.initialize_unfilled(), |into| this.read_some(into));
+                this.h2_filter = Some(filter);
+                read
+            }
+            None => this.read_some(buf.initialize_unfilled()),
+        };
+        let n = match into_poll(read) {
             Poll::Ready(Ok(n)) => n,
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             Poll::Pending => return Poll::Pending,

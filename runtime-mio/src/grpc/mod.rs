@@ -28,13 +28,16 @@
 //! A unary call is `Opened`, `Message`, `HalfClosed`, answered by one `send_message` and
 //! `finish(Status::ok())`. Streaming calls use the same events and methods.
 
+mod authority;
 mod call;
 mod config;
 mod conn;
 mod events;
 mod framing;
 mod h2io;
+mod hpack;
 mod http1;
+mod huffman;
 mod status;
 pub mod tls;
 
@@ -49,6 +52,7 @@ use bytes::Bytes;
 use mio::net::TcpListener;
 use mio::{Interest, Token};
 
+pub use authority::fuzz_hpack;
 pub use call::CallError;
 pub use config::GrpcConfig;
 pub use events::{CallEvent, CallId, HttpRequestId};
