@@ -1,1 +1,3 @@
 //! tally-benches.
+
+pub mod bench;
