@@ -39,6 +39,7 @@ mod fs;
 mod log_state;
 #[cfg(any(test, feature = "testing"))]
 mod memfs;
+mod prealloc;
 mod record;
 mod recovery;
 mod segment;

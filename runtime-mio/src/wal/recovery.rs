@@ -7,10 +7,11 @@ use bytes::Bytes;
 use super::error::WalError;
 use super::fs::Fs;
 use super::log_state::Replay;
+use super::prealloc::create_segment;
 use super::record::Record;
 use super::segment::{self, HEADER_BYTES, SEGMENT_SUFFIX, TMP_SUFFIX};
 use super::types::{Entry, HardState, SnapshotMarker, WalConfig};
-use super::writer::{Resume, SegmentInfo, create_segment};
+use super::writer::{Resume, SegmentInfo};
 
 /// What recovery found on disk.
 #[derive(Debug)]

@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -231,7 +231,10 @@ fn run(
     };
     let mut carry: Option<Batch> = None;
     loop {
-        let Some(first) = carry.take().or_else(|| outbox.next_batch(rx)) else {
+        let Some(first) = carry
+            .take()
+            .or_else(|| next_batch(&mut wal, rx, &mut outbox))
+        else {
             outbox.flush();
             return wal;
         };
@@ -259,6 +262,27 @@ fn run(
             }
         }
     }
+}
+
+/// The next batch. While none is queued, the thread preallocates the next segment a chunk at
+/// a time, so a roll on the commit path is only a rename.
+fn next_batch(wal: &mut Wal, rx: &Receiver<Batch>, outbox: &mut Outbox<'_>) -> Option<Batch> {
+    loop {
+        match rx.try_recv() {
+            Ok(b) => return Some(b),
+            Err(TryRecvError::Disconnected) => return None,
+            Err(TryRecvError::Empty) => {}
+        }
+        match wal.prepare_next_segment() {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                eprintln!("{e} (the segment will be created when it is needed)");
+                break;
+            }
+        }
+    }
+    outbox.next_batch(rx)
 }
 
 /// Appends one batch; reports a rejection. True if it was accepted.

@@ -6,13 +6,11 @@ use std::path::{Path, PathBuf};
 use super::error::WalError;
 use super::fs::{Fs, FsFile};
 use super::log_state::{LogState, TermRuns};
+use super::prealloc::Prealloc;
 use super::record::{self, Encoder, RecordRef};
 use super::recovery::{self, Recovered};
-use super::segment::{self, HEADER_BYTES, TMP_SUFFIX};
+use super::segment::{self, HEADER_BYTES};
 use super::types::{Batch, Durable, HardState, SnapshotMarker, WalConfig};
-
-/// Zero-fill chunk used when preallocating a segment.
-const ZERO_FILL_BYTES: usize = 1 << 20;
 
 /// A live segment and the highest entry index it holds (for purging).
 #[derive(Clone, Copy, Debug)]
@@ -60,6 +58,10 @@ pub struct Wal {
     durable: Durable,
     poisoned: bool,
     buf: Vec<u8>,
+    /// The next segment, preallocated ahead of need by `prepare_next_segment`.
+    spare: Option<Prealloc>,
+    /// Set after preparing a spare failed; the next roll creates the segment itself.
+    spare_failed: bool,
 }
 
 impl Wal {
@@ -93,6 +95,8 @@ impl Wal {
             durable,
             poisoned: false,
             buf: Vec::new(),
+            spare: None,
+            spare_failed: false,
             config,
         };
         Ok((wal, recovered))
@@ -298,12 +302,13 @@ impl Wal {
 
     fn roll(&mut self) -> Result<(), WalError> {
         let seq = self.segments.last().map_or(1, |s| s.seq + 1);
-        self.file = create_segment(
-            self.fs.as_ref(),
-            &self.dir,
-            seq,
-            self.config.segment_bytes(),
-        )?;
+        let fs = self.fs.as_ref();
+        let builder = match self.spare.take() {
+            Some(spare) if spare.seq() == seq => spare,
+            _ => Prealloc::start(fs, &self.dir, seq, self.config.segment_bytes())?,
+        };
+        self.file = builder.finish(fs, &self.dir)?;
+        self.spare_failed = false;
         self.segments.push(SegmentInfo {
             seq,
             max_entry_index: 0,
@@ -311,6 +316,49 @@ impl Wal {
         self.offset = HEADER_BYTES as u64;
         self.capacity = self.config.segment_bytes();
         Ok(())
+    }
+
+    /// Does one step (the header, 1 MiB of zeros, or the final fdatasync) of preallocating
+    /// the next segment, once the current one is half full, so that rolling to it later is
+    /// only a rename. Returns true while steps remain. Call it when idle; [`super::WalThread`]
+    /// does, between batches.
+    ///
+    /// An error here loses nothing: the spare is dropped (its `.tmp` file is removed on the
+    /// next open) and the next roll creates the segment itself.
+    pub fn prepare_next_segment(&mut self) -> Result<bool, WalError> {
+        if self.poisoned || self.spare_failed {
+            return Ok(false);
+        }
+        if self.spare.is_none() {
+            if self.offset < self.capacity / 2 {
+                return Ok(false);
+            }
+            let seq = self.segments.last().map_or(1, |s| s.seq + 1);
+            let spare = Prealloc::start(
+                self.fs.as_ref(),
+                &self.dir,
+                seq,
+                self.config.segment_bytes(),
+            );
+            match spare {
+                Ok(spare) => self.spare = Some(spare),
+                Err(e) => {
+                    self.spare_failed = true;
+                    return Err(e);
+                }
+            }
+        }
+        let Some(spare) = self.spare.as_mut() else {
+            return Ok(false);
+        };
+        match spare.step() {
+            Ok(done) => Ok(!done),
+            Err(e) => {
+                self.spare = None;
+                self.spare_failed = true;
+                Err(e)
+            }
+        }
     }
 
     /// Removes the oldest segments whose entries are all at or below `snapshot_index`. The
@@ -393,42 +441,4 @@ fn apply_batch(log: &mut LogState<TermRuns>, batch: &Batch) -> Result<Option<u64
         log.set_hard_state(hs);
     }
     Ok(truncate)
-}
-
-/// Creates segment `seq`: a zero-filled `.tmp` file with the header, synced, renamed into
-/// place, and the directory synced. A crash leaves either no segment or a complete one.
-pub(crate) fn create_segment(
-    fs: &dyn Fs,
-    dir: &Path,
-    seq: u64,
-    segment_bytes: u64,
-) -> Result<Box<dyn FsFile>, WalError> {
-    let name = segment::file_name(seq);
-    let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
-    let path = dir.join(&name);
-    let mut file = fs
-        .create(&tmp)
-        .map_err(|e| WalError::io("create segment", &tmp, e))?;
-    let chunk_bytes = usize::try_from(segment_bytes)
-        .unwrap_or(usize::MAX)
-        .min(ZERO_FILL_BYTES);
-    let mut chunk = vec![0u8; chunk_bytes];
-    chunk[..HEADER_BYTES].copy_from_slice(&segment::header(seq));
-    let mut at = 0u64;
-    while at < segment_bytes {
-        let n = usize::try_from(segment_bytes - at).map_or(chunk.len(), |r| r.min(chunk.len()));
-        file.write_all_at(at, &chunk[..n])
-            .map_err(|e| WalError::io("preallocate segment", &tmp, e))?;
-        if at == 0 {
-            chunk[..HEADER_BYTES].fill(0);
-        }
-        at += n as u64;
-    }
-    file.sync_data()
-        .map_err(|e| WalError::io("fdatasync segment", &tmp, e))?;
-    fs.rename(&tmp, &path)
-        .map_err(|e| WalError::io("rename segment", &path, e))?;
-    fs.sync_dir(dir)
-        .map_err(|e| WalError::io("fsync directory", dir, e))?;
-    Ok(file)
 }

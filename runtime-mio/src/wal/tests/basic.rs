@@ -39,7 +39,10 @@ fn appended_is_not_durable_until_sync() {
         fs.written_bytes() - written,
         fs.log().written_bytes() - written
     );
-    assert_eq!(writes, 2, "one preallocation write plus one batch write");
+    assert_eq!(
+        writes, 3,
+        "preallocation (header, zeros) plus one batch write"
+    );
 }
 
 #[test]
@@ -289,4 +292,62 @@ fn a_missing_segment_is_corruption() {
         Wal::open(&dir(), small_config(), Box::new(fs)),
         Err(WalError::Corrupt { .. })
     ));
+}
+
+#[test]
+fn next_segment_is_prepared_ahead_of_need() {
+    let fs = MemFs::new();
+    let (mut wal, _) = open(&fs, small_config());
+    wal.write(Batch::new().with_entries(entries(1, 3, 1, 100)))
+        .expect("write");
+    assert!(
+        !wal.prepare_next_segment().expect("prepare"),
+        "nothing to do before the segment is half full"
+    );
+    wal.write(Batch::new().with_entries(entries(4, 6, 1, 100)))
+        .expect("write");
+    let mut steps = 0;
+    while wal.prepare_next_segment().expect("prepare") {
+        steps += 1;
+    }
+    assert!(steps >= 2, "header, zeros, sync: {steps}");
+    let tmp = dir().join("0000000000000002.wal.tmp");
+    assert_eq!(fs.file(&tmp).map(|f| f.len()), Some(1024));
+    // The roll is now a rename: the batch is the only write.
+    let writes = fs.log().write_starts().len();
+    wal.write(Batch::new().with_entries(entries(7, 9, 1, 100)))
+        .expect("write");
+    assert_eq!(wal.segment_seqs(), vec![1, 2]);
+    assert_eq!(fs.log().write_starts().len(), writes + 1);
+    assert!(fs.file(&tmp).is_none());
+    drop(wal);
+    let (_, rec) = open(&fs, small_config());
+    assert_eq!(rec.entries().len(), 9);
+}
+
+#[test]
+fn a_failed_preparation_loses_nothing() {
+    let fs = MemFs::new();
+    let (mut wal, _) = open(&fs, small_config());
+    wal.write(Batch::new().with_entries(entries(1, 3, 1, 100)))
+        .expect("write");
+    wal.write(Batch::new().with_entries(entries(4, 6, 1, 100)))
+        .expect("write");
+    fs.fail_writes_after(10);
+    assert!(matches!(
+        wal.prepare_next_segment(),
+        Err(WalError::Io { .. })
+    ));
+    fs.heal();
+    assert!(!wal.is_poisoned());
+    assert!(
+        !wal.prepare_next_segment()
+            .expect("gives up until the next roll")
+    );
+    wal.write(Batch::new().with_entries(entries(7, 9, 1, 100)))
+        .expect("write");
+    assert_eq!(wal.segment_seqs(), vec![1, 2]);
+    drop(wal);
+    let (_, rec) = open(&fs, small_config());
+    assert_eq!(rec.entries().len(), 9);
 }

@@ -71,6 +71,12 @@ pub(crate) fn model_prefixes(groups: &[Vec<Batch>]) -> Vec<Model> {
 
 /// Runs the workload on a fresh `MemFs`, marking each acknowledged batch count in the log.
 pub(crate) fn run_workload(groups: &[Vec<Batch>]) -> MemFs {
+    run_workload_with(groups, false)
+}
+
+/// Like `run_workload`; `prepare` preallocates the next segment between groups, as the WAL
+/// thread does when idle.
+fn run_workload_with(groups: &[Vec<Batch>], prepare: bool) -> MemFs {
     let fs = MemFs::new();
     let (mut wal, _) = open(&fs, small_config());
     let mut done = 0u64;
@@ -82,6 +88,7 @@ pub(crate) fn run_workload(groups: &[Vec<Batch>]) -> MemFs {
         done += group.len() as u64;
         assert_eq!(durable.seq(), done);
         fs.mark(done);
+        while prepare && wal.prepare_next_segment().expect("prepare") {}
     }
     fs
 }
@@ -203,6 +210,30 @@ fn crash_with_torn_sectors() {
             let (fs, marks) = log.crash_image(start, mode);
             let acked = marks.last().copied().unwrap_or(0);
             let what = format!("torn write at {start} {mode:?}");
+            let _ = check_image(&fs, acked, &states, &what);
+        }
+    }
+}
+
+#[test]
+fn crash_at_every_byte_with_segments_prepared_ahead() {
+    let groups = workload();
+    let states = model_prefixes(&groups);
+    let log = run_workload_with(&groups, true).log();
+    for crash_at in 0..=log.written_bytes() {
+        for mode in [CrashMode::Prefix, CrashMode::DurableOnly] {
+            let (fs, marks) = log.crash_image(crash_at, mode);
+            let acked = marks.last().copied().unwrap_or(0);
+            let what = format!("prepared, crash at {crash_at} {mode:?}");
+            let _ = check_image(&fs, acked, &states, &what);
+        }
+    }
+    for start in log.write_starts() {
+        for even in [true, false] {
+            let mode = CrashMode::TornSectors { even };
+            let (fs, marks) = log.crash_image(start, mode);
+            let acked = marks.last().copied().unwrap_or(0);
+            let what = format!("prepared, torn write at {start} {mode:?}");
             let _ = check_image(&fs, acked, &states, &what);
         }
     }
