@@ -500,13 +500,15 @@ fn shrink(buf: &mut Vec<u8>, retained_bytes_max: usize) {
 }
 
 /// The authority to send on instead of `value`, when `name` is `:authority` and `value`
-/// carries a scheme: `http://127.0.0.1:2379/x` gives `127.0.0.1:2379`.
+/// carries a scheme: `http://127.0.0.1:2379/x` gives `127.0.0.1:2379`, and a gRPC-style
+/// target with an empty host part (`dns:///127.0.0.1:2379`) gives `127.0.0.1:2379` too.
 pub(crate) fn rewrite_authority<'a>(name: &[u8], value: &'a [u8]) -> Option<&'a [u8]> {
     if name != b":authority" {
         return None;
     }
     let at = value.windows(3).position(|w| w == b"://")?;
     let rest = &value[at + 3..];
+    let rest = &rest[rest.iter().take_while(|&&b| b == b'/').count()..];
     let end = rest
         .iter()
         .position(|b| matches!(b, b'/' | b'?' | b'#'))

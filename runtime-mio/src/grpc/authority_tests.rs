@@ -105,6 +105,11 @@ fn grpc_authority_rewrite_rules() {
         rewrite_authority(a, b"https://127.0.0.1:2379/some/path?q"),
         Some(b"127.0.0.1:2379".as_slice())
     );
+    assert_eq!(
+        rewrite_authority(a, b"dns:///127.0.0.1:2379"),
+        Some(b"127.0.0.1:2379".as_slice())
+    );
+    assert_eq!(rewrite_authority(a, b"http://"), Some(b"".as_slice()));
     assert_eq!(rewrite_authority(a, b"127.0.0.1:2379"), None);
     assert_eq!(rewrite_authority(b"host", b"http://x:1"), None);
 }
