@@ -242,6 +242,7 @@ fn maintenance(c: &mut ProcCluster) {
         32,
         "the file ends with etcdctl's SHA-256 trailer"
     );
+    restore_from(c, &file);
     // move-leader to a follower.
     let leader = c.wait_leader(Duration::from_secs(10)).expect("leader");
     let target = (leader + 1) % 3;

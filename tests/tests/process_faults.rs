@@ -256,6 +256,33 @@ fn bad_input_on_peer_and_client_ports_is_survived() {
         matches!(status, Some(code) if code != 0),
         "malformed protobuf gets a gRPC error: {status:?}"
     );
+    // An unknown method is UNIMPLEMENTED; a request over --max-request-bytes is RESOURCE_EXHAUSTED.
+    let port = c.members[target].client_port;
+    assert_eq!(
+        tally_tests::h2raw::unary(port, "/etcdserverpb.KV/NoSuchMethod", &[]),
+        Some(12)
+    );
+    assert_eq!(
+        tally_tests::h2raw::unary(port, "/etcdserverpb.KV/Put", &vec![0u8; 2 << 20]),
+        Some(8)
+    );
+    // Plain HTTP health and metrics share the client port.
+    let health = http_get(port, "/health");
+    assert!(
+        health.starts_with("HTTP/1.1 200") && health.contains("\"health\":\"true\""),
+        "{health}"
+    );
+    let metrics = http_get(port, "/metrics");
+    for name in [
+        "etcd_server_has_leader 1",
+        "etcd_server_leader_changes_seen_total",
+        "etcd_server_proposals_committed_total",
+        "etcd_server_proposals_failed_total",
+        "etcd_disk_wal_fsync_duration_seconds_bucket",
+        "tally_apply_duration_seconds_count",
+    ] {
+        assert!(metrics.contains(name), "metrics lack {name}: {metrics}");
+    }
     assert!(
         c.members[target].is_running(),
         "the node survived\n{}",
