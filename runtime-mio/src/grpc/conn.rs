@@ -393,6 +393,8 @@ fn is_reset(e: &h2::Error) -> bool {
             io::ErrorKind::ConnectionReset
                 | io::ErrorKind::BrokenPipe
                 | io::ErrorKind::UnexpectedEof
+                // A peer that shut its socket down while h2 still flushed (etcdctl exiting).
+                | io::ErrorKind::NotConnected
         )
     })
 }

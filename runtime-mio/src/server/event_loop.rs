@@ -57,6 +57,8 @@ pub(super) struct Server {
     wal: WalThread,
     wal_done: Receiver<Completion>,
     persist: Option<PersistInFlight>,
+    /// The core's write when the WAL queue was full: (batch, last index, last term).
+    persist_backlog: Option<(crate::wal::Batch, u64, u64)>,
     /// Snapshot markers written to the WAL: (seq, index), purged behind once durable.
     markers: Vec<(u64, u64)>,
     snapshots: Arc<SnapshotStore>,
@@ -199,6 +201,7 @@ impl Server {
             wal,
             wal_done,
             persist: None,
+            persist_backlog: None,
             markers: Vec::new(),
             snapshots,
             snapshot_tx,
@@ -270,6 +273,7 @@ impl Server {
         }
         self.peers.handle_timeouts(self.poll.registry(), now);
         phases.mark("sockets");
+        self.retry_persist_backlog()?;
         self.drain_wal()?;
         self.drain_snapshot_writer();
         self.drain_peers();
@@ -480,17 +484,32 @@ impl Server {
     fn submit_persist(&mut self, persist: tally_core::Persist) -> Result<(), ServerError> {
         let (index, term) = (persist.last_index(), persist.last_term());
         let batch = storage::to_batch(persist, &self.snapshots)?;
-        let seq = self
-            .wal
-            .submit(batch)
-            .map_err(|e| ServerError::WalFailed(e.to_string()))?;
-        self.persist = Some(PersistInFlight {
-            seq,
-            index,
-            term,
-            started: Instant::now(),
-        });
-        Ok(())
+        self.persist_backlog = Some((batch, index, term));
+        self.retry_persist_backlog()
+    }
+
+    /// Hands the core's write to the WAL thread without blocking the loop; a full queue keeps
+    /// it for the next turn (the core emits no other write until this one is acknowledged).
+    fn retry_persist_backlog(&mut self) -> Result<(), ServerError> {
+        let Some((batch, index, term)) = self.persist_backlog.take() else {
+            return Ok(());
+        };
+        match self.wal.try_submit(batch) {
+            Ok(seq) => {
+                self.persist = Some(PersistInFlight {
+                    seq,
+                    index,
+                    term,
+                    started: Instant::now(),
+                });
+                Ok(())
+            }
+            Err(crate::wal::SubmitError::Full(batch)) => {
+                self.persist_backlog = Some((batch, index, term));
+                Ok(())
+            }
+            Err(e) => Err(ServerError::WalFailed(e.to_string())),
+        }
     }
 
     fn take_snapshot(&mut self, index: u64) {
