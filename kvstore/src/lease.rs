@@ -33,7 +33,7 @@ impl Lease {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Lessor {
     pub(crate) leases: BTreeMap<i64, Lease>,
     pub(crate) id_seq: u64,

@@ -349,6 +349,18 @@ fn attach_leases(store: &mut KvStore) -> Result<(), SnapshotError> {
 }
 
 impl KvStore {
+    /// A copy of the replicated state (everything a snapshot holds; no watchers), so the
+    /// runtime can serialize a snapshot on another thread while this store keeps applying.
+    /// Keys and values are shared, not copied.
+    pub fn snapshot_copy(&self) -> KvStore {
+        let mut copy = KvStore::new(self.config.clone());
+        copy.mvcc = self.mvcc.clone();
+        copy.lessor = self.lessor.clone();
+        copy.applied_index = self.applied_index;
+        copy.alarms = self.alarms.clone();
+        copy
+    }
+
     /// Writes a snapshot of the replicated state. It issues many small writes: give it a
     /// buffered writer.
     pub fn snapshot<W: Write>(&self, out: &mut W) -> Result<(), SnapshotError> {

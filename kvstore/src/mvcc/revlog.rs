@@ -12,7 +12,7 @@ use crate::proto::KeyValue;
 
 const CHUNK_ENTRIES: usize = 1024;
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Chunk {
     /// The first revision ever appended here: chunks are searched by it without touching their
     /// entries, and it stays valid as a lower bound when compaction removes entries.
@@ -47,7 +47,7 @@ impl Chunk {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct RevLog {
     chunks: VecDeque<Chunk>,
     len: usize,

@@ -27,7 +27,7 @@ pub(crate) struct CompactJob {
     pub(crate) cursor: Option<Bytes>,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Mvcc {
     pub(crate) index: BTreeMap<Bytes, KeyIndex>,
     pub(crate) records: RevLog,

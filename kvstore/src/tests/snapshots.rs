@@ -53,6 +53,30 @@ fn snapshot(kv: &KvStore) -> Vec<u8> {
 }
 
 #[test]
+fn a_snapshot_copy_snapshots_to_the_same_bytes_and_stays_put() {
+    let mut kv = populated();
+    let copy = kv.snapshot_copy();
+    let before = snapshot(&kv);
+    assert_eq!(
+        snapshot(&copy),
+        before,
+        "the copy holds the whole replicated state"
+    );
+    kv.put(&PutRequest {
+        key: Bytes::from_static(b"later"),
+        value: Bytes::from_static(b"v"),
+        ..PutRequest::default()
+    })
+    .unwrap();
+    assert_eq!(
+        snapshot(&copy),
+        before,
+        "later writes do not reach the copy"
+    );
+    assert_ne!(snapshot(&kv), before);
+}
+
+#[test]
 fn round_trip_is_equal_by_hash_kv() {
     let kv = populated();
     let buf = snapshot(&kv);

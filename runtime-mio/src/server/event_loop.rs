@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -14,6 +14,7 @@ use super::flags::Flags;
 use super::members::Members;
 use super::metrics::Metrics;
 use super::rpc::{CallKind, ConfWaiter, PendingRead, Waiter};
+use super::snapshots::{SnapshotDone, SnapshotJob, SnapshotWorker};
 use super::startup::{Identity, Recovered, ServerError, io_error};
 use super::storage;
 use crate::grpc::{CallEvent, CallId, GrpcConfig, GrpcServer};
@@ -62,8 +63,9 @@ pub(super) struct Server {
     /// Snapshot markers written to the WAL: (seq, index), purged behind once durable.
     markers: Vec<(u64, u64)>,
     snapshots: Arc<SnapshotStore>,
-    snapshot_tx: SyncSender<tally_core::Snapshot>,
-    snapshot_done: SnapshotDone,
+    snapshot_worker: SnapshotWorker,
+    /// The core asked for a snapshot that could not be started yet.
+    snapshot_wanted: bool,
     pub(super) peers: PeerTransport,
     pub(super) clients: GrpcServer,
     metrics_http: Option<GrpcServer>,
@@ -162,8 +164,7 @@ impl Server {
         )
         .map_err(|e| ServerError::WalFailed(e.to_string()))?;
         let snapshots = Arc::new(opened.snapshots);
-        let (snapshot_tx, snapshot_done) =
-            spawn_snapshot_writer(Arc::clone(&snapshots), Arc::clone(&waker))?;
+        let snapshot_worker = SnapshotWorker::spawn(Arc::clone(&snapshots), Arc::clone(&waker))?;
         let now = Instant::now();
         let peers = super::rpc::transport::start_peers(
             &flags,
@@ -204,8 +205,8 @@ impl Server {
             persist_backlog: None,
             markers: Vec::new(),
             snapshots,
-            snapshot_tx,
-            snapshot_done,
+            snapshot_worker,
+            snapshot_wanted: false,
             peers,
             clients,
             metrics_http,
@@ -433,15 +434,30 @@ impl Server {
     }
 
     fn drain_snapshot_writer(&mut self) {
-        while let Ok(result) = self.snapshot_done.try_recv() {
-            match result {
-                Ok((index, term)) => match self.wal.submit(storage::marker_batch(index, term)) {
-                    Ok(seq) => self.markers.push((seq, index)),
-                    Err(e) => {
-                        eprintln!("tallyd: could not record snapshot {index} in the WAL: {e}")
+        while let Some(done) = self.snapshot_worker.poll() {
+            match done {
+                SnapshotDone::Serialized { index, data } => match self.node.compact(index, data) {
+                    Ok(snapshot) => {
+                        if !self.snapshot_worker.submit(SnapshotJob::Write(snapshot)) {
+                            eprintln!(
+                                "tallyd: snapshot worker busy; snapshot {index} kept in memory only"
+                            );
+                        }
                     }
+                    Err(e) => eprintln!("tallyd: compaction at {index} refused: {e}"),
                 },
-                Err(e) => eprintln!("tallyd: snapshot write failed: {e}"),
+                SnapshotDone::Written { index, term } => {
+                    match self.wal.try_submit(storage::marker_batch(index, term)) {
+                        Ok(seq) => self.markers.push((seq, index)),
+                        Err(e) => {
+                            eprintln!("tallyd: could not record snapshot {index} in the WAL: {e}")
+                        }
+                    }
+                }
+                SnapshotDone::Failed(e) => {
+                    eprintln!("tallyd: snapshot failed: {e}");
+                    self.snapshot_wanted = true;
+                }
             }
         }
     }
@@ -512,22 +528,15 @@ impl Server {
         }
     }
 
+    /// Hands a copy of the store at `index` to the snapshot worker; the loop keeps applying.
+    /// A busy worker leaves the snapshot wanted, to be taken at a later applied index.
     fn take_snapshot(&mut self, index: u64) {
-        let mut kv_bytes = Vec::new();
-        if let Err(e) = self.kv.snapshot(&mut kv_bytes) {
-            eprintln!("tallyd: kvstore snapshot failed: {e}");
-            return;
-        }
-        let data = super::payload::encode_snapshot(&self.members.encode(), &kv_bytes);
-        match self.node.compact(index, data) {
-            Ok(snapshot) => {
-                // The file is written and fsynced off the loop; the WAL marker follows.
-                if self.snapshot_tx.try_send(snapshot).is_err() {
-                    eprintln!("tallyd: snapshot writer busy; snapshot {index} kept in memory only");
-                }
-            }
-            Err(e) => eprintln!("tallyd: compaction at {index} refused: {e}"),
-        }
+        let job = SnapshotJob::Serialize {
+            index,
+            kv: Box::new(self.kv.snapshot_copy()),
+            members: self.members.encode(),
+        };
+        self.snapshot_wanted = !self.snapshot_worker.submit(job);
     }
 
     fn on_leader_changed(&mut self, leader: u64, term: u64) {
@@ -602,6 +611,10 @@ impl Server {
     /// Work between applies: watch delivery, bounded compaction and watcher catch-up, and
     /// reads whose index is now applied.
     fn after_apply(&mut self) {
+        if self.snapshot_wanted {
+            let applied = self.node.status().applied();
+            self.take_snapshot(applied);
+        }
         if self.kv.compact_step(COMPACTION_KEYS_PER_TURN) {
             self.release_compactions();
         }
@@ -612,34 +625,6 @@ impl Server {
         self.serve_ready_reads();
         self.flush_outbound();
     }
-}
-
-/// Where finished snapshot files are reported: (index, term) or the error.
-type SnapshotDone = Receiver<Result<(u64, u64), String>>;
-
-/// The snapshot file writer: fsyncs off the loop thread and reports (index, term).
-fn spawn_snapshot_writer(
-    store: Arc<SnapshotStore>,
-    waker: Arc<Waker>,
-) -> Result<(SyncSender<tally_core::Snapshot>, SnapshotDone), ServerError> {
-    let (tx, rx) = std::sync::mpsc::sync_channel::<tally_core::Snapshot>(2);
-    let (done_tx, done_rx) = std::sync::mpsc::sync_channel(4);
-    std::thread::Builder::new()
-        .name("tally-snapshot".into())
-        .spawn(move || {
-            for snapshot in rx {
-                let meta = (snapshot.meta().index(), snapshot.meta().term());
-                let result = storage::save_snapshot(&store, &snapshot)
-                    .map(|()| meta)
-                    .map_err(|e| e.to_string());
-                if done_tx.send(result).is_err() {
-                    return;
-                }
-                let _ = waker.wake();
-            }
-        })
-        .map_err(io_error("spawn snapshot writer"))?;
-    Ok((tx, done_rx))
 }
 
 pub(super) fn grpc_config(flags: &Flags) -> GrpcConfig {
