@@ -10,7 +10,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicIsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput};
@@ -96,25 +96,28 @@ fn report_memory_and_stalls() -> KvStore {
     })
     .expect("compact");
     let apply = t.elapsed();
-    let mut worst = Duration::ZERO;
-    let mut steps = 0u32;
+    let mut step_times = Vec::new();
     let all = Instant::now();
     loop {
         let t = Instant::now();
         let more = kv.compact_step(1_000);
-        worst = worst.max(t.elapsed());
-        steps += 1;
+        step_times.push(t.elapsed());
         if !more {
             break;
         }
     }
+    let total = all.elapsed();
+    step_times.sort();
+    let pct = |p: usize| step_times[(step_times.len() - 1) * p / 100];
     println!(
-        "kvstore compaction at {} keys: apply {:?}, {} steps of 1,000 keys, longest step {:?}, total {:?}",
+        "kvstore compaction at {} keys: apply {:?}; {} steps of 1,000 keys: median {:?}, p99 {:?}, max {:?}; total {:?}",
         KEYS,
         apply,
-        steps,
-        worst,
-        all.elapsed()
+        step_times.len(),
+        pct(50),
+        pct(99),
+        pct(100),
+        total
     );
     let t = Instant::now();
     let mut bytes = CountingSink(0);
