@@ -120,6 +120,11 @@ fn report_memory_and_stalls() -> KvStore {
         total
     );
     let t = Instant::now();
+    let copy = kv.snapshot_copy();
+    let copy_time = t.elapsed();
+    drop(copy);
+    println!("kvstore snapshot_copy at {KEYS} keys (on the apply thread): {copy_time:?}");
+    let t = Instant::now();
     let mut bytes = CountingSink(0);
     kv.snapshot(&mut bytes).expect("snapshot");
     let snap = t.elapsed();
