@@ -378,10 +378,14 @@ impl UnarySlot {
                         .send
                         .send_request(request(env.scheme, call.path), false)
                     {
-                        Ok((response, mut stream)) => match stream.send_data(call.body, true) {
-                            Ok(()) => self.phase = Phase::Response(response, stream),
-                            Err(e) => self.fail(env, format!("send: {e}")),
-                        },
+                        // KeepAliveOnce, as etcd's clientv3 does it, does not half-close: it
+                        // reads one answer and then cancels the stream.
+                        Ok((response, mut stream)) => {
+                            match stream.send_data(call.body, !call.first_message) {
+                                Ok(()) => self.phase = Phase::Response(response, stream),
+                                Err(e) => self.fail(env, format!("send: {e}")),
+                            }
+                        }
                         Err(e) => self.fail(env, format!("send: {e}")),
                     }
                     true
