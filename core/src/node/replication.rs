@@ -182,7 +182,7 @@ impl Node {
                 hint_index
             };
             let progress = self.tracker.get_mut(from).expect("progress exists");
-            if progress.reject(index, next_probe + 1) {
+            if progress.reject(index, next_probe.saturating_add(1)) {
                 if progress.state == ProgressState::Replicate {
                     progress.become_probe();
                 }

@@ -14,6 +14,10 @@ impl Node {
         if message.from == self.id || message.from == NO_NODE {
             return Err(StepError::BadSender);
         }
+        // Terms only grow by one per election; u64::MAX would leave no next term.
+        if message.term == u64::MAX {
+            return Err(StepError::MalformedEntries);
+        }
         if let Body::Append {
             prev_index,
             prev_term,
@@ -38,7 +42,12 @@ impl Node {
         }
         if let Body::Snapshot { snapshot } = &message.body {
             let meta = snapshot.meta();
-            if meta.index() == 0 || meta.term() > message.term || meta.conf().voters().is_empty() {
+            // u64::MAX cannot be a snapshot index: the log must be able to continue after it.
+            if meta.index() == 0
+                || meta.index() == u64::MAX
+                || meta.term() > message.term
+                || meta.conf().voters().is_empty()
+            {
                 return Err(StepError::MalformedEntries);
             }
         }

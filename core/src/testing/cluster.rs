@@ -318,7 +318,9 @@ impl Cluster {
     /// Starts a linearizable read; its `ReadReady` index is checked against every write
     /// acknowledged before this call.
     pub fn read_index(&mut self, id: NodeId, request: u64) -> Result<(), ReadIndexError> {
-        self.reads.insert(request, self.checker.applied_len());
+        // A reused id would mix two reads' floors; the caller must not reuse one in flight.
+        let previous = self.reads.insert(request, self.checker.applied_len());
+        assert!(previous.is_none(), "read id {request} is already in flight");
         self.with_node(id, |node| node.read_index(request))
             .unwrap_or(Err(ReadIndexError::NoLeader))
     }

@@ -41,6 +41,7 @@ pub fn fuzz_schedule(data: &[u8]) {
         .with_snapshot_interval_entries(16);
     let mut cluster = Cluster::new(config);
     let mut payload = 0u32;
+    let mut read = 0u64;
     for pair in schedule.chunks_exact(2) {
         let (op, arg) = (pair[0], pair[1]);
         let member = u64::from(arg) % nodes as u64 + 1;
@@ -55,7 +56,8 @@ pub fn fuzz_schedule(data: &[u8]) {
             7 => cluster.crash(member),
             8 => cluster.restart(member),
             _ => {
-                let _maybe = cluster.read_index(member, u64::from(payload) << 8 | u64::from(arg));
+                read += 1;
+                let _maybe = cluster.read_index(member, read);
             }
         }
     }
