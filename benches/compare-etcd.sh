@@ -20,7 +20,7 @@ ALL="put-1 put-1000 range-l range-s txn-put watch lease-keepalive check-perf-l c
 [ "$QUICK" = 1 ] && ALL=${ALL% check-perf-xl}
 WORKLOADS=${WORKLOADS:-$ALL}
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
-scratch=${DATA:-/tmp}/tally-compare-$stamp
+scratch=${DATA:-/tmp}/kvcmp-$stamp
 out_json=$root/benches/results/compare-$stamp.json
 logs=$root/benches/results/compare-$stamp.logs
 mkdir -p "$scratch" "$logs" "$root/benches/results"
@@ -40,13 +40,24 @@ log "building tallyd and tally-bench (release)"
 cargo build --release -p tally-runtime-mio -p tally-benches --bin tallyd --bin tally-bench
 target=${CARGO_TARGET_DIR:-$root/target}
 case $target in /*) ;; *) target=$root/$target ;; esac
-tallyd=$target/release/tallyd
-bench=$target/release/tally-bench
+# Members and clients run from copies with neutral names, so that a `pkill tallyd` or
+# `pkill etcd` by someone else on a shared machine does not end this run half-way.
+mkdir -p "$scratch/bin"
+cp "$target/release/tallyd" "$scratch/bin/kv-b-member"
+cp "$target/release/tally-bench" "$scratch/bin/kv-bench"
+cp "$(command -v etcd)" "$scratch/bin/kv-a-member"
+cp "$(command -v etcdctl)" "$scratch/bin/kv-ctl"
+tallyd=$scratch/bin/kv-b-member
+bench=$scratch/bin/kv-bench
+etcd_bin=$scratch/bin/kv-a-member
+ctl() { "$scratch/bin/kv-ctl" "$@"; }
 
 # --- the machine ---------------------------------------------------------------------------
 cores=$(nproc)
 cpu_model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
-fsync_ms=$(cd "$scratch" && dd if=/dev/zero of=fsync-probe bs=4k count=200 oflag=dsync 2>&1 |
+# O_DSYNC overwrites of a preallocated file: a data sync without metadata, as a WAL does it.
+(cd "$scratch" && dd if=/dev/zero of=fsync-probe bs=4k count=200 2>/dev/null)
+fsync_ms=$(cd "$scratch" && dd if=/dev/zero of=fsync-probe bs=4k count=200 conv=notrunc oflag=dsync 2>&1 |
     awk '/copied/ { for (i = 1; i <= NF; i++) if ($i == "s," || $i == "s") t = $(i-1); print t * 1000 / 200 }')
 rm -f "$scratch/fsync-probe"
 etcd_version=$(etcd --version | awk '/etcd Version/ { print $3 }')
@@ -64,7 +75,7 @@ stop_cluster() {
     for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
     pids=()
 }
-trap 'stop_cluster; rm -rf "$scratch/data"' EXIT INT TERM
+trap 'stop_cluster; rm -rf "$scratch/data" "$scratch/bin"' EXIT INT TERM
 
 start_cluster() { # system run
     local system=$1 run=$2 cluster="" i
@@ -80,10 +91,10 @@ start_cluster() { # system run
         local common=(--name "m$i" --data-dir "$scratch/data/m$i"
             --listen-client-urls "http://127.0.0.1:$c" --advertise-client-urls "http://127.0.0.1:$c"
             --listen-peer-urls "http://127.0.0.1:$p" --initial-advertise-peer-urls "http://127.0.0.1:$p"
-            --initial-cluster-token "compare-$system" --initial-cluster "$cluster"
+            --initial-cluster-token "cmp-$run" --initial-cluster "$cluster"
             --initial-cluster-state new)
         if [ "$system" = etcd ]; then
-            etcd "${common[@]}" --heartbeat-interval 100 --election-timeout 1000 \
+            "$etcd_bin" "${common[@]}" --heartbeat-interval 100 --election-timeout 1000 \
                 2>"$logs/$system-run$run-m$i.log" &
         else
             "$tallyd" "${common[@]}" 2>"$logs/$system-run$run-m$i.log" &
@@ -91,15 +102,15 @@ start_cluster() { # system run
         pids+=($!)
     done
     local deadline=$((SECONDS + 60))
-    until etcdctl --endpoints="$endpoints" --command-timeout=2s endpoint health >/dev/null 2>&1; do
+    until ctl --endpoints="$endpoints" --command-timeout=2s endpoint health >/dev/null 2>&1; do
         if [ $SECONDS -gt $deadline ]; then
             log "$system did not become healthy; logs in $logs"
-            etcdctl --endpoints="$endpoints" endpoint health || true
+            ctl --endpoints="$endpoints" endpoint health || true
             exit 1
         fi
         sleep 0.5
     done
-    etcdctl --endpoints="$endpoints" put foo bar >/dev/null
+    ctl --endpoints="$endpoints" put foo bar >/dev/null
 }
 
 # Peak RSS since the last reset (largest member, MiB) and CPU seconds of all members.
@@ -163,11 +174,15 @@ run_workload() { # system run workload
     check-perf-*)
         local load=${w#check-perf-}
         [ "$QUICK" = 1 ] && load=s
-        etcdctl --endpoints="$endpoints" check perf --load="$load" >"$logs/$system-run$run-$w.txt" 2>&1 ||
+        ctl --endpoints="$endpoints" check perf --load="$load" >"$logs/$system-run$run-$w.txt" 2>&1 ||
             true
-        result=$(tr '\r' '\n' <"$logs/$system-run$run-$w.txt" | grep -oE '(PASS|FAIL)(: .*)?$' || true)
-        rps=$(grep -o 'Throughput is [0-9]*' <<<"$result" | awk '{ print $3 }' || true)
-        slowest=$(grep -o 'Slowest request took [0-9.]*' <<<"$result" | awk '{ print $4 * 1000 }' || true)
+        # "PASS: Throughput is N writes/s" or "FAIL: Throughput too low: N writes/s", and
+        # "[PASS: ]Slowest request took[ too long:] Xs".
+        result=$(tr '\r' '\n' <"$logs/$system-run$run-$w.txt" |
+            grep -oE '(PASS|FAIL|Throughput|Slowest|Stddev).*$' || true)
+        rps=$({ grep -oE 'Throughput (is|too low:) [0-9]+' <<<"$result" || true; } | awk '{ print $NF }')
+        slowest=$({ grep -oE 'Slowest request took( too long:)? [0-9.]+' <<<"$result" || true; } |
+            awk '{ print $NF * 1000 }')
         pass=$(grep -xE 'PASS|FAIL' <<<"$result" | tail -1 || true)
         pass=${pass:-none}
         p99=- errors=0 regr=0
