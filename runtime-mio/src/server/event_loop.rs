@@ -409,7 +409,15 @@ impl Server {
                     }
                     self.purge_behind_markers(durable.seq());
                 }
+                Completion::Rejected { seq, error }
+                    if self.markers.iter().any(|(m, _)| *m == seq) =>
+                {
+                    // A local snapshot's marker lost a race with a newer one: nothing was written.
+                    self.markers.retain(|(m, _)| *m != seq);
+                    eprintln!("tallyd: snapshot marker {seq} not recorded: {error}");
+                }
                 Completion::Rejected { seq, error } => {
+                    // The core's own write refused: core and WAL disagree about the log.
                     return Err(ServerError::WalFailed(format!(
                         "batch {seq} rejected: {error}"
                     )));
@@ -446,6 +454,9 @@ impl Server {
                     }
                     Err(e) => eprintln!("tallyd: compaction at {index} refused: {e}"),
                 },
+                // A snapshot installed from the leader meanwhile supersedes this one.
+                SnapshotDone::Written { index, .. }
+                    if index < self.node.status().snapshot_index() => {}
                 SnapshotDone::Written { index, term } => {
                     match self.wal.try_submit(storage::marker_batch(index, term)) {
                         Ok(seq) => self.markers.push((seq, index)),
