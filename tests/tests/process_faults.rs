@@ -436,3 +436,30 @@ fn the_leader_revokes_expired_leases_and_their_keys() {
     let ttl = c.ok(&all, &["lease", "timetolive", &id]);
     assert!(ttl.contains("already expired"), "{ttl}");
 }
+
+#[test]
+fn a_keep_alive_that_closes_its_side_is_answered_by_followers_too() {
+    use prost::Message as _;
+    use tally_kvstore::proto::{LeaseKeepAliveRequest, LeaseKeepAliveResponse};
+    let Some(mut c) = start(3, false) else { return };
+    let leader = c.wait_leader(Duration::from_secs(5)).expect("leader");
+    let all = endpoints_of(&mut c);
+    let grant = c.ok(&all, &["lease", "grant", "60"]);
+    let id = i64::from_str_radix(grant.split_whitespace().nth(1).expect("lease id"), 16)
+        .expect("hex id");
+    for member in [leader, (leader + 1) % 3] {
+        let request = LeaseKeepAliveRequest { id };
+        let port = c.members[member].client_port;
+        // One message, then END_STREAM: the client has closed its side before the answer.
+        let (status, body) = tally_tests::h2raw::call(
+            port,
+            "/etcdserverpb.Lease/LeaseKeepAlive",
+            &request.encode_to_vec(),
+        )
+        .expect("answer");
+        assert_eq!(status, 0, "member {member}");
+        let response = LeaseKeepAliveResponse::decode(body)
+            .expect("a keep-alive answer before the stream ends");
+        assert_eq!((response.id, response.ttl), (id, 60), "member {member}");
+    }
+}

@@ -76,6 +76,8 @@ pub(super) struct Server {
     pub(super) ready_reads: VecDeque<(u64, Vec<PendingRead>)>,
     pub(super) watch_calls: HashMap<WatchId, CallId>,
     pub(super) conf_waiters: Vec<ConfWaiter>,
+    /// Keep-alive streams whose client closed its side while answers were still pending.
+    pub(super) half_closed: std::collections::HashSet<CallId>,
     /// Messages waiting for send capacity on streaming calls (snapshot downloads).
     pub(super) outbound: HashMap<CallId, VecDeque<Bytes>>,
     next_request_id: u64,
@@ -217,6 +219,7 @@ impl Server {
             ready_reads: VecDeque::new(),
             watch_calls: HashMap::new(),
             conf_waiters: Vec::new(),
+            half_closed: std::collections::HashSet::new(),
             outbound: HashMap::new(),
             next_request_id: (identity.member_id & 0xffff) << 48,
             started: now,

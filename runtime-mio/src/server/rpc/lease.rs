@@ -98,6 +98,7 @@ impl Server {
                 ttl,
             },
         );
+        self.finish_keep_alive_if_done(call);
     }
 
     fn granted_ttl(&mut self, id: i64) -> i64 {

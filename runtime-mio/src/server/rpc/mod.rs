@@ -263,9 +263,15 @@ impl Server {
             return;
         };
         while let Some(message) = queue.pop_front() {
-            if self.clients.send_message(call, message.clone()).is_err() {
-                queue.push_front(message);
-                return;
+            match self.clients.send_message(call, message.clone()) {
+                Ok(()) => {}
+                Err(crate::grpc::CallError::Backpressure { .. }) => {
+                    // `SendReady` resumes this call.
+                    queue.push_front(message);
+                    return;
+                }
+                // The call is gone (finished or cancelled): its messages have nowhere to go.
+                Err(_) => break,
             }
         }
         self.outbound.remove(&call);
@@ -291,15 +297,18 @@ impl Server {
                 ),
             },
             CallEvent::Message { call, message } => self.handle_message(call, message),
-            CallEvent::HalfClosed { call } => {
-                if matches!(
-                    self.calls.get(&call),
-                    Some(CallKind::Watch | CallKind::LeaseKeepAlive)
-                ) {
+            CallEvent::HalfClosed { call } => match self.calls.get(&call) {
+                Some(CallKind::Watch) => {
                     self.close_stream(call);
                     self.clients.finish(call, Status::ok());
                 }
-            }
+                // Keep-alives still travelling through Raft are answered before the stream ends.
+                Some(CallKind::LeaseKeepAlive) => {
+                    self.half_closed.insert(call);
+                    self.finish_keep_alive_if_done(call);
+                }
+                _ => {}
+            },
             CallEvent::Cancelled { call } => self.close_stream(call),
             CallEvent::SendReady { call } => {
                 self.flush_call(call);
@@ -312,7 +321,24 @@ impl Server {
         }
     }
 
+    /// Ends a keep-alive stream whose client has closed its side, once nothing is pending.
+    pub(super) fn finish_keep_alive_if_done(&mut self, call: CallId) {
+        let pending = self
+            .waiters
+            .values()
+            .any(|w| matches!(w, Waiter::KeepAlive { call: c, .. } if *c == call));
+        if pending || !self.half_closed.contains(&call) {
+            return;
+        }
+        self.half_closed.remove(&call);
+        self.flush_call(call);
+        self.outbound.remove(&call);
+        self.calls.remove(&call);
+        self.clients.finish(call, Status::ok());
+    }
+
     fn close_stream(&mut self, call: CallId) {
+        self.half_closed.remove(&call);
         if self.calls.remove(&call) == Some(CallKind::Watch) {
             self.cancel_watches_of(call);
         }
@@ -486,8 +512,9 @@ impl Server {
             Waiter::Kv { call, .. } | Waiter::PhysicalCompaction { call, .. } => {
                 self.reply_error(call, status)
             }
-            // A keep-alive stream stays open; the client retries.
-            Waiter::KeepAlive { .. } => {}
+            // A keep-alive stream stays open and the client retries, unless it has closed its
+            // side and waits only for this answer.
+            Waiter::KeepAlive { call, .. } => self.finish_keep_alive_if_done(call),
         }
     }
 
