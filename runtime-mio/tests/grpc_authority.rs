@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use grpc_common::Pki;
+use grpc_common::{Pki, etcdctl};
 use mio::{Events, Poll, Token, Waker};
 use prost::Message;
 use tally_kvstore::proto::{
@@ -239,23 +239,6 @@ fn grpc_authority_with_scheme_is_served_to_a_raw_client() {
     // Both answered with HEADERS, DATA, trailers: no RST_STREAM (3) and no GOAWAY (7).
     let ok = vec![0x1, 0x0, 0x1];
     assert_eq!(stream_frames(&mut socket), [ok.clone(), ok]);
-}
-
-fn etcdctl() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join("etcdctl"))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-        assert!(
-            !ci,
-            "etcdctl is missing under CI=true: install Debian's etcd-client"
-        );
-        eprintln!("skipping: etcdctl not found (apt-get install etcd-client)");
-    }
-    found
 }
 
 fn etcdctl_run(etcdctl: &PathBuf, endpoint: &str, extra: &[String], args: &[&str]) -> String {

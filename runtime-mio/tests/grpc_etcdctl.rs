@@ -11,25 +11,8 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use grpc_common::{Pki, ServerHandle, spawn_server};
+use grpc_common::{Pki, ServerHandle, etcdctl, spawn_server};
 use tally_runtime_mio::grpc::{GrpcConfig, tls};
-
-fn etcdctl() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join("etcdctl"))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-        assert!(
-            !ci,
-            "etcdctl is missing under CI=true: install Debian's etcd-client"
-        );
-        eprintln!("skipping: etcdctl not found (apt-get install etcd-client)");
-    }
-    found
-}
 
 fn run(
     etcdctl: &PathBuf,

@@ -30,6 +30,31 @@ fn start_with(size: usize, options: Options) -> Option<ProcCluster> {
     Some(cluster)
 }
 
+/// Reads `key` from one member's own state (serializable) until it is `expected` or `timeout`
+/// passes; returns the last value read, with its newline.
+fn wait_local_value(
+    c: &ProcCluster,
+    endpoint: &str,
+    key: &str,
+    expected: &str,
+    timeout: Duration,
+) -> String {
+    let deadline = Instant::now() + timeout;
+    let want = format!("{expected}\n");
+    loop {
+        let output = c.etcdctl(
+            endpoint,
+            &["get", key, "--consistency=s", "--print-value-only"],
+            None,
+        );
+        let seen = String::from_utf8_lossy(&output.stdout).into_owned();
+        if seen == want || Instant::now() >= deadline {
+            return seen;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn endpoints_of(c: &mut ProcCluster) -> String {
     let live = c.live();
     c.endpoints(&live)
@@ -79,18 +104,13 @@ fn killing_the_leader_elects_a_new_one_and_loses_nothing() {
     }
     c.restart(leader);
     assert!(c.wait_leader(Duration::from_secs(10)).is_some());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline
-        && c.etcdctl(
-            &c.endpoint(leader),
-            &["get", "after", "--consistency=s", "--print-value-only"],
-            None,
-        )
-        .stdout
-            != b"kill\n"
-    {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_local_value(
+        &c,
+        &c.endpoint(leader),
+        "after",
+        "kill",
+        Duration::from_secs(10),
+    );
     assert_eq!(
         get(&c, &c.endpoint(leader), "after"),
         "kill",
@@ -220,10 +240,13 @@ fn a_partitioned_minority_leader_steps_down_and_the_majority_takes_writes() {
     );
     c.control.heal();
     assert!(c.wait_leader(Duration::from_secs(15)).is_some());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline && get(&c, &c.endpoint(leader), "partitioned") != "majority" {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_local_value(
+        &c,
+        &c.endpoint(leader),
+        "partitioned",
+        "majority",
+        Duration::from_secs(10),
+    );
     assert_eq!(get(&c, &c.endpoint(leader), "partitioned"), "majority");
 }
 
@@ -371,20 +394,7 @@ fn snapshots_compact_the_log_and_a_lagging_member_catches_up_from_one() {
     );
     c.restart(lagging);
     let endpoint = c.endpoint(lagging);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut seen = String::new();
-    while Instant::now() < deadline {
-        let output = c.etcdctl(
-            &endpoint,
-            &["get", "s199", "--consistency=s", "--print-value-only"],
-            None,
-        );
-        seen = String::from_utf8_lossy(&output.stdout).into_owned();
-        if seen == "199\n" {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let seen = wait_local_value(&c, &endpoint, "s199", "199", Duration::from_secs(20));
     assert_eq!(seen, "199\n", "the lagging member caught up\n{}", c.logs());
     assert!(
         c.members[lagging].log_text().contains("installed snapshot"),

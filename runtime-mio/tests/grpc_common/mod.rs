@@ -354,3 +354,22 @@ impl Drop for Pki {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// Debian's `etcdctl`, if installed. Under `CI=true` a missing one fails the test; elsewhere
+/// the caller skips.
+pub fn etcdctl() -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("etcdctl"))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+        assert!(
+            !ci,
+            "etcdctl is missing under CI=true: install Debian's etcd-client"
+        );
+        eprintln!("skipping: etcdctl not found (apt-get install etcd-client)");
+    }
+    found
+}
