@@ -1,6 +1,6 @@
 //! tally-kvstore: put throughput; ranges of 1, 100 and 10,000 keys (by prefix) at 1M keys; watch
 //! fan-out to 1,000 watchers; memory per key at 1M keys (32-byte keys, 256-byte values); and
-//! the longest apply / compaction step at 1M keys.
+//! the longest apply / compaction step, the snapshot copy and a delete of every key, at 1M keys.
 //!
 //! Run: `cargo bench -p tally-benches --bench kvstore -- --measurement-time 3`
 
@@ -14,7 +14,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput};
-use tally_kvstore::proto::{CompactionRequest, PutRequest, RangeRequest, WatchCreateRequest};
+use tally_kvstore::proto::{
+    CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest, WatchCreateRequest,
+};
 use tally_kvstore::{KvConfig, KvStore, prefix_range_end};
 
 struct Counting;
@@ -120,10 +122,24 @@ fn report_memory_and_stalls() -> KvStore {
         total
     );
     let t = Instant::now();
-    let copy = kv.snapshot_copy();
+    let mut copy = kv.snapshot_copy();
     let copy_time = t.elapsed();
-    drop(copy);
     println!("kvstore snapshot_copy at {KEYS} keys (on the apply thread): {copy_time:?}");
+    // The one apply that touches every key: check perf ends with such a delete of its prefix.
+    let t = Instant::now();
+    let deleted = copy
+        .delete_range(&DeleteRangeRequest {
+            key: Bytes::from_static(b"k"),
+            range_end: prefix_range_end(b"k"),
+            ..DeleteRangeRequest::default()
+        })
+        .expect("delete_range")
+        .deleted;
+    println!(
+        "kvstore delete_range of {deleted} keys in one apply: {:?}",
+        t.elapsed()
+    );
+    drop(copy);
     let t = Instant::now();
     let mut bytes = CountingSink(0);
     kv.snapshot(&mut bytes).expect("snapshot");

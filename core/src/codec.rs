@@ -348,7 +348,10 @@ impl Reader<'_> {
             let kind_byte = self.u8()?;
             let kind =
                 EntryKind::from_u8(kind_byte).ok_or(DecodeError::UnknownEntryKind(kind_byte))?;
-            let data = self.bytes()?;
+            // Each entry gets its own allocation instead of a slice of the message: a state
+            // machine that keeps entry bytes (the kvstore keeps values by reference) would
+            // otherwise pin whole receive buffers, long after most of their entries are gone.
+            let data = Bytes::copy_from_slice(&self.bytes()?);
             entries.push(Entry::new(index, term, kind, data));
         }
         Ok(entries)

@@ -134,6 +134,11 @@ impl Lessor {
         lease.keys.insert(key);
     }
 
+    /// Whether any lease exists: without one, no key can be attached to a lease.
+    pub(crate) fn has_leases(&self) -> bool {
+        !self.leases.is_empty()
+    }
+
     pub(crate) fn detach(&mut self, id: i64, key: &Bytes) {
         if let Some(lease) = self.leases.get_mut(&id) {
             lease.keys.remove(key);

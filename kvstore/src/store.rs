@@ -89,7 +89,10 @@ impl KvStore {
     /// Applies one committed entry: `request_bytes` is an encoded [`InternalRequest`] (empty bytes
     /// are a no-op). A decoding failure or a stale index yields an error outcome and changes
     /// nothing, identically on every replica.
-    pub fn apply(&mut self, raft_index: u64, request_bytes: &[u8]) -> ApplyOutcome {
+    ///
+    /// Given the entry as `Bytes`, the stored keys and values point into it rather than being
+    /// copied, so the Raft log's copy of an entry and the store's share one allocation.
+    pub fn apply(&mut self, raft_index: u64, request_bytes: impl bytes::Buf) -> ApplyOutcome {
         if raft_index <= self.applied_index {
             let err = KvError::StaleIndex {
                 index: raft_index,
@@ -234,7 +237,7 @@ impl KvStore {
         let keys = self.lessor.keys_of(req.id)?;
         let ((), rev) = self.write(|tx| {
             for k in &keys {
-                tx.delete_range(k, &RangeEnd::Single);
+                tx.delete_range(k, &RangeEnd::Single, false);
             }
         });
         self.lessor.revoke(req.id)?;

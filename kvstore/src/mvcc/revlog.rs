@@ -4,8 +4,13 @@
 //! `BTreeMap` fed keys in ascending order leaves its nodes about half empty, which costs close
 //! to a hundred bytes per record. Compaction punches holes, squeezed out once a chunk is mostly
 //! empty; an empty chunk is dropped.
+//!
+//! Chunks are shared (`Arc`) and copied on write, so cloning the log for a snapshot costs one
+//! reference count per chunk rather than a copy of every record: only the chunk still being
+//! appended to, and chunks that compaction edits, are ever copied afterwards.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use super::revision::Revision;
 use crate::proto::KeyValue;
@@ -49,7 +54,7 @@ impl Chunk {
 
 #[derive(Clone, Debug, Default)]
 pub(crate) struct RevLog {
-    chunks: VecDeque<Chunk>,
+    chunks: VecDeque<Arc<Chunk>>,
     len: usize,
     top: Option<Revision>,
 }
@@ -69,13 +74,14 @@ impl RevLog {
         self.len += 1;
         if let Some(c) = self.chunks.back_mut() {
             if c.revs.len() < CHUNK_ENTRIES {
+                let c = Arc::make_mut(c);
                 c.revs.push(rev);
                 c.kvs.push(Some(kv));
                 c.live += 1;
                 return;
             }
         }
-        self.chunks.push_back(Chunk::new(rev, kv));
+        self.chunks.push_back(Arc::new(Chunk::new(rev, kv)));
     }
 
     /// The chunk that would hold `rev`: the last one starting at or below it.
@@ -97,7 +103,8 @@ impl RevLog {
 
     pub(crate) fn remove(&mut self, rev: &Revision) -> Option<KeyValue> {
         let (ci, i) = self.find(*rev)?;
-        let c = &mut self.chunks[ci];
+        self.chunks[ci].kvs[i].as_ref()?;
+        let c = Arc::make_mut(&mut self.chunks[ci]);
         let kv = c.kvs[i].take()?;
         c.live -= 1;
         self.len -= 1;
@@ -174,5 +181,30 @@ mod tests {
             assert_eq!(log.get(r), Some(v));
         }
         assert_eq!(log.get(&Revision::new(2, 0)), None);
+    }
+
+    #[test]
+    fn a_clone_shares_chunks_and_never_sees_later_writes() {
+        let mut log = RevLog::new();
+        for m in 1..3_000i64 {
+            log.insert(Revision::new(m, 0), kv(m));
+        }
+        let copy = log.clone();
+        assert!(
+            log.chunks
+                .iter()
+                .zip(&copy.chunks)
+                .all(|(a, b)| Arc::ptr_eq(a, b)),
+            "a clone copies no records"
+        );
+        log.insert(Revision::new(3_000, 0), kv(3_000));
+        for m in 1..1_500i64 {
+            log.remove(&Revision::new(m, 0));
+        }
+        assert_eq!(copy.len(), 2_999);
+        assert_eq!(copy.get(&Revision::new(1, 0)), Some(&kv(1)));
+        assert_eq!(copy.get(&Revision::new(3_000, 0)), None);
+        assert_eq!(log.get(&Revision::new(1, 0)), None);
+        assert_eq!(log.len(), 1_501);
     }
 }

@@ -261,11 +261,11 @@ pub(crate) fn exec_put(tx: &mut WriteTxn<'_>, p: &PutRequest) -> PutResponse {
 }
 
 pub(crate) fn exec_delete(tx: &mut WriteTxn<'_>, d: &DeleteRangeRequest) -> DeleteRangeResponse {
-    let deleted = tx.delete_range(&d.key, &RangeEnd::from_wire(&d.range_end));
+    let (count, prev_kvs) = tx.delete_range(&d.key, &RangeEnd::from_wire(&d.range_end), d.prev_kv);
     DeleteRangeResponse {
         header: header(tx.read_rev()),
-        deleted: deleted.len() as i64,
-        prev_kvs: if d.prev_kv { deleted } else { Vec::new() },
+        deleted: count as i64,
+        prev_kvs,
     }
 }
 

@@ -93,7 +93,7 @@ impl Harness {
             request: Some(req),
         }
         .encode_to_vec();
-        let out = self.store.apply(self.index, &bytes);
+        let out = self.store.apply(self.index, &bytes[..]);
         assert_eq!(out.request_id(), self.index * 7);
         out.into_result()
     }
@@ -207,7 +207,7 @@ impl Harness {
                 let before = self.store.hash();
                 let applied = self.store.applied_index();
                 self.index += 1;
-                let out = self.store.apply(self.index, bytes);
+                let out = self.store.apply(self.index, bytes.as_slice());
                 if matches!(out.result(), Err(KvError::Decode(_))) {
                     check!(
                         self.store.hash() == before,

@@ -100,8 +100,8 @@ fn prop(data: Vec<u8>) -> TestResult {
     for (i, e) in log.iter().enumerate() {
         let index = i as u64 + 1;
         fast.set_now_ms(index * 10);
-        let a = fast.apply(index, e);
-        let b = lazy.apply(index, e);
+        let a = fast.apply(index, &e[..]);
+        let b = lazy.apply(index, &e[..]);
         if a != b {
             return TestResult::error(format!("entry {i}: {a:?} != {b:?}"));
         }

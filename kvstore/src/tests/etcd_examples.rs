@@ -539,7 +539,7 @@ fn apply_decodes_requests_and_survives_garbage() {
     };
     let out = kv.apply(
         1,
-        &enc(
+        &*enc(
             42,
             Request::Put(PutRequest {
                 key: b("k"),
@@ -551,16 +551,19 @@ fn apply_decodes_requests_and_survives_garbage() {
     assert_eq!(out.request_id(), 42);
     assert!(matches!(out.result(), Ok(ApplyResponse::Put(_))));
     let before = kv.hash();
-    let bad = kv.apply(2, &[0xff, 0xff, 0xff]);
+    let bad = kv.apply(2, &[0xff_u8, 0xff, 0xff][..]);
     assert!(matches!(bad.result(), Err(KvError::Decode(_))));
     assert_eq!((kv.hash(), kv.applied_index()), (before, 1));
-    let stale = kv.apply(1, &[]);
+    let stale = kv.apply(1, &[0_u8; 0][..]);
     assert!(matches!(stale.result(), Err(KvError::StaleIndex { .. })));
-    assert!(matches!(kv.apply(2, &[]).result(), Ok(ApplyResponse::Noop)));
+    assert!(matches!(
+        kv.apply(2, &[0_u8; 0][..]).result(),
+        Ok(ApplyResponse::Noop)
+    ));
     assert_eq!(kv.applied_index(), 2);
     let c = kv.apply(
         3,
-        &enc(
+        &*enc(
             7,
             Request::Compaction(CompactionRequest {
                 revision: 2,

@@ -25,7 +25,7 @@ fn revoke_through_apply(kv: &mut KvStore, index: u64, id: i64) -> i64 {
         request: Some(Request::LeaseRevoke(LeaseRevokeRequest { id })),
     }
     .encode_to_vec();
-    match kv.apply(index, &bytes).into_result() {
+    match kv.apply(index, &bytes[..]).into_result() {
         Ok(ApplyResponse::LeaseRevoke(r)) => r.header.unwrap().revision,
         other => panic!("{other:?}"),
     }
