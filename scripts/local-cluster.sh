@@ -18,7 +18,7 @@ for i in 1 2 3; do
         --listen-client-urls "http://127.0.0.1:$c" --advertise-client-urls "http://127.0.0.1:$c" \
         --listen-peer-urls "http://127.0.0.1:$p" --initial-advertise-peer-urls "http://127.0.0.1:$p" \
         --initial-cluster-token tally-local --initial-cluster "$cluster" --initial-cluster-state new \
-        2>&1 | sed "s/^/infra$i | /" &
+        2>&1 | sed -u "s/^/infra$i | /" &
     pids+=($!)
 done
 echo "tally: 3 members up; try: ETCDCTL_API=3 etcdctl --endpoints=127.0.0.1:2379,127.0.0.1:22379,127.0.0.1:32379 endpoint status -w table"

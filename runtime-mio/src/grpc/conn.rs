@@ -15,7 +15,7 @@ use http::{Method, Request, StatusCode};
 use super::call::{Call, CallDrive, refuse};
 use super::config::GrpcConfig;
 use super::events::{CallEvent, CallId, Events, HttpRequestId};
-use super::h2io::{ConnIo, ConnWaker};
+use super::h2io::{ConnIo, ConnWaker, Readiness};
 use super::http1::{H2_PREFACE, Http1Conn, Http1Step, Sniffed, sniff};
 use super::status::{Code, Status};
 use super::tls::{ALPN_H2, ALPN_HTTP1};
@@ -64,6 +64,7 @@ pub(crate) struct Conn {
     peer: SocketAddr,
     wake: Arc<ConnWaker>,
     waker: Waker,
+    readiness: Arc<Readiness>,
     phase: Phase,
     calls: HashMap<u64, Call>,
     /// Already listed in `Events::stalled`.
@@ -80,6 +81,7 @@ impl Conn {
             peer,
             wake,
             waker,
+            readiness: io.readiness(),
             phase: Phase::Sniff {
                 io,
                 buf: Vec::with_capacity(H2_PREFACE.len()),
@@ -88,6 +90,11 @@ impl Conn {
             stalled: false,
             setup_ticks: 0,
         }
+    }
+
+    /// Records what mio reported for the socket, before the drive that follows.
+    pub(crate) fn on_socket_event(&self, readable: bool, writable: bool) {
+        self.readiness.mark(readable, writable);
     }
 
     /// Queues the connection for the next drain (and wakes the loop if none is running).

@@ -6,6 +6,11 @@
 //! when the socket is ready. Wakes from inside h2 (a stream got data, send capacity came back)
 //! go through [`ConnWaker`].
 //!
+//! h2 reads its socket on every poll, and a connection is polled for each response it sends,
+//! so without care most reads end in `EAGAIN` (three of four under `check perf`). [`Readiness`]
+//! remembers, as tokio does, that a read or write found the socket drained or full, and answers
+//! `WouldBlock` without a system call until mio reports the socket ready again.
+//!
 //! Once a connection is HTTP/2, h2's reads go through an [`AuthorityFilter`] (see
 //! `authority.rs`); the sniffing and HTTP/1 paths read the socket directly.
 
@@ -22,10 +27,93 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::authority::{AuthorityFilter, FilterLimits};
 
+/// Whether the socket may have bytes to read or room to write. Cleared when a read or write
+/// comes back short or would block (edge-triggered epoll then reports the next arrival or
+/// room), set by the connection's mio events. Shared with the connection because h2 owns the
+/// `ConnIo` once the connection speaks HTTP/2.
+#[derive(Debug)]
+pub(crate) struct Readiness {
+    readable: AtomicBool,
+    writable: AtomicBool,
+}
+
+impl Readiness {
+    fn new() -> Readiness {
+        Readiness {
+            readable: AtomicBool::new(true),
+            writable: AtomicBool::new(true),
+        }
+    }
+
+    /// Records a mio event for the socket.
+    pub(crate) fn mark(&self, readable: bool, writable: bool) {
+        if readable {
+            self.readable.store(true, Ordering::Relaxed);
+        }
+        if writable {
+            self.writable.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn read(&self, stream: &mut TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+        if !self.readable.load(Ordering::Relaxed) {
+            return Err(would_block());
+        }
+        let read = retry_interrupted(|| stream.read(buf));
+        if drained(&read, buf.len()) {
+            self.readable.store(false, Ordering::Relaxed);
+        }
+        read
+    }
+
+    fn write(&self, stream: &mut TcpStream, buf: &[u8]) -> io::Result<usize> {
+        if !self.writable.load(Ordering::Relaxed) {
+            return Err(would_block());
+        }
+        let written = retry_interrupted(|| stream.write(buf));
+        if drained(&written, buf.len()) {
+            self.writable.store(false, Ordering::Relaxed);
+        }
+        written
+    }
+}
+
+/// Whether a read or write of `wanted` bytes shows the socket empty (or full): it would block,
+/// or moved some bytes but fewer than asked. Zero bytes is the end of the stream, which stays.
+fn drained(result: &io::Result<usize>, wanted: usize) -> bool {
+    match result {
+        Ok(n) => *n > 0 && *n < wanted,
+        Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+    }
+}
+
+/// The socket seen through [`Readiness`], for rustls's `read_tls` and `write_tls`.
+struct Tracked<'a> {
+    stream: &'a mut TcpStream,
+    readiness: &'a Readiness,
+}
+
+impl Read for Tracked<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.readiness.read(self.stream, buf)
+    }
+}
+
+impl Write for Tracked<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.readiness.write(self.stream, buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A client socket, maybe under TLS, with the sniffed first bytes put back in front.
 #[derive(Debug)]
 pub(crate) struct ConnIo {
     stream: TcpStream,
+    readiness: Arc<Readiness>,
     tls: Option<Box<ServerConnection>>,
     replay: Bytes,
     /// Set once the connection speaks HTTP/2: rewrites what h2 reads.
@@ -40,10 +128,15 @@ impl ConnIo {
     pub(crate) fn new(stream: TcpStream, tls: Option<Box<ServerConnection>>) -> ConnIo {
         ConnIo {
             stream,
+            readiness: Arc::new(Readiness::new()),
             tls,
             replay: Bytes::new(),
             h2_filter: None,
         }
+    }
+
+    pub(crate) fn readiness(&self) -> Arc<Readiness> {
+        Arc::clone(&self.readiness)
     }
 
     /// Gives `bytes` back to the next reads, ahead of the socket.
@@ -81,7 +174,11 @@ impl ConnIo {
             return Ok(n);
         }
         let Some(tls) = self.tls.as_deref_mut() else {
-            return retry_interrupted(|| self.stream.read(buf));
+            return self.readiness.read(&mut self.stream, buf);
+        };
+        let mut socket = Tracked {
+            stream: &mut self.stream,
+            readiness: &self.readiness,
         };
         loop {
             match tls.reader().read(buf) {
@@ -89,42 +186,50 @@ impl ConnIo {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
             }
-            match retry_interrupted(|| tls.read_tls(&mut self.stream)) {
+            match retry_interrupted(|| tls.read_tls(&mut socket)) {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    flush_tls(tls, &mut self.stream).or_else(ignore_would_block)?;
+                    flush_tls(tls, &mut socket).or_else(ignore_would_block)?;
                     return Err(e);
                 }
                 Err(e) => return Err(e),
             }
             if let Err(e) = tls.process_new_packets() {
                 // Tell the peer why (the alert is queued), then give up on the connection.
-                let _ = flush_tls(tls, &mut self.stream);
+                let _ = flush_tls(tls, &mut socket);
                 return Err(io::Error::new(io::ErrorKind::InvalidData, e));
             }
             // Handshake replies and key updates.
-            flush_tls(tls, &mut self.stream).or_else(ignore_would_block)?;
+            flush_tls(tls, &mut socket).or_else(ignore_would_block)?;
         }
     }
 
     /// Writes (or, under TLS, encrypts and queues) some of `buf`.
     pub(crate) fn write_some(&mut self, buf: &[u8]) -> io::Result<usize> {
         let Some(tls) = self.tls.as_deref_mut() else {
-            return retry_interrupted(|| self.stream.write(buf));
+            return self.readiness.write(&mut self.stream, buf);
         };
-        flush_tls(tls, &mut self.stream).or_else(ignore_would_block)?;
+        let mut socket = Tracked {
+            stream: &mut self.stream,
+            readiness: &self.readiness,
+        };
+        flush_tls(tls, &mut socket).or_else(ignore_would_block)?;
         let n = tls.writer().write(buf)?;
         if n == 0 && !buf.is_empty() {
             return Err(would_block());
         }
-        flush_tls(tls, &mut self.stream).or_else(ignore_would_block)?;
+        flush_tls(tls, &mut socket).or_else(ignore_would_block)?;
         Ok(n)
     }
 
     /// Pushes queued TLS records to the socket.
     pub(crate) fn flush_out(&mut self) -> io::Result<()> {
+        let mut socket = Tracked {
+            stream: &mut self.stream,
+            readiness: &self.readiness,
+        };
         match self.tls.as_deref_mut() {
-            Some(tls) => flush_tls(tls, &mut self.stream),
+            Some(tls) => flush_tls(tls, &mut socket),
             None => Ok(()),
         }
     }
@@ -132,7 +237,11 @@ impl ConnIo {
     pub(crate) fn shutdown(&mut self) -> io::Result<()> {
         if let Some(tls) = self.tls.as_deref_mut() {
             tls.send_close_notify();
-            flush_tls(tls, &mut self.stream)?;
+            let mut socket = Tracked {
+                stream: &mut self.stream,
+                readiness: &self.readiness,
+            };
+            flush_tls(tls, &mut socket)?;
         }
         self.stream.shutdown(std::net::Shutdown::Write)
     }
@@ -155,7 +264,7 @@ fn retry_interrupted<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
     }
 }
 
-fn flush_tls(tls: &mut ServerConnection, stream: &mut TcpStream) -> io::Result<()> {
+fn flush_tls(tls: &mut ServerConnection, stream: &mut Tracked<'_>) -> io::Result<()> {
     while tls.wants_write() {
         retry_interrupted(|| tls.write_tls(stream))?;
     }

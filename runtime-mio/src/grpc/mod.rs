@@ -19,6 +19,10 @@
 //!    `flush` the bytes go out one loop turn later (in `on_wake`). `flush` writes them now, and
 //!    fires the waker if it left events for `poll_call`.
 //!
+//!    A loop that always flushes may call [`GrpcServer::begin_turn`] at the start of each turn:
+//!    until that turn's `flush`, queuing fires no waker (a waker write per response, and the
+//!    empty loop turn it causes, are most of what a small response costs beyond its own write).
+//!
 //! 5. Optionally call [`GrpcServer::tick`] on every loop tick, so connections that never get
 //!    to a request (a silent socket, a stalled TLS handshake) are closed.
 //!
@@ -81,6 +85,8 @@ pub struct GrpcServer {
     open_conns: usize,
     wake: Arc<WakeQueue>,
     woken: Vec<usize>,
+    /// Between `begin_turn` and `flush`: the loop will flush, so queuing needs no waker.
+    turn_open: bool,
     events: Events,
     config: GrpcConfig,
     h2: h2::server::Builder,
@@ -124,6 +130,7 @@ impl GrpcServer {
             open_conns: 0,
             wake: Arc::new(WakeQueue::new(waker)),
             woken: Vec::new(),
+            turn_open: false,
             events: Events::new(
                 config.pending_events_max(),
                 config.pending_event_bytes_max(),
@@ -156,6 +163,11 @@ impl GrpcServer {
         if token == self.token_base {
             self.accept(registry);
         } else if let Some(slot) = token.checked_sub(self.token_base + 1) {
+            // Errors and hang-ups count as both: the next read or write reports them.
+            let failed = event.is_error() || event.is_read_closed() || event.is_write_closed();
+            if let Some(conn) = self.conn_mut(slot) {
+                conn.on_socket_event(event.is_readable() || failed, event.is_writable() || failed);
+            }
             self.drive(slot);
         }
         self.drain();
@@ -166,8 +178,15 @@ impl GrpcServer {
         self.drain();
     }
 
+    /// Promises a [`flush`](Self::flush) before the loop polls again; see the module docs.
+    pub fn begin_turn(&mut self) {
+        self.turn_open = true;
+        self.wake.begin_drain();
+    }
+
     /// Writes what `send_message`, `finish` and `respond_http` queued; see the module docs.
     pub fn flush(&mut self, _registry: &mio::Registry) {
+        self.turn_open = false;
         self.drain();
         if !self.events.is_empty() {
             // Wake the loop so it comes back for them instead of blocking.
@@ -346,6 +365,8 @@ impl GrpcServer {
             self.woken = woken;
         }
         // Slots still queued (rounds ran out) make end_drain wake the loop to come back.
-        self.wake.end_drain();
+        if !self.turn_open {
+            self.wake.end_drain();
+        }
     }
 }

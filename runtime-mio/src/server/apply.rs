@@ -41,7 +41,7 @@ impl Server {
                 self.answer_conf_waiters(member.id);
             }
             Payload::Kv(request) => {
-                let outcome = self.kv.apply(entry.index(), &request);
+                let outcome = self.kv.apply(entry.index(), request);
                 self.metrics.proposals_applied += 1;
                 self.metrics.proposals_committed += 1;
                 if let Some(waiter) = self.waiters.remove(&outcome.request_id()) {
@@ -143,6 +143,9 @@ impl Server {
             }
         }
         self.members = members;
+        self.snapshot_pacing.on_snapshot_started();
+        self.snapshot_pacing
+            .on_snapshot_bytes(snapshot.data().len() as u64);
         eprintln!(
             "tallyd: installed snapshot at index {}",
             snapshot.meta().index()

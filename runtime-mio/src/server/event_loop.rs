@@ -14,7 +14,7 @@ use super::flags::Flags;
 use super::members::Members;
 use super::metrics::Metrics;
 use super::rpc::{CallKind, ConfWaiter, PendingRead, Waiter};
-use super::snapshots::{SnapshotDone, SnapshotJob, SnapshotWorker};
+use super::snapshots::{SnapshotDone, SnapshotJob, SnapshotPacing, SnapshotWorker};
 use super::startup::{Identity, Recovered, ServerError, io_error};
 use super::storage;
 use crate::grpc::{CallEvent, CallId, GrpcConfig, GrpcServer};
@@ -66,6 +66,7 @@ pub(super) struct Server {
     snapshot_worker: SnapshotWorker,
     /// The core asked for a snapshot that could not be started yet.
     snapshot_wanted: bool,
+    pub(super) snapshot_pacing: SnapshotPacing,
     pub(super) peers: PeerTransport,
     pub(super) clients: GrpcServer,
     metrics_http: Option<GrpcServer>,
@@ -209,6 +210,7 @@ impl Server {
             snapshots,
             snapshot_worker,
             snapshot_wanted: false,
+            snapshot_pacing: SnapshotPacing::default(),
             peers,
             clients,
             metrics_http,
@@ -261,6 +263,7 @@ impl Server {
     fn turn(&mut self, events: &Events) -> Result<(), ServerError> {
         let now = Instant::now();
         let mut phases = Phases::new(now);
+        self.clients.begin_turn();
         for event in events {
             let token = event.token();
             if self.peers.owns(token) {
@@ -447,20 +450,15 @@ impl Server {
     fn drain_snapshot_writer(&mut self) {
         while let Some(done) = self.snapshot_worker.poll() {
             match done {
-                SnapshotDone::Serialized { index, data } => match self.node.compact(index, data) {
-                    Ok(snapshot) => {
-                        if !self.snapshot_worker.submit(SnapshotJob::Write(snapshot)) {
-                            eprintln!(
-                                "tallyd: snapshot worker busy; snapshot {index} kept in memory only"
-                            );
-                        }
-                    }
-                    Err(e) => eprintln!("tallyd: compaction at {index} refused: {e}"),
-                },
+                SnapshotDone::Serialized { index, data } => {
+                    self.snapshot_pacing.on_snapshot_bytes(data.len() as u64);
+                    self.compact_to(index, data);
+                }
                 // A snapshot installed from the leader meanwhile supersedes this one.
                 SnapshotDone::Written { index, .. }
                     if index < self.node.status().snapshot_index() => {}
                 SnapshotDone::Written { index, term } => {
+                    eprintln!("tallyd: saved snapshot at index {index}");
                     match self.wal.try_submit(storage::marker_batch(index, term)) {
                         Ok(seq) => self.markers.push((seq, index)),
                         Err(e) => {
@@ -473,6 +471,17 @@ impl Server {
                     self.snapshot_wanted = true;
                 }
             }
+        }
+    }
+
+    fn compact_to(&mut self, index: u64, data: Bytes) {
+        match self.node.compact(index, data) {
+            Ok(snapshot) => {
+                if !self.snapshot_worker.submit(SnapshotJob::Write(snapshot)) {
+                    eprintln!("tallyd: snapshot worker busy; snapshot {index} kept in memory only");
+                }
+            }
+            Err(e) => eprintln!("tallyd: compaction at {index} refused: {e}"),
         }
     }
 
@@ -513,6 +522,8 @@ impl Server {
 
     fn submit_persist(&mut self, persist: tally_core::Persist) -> Result<(), ServerError> {
         let (index, term) = (persist.last_index(), persist.last_term());
+        let logged: usize = persist.entries().iter().map(|e| e.data().len()).sum();
+        self.snapshot_pacing.on_logged(logged as u64);
         let batch = storage::to_batch(persist, &self.snapshots)?;
         self.persist_backlog = Some((batch, index, term));
         self.retry_persist_backlog()
@@ -545,6 +556,11 @@ impl Server {
     /// Hands a copy of the store at `index` to the snapshot worker; the loop keeps applying.
     /// A busy worker leaves the snapshot wanted, to be taken at a later applied index.
     fn take_snapshot(&mut self, index: u64) {
+        if !self.snapshot_pacing.due() {
+            self.snapshot_wanted = true;
+            return;
+        }
+        self.snapshot_pacing.on_snapshot_started();
         let job = SnapshotJob::Serialize {
             index,
             kv: Box::new(self.kv.snapshot_copy()),
@@ -625,7 +641,7 @@ impl Server {
     /// Work between applies: watch delivery, bounded compaction and watcher catch-up, and
     /// reads whose index is now applied.
     fn after_apply(&mut self) {
-        if self.snapshot_wanted {
+        if self.snapshot_wanted && self.snapshot_pacing.due() {
             let applied = self.node.status().applied();
             self.take_snapshot(applied);
         }

@@ -127,7 +127,9 @@ pub const USAGE: &str = "usage: tallyd [flags]   (etcd's flag names; --flag valu
   --peer-cert-file, --peer-key-file, --peer-trusted-ca-file, --peer-client-cert-auth   peer TLS
   --heartbeat-interval MS             (default 100)
   --election-timeout MS               (default 1000)
-  --snapshot-count N                  applied entries between snapshots (default 100000)
+  --snapshot-count N                  applied entries between snapshots (default 100000);
+                                      a snapshot also waits until the log written since the
+                                      last one is as large as that snapshot
   --max-request-bytes N               (default 1572864)
   --restore-snapshot FILE             seed a new data dir from an `etcdctl snapshot save` file";
 
