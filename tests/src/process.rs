@@ -6,6 +6,7 @@
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::proxy::{PeerProxy, ProxyControl};
@@ -56,11 +57,27 @@ pub fn etcdctl_available() -> bool {
     found
 }
 
+/// A port for a test member to listen on.
+///
+/// Ports come from below Linux's ephemeral range (32768 and up by default): a port the kernel
+/// handed out for `bind(0)` is free to become the source port of any outgoing connection (the
+/// tests make thousands) between this check and the member's own bind, which failed a run with
+/// "Address already in use". Below the range, only another listener can take it.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    const FIRST: u16 = 20_000;
+    const COUNT: u16 = 12_000;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    // Different test processes start at different places, so concurrent runs rarely probe the
+    // same ports.
+    let offset = (std::process::id() % u32::from(COUNT)) as u16;
+    for _ in 0..COUNT {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = FIRST + (offset.wrapping_add(n.wrapping_mul(7)) % COUNT);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {FIRST}..{}", FIRST + COUNT);
 }
 
 /// A scratch directory removed on drop.
