@@ -30,7 +30,10 @@
 //!      committed and durable on this node.
 //!    - [`Action::ReadReady`]: serve the read once you have applied `index`.
 //!    - [`Action::RequestSnapshot`]: snapshot the state machine at `index` and call
-//!      [`Node::compact`].
+//!      [`Node::compact`]. Once the snapshot is stored, you may call
+//!      [`Node::release_snapshot_data`] so the core does not keep its bytes in memory; a
+//!      `Send` of it then carries none ([`Message::needs_snapshot_data`]) and you put them
+//!      back with [`Message::with_snapshot_data`] before encoding it.
 //! 5. Go back to 2.
 //!
 //! Membership changes take effect when applied (see [`Node::propose_conf_change`]).

@@ -9,6 +9,8 @@
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
+use bytes::Bytes;
+
 use crate::types::{Entry, Snapshot};
 
 #[derive(Debug)]
@@ -291,6 +293,14 @@ impl RaftLog {
     pub(crate) fn applied_to(&mut self, index: u64) {
         assert!(index <= self.committed && index >= self.applied);
         self.applied = index;
+    }
+
+    pub(crate) fn release_snapshot_data(&mut self, index: u64) -> bool {
+        if index == 0 || self.snapshot.meta().index() != index {
+            return false;
+        }
+        self.snapshot = Snapshot::new(self.snapshot.meta().clone(), Bytes::new());
+        true
     }
 
     /// Replaces the snapshot with a newer local one and drops entries up to `keep_after`.

@@ -3,6 +3,8 @@
 
 use alloc::vec::Vec;
 
+use bytes::Bytes;
+
 use crate::types::{Entry, NodeId, Snapshot};
 
 /// One Raft message.
@@ -135,6 +137,23 @@ impl Message {
             Body::Append { entries, .. } | Body::Propose { entries } => entries,
             _ => &[],
         }
+    }
+
+    /// Whether this is a snapshot message whose bytes were released with
+    /// [`Node::release_snapshot_data`](crate::Node::release_snapshot_data): the caller must put
+    /// them back with [`with_snapshot_data`](Self::with_snapshot_data) before sending it.
+    pub fn needs_snapshot_data(&self) -> bool {
+        matches!(&self.body, Body::Snapshot { snapshot }
+            if snapshot.data().is_empty() && snapshot.meta().index() > 0)
+    }
+
+    /// The message with its snapshot's bytes set to `data`; other messages are unchanged.
+    #[must_use]
+    pub fn with_snapshot_data(mut self, data: Bytes) -> Message {
+        if let Body::Snapshot { snapshot } = &mut self.body {
+            *snapshot = Snapshot::new(snapshot.meta().clone(), data);
+        }
+        self
     }
 
     /// The snapshot carried by a snapshot message.

@@ -406,3 +406,65 @@ fn conf_changes_round_trip() {
         .tests(2000)
         .quickcheck(property as fn(u8, u64, Vec<u8>) -> bool);
 }
+
+#[test]
+fn released_snapshot_bytes_are_filled_in_by_the_caller() {
+    let conf = ConfState::new(&[1, 2, 3], &[]);
+    let snapshot = Snapshot::new(SnapshotMeta::new(0, 0, conf), Bytes::new());
+    let entries: Vec<Entry> = (1..=5)
+        .map(|i| Entry::new(i, 1, EntryKind::Normal, Bytes::from_static(b"x")))
+        .collect();
+    let recovered = Recovered::new(HardState::new(1, 0, 0), snapshot, entries);
+    let config = Config::new(1, 42)
+        .with_election_ticks(5)
+        .with_compaction_trailing_entries(0);
+    let mut leader = Node::restart(config, recovered).expect("valid");
+    let mut voter = restart(3, 1, &[1, 1, 1, 1, 1]);
+    let mut lagging = restart(2, 1, &[]);
+    elect(&mut leader, &mut voter);
+    for _ in 0..10 {
+        leader.tick();
+        let (sends, _) = drain(&mut leader, false);
+        for message in sends.into_iter().filter(|m| m.to() == 3) {
+            voter.step(message).expect("valid");
+        }
+        let (replies, _) = drain(&mut voter, false);
+        for reply in replies.into_iter().filter(|m| m.to() == 1) {
+            leader.step(reply).expect("valid");
+        }
+    }
+    let applied = leader.status().applied();
+    assert!(applied > 5, "the new term's entry is applied");
+    leader
+        .compact(applied, Bytes::from_static(b"state"))
+        .expect("compact");
+    assert!(
+        !leader.release_snapshot_data(applied - 1),
+        "only the latest snapshot"
+    );
+    assert!(leader.release_snapshot_data(applied));
+    let mut installed = None;
+    for _ in 0..10 {
+        leader.tick();
+        let (sends, _) = drain(&mut leader, false);
+        for mut message in sends.into_iter().filter(|m| m.to() == 2) {
+            if message.kind() == MessageKind::Snapshot {
+                assert!(message.needs_snapshot_data());
+                message = message.with_snapshot_data(Bytes::from_static(b"state"));
+                assert!(!message.needs_snapshot_data());
+            }
+            lagging.step(message).expect("valid");
+        }
+        while let Some(action) = lagging.poll_action() {
+            match action {
+                Action::ApplySnapshot(s) => installed = Some(s.data().clone()),
+                Action::Persist(p) => {
+                    assert!(lagging.on_persisted(p.last_index(), p.last_term()));
+                }
+                Action::Send(reply) if reply.to() == 1 => leader.step(reply).expect("valid"),
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(installed.as_deref(), Some(&b"state"[..]));
+}

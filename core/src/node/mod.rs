@@ -288,6 +288,15 @@ impl Node {
         self.persisted(index, term)
     }
 
+    /// Drops the bytes of the snapshot at `index` (the latest one) from memory, once the caller
+    /// can read them back from its own storage: a state machine snapshot is as large as the
+    /// state machine, and holding it only for a member that might lag doubles the memory.
+    /// Snapshot messages then carry no bytes ([`Message::needs_snapshot_data`]); the caller
+    /// fills them in before sending. Returns false if `index` is not the latest snapshot.
+    pub fn release_snapshot_data(&mut self, index: u64) -> bool {
+        self.log.release_snapshot_data(index)
+    }
+
     /// Compacts the log up to `index` (applied) with the application's snapshot of it. Returns
     /// the snapshot (with its term and membership) for the caller to store.
     pub fn compact(&mut self, index: u64, data: Bytes) -> Result<Snapshot, CompactError> {

@@ -143,6 +143,8 @@ impl Server {
             }
         }
         self.members = members;
+        // Its file is durable (ApplySnapshot follows the Persist that wrote it).
+        self.node.release_snapshot_data(snapshot.meta().index());
         self.snapshot_pacing.on_snapshot_started();
         self.snapshot_pacing
             .on_snapshot_bytes(snapshot.data().len() as u64);

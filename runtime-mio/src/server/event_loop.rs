@@ -197,6 +197,10 @@ impl Server {
             peers.local_addr()
         );
         let tick_interval = Duration::from_millis(flags.heartbeat_interval_ms());
+        let mut node = node;
+        // The recovered snapshot came from its file: keep it there, not in memory too.
+        let recovered_snapshot = node.status().snapshot_index();
+        node.release_snapshot_data(recovered_snapshot);
         Ok(Server {
             poll,
             node,
@@ -282,7 +286,7 @@ impl Server {
         phases.mark("sockets");
         self.retry_persist_backlog()?;
         self.drain_wal()?;
-        self.drain_snapshot_writer();
+        self.drain_snapshot_writer()?;
         self.drain_peers();
         phases.mark("peers");
         self.drain_clients();
@@ -447,9 +451,20 @@ impl Server {
         }
     }
 
-    fn drain_snapshot_writer(&mut self) {
+    fn drain_snapshot_writer(&mut self) -> Result<(), ServerError> {
         while let Some(done) = self.snapshot_worker.poll() {
             match done {
+                SnapshotDone::InstalledSaved { batch, index, term } => {
+                    self.persist_backlog = Some((batch, index, term));
+                    self.retry_persist_backlog()?;
+                }
+                SnapshotDone::Frame { to, frame } => {
+                    if !self.peers.send(to, frame) {
+                        self.metrics.peer_frames_dropped += 1;
+                    }
+                }
+                SnapshotDone::FrameFailed { to, error } => self.snapshot_not_sent(to, &error),
+                SnapshotDone::InstallFailed(e) => return Err(e.into()),
                 SnapshotDone::Serialized { index, data } => {
                     self.snapshot_pacing.on_snapshot_bytes(data.len() as u64);
                     self.compact_to(index, data);
@@ -459,6 +474,8 @@ impl Server {
                     if index < self.node.status().snapshot_index() => {}
                 SnapshotDone::Written { index, term } => {
                     eprintln!("tallyd: saved snapshot at index {index}");
+                    // The file holds it now; a lagging member gets it read back from there.
+                    self.node.release_snapshot_data(index);
                     match self.wal.try_submit(storage::marker_batch(index, term)) {
                         Ok(seq) => self.markers.push((seq, index)),
                         Err(e) => {
@@ -472,6 +489,7 @@ impl Server {
                 }
             }
         }
+        Ok(())
     }
 
     fn compact_to(&mut self, index: u64, data: Bytes) {
@@ -491,6 +509,9 @@ impl Server {
             let started = Instant::now();
             let kind = action_name(&action);
             match action {
+                Action::Send(message) if message.needs_snapshot_data() => {
+                    self.send_released_snapshot(message);
+                }
                 Action::Send(message) => {
                     let frame = Bytes::from(tally_core::codec::encode_to_vec(&message));
                     if !self.peers.send(message.to(), frame) {
@@ -524,6 +545,45 @@ impl Server {
         let (index, term) = (persist.last_index(), persist.last_term());
         let logged: usize = persist.entries().iter().map(|e| e.data().len()).sum();
         self.snapshot_pacing.on_logged(logged as u64);
+        if persist.snapshot().is_some_and(|s| s.meta().index() > 0) {
+            // The worker saves the file and hands the batch back (InstalledSaved); the core
+            // emits no other write meanwhile. A busy worker means saving it here.
+            match self.snapshot_worker.submit_install(persist) {
+                Ok(()) => return Ok(()),
+                Err(persist) => return self.save_install_here(*persist),
+            }
+        }
+        let batch = storage::to_batch(persist, &self.snapshots)?;
+        self.persist_backlog = Some((batch, index, term));
+        self.retry_persist_backlog()
+    }
+
+    /// A snapshot message whose bytes the core released: the worker reads them back from the
+    /// file (a busy worker means reading them here).
+    fn send_released_snapshot(&mut self, message: tally_core::Message) {
+        let Err(message) = self.snapshot_worker.submit_load(message) else {
+            return;
+        };
+        let to = message.to();
+        match super::snapshots::with_snapshot_bytes(&self.snapshots, *message) {
+            Ok((to, frame)) => {
+                if !self.peers.send(to, frame) {
+                    self.metrics.peer_frames_dropped += 1;
+                }
+            }
+            Err(e) => self.snapshot_not_sent(to, &e.to_string()),
+        }
+    }
+
+    /// The core waits for an answer to a snapshot it sent; one that never left must be
+    /// reported, so the member is probed again (and gets the newer snapshot).
+    fn snapshot_not_sent(&mut self, to: u64, error: &str) {
+        eprintln!("tallyd: snapshot for member {to:x} not sent: {error}");
+        self.node.report_unreachable(to);
+    }
+
+    fn save_install_here(&mut self, persist: tally_core::Persist) -> Result<(), ServerError> {
+        let (index, term) = (persist.last_index(), persist.last_term());
         let batch = storage::to_batch(persist, &self.snapshots)?;
         self.persist_backlog = Some((batch, index, term));
         self.retry_persist_backlog()

@@ -70,13 +70,32 @@ pub fn kind_of(data: &[u8]) -> EntryKind {
 const SNAPSHOT_MAGIC: &[u8; 8] = b"TALLYSN1";
 
 pub fn encode_snapshot(members: &Bytes, kv: &[u8]) -> Bytes {
-    let mut out = BytesMut::with_capacity(24 + members.len() + kv.len());
-    out.put_slice(SNAPSHOT_MAGIC);
-    out.put_u32_le(members.len() as u32);
-    out.put_slice(members);
-    out.put_u64_le(kv.len() as u64);
-    out.put_slice(kv);
-    out.freeze()
+    let written: Result<Bytes, std::convert::Infallible> = encode_snapshot_with(members, |out| {
+        out.extend_from_slice(kv);
+        Ok(())
+    });
+    match written {
+        Ok(bytes) => bytes,
+        Err(never) => match never {},
+    }
+}
+
+/// [`encode_snapshot`] with the kvstore snapshot written in place by `write_kv`: it is as large
+/// as the store, and serializing it apart and then copying it in held two of them at once.
+pub fn encode_snapshot_with<E>(
+    members: &Bytes,
+    write_kv: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+) -> Result<Bytes, E> {
+    let mut out = Vec::with_capacity(24 + members.len());
+    out.extend_from_slice(SNAPSHOT_MAGIC);
+    out.extend_from_slice(&(members.len() as u32).to_le_bytes());
+    out.extend_from_slice(members);
+    let kv_len_at = out.len();
+    out.extend_from_slice(&0u64.to_le_bytes());
+    write_kv(&mut out)?;
+    let kv_len = (out.len() - kv_len_at - 8) as u64;
+    out[kv_len_at..kv_len_at + 8].copy_from_slice(&kv_len.to_le_bytes());
+    Ok(Bytes::from(out))
 }
 
 /// Splits snapshot bytes into (member table, kvstore snapshot).

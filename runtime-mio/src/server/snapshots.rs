@@ -27,12 +27,41 @@ pub(super) enum SnapshotJob {
     },
     /// Write the compacted snapshot to its file.
     Write(tally_core::Snapshot),
+    /// Save the snapshot the leader sent (its file first), then hand back the core's write as
+    /// a WAL batch: saving hundreds of megabytes on the loop stalled it for half a second.
+    SaveInstalled(tally_core::Persist),
+    /// Read back the bytes the core released and encode the snapshot message for its peer.
+    LoadForSend(tally_core::Message),
 }
 
 #[derive(Debug)]
 pub(super) enum SnapshotDone {
-    Serialized { index: u64, data: Bytes },
-    Written { index: u64, term: u64 },
+    Serialized {
+        index: u64,
+        data: Bytes,
+    },
+    Written {
+        index: u64,
+        term: u64,
+    },
+    /// The installed snapshot's file is durable; `batch` is the core's write (last index and
+    /// term) to submit to the WAL.
+    InstalledSaved {
+        batch: crate::wal::Batch,
+        index: u64,
+        term: u64,
+    },
+    /// A snapshot message with its bytes, encoded for peer `to`.
+    Frame {
+        to: u64,
+        frame: Bytes,
+    },
+    /// The snapshot for peer `to` could not be read back (a newer one replaced its file).
+    FrameFailed {
+        to: u64,
+        error: String,
+    },
+    InstallFailed(storage::StorageError),
     Failed(String),
 }
 
@@ -105,22 +134,78 @@ impl SnapshotWorker {
         }
     }
 
+    /// Queues the load of a released snapshot for `message`; gives it back if the worker is busy.
+    pub(super) fn submit_load(
+        &self,
+        message: tally_core::Message,
+    ) -> Result<(), Box<tally_core::Message>> {
+        match self.jobs.try_send(SnapshotJob::LoadForSend(message)) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => match job {
+                SnapshotJob::LoadForSend(message) => Err(Box::new(message)),
+                _ => unreachable!("try_send gives back the job it was given"),
+            },
+        }
+    }
+
+    /// Queues the save of an installed snapshot; gives the write back if the worker is busy.
+    pub(super) fn submit_install(
+        &self,
+        persist: tally_core::Persist,
+    ) -> Result<(), Box<tally_core::Persist>> {
+        match self.jobs.try_send(SnapshotJob::SaveInstalled(persist)) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => match job {
+                SnapshotJob::SaveInstalled(persist) => Err(Box::new(persist)),
+                _ => unreachable!("try_send gives back the job it was given"),
+            },
+        }
+    }
+
     #[must_use]
     pub(super) fn poll(&self) -> Option<SnapshotDone> {
         self.done.try_recv().ok()
     }
 }
 
+/// Fills a released snapshot message from its file and encodes it: (peer, frame).
+pub(super) fn with_snapshot_bytes(
+    store: &SnapshotStore,
+    message: tally_core::Message,
+) -> Result<(u64, Bytes), storage::StorageError> {
+    let meta = message
+        .snapshot()
+        .map(|s| (s.meta().index(), s.meta().term()))
+        .unwrap_or_default();
+    let snapshot = storage::load_snapshot(store, meta.0, meta.1)?;
+    let message = message.with_snapshot_data(snapshot.data().clone());
+    let frame = Bytes::from(tally_core::codec::encode_to_vec(&message));
+    Ok((message.to(), frame))
+}
+
 fn run(store: &SnapshotStore, job: SnapshotJob) -> SnapshotDone {
     match job {
         SnapshotJob::Serialize { index, kv, members } => {
-            let mut kv_bytes = Vec::new();
-            match kv.snapshot(&mut kv_bytes) {
-                Ok(()) => SnapshotDone::Serialized {
-                    index,
-                    data: payload::encode_snapshot(&members, &kv_bytes),
-                },
+            match payload::encode_snapshot_with(&members, |out| kv.snapshot(out)) {
+                Ok(data) => SnapshotDone::Serialized { index, data },
                 Err(e) => SnapshotDone::Failed(format!("kvstore snapshot at {index}: {e}")),
+            }
+        }
+        SnapshotJob::SaveInstalled(persist) => {
+            let (index, term) = (persist.last_index(), persist.last_term());
+            match storage::to_batch(persist, store) {
+                Ok(batch) => SnapshotDone::InstalledSaved { batch, index, term },
+                Err(e) => SnapshotDone::InstallFailed(e),
+            }
+        }
+        SnapshotJob::LoadForSend(message) => {
+            let to = message.to();
+            match with_snapshot_bytes(store, message) {
+                Ok((to, frame)) => SnapshotDone::Frame { to, frame },
+                Err(e) => SnapshotDone::FrameFailed {
+                    to,
+                    error: e.to_string(),
+                },
             }
         }
         SnapshotJob::Write(snapshot) => {
