@@ -520,7 +520,14 @@ impl Server {
                 }
                 Action::Persist(persist) => self.submit_persist(persist)?,
                 Action::ApplySnapshot(snapshot) => self.install_snapshot(&snapshot)?,
-                Action::Apply(entries) => self.apply_entries(entries),
+                Action::Apply(entries) => {
+                    // Sends come before applies in a drain: flushing them first gets the
+                    // followers their appends and the new commit index before a long apply
+                    // (a delete of a whole prefix), so they apply alongside the leader instead
+                    // of waiting out its stall and then timing it out.
+                    self.peers.flush(self.poll.registry(), Instant::now());
+                    self.apply_entries(entries);
+                }
                 Action::ReadReady { request, index } => {
                     if let Some(reads) = self.read_waiters.remove(&request) {
                         self.ready_reads.push_back((index, reads));
