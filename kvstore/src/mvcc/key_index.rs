@@ -3,30 +3,40 @@
 //! A generation is the life of a key from its creation to its deletion; its last revision is the
 //! tombstone. The last generation is the live one (empty when the key is deleted).
 
+use smallvec::{SmallVec, smallvec};
+
 use super::revision::Revision;
 
+/// The revisions of one generation. Most keys are written once or twice between compactions:
+/// those revisions live inline, in the index's own node.
+pub(crate) type Generation = SmallVec<[Revision; 2]>;
+
+/// Inline too: a key index costs no allocation until a key is deleted and written again, so
+/// copying the index for a snapshot and walking it for a big delete touch no other memory.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct KeyIndex {
-    generations: Vec<Vec<Revision>>,
+    generations: SmallVec<[Generation; 1]>,
 }
 
 impl KeyIndex {
     pub(crate) fn new() -> Self {
         KeyIndex {
-            generations: vec![Vec::new()],
+            generations: smallvec![Generation::new()],
         }
     }
 
     pub(crate) fn from_generations(generations: Vec<Vec<Revision>>) -> Self {
         assert!(!generations.is_empty(), "a key index has a live generation");
-        KeyIndex { generations }
+        KeyIndex {
+            generations: generations.into_iter().map(Generation::from_vec).collect(),
+        }
     }
 
-    pub(crate) fn generations(&self) -> &[Vec<Revision>] {
+    pub(crate) fn generations(&self) -> &[Generation] {
         &self.generations
     }
 
-    fn last_mut(&mut self) -> &mut Vec<Revision> {
+    fn last_mut(&mut self) -> &mut Generation {
         self.generations
             .last_mut()
             .expect("a key index has a live generation")
@@ -34,19 +44,14 @@ impl KeyIndex {
 
     /// Records a put at `rev`.
     pub(crate) fn put(&mut self, rev: Revision) {
-        let live = self.last_mut();
-        if live.is_empty() {
-            // One revision is the common case: keep the allocation at that size.
-            live.reserve_exact(1);
-        }
-        live.push(rev);
+        self.last_mut().push(rev);
     }
 
     /// Records a deletion at `rev`. The key must be live.
     pub(crate) fn tombstone(&mut self, rev: Revision) {
         assert!(self.is_live(), "tombstone of a deleted key");
         self.last_mut().push(rev);
-        self.generations.push(Vec::new());
+        self.generations.push(Generation::new());
     }
 
     /// Whether the key exists at the newest revision.
@@ -169,12 +174,15 @@ mod tests {
         removed.clear();
         ki.compact(6, &mut removed);
         assert_eq!(removed, vec![r(4), r(6)]);
-        assert_eq!(ki.generations(), &[vec![r(8), r(10)]]);
+        let gens = |ki: &KeyIndex| -> Vec<Vec<Revision>> {
+            ki.generations().iter().map(|g| g.to_vec()).collect()
+        };
+        assert_eq!(gens(&ki), [vec![r(8), r(10)]]);
         removed.clear();
         ki.compact(9, &mut removed);
-        assert_eq!(ki.generations(), &[vec![r(8), r(10)]]);
+        assert_eq!(gens(&ki), [vec![r(8), r(10)]]);
         ki.compact(10, &mut removed);
-        assert_eq!(ki.generations(), &[vec![r(10)]]);
+        assert_eq!(gens(&ki), [vec![r(10)]]);
         ki.tombstone(r(11));
         removed.clear();
         ki.compact(11, &mut removed);
