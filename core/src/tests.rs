@@ -133,6 +133,29 @@ fn append_acknowledgement_waits_for_persistence() {
     assert!(sends.iter().any(|m| m.kind() == MessageKind::AppendResp));
 }
 
+/// `rounds` times: tick the leader, deliver its messages to `follower` and the follower's
+/// replies back; `on_reply` sees each reply before the leader steps it.
+fn exchange(
+    leader: &mut Node,
+    follower: &mut Node,
+    rounds: usize,
+    mut on_reply: impl FnMut(&Node, &Message),
+) {
+    let (leader_id, follower_id) = (leader.id(), follower.id());
+    for _ in 0..rounds {
+        leader.tick();
+        let (sends, _) = drain(leader, false);
+        for message in sends.into_iter().filter(|m| m.to() == follower_id) {
+            follower.step(message).expect("valid");
+        }
+        let (replies, _) = drain(follower, false);
+        for reply in replies.into_iter().filter(|m| m.to() == leader_id) {
+            on_reply(leader, &reply);
+            leader.step(reply).expect("valid");
+        }
+    }
+}
+
 #[test]
 fn conflicts_resolve_in_one_round_trip_per_term() {
     // The leader's log diverges after index 3; the follower holds 60 entries of terms 2 and 3.
@@ -143,22 +166,13 @@ fn conflicts_resolve_in_one_round_trip_per_term() {
     let mut leader = restart(1, 4, &[1, 1, 1, 4, 4, 4, 4, 4]);
     elect(&mut leader, &mut follower);
     let mut rejections = 0;
-    for _ in 0..20 {
-        leader.tick();
-        let (sends, _) = drain(&mut leader, false);
-        for message in sends.into_iter().filter(|m| m.to() == 2) {
-            follower.step(message).expect("valid");
+    exchange(&mut leader, &mut follower, 20, |leader, reply| {
+        if reply.kind() == MessageKind::AppendResp
+            && leader.progress(2).is_some_and(|p| p.matched() < 9)
+        {
+            rejections += 1;
         }
-        let (replies, _) = drain(&mut follower, false);
-        for reply in replies.into_iter().filter(|m| m.to() == 1) {
-            if reply.kind() == MessageKind::AppendResp
-                && leader.progress(2).is_some_and(|p| p.matched() < 9)
-            {
-                rejections += 1;
-            }
-            leader.step(reply).expect("valid");
-        }
-    }
+    });
     assert_eq!(
         leader.progress(2).expect("leader").matched(),
         leader.status().last_index()
@@ -422,17 +436,7 @@ fn released_snapshot_bytes_are_filled_in_by_the_caller() {
     let mut voter = restart(3, 1, &[1, 1, 1, 1, 1]);
     let mut lagging = restart(2, 1, &[]);
     elect(&mut leader, &mut voter);
-    for _ in 0..10 {
-        leader.tick();
-        let (sends, _) = drain(&mut leader, false);
-        for message in sends.into_iter().filter(|m| m.to() == 3) {
-            voter.step(message).expect("valid");
-        }
-        let (replies, _) = drain(&mut voter, false);
-        for reply in replies.into_iter().filter(|m| m.to() == 1) {
-            leader.step(reply).expect("valid");
-        }
-    }
+    exchange(&mut leader, &mut voter, 10, |_, _| {});
     let applied = leader.status().applied();
     assert!(applied > 5, "the new term's entry is applied");
     leader

@@ -56,35 +56,35 @@ impl Readiness {
     }
 
     fn read(&self, stream: &mut TcpStream, buf: &mut [u8]) -> io::Result<usize> {
-        if !self.readable.load(Ordering::Relaxed) {
-            return Err(would_block());
-        }
-        let read = retry_interrupted(|| stream.read(buf));
-        if drained(&read, buf.len()) {
-            self.readable.store(false, Ordering::Relaxed);
-        }
-        read
+        let wanted = buf.len();
+        gated(&self.readable, wanted, || stream.read(buf))
     }
 
     fn write(&self, stream: &mut TcpStream, buf: &[u8]) -> io::Result<usize> {
-        if !self.writable.load(Ordering::Relaxed) {
-            return Err(would_block());
-        }
-        let written = retry_interrupted(|| stream.write(buf));
-        if drained(&written, buf.len()) {
-            self.writable.store(false, Ordering::Relaxed);
-        }
-        written
+        gated(&self.writable, buf.len(), || stream.write(buf))
     }
 }
 
-/// Whether a read or write of `wanted` bytes shows the socket empty (or full): it would block,
-/// or moved some bytes but fewer than asked. Zero bytes is the end of the stream, which stays.
-fn drained(result: &io::Result<usize>, wanted: usize) -> bool {
-    match result {
+/// Runs a read or write of `wanted` bytes only while `ready`, and clears `ready` when the
+/// result shows the socket empty (or full): it would block, or moved some bytes but fewer than
+/// asked. Zero bytes is the end of the stream, which stays.
+fn gated(
+    ready: &AtomicBool,
+    wanted: usize,
+    op: impl FnMut() -> io::Result<usize>,
+) -> io::Result<usize> {
+    if !ready.load(Ordering::Relaxed) {
+        return Err(would_block());
+    }
+    let result = retry_interrupted(op);
+    let drained = match &result {
         Ok(n) => *n > 0 && *n < wanted,
         Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+    };
+    if drained {
+        ready.store(false, Ordering::Relaxed);
     }
+    result
 }
 
 /// The socket seen through [`Readiness`], for rustls's `read_tls` and `write_tls`.

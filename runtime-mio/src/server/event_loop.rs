@@ -453,40 +453,56 @@ impl Server {
 
     fn drain_snapshot_writer(&mut self) -> Result<(), ServerError> {
         while let Some(done) = self.snapshot_worker.poll() {
-            match done {
-                SnapshotDone::InstalledSaved { batch, index, term } => {
-                    self.persist_backlog = Some((batch, index, term));
-                    self.retry_persist_backlog()?;
+            self.on_snapshot_done(done)?;
+        }
+        Ok(())
+    }
+
+    /// Hands `job` to the snapshot worker, or does it here when the worker is busy: for jobs
+    /// the core is waiting on (an installed snapshot's write, a lagging member's snapshot).
+    fn offload(&mut self, job: SnapshotJob) -> Result<(), ServerError> {
+        match self.snapshot_worker.submit(job) {
+            Ok(()) => Ok(()),
+            Err(job) => {
+                let done = super::snapshots::run(&self.snapshots, *job);
+                self.on_snapshot_done(done)
+            }
+        }
+    }
+
+    fn on_snapshot_done(&mut self, done: SnapshotDone) -> Result<(), ServerError> {
+        match done {
+            SnapshotDone::InstalledSaved { batch, index, term } => {
+                self.persist_backlog = Some((batch, index, term));
+                self.retry_persist_backlog()?;
+            }
+            SnapshotDone::Frame { to, frame } => {
+                if !self.peers.send(to, frame) {
+                    self.metrics.peer_frames_dropped += 1;
                 }
-                SnapshotDone::Frame { to, frame } => {
-                    if !self.peers.send(to, frame) {
-                        self.metrics.peer_frames_dropped += 1;
+            }
+            SnapshotDone::FrameFailed { to, error } => self.snapshot_not_sent(to, &error),
+            SnapshotDone::InstallFailed(e) => return Err(e.into()),
+            SnapshotDone::Serialized { index, data } => {
+                self.snapshot_pacing.on_snapshot_bytes(data.len() as u64);
+                self.compact_to(index, data);
+            }
+            // A snapshot installed from the leader meanwhile supersedes this one.
+            SnapshotDone::Written { index, .. } if index < self.node.status().snapshot_index() => {}
+            SnapshotDone::Written { index, term } => {
+                eprintln!("tallyd: saved snapshot at index {index}");
+                // The file holds it now; a lagging member gets it read back from there.
+                self.node.release_snapshot_data(index);
+                match self.wal.try_submit(storage::marker_batch(index, term)) {
+                    Ok(seq) => self.markers.push((seq, index)),
+                    Err(e) => {
+                        eprintln!("tallyd: could not record snapshot {index} in the WAL: {e}")
                     }
                 }
-                SnapshotDone::FrameFailed { to, error } => self.snapshot_not_sent(to, &error),
-                SnapshotDone::InstallFailed(e) => return Err(e.into()),
-                SnapshotDone::Serialized { index, data } => {
-                    self.snapshot_pacing.on_snapshot_bytes(data.len() as u64);
-                    self.compact_to(index, data);
-                }
-                // A snapshot installed from the leader meanwhile supersedes this one.
-                SnapshotDone::Written { index, .. }
-                    if index < self.node.status().snapshot_index() => {}
-                SnapshotDone::Written { index, term } => {
-                    eprintln!("tallyd: saved snapshot at index {index}");
-                    // The file holds it now; a lagging member gets it read back from there.
-                    self.node.release_snapshot_data(index);
-                    match self.wal.try_submit(storage::marker_batch(index, term)) {
-                        Ok(seq) => self.markers.push((seq, index)),
-                        Err(e) => {
-                            eprintln!("tallyd: could not record snapshot {index} in the WAL: {e}")
-                        }
-                    }
-                }
-                SnapshotDone::Failed(e) => {
-                    eprintln!("tallyd: snapshot failed: {e}");
-                    self.snapshot_wanted = true;
-                }
+            }
+            SnapshotDone::Failed(e) => {
+                eprintln!("tallyd: snapshot failed: {e}");
+                self.snapshot_wanted = true;
             }
         }
         Ok(())
@@ -495,7 +511,11 @@ impl Server {
     fn compact_to(&mut self, index: u64, data: Bytes) {
         match self.node.compact(index, data) {
             Ok(snapshot) => {
-                if !self.snapshot_worker.submit(SnapshotJob::Write(snapshot)) {
+                if self
+                    .snapshot_worker
+                    .submit(SnapshotJob::Write(snapshot))
+                    .is_err()
+                {
                     eprintln!("tallyd: snapshot worker busy; snapshot {index} kept in memory only");
                 }
             }
@@ -509,8 +529,9 @@ impl Server {
             let started = Instant::now();
             let kind = action_name(&action);
             match action {
+                // The core released these bytes: the snapshot file has them.
                 Action::Send(message) if message.needs_snapshot_data() => {
-                    self.send_released_snapshot(message);
+                    self.offload(SnapshotJob::LoadForSend(message))?;
                 }
                 Action::Send(message) => {
                     let frame = Bytes::from(tally_core::codec::encode_to_vec(&message));
@@ -554,32 +575,12 @@ impl Server {
         self.snapshot_pacing.on_logged(logged as u64);
         if persist.snapshot().is_some_and(|s| s.meta().index() > 0) {
             // The worker saves the file and hands the batch back (InstalledSaved); the core
-            // emits no other write meanwhile. A busy worker means saving it here.
-            match self.snapshot_worker.submit_install(persist) {
-                Ok(()) => return Ok(()),
-                Err(persist) => return self.save_install_here(*persist),
-            }
+            // emits no other write meanwhile.
+            return self.offload(SnapshotJob::SaveInstalled(persist));
         }
         let batch = storage::to_batch(persist, &self.snapshots)?;
         self.persist_backlog = Some((batch, index, term));
         self.retry_persist_backlog()
-    }
-
-    /// A snapshot message whose bytes the core released: the worker reads them back from the
-    /// file (a busy worker means reading them here).
-    fn send_released_snapshot(&mut self, message: tally_core::Message) {
-        let Err(message) = self.snapshot_worker.submit_load(message) else {
-            return;
-        };
-        let to = message.to();
-        match super::snapshots::with_snapshot_bytes(&self.snapshots, *message) {
-            Ok((to, frame)) => {
-                if !self.peers.send(to, frame) {
-                    self.metrics.peer_frames_dropped += 1;
-                }
-            }
-            Err(e) => self.snapshot_not_sent(to, &e.to_string()),
-        }
     }
 
     /// The core waits for an answer to a snapshot it sent; one that never left must be
@@ -587,13 +588,6 @@ impl Server {
     fn snapshot_not_sent(&mut self, to: u64, error: &str) {
         eprintln!("tallyd: snapshot for member {to:x} not sent: {error}");
         self.node.report_unreachable(to);
-    }
-
-    fn save_install_here(&mut self, persist: tally_core::Persist) -> Result<(), ServerError> {
-        let (index, term) = (persist.last_index(), persist.last_term());
-        let batch = storage::to_batch(persist, &self.snapshots)?;
-        self.persist_backlog = Some((batch, index, term));
-        self.retry_persist_backlog()
     }
 
     /// Hands the core's write to the WAL thread without blocking the loop; a full queue keeps
@@ -633,7 +627,7 @@ impl Server {
             kv: Box::new(self.kv.snapshot_copy()),
             members: self.members.encode(),
         };
-        self.snapshot_wanted = !self.snapshot_worker.submit(job);
+        self.snapshot_wanted = self.snapshot_worker.submit(job).is_err();
     }
 
     fn on_leader_changed(&mut self, leader: u64, term: u64) {
@@ -708,7 +702,8 @@ impl Server {
     /// Work between applies: watch delivery, bounded compaction and watcher catch-up, and
     /// reads whose index is now applied.
     fn after_apply(&mut self) {
-        if self.snapshot_wanted && self.snapshot_pacing.due() {
+        if self.snapshot_wanted {
+            // take_snapshot leaves it wanted until the pacing allows it.
             let applied = self.node.status().applied();
             self.take_snapshot(applied);
         }

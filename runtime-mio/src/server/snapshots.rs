@@ -126,39 +126,11 @@ impl SnapshotWorker {
         Ok(SnapshotWorker { jobs, done })
     }
 
-    /// Queues a job; false if the worker is busy with earlier ones.
-    pub(super) fn submit(&self, job: SnapshotJob) -> bool {
+    /// Queues a job; a busy worker gives it back.
+    pub(super) fn submit(&self, job: SnapshotJob) -> Result<(), Box<SnapshotJob>> {
         match self.jobs.try_send(job) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
-        }
-    }
-
-    /// Queues the load of a released snapshot for `message`; gives it back if the worker is busy.
-    pub(super) fn submit_load(
-        &self,
-        message: tally_core::Message,
-    ) -> Result<(), Box<tally_core::Message>> {
-        match self.jobs.try_send(SnapshotJob::LoadForSend(message)) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => match job {
-                SnapshotJob::LoadForSend(message) => Err(Box::new(message)),
-                _ => unreachable!("try_send gives back the job it was given"),
-            },
-        }
-    }
-
-    /// Queues the save of an installed snapshot; gives the write back if the worker is busy.
-    pub(super) fn submit_install(
-        &self,
-        persist: tally_core::Persist,
-    ) -> Result<(), Box<tally_core::Persist>> {
-        match self.jobs.try_send(SnapshotJob::SaveInstalled(persist)) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => match job {
-                SnapshotJob::SaveInstalled(persist) => Err(Box::new(persist)),
-                _ => unreachable!("try_send gives back the job it was given"),
-            },
+            Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => Err(Box::new(job)),
         }
     }
 
@@ -169,7 +141,7 @@ impl SnapshotWorker {
 }
 
 /// Fills a released snapshot message from its file and encodes it: (peer, frame).
-pub(super) fn with_snapshot_bytes(
+fn with_snapshot_bytes(
     store: &SnapshotStore,
     message: tally_core::Message,
 ) -> Result<(u64, Bytes), storage::StorageError> {
@@ -183,7 +155,8 @@ pub(super) fn with_snapshot_bytes(
     Ok((message.to(), frame))
 }
 
-fn run(store: &SnapshotStore, job: SnapshotJob) -> SnapshotDone {
+/// Does one job; the worker thread's body, and the loop's fallback when the worker is busy.
+pub(super) fn run(store: &SnapshotStore, job: SnapshotJob) -> SnapshotDone {
     match job {
         SnapshotJob::Serialize { index, kv, members } => {
             match payload::encode_snapshot_with(&members, |out| kv.snapshot(out)) {
