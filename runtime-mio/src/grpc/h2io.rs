@@ -13,6 +13,10 @@
 //!
 //! Once a connection is HTTP/2, h2's reads go through an [`AuthorityFilter`] (see
 //! `authority.rs`); the sniffing and HTTP/1 paths read the socket directly.
+//!
+//! h2's writes are gathered and sent at its flush, one socket write per flush: h2 writes a data
+//! frame's payload over 1 KiB apart from the frames before it, so such a response (headers,
+//! data, trailers) was two or three writes and as many segments for the client to read.
 
 use std::io::{self, Read, Write};
 use std::pin::Pin;
@@ -118,7 +122,14 @@ pub(crate) struct ConnIo {
     replay: Bytes,
     /// Set once the connection speaks HTTP/2: rewrites what h2 reads.
     h2_filter: Option<Box<AuthorityFilter>>,
+    /// h2's writes since its last flush (bounded by `OUT_BYTES_MAX`).
+    out: Vec<u8>,
 }
+
+/// Gathered bytes past which h2's writes go to the socket without waiting for its flush.
+const OUT_BYTES_MAX: usize = 64 * 1024;
+/// Capacity the gathering buffer keeps between flushes; a larger one is given back.
+const OUT_KEEP_BYTES: usize = 4 * 1024;
 
 fn would_block() -> io::Error {
     io::Error::from(io::ErrorKind::WouldBlock)
@@ -132,6 +143,7 @@ impl ConnIo {
             tls,
             replay: Bytes::new(),
             h2_filter: None,
+            out: Vec::new(),
         }
     }
 
@@ -222,6 +234,46 @@ impl ConnIo {
         Ok(n)
     }
 
+    /// Takes one of h2's writes into `out`; very large ones go straight to the socket.
+    fn gather(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if !self.out.is_empty() && self.out.len() + buf.len() > OUT_BYTES_MAX {
+            self.send_out()?;
+        }
+        if self.out.is_empty() && buf.len() >= OUT_BYTES_MAX {
+            return self.write_some(buf);
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    /// h2's flush.
+    fn flush_gathered(&mut self) -> io::Result<()> {
+        self.send_out()?;
+        self.flush_out()
+    }
+
+    /// Writes `out` to the socket (or into TLS); `WouldBlock` leaves the rest for later.
+    fn send_out(&mut self) -> io::Result<()> {
+        let mut out = std::mem::take(&mut self.out);
+        let mut sent = 0;
+        let result = loop {
+            if sent == out.len() {
+                break Ok(());
+            }
+            match self.write_some(&out[sent..]) {
+                Ok(0) => break Err(io::Error::from(io::ErrorKind::WriteZero)),
+                Ok(n) => sent += n,
+                Err(e) => break Err(e),
+            }
+        };
+        out.drain(..sent);
+        self.out = out;
+        if self.out.is_empty() && self.out.capacity() > OUT_KEEP_BYTES {
+            self.out = Vec::new();
+        }
+        result
+    }
+
     /// Pushes queued TLS records to the socket.
     pub(crate) fn flush_out(&mut self) -> io::Result<()> {
         let mut socket = Tracked {
@@ -309,15 +361,16 @@ impl AsyncWrite for ConnIo {
         _cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        into_poll(self.get_mut().write_some(buf))
+        into_poll(self.get_mut().gather(buf))
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        into_poll(self.get_mut().flush_out())
+        into_poll(self.get_mut().flush_gathered())
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        into_poll(self.get_mut().shutdown())
+        let this = self.get_mut();
+        into_poll(this.send_out().and_then(|()| this.shutdown()))
     }
 }
 
