@@ -483,16 +483,11 @@ impl Server {
             }
             SnapshotDone::FrameFailed { to, error } => self.snapshot_not_sent(to, &error),
             SnapshotDone::InstallFailed(e) => return Err(e.into()),
-            SnapshotDone::Serialized { index, data } => {
-                self.snapshot_pacing.on_snapshot_bytes(data.len() as u64);
-                self.compact_to(index, data);
-            }
             // A snapshot installed from the leader meanwhile supersedes this one.
             SnapshotDone::Written { index, .. } if index < self.node.status().snapshot_index() => {}
-            SnapshotDone::Written { index, term } => {
+            SnapshotDone::Written { index, term, bytes } => {
                 eprintln!("tallyd: saved snapshot at index {index}");
-                // The file holds it now; a lagging member gets it read back from there.
-                self.node.release_snapshot_data(index);
+                self.snapshot_pacing.on_snapshot_bytes(bytes);
                 match self.wal.try_submit(storage::marker_batch(index, term)) {
                     Ok(seq) => self.markers.push((seq, index)),
                     Err(e) => {
@@ -506,21 +501,6 @@ impl Server {
             }
         }
         Ok(())
-    }
-
-    fn compact_to(&mut self, index: u64, data: Bytes) {
-        match self.node.compact(index, data) {
-            Ok(snapshot) => {
-                if self
-                    .snapshot_worker
-                    .submit(SnapshotJob::Write(snapshot))
-                    .is_err()
-                {
-                    eprintln!("tallyd: snapshot worker busy; snapshot {index} kept in memory only");
-                }
-            }
-            Err(e) => eprintln!("tallyd: compaction at {index} refused: {e}"),
-        }
     }
 
     /// Carries out every action the core has.
@@ -621,13 +601,30 @@ impl Server {
             self.snapshot_wanted = true;
             return;
         }
+        if !self.snapshot_worker.has_room() {
+            self.snapshot_wanted = true;
+            return;
+        }
+        self.snapshot_wanted = false;
+        // The core keeps no bytes (released at once): the file will have them, and until it
+        // does a lagging member's snapshot waits (reported unreachable, retried).
+        let snapshot = match self.node.compact(index, Bytes::new()) {
+            Ok(snapshot) => snapshot,
+            Err(e) => {
+                eprintln!("tallyd: compaction at {index} refused: {e}");
+                return;
+            }
+        };
+        self.node.release_snapshot_data(index);
         self.snapshot_pacing.on_snapshot_started();
-        let job = SnapshotJob::Serialize {
-            index,
+        let job = SnapshotJob::Save {
+            meta: storage::file_meta(&snapshot),
             kv: Box::new(self.kv.snapshot_copy()),
             members: self.members.encode(),
         };
-        self.snapshot_wanted = self.snapshot_worker.submit(job).is_err();
+        if self.snapshot_worker.submit(job).is_err() {
+            eprintln!("tallyd: snapshot worker gone; snapshot {index} not written");
+        }
     }
 
     fn on_leader_changed(&mut self, leader: u64, term: u64) {

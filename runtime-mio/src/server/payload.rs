@@ -70,32 +70,26 @@ pub fn kind_of(data: &[u8]) -> EntryKind {
 const SNAPSHOT_MAGIC: &[u8; 8] = b"TALLYSN1";
 
 pub fn encode_snapshot(members: &Bytes, kv: &[u8]) -> Bytes {
-    let written: Result<Bytes, std::convert::Infallible> = encode_snapshot_with(members, |out| {
-        out.extend_from_slice(kv);
-        Ok(())
-    });
-    match written {
-        Ok(bytes) => bytes,
-        Err(never) => match never {},
-    }
+    let mut out = snapshot_prefix(members, kv.len() as u64);
+    out.extend_from_slice(kv);
+    Bytes::from(out)
 }
 
-/// [`encode_snapshot`] with the kvstore snapshot written in place by `write_kv`: it is as large
-/// as the store, and serializing it apart and then copying it in held two of them at once.
-pub fn encode_snapshot_with<E>(
-    members: &Bytes,
-    write_kv: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
-) -> Result<Bytes, E> {
-    let mut out = Vec::with_capacity(24 + members.len());
+/// Bytes in front of the kvstore snapshot: magic, member table, kvstore snapshot length.
+pub fn snapshot_prefix_bytes(members: &[u8]) -> usize {
+    SNAPSHOT_MAGIC.len() + 4 + members.len() + 8
+}
+
+/// What goes in front of a kvstore snapshot of `kv_bytes`; a snapshot streamed to its file
+/// writes it last, once the length is known.
+pub fn snapshot_prefix(members: &[u8], kv_bytes: u64) -> Vec<u8> {
+    let mut out =
+        Vec::with_capacity(snapshot_prefix_bytes(members) + kv_bytes.min(1 << 20) as usize);
     out.extend_from_slice(SNAPSHOT_MAGIC);
     out.extend_from_slice(&(members.len() as u32).to_le_bytes());
     out.extend_from_slice(members);
-    let kv_len_at = out.len();
-    out.extend_from_slice(&0u64.to_le_bytes());
-    write_kv(&mut out)?;
-    let kv_len = (out.len() - kv_len_at - 8) as u64;
-    out[kv_len_at..kv_len_at + 8].copy_from_slice(&kv_len.to_le_bytes());
-    Ok(Bytes::from(out))
+    out.extend_from_slice(&kv_bytes.to_le_bytes());
+    out
 }
 
 /// Splits snapshot bytes into (member table, kvstore snapshot).

@@ -1,7 +1,10 @@
-//! Snapshots off the loop thread: the loop hands over a copy of the store, a worker
-//! serializes it, the core compacts its log with the bytes, and the worker writes the file
-//! (temporary file, fsync, rename, fsync of the directory) before the WAL records a marker.
+//! Snapshots off the loop thread: the loop compacts the core's log (the core keeps no bytes:
+//! a lagging member's snapshot is read back from the file) and hands over a copy of the store,
+//! which the worker streams into the snapshot file (temporary file, fsync, rename, fsync of
+//! the directory) before the WAL records a marker. Until the marker is durable, recovery
+//! replays the WAL from the previous snapshot, so a crash in between loses nothing.
 
+use std::io;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 
@@ -11,7 +14,7 @@ use tally_kvstore::KvStore;
 
 use super::startup::{ServerError, io_error};
 use super::{payload, storage};
-use crate::wal::SnapshotStore;
+use crate::wal::{SnapshotMeta, SnapshotStore};
 
 /// Jobs queued for the worker at once; a snapshot requested while it is busy waits for the
 /// next interval.
@@ -19,14 +22,13 @@ const SNAPSHOT_JOBS_MAX: usize = 2;
 
 #[derive(Debug)]
 pub(super) enum SnapshotJob {
-    /// Serialize this copy of the store (taken at `index`) with the member table.
-    Serialize {
-        index: u64,
+    /// Stream this copy of the store (taken at the snapshot's index) with the member table
+    /// into the snapshot file: never the whole store in one buffer.
+    Save {
+        meta: SnapshotMeta,
         kv: Box<KvStore>,
         members: Bytes,
     },
-    /// Write the compacted snapshot to its file.
-    Write(tally_core::Snapshot),
     /// Save the snapshot the leader sent (its file first), then hand back the core's write as
     /// a WAL batch: saving hundreds of megabytes on the loop stalled it for half a second.
     SaveInstalled(tally_core::Persist),
@@ -36,13 +38,10 @@ pub(super) enum SnapshotJob {
 
 #[derive(Debug)]
 pub(super) enum SnapshotDone {
-    Serialized {
-        index: u64,
-        data: Bytes,
-    },
     Written {
         index: u64,
         term: u64,
+        bytes: u64,
     },
     /// The installed snapshot's file is durable; `batch` is the core's write (last index and
     /// term) to submit to the WAL.
@@ -103,6 +102,8 @@ impl SnapshotPacing {
 pub(super) struct SnapshotWorker {
     jobs: SyncSender<SnapshotJob>,
     done: Receiver<SnapshotDone>,
+    /// Jobs submitted whose results have not been polled yet.
+    in_flight: usize,
 }
 
 impl SnapshotWorker {
@@ -123,20 +124,34 @@ impl SnapshotWorker {
                 }
             })
             .map_err(io_error("spawn snapshot worker"))?;
-        Ok(SnapshotWorker { jobs, done })
+        Ok(SnapshotWorker {
+            jobs,
+            done,
+            in_flight: 0,
+        })
+    }
+
+    /// Whether [`submit`](Self::submit) will take a job now.
+    pub(super) fn has_room(&self) -> bool {
+        self.in_flight < SNAPSHOT_JOBS_MAX
     }
 
     /// Queues a job; a busy worker gives it back.
-    pub(super) fn submit(&self, job: SnapshotJob) -> Result<(), Box<SnapshotJob>> {
+    pub(super) fn submit(&mut self, job: SnapshotJob) -> Result<(), Box<SnapshotJob>> {
         match self.jobs.try_send(job) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.in_flight += 1;
+                Ok(())
+            }
             Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => Err(Box::new(job)),
         }
     }
 
     #[must_use]
-    pub(super) fn poll(&self) -> Option<SnapshotDone> {
-        self.done.try_recv().ok()
+    pub(super) fn poll(&mut self) -> Option<SnapshotDone> {
+        let done = self.done.try_recv().ok()?;
+        self.in_flight -= 1;
+        Some(done)
     }
 }
 
@@ -158,10 +173,17 @@ fn with_snapshot_bytes(
 /// Does one job; the worker thread's body, and the loop's fallback when the worker is busy.
 pub(super) fn run(store: &SnapshotStore, job: SnapshotJob) -> SnapshotDone {
     match job {
-        SnapshotJob::Serialize { index, kv, members } => {
-            match payload::encode_snapshot_with(&members, |out| kv.snapshot(out)) {
-                Ok(data) => SnapshotDone::Serialized { index, data },
-                Err(e) => SnapshotDone::Failed(format!("kvstore snapshot at {index}: {e}")),
+        SnapshotJob::Save { meta, kv, members } => {
+            let (index, term) = (meta.index(), meta.term());
+            let saved = store.save_streamed(
+                &meta,
+                payload::snapshot_prefix_bytes(&members),
+                |body| kv.snapshot(body).map_err(io::Error::other),
+                |kv_bytes| payload::snapshot_prefix(&members, kv_bytes),
+            );
+            match saved {
+                Ok(bytes) => SnapshotDone::Written { index, term, bytes },
+                Err(e) => SnapshotDone::Failed(format!("snapshot file {index}: {e}")),
             }
         }
         SnapshotJob::SaveInstalled(persist) => {
@@ -179,13 +201,6 @@ pub(super) fn run(store: &SnapshotStore, job: SnapshotJob) -> SnapshotDone {
                     to,
                     error: e.to_string(),
                 },
-            }
-        }
-        SnapshotJob::Write(snapshot) => {
-            let (index, term) = (snapshot.meta().index(), snapshot.meta().term());
-            match storage::save_snapshot(store, &snapshot) {
-                Ok(()) => SnapshotDone::Written { index, term },
-                Err(e) => SnapshotDone::Failed(format!("snapshot file {index}: {e}")),
             }
         }
     }

@@ -133,15 +133,19 @@ pub fn load_snapshot(
 
 /// Writes a snapshot file (atomically; it is fsynced before this returns).
 pub fn save_snapshot(store: &SnapshotStore, snapshot: &Snapshot) -> Result<(), StorageError> {
+    store.save(&file_meta(snapshot), snapshot.data())?;
+    Ok(())
+}
+
+/// The snapshot file's metadata for a core snapshot.
+pub fn file_meta(snapshot: &Snapshot) -> wal::SnapshotMeta {
     let meta = snapshot.meta();
-    let file_meta = wal::SnapshotMeta::new(
+    wal::SnapshotMeta::new(
         meta.index(),
         meta.term(),
         meta.conf().voters().to_vec(),
         meta.conf().learners().to_vec(),
-    );
-    store.save(&file_meta, snapshot.data())?;
-    Ok(())
+    )
 }
 
 /// Turns a core `Persist` into a WAL batch. A snapshot from the leader is written to its file

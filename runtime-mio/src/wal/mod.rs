@@ -56,7 +56,7 @@ pub use fs::{Fs, FsFile, StdFs};
 #[cfg(any(test, feature = "testing"))]
 pub use memfs::{CrashMode, MemFs, MemFsLog};
 pub use recovery::{Recovered, RecoveryReport};
-pub use snapshot::{Snapshot, SnapshotConfig, SnapshotMeta, SnapshotStore};
+pub use snapshot::{BodyWriter, Snapshot, SnapshotConfig, SnapshotMeta, SnapshotStore};
 pub use thread::{Completion, SubmitError, WalThread};
 pub use types::{Batch, Durable, Entry, HardState, SnapshotMarker, WalConfig};
 pub use writer::Wal;

@@ -5,16 +5,22 @@
 //! term `u64`, voter count `u32` and voter ids `u64`, learner count `u32` and learner ids `u64`,
 //! data length `u64`, data, CRC32 of everything before it `u32`.
 //!
+//! A snapshot as large as the store is streamed to its file
+//! ([`SnapshotStore::save_streamed`]): its length goes in the head, so the head is written last,
+//! and the checksum of the head is combined with the body's, computed as it streamed.
+//!
 //! Order of operations for the runtime: [`SnapshotStore::save`], then append a batch with the
 //! matching [`super::SnapshotMarker`] to the WAL; once that is durable (the WAL then purges its
 //! old segments), call [`SnapshotStore::retain`] with the marker's index.
 
+use std::fmt;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
 use super::error::SnapshotError;
-use super::fs::Fs;
+use super::fs::{Fs, FsFile};
 use super::record::{read_u32, read_u64};
 
 const MAGIC: &[u8; 8] = b"TALLYSNP";
@@ -154,6 +160,89 @@ fn put_ids(out: &mut Vec<u8>, ids: &[u64]) {
     }
 }
 
+/// The file's head: everything before the data.
+fn head(meta: &SnapshotMeta, data_bytes: u64) -> Vec<u8> {
+    let mut head = Vec::with_capacity(64);
+    head.extend_from_slice(MAGIC);
+    head.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    head.extend_from_slice(&0u32.to_le_bytes());
+    head.extend_from_slice(&meta.index.to_le_bytes());
+    head.extend_from_slice(&meta.term.to_le_bytes());
+    put_ids(&mut head, &meta.voters);
+    put_ids(&mut head, &meta.learners);
+    head.extend_from_slice(&data_bytes.to_le_bytes());
+    head
+}
+
+/// Bytes a [`BodyWriter`] gathers before writing them to the file.
+const BODY_CHUNK_BYTES: usize = 1 << 20;
+
+/// Streams a snapshot's body into its file (see [`SnapshotStore::save_streamed`]), a chunk at
+/// a time, checksumming as it goes.
+pub struct BodyWriter<'a> {
+    file: &'a mut dyn FsFile,
+    /// File offset of the next write.
+    at: u64,
+    buf: Vec<u8>,
+    hasher: crc32fast::Hasher,
+    /// Bytes the body may still take under `snapshot_bytes_max`.
+    bytes_left: u64,
+    too_large: bool,
+}
+
+impl BodyWriter<'_> {
+    fn flush_buf(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let buf = std::mem::take(&mut self.buf);
+        let written = self.put(&buf);
+        self.buf = buf;
+        self.buf.clear();
+        written
+    }
+
+    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.file.write_all_at(self.at, bytes)?;
+        self.hasher.update(bytes);
+        self.at += bytes.len() as u64;
+        Ok(())
+    }
+}
+
+impl io::Write for BodyWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let len = bytes.len() as u64;
+        if len > self.bytes_left {
+            self.too_large = true;
+            return Err(io::Error::other("snapshot larger than snapshot_bytes_max"));
+        }
+        self.bytes_left -= len;
+        if self.buf.len() + bytes.len() > BODY_CHUNK_BYTES {
+            self.flush_buf()?;
+        }
+        if bytes.len() >= BODY_CHUNK_BYTES {
+            self.put(bytes)?;
+        } else {
+            if self.buf.capacity() == 0 {
+                self.buf.reserve_exact(BODY_CHUNK_BYTES);
+            }
+            self.buf.extend_from_slice(bytes);
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.flush_buf()
+    }
+}
+
+impl fmt::Debug for BodyWriter<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BodyWriter").field("at", &self.at).finish()
+    }
+}
+
 impl SnapshotStore {
     /// Opens (or creates) the store, removing temporary files a crash left behind.
     pub fn open(
@@ -186,50 +275,88 @@ impl SnapshotStore {
 
     /// Writes a snapshot atomically: temporary file, fdatasync, rename, fsync of the directory.
     pub fn save(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), SnapshotError> {
-        let ids = 8 * (meta.voters.len() + meta.learners.len()) as u64;
-        let total = FIXED_BYTES + ids + data.len() as u64;
-        if total > self.config.snapshot_bytes_max {
-            return Err(SnapshotError::TooLarge {
-                bytes: total,
-                max: self.config.snapshot_bytes_max,
-            });
-        }
-        let mut head = Vec::with_capacity(64);
-        head.extend_from_slice(MAGIC);
-        head.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        head.extend_from_slice(&0u32.to_le_bytes());
-        head.extend_from_slice(&meta.index.to_le_bytes());
-        head.extend_from_slice(&meta.term.to_le_bytes());
-        put_ids(&mut head, &meta.voters);
-        put_ids(&mut head, &meta.learners);
-        head.extend_from_slice(&(data.len() as u64).to_le_bytes());
-        let mut hasher = crc32fast::Hasher::new();
-        hasher.update(&head);
-        hasher.update(data);
-        let crc = hasher.finalize().to_le_bytes();
+        self.save_streamed(meta, 0, |body| body.write_all(data), |_| Vec::new())?;
+        Ok(())
+    }
 
+    /// [`save`](Self::save) for data as large as a store, which need not be in memory at once:
+    /// `write_body` streams the data's body, then `prefix(body_bytes)` gives the
+    /// `prefix_bytes` bytes that go in front of it (a header that records the body's length).
+    /// Returns the data's length (prefix and body).
+    pub fn save_streamed(
+        &self,
+        meta: &SnapshotMeta,
+        prefix_bytes: usize,
+        write_body: impl FnOnce(&mut BodyWriter<'_>) -> io::Result<()>,
+        prefix: impl FnOnce(u64) -> Vec<u8>,
+    ) -> Result<u64, SnapshotError> {
         let name = file_name(meta.index, meta.term);
         let tmp = self.dir.join(format!("{name}.tmp"));
+        let saved = self.write_streamed(&tmp, meta, prefix_bytes, write_body, prefix);
+        if saved.is_err() {
+            // Best effort: `open` removes leftovers anyway.
+            let _ = self.fs.remove_file(&tmp);
+            return saved;
+        }
         let path = self.dir.join(&name);
-        let io = |op| {
-            let tmp = &tmp;
-            move |e| SnapshotError::io(op, tmp, e)
-        };
-        let mut file = self.fs.create(&tmp).map_err(io("create snapshot"))?;
-        let data_at = head.len() as u64;
-        file.write_all_at(0, &head).map_err(io("write snapshot"))?;
-        file.write_all_at(data_at, data)
-            .map_err(io("write snapshot"))?;
-        file.write_all_at(data_at + data.len() as u64, &crc)
-            .map_err(io("write snapshot"))?;
-        file.sync_data().map_err(io("fdatasync snapshot"))?;
-        drop(file);
         self.fs
             .rename(&tmp, &path)
             .map_err(|e| SnapshotError::io("rename snapshot", &path, e))?;
         self.fs
             .sync_dir(&self.dir)
-            .map_err(|e| SnapshotError::io("fsync directory", &self.dir, e))
+            .map_err(|e| SnapshotError::io("fsync directory", &self.dir, e))?;
+        saved
+    }
+
+    /// The temporary file of [`save_streamed`](Self::save_streamed), written and synced.
+    fn write_streamed(
+        &self,
+        tmp: &Path,
+        meta: &SnapshotMeta,
+        prefix_bytes: usize,
+        write_body: impl FnOnce(&mut BodyWriter<'_>) -> io::Result<()>,
+        prefix: impl FnOnce(u64) -> Vec<u8>,
+    ) -> Result<u64, SnapshotError> {
+        let io = |op| move |e| SnapshotError::io(op, tmp, e);
+        let ids_bytes = 8 * (meta.voters.len() + meta.learners.len());
+        // The head ends with the data length; its own length is known now.
+        let head_bytes = head(meta, 0).len();
+        let body_at = (head_bytes + prefix_bytes) as u64;
+        let mut file = self.fs.create(tmp).map_err(io("create snapshot"))?;
+        let mut body = BodyWriter {
+            file: file.as_mut(),
+            at: body_at,
+            buf: Vec::new(),
+            hasher: crc32fast::Hasher::new(),
+            bytes_left: self
+                .config
+                .snapshot_bytes_max
+                .saturating_sub(FIXED_BYTES + ids_bytes as u64 + prefix_bytes as u64),
+            too_large: false,
+        };
+        let written = write_body(&mut body).and_then(|()| body.flush_buf());
+        let (body_bytes, body_crc, too_large) = (body.at - body_at, body.hasher, body.too_large);
+        if too_large {
+            return Err(SnapshotError::TooLarge {
+                bytes: FIXED_BYTES + ids_bytes as u64 + prefix_bytes as u64 + body_bytes,
+                max: self.config.snapshot_bytes_max,
+            });
+        }
+        written.map_err(io("write snapshot"))?;
+        let prefix = prefix(body_bytes);
+        assert_eq!(prefix.len(), prefix_bytes, "the prefix promised its length");
+        let data_bytes = (prefix_bytes as u64) + body_bytes;
+        let mut front = head(meta, data_bytes);
+        front.extend_from_slice(&prefix);
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(&front);
+        hasher.combine(&body_crc);
+        let crc = hasher.finalize().to_le_bytes();
+        file.write_all_at(0, &front).map_err(io("write snapshot"))?;
+        file.write_all_at(body_at + body_bytes, &crc)
+            .map_err(io("write snapshot"))?;
+        file.sync_data().map_err(io("fdatasync snapshot"))?;
+        Ok(data_bytes)
     }
 
     /// (index, term) of every snapshot file, oldest first.

@@ -45,6 +45,63 @@ fn save_load_list_retain() {
 }
 
 #[test]
+fn a_streamed_snapshot_reads_back_like_a_saved_one() {
+    use std::io::Write;
+    let fs = MemFs::new();
+    let s = store(&fs, 3);
+    // Writes of every size around the chunk, so the gathering and the direct path both run.
+    let body: Vec<u8> = (0..700_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    let pieces = [1usize, 4095, 200_000, 1, 300_000, 195_903];
+    assert_eq!(pieces.iter().sum::<usize>(), body.len());
+    let prefix = |len: u64| {
+        let mut p = b"HEAD".to_vec();
+        p.extend_from_slice(&len.to_le_bytes());
+        p
+    };
+    let data_bytes = s
+        .save_streamed(
+            &meta(10),
+            12,
+            |w| {
+                let mut at = 0;
+                for n in pieces {
+                    w.write_all(&body[at..at + n])?;
+                    at += n;
+                }
+                Ok(())
+            },
+            prefix,
+        )
+        .expect("save streamed");
+    assert_eq!(data_bytes, 12 + body.len() as u64);
+    let mut expected = prefix(body.len() as u64);
+    expected.extend_from_slice(&body);
+    let snap = s.load(10, 2).expect("load");
+    assert_eq!(snap.meta(), &meta(10));
+    assert_eq!(snap.data().as_ref(), expected.as_slice());
+
+    // Past snapshot_bytes_max (1 MiB here) the save fails and leaves no file behind.
+    let too_large = s.save_streamed(
+        &meta(20),
+        0,
+        |w| {
+            for _ in 0..3 {
+                w.write_all(&body[..500_000])?;
+            }
+            Ok(())
+        },
+        |_| Vec::new(),
+    );
+    assert!(
+        matches!(too_large, Err(SnapshotError::TooLarge { .. })),
+        "{too_large:?}"
+    );
+    assert_eq!(s.list().expect("list"), vec![(10, 2)]);
+    let tmp = snap_dir().join(format!("{:016x}-{:016x}.snap.tmp", 20, 3));
+    assert!(fs.file(&tmp).is_none(), "the temporary file is removed");
+}
+
+#[test]
 fn every_bit_flip_is_detected() {
     let fs = MemFs::new();
     let s = store(&fs, 3);
