@@ -25,7 +25,10 @@
 //!    ([`ApplyOutcome::compaction_wait_rev`]).
 //! 3. If [`KvStore::has_unsynced_watchers`], call [`KvStore::sync_watchers_step`] with a small
 //!    record budget, then drain again (step 1).
-//! 4. On the leader only: [`KvStore::expired_leases`] and propose a LeaseRevoke for each (a
+//! 4. While a snapshot copy is being taken ([`KvStore::begin_snapshot_copy`]), call
+//!    [`KvStore::snapshot_copy_step`] with a key budget until it is done; physical compaction
+//!    waits for it.
+//! 5. On the leader only: [`KvStore::expired_leases`] and propose a LeaseRevoke for each (a
 //!    lease stays listed until its revoke is applied; a second revoke of it fails harmlessly
 //!    with [`KvError::LeaseNotFound`]).
 //!
@@ -60,6 +63,7 @@ mod mvcc;
 mod outcome;
 pub mod proto;
 mod snapshot;
+mod snapshot_copy;
 mod store;
 mod watch;
 
@@ -71,6 +75,7 @@ pub use error::{GrpcCode, KvError, SnapshotError};
 pub use lease::LEASE_TTL_SECS_MAX;
 pub use mvcc::revision::{Revision, prefix_range_end};
 pub use outcome::{ApplyOutcome, ApplyResponse};
+pub use snapshot_copy::{CopyStep, SnapshotCopy};
 pub use store::{KvStore, StoreStatus};
 pub use watch::WatchId;
 

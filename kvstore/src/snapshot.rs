@@ -374,6 +374,8 @@ impl KvStore {
         let mut fresh = KvStore::new(self.config.clone());
         read(&mut fresh, input)?;
         let old_current = self.mvcc.current_rev;
+        self.copying = false;
+        self.copy_epoch += 1;
         std::mem::swap(&mut self.mvcc, &mut fresh.mvcc);
         std::mem::swap(&mut self.alarms, &mut fresh.alarms);
         std::mem::swap(&mut self.applied_index, &mut fresh.applied_index);

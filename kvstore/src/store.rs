@@ -25,6 +25,10 @@ pub struct KvStore {
     pub(crate) watch: WatchHub,
     pub(crate) applied_index: u64,
     pub(crate) alarms: BTreeSet<(u64, i32)>,
+    /// A snapshot copy is being taken (see `snapshot_copy.rs`): compaction waits.
+    pub(crate) copying: bool,
+    /// Bumped by a restore, which voids a copy in progress.
+    pub(crate) copy_epoch: u64,
 }
 
 /// Figures for the Status RPC.
@@ -83,6 +87,8 @@ impl KvStore {
             watch,
             applied_index: 0,
             alarms: BTreeSet::new(),
+            copying: false,
+            copy_epoch: 0,
         }
     }
 
@@ -210,6 +216,10 @@ impl KvStore {
     /// Physically compacts up to `budget_keys` keys. Returns whether work remains. Call it
     /// between applies until it returns false.
     pub fn compact_step(&mut self, budget_keys: usize) -> bool {
+        if self.copying {
+            // It would remove revisions the snapshot copy has yet to take.
+            return self.mvcc.job.is_some();
+        }
         self.mvcc.compact_step(budget_keys)
     }
 

@@ -54,6 +54,33 @@ impl KeyIndex {
         self.generations.push(Generation::new());
     }
 
+    /// The key's index as it stood at revision `at` (its later revisions dropped), or `None` if
+    /// the key had no revision yet.
+    pub(crate) fn as_of(&self, at: i64) -> Option<KeyIndex> {
+        let last = self.generations.len() - 1;
+        let mut generations: SmallVec<[Generation; 1]> = SmallVec::new();
+        let mut deleted = false;
+        for (i, g) in self.generations.iter().enumerate() {
+            let n = g.partition_point(|r| r.main() <= at);
+            if n == 0 {
+                break;
+            }
+            generations.push(g[..n].iter().copied().collect());
+            // A generation kept whole, other than the live one, ends with its tombstone.
+            deleted = n == g.len() && i != last;
+            if n < g.len() {
+                break;
+            }
+        }
+        if generations.is_empty() {
+            return None;
+        }
+        if deleted {
+            generations.push(Generation::new());
+        }
+        Some(KeyIndex { generations })
+    }
+
     /// Whether the key exists at the newest revision.
     pub(crate) fn is_live(&self) -> bool {
         self.generations.last().is_some_and(|g| !g.is_empty())
@@ -188,5 +215,35 @@ mod tests {
         ki.compact(11, &mut removed);
         assert!(ki.is_empty());
         assert_eq!(removed, vec![r(10), r(11)]);
+    }
+
+    #[test]
+    fn as_of_is_the_index_built_from_the_earlier_writes_only() {
+        // (revision, is a delete)
+        let writes = [
+            (2, false),
+            (3, false),
+            (5, true),
+            (7, false),
+            (8, true),
+            (9, false),
+        ];
+        let build = |upto: i64| {
+            let mut ki = KeyIndex::new();
+            let mut any = false;
+            for &(rev, delete) in writes.iter().filter(|(rev, _)| *rev <= upto) {
+                any = true;
+                if delete {
+                    ki.tombstone(r(rev));
+                } else {
+                    ki.put(r(rev));
+                }
+            }
+            any.then_some(ki)
+        };
+        let full = build(i64::MAX).expect("writes");
+        for at in 0..12 {
+            assert_eq!(full.as_of(at), build(at), "as of {at}");
+        }
     }
 }

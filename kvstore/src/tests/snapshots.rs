@@ -77,6 +77,75 @@ fn a_snapshot_copy_snapshots_to_the_same_bytes_and_stays_put() {
 }
 
 #[test]
+fn a_copy_taken_in_steps_between_writes_is_the_store_as_it_began() {
+    for keys_per_step in [1, 7, 50, 1000] {
+        let mut kv = populated();
+        let expected = snapshot(&kv);
+        let mut copy = kv.begin_snapshot_copy();
+        let mut i = 0u32;
+        loop {
+            // Between steps: new keys, overwrites, deletes (whole ranges too), re-creations,
+            // a compaction past the copy's revision, and compaction steps that must wait.
+            i += 1;
+            kv.put(&PutRequest {
+                key: Bytes::from(format!("key/{:03}", (i * 13) % 120)),
+                value: Bytes::from(format!("later-{i}")),
+                ..PutRequest::default()
+            })
+            .unwrap();
+            if i % 3 == 0 {
+                kv.delete_range(&DeleteRangeRequest {
+                    key: Bytes::from(format!("key/{:03}", (i * 5) % 97)),
+                    range_end: Bytes::from(format!("key/{:03}", (i * 5) % 97 + 4)),
+                    ..DeleteRangeRequest::default()
+                })
+                .unwrap();
+            }
+            if i == 2 {
+                let revision = kv.revision();
+                kv.compact(&CompactionRequest {
+                    revision,
+                    physical: false,
+                })
+                .unwrap();
+            }
+            let _ = kv.compact_step(1000);
+            match kv.snapshot_copy_step(&mut copy, keys_per_step) {
+                crate::CopyStep::More => {}
+                crate::CopyStep::Done => break,
+                crate::CopyStep::Abandoned => panic!("nothing was restored"),
+            }
+        }
+        let copy = copy.into_store();
+        assert_eq!(
+            snapshot(&copy),
+            expected,
+            "{keys_per_step} keys per step: the copy is the store when it began"
+        );
+        // Compaction goes on once the copy is done.
+        while kv.compact_step(1000) {}
+        assert!(kv.compaction_done(kv.status().compact_revision()));
+    }
+}
+
+#[test]
+fn a_restore_abandons_a_copy_in_progress() {
+    let mut kv = populated();
+    let data = snapshot(&kv);
+    let mut copy = kv.begin_snapshot_copy();
+    assert_eq!(kv.snapshot_copy_step(&mut copy, 1), crate::CopyStep::More);
+    kv.restore(&mut data.as_slice()).unwrap();
+    assert_eq!(
+        kv.snapshot_copy_step(&mut copy, 1),
+        crate::CopyStep::Abandoned
+    );
+    // A new copy may begin, and compaction is not held back by the old one.
+    let mut again = kv.begin_snapshot_copy();
+    while kv.snapshot_copy_step(&mut again, 10) == crate::CopyStep::More {}
+    assert_eq!(snapshot(&again.into_store()), data);
+}
+
+#[test]
 fn round_trip_is_equal_by_hash_kv() {
     let kv = populated();
     let buf = snapshot(&kv);

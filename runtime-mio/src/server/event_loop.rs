@@ -14,7 +14,7 @@ use super::flags::Flags;
 use super::members::Members;
 use super::metrics::Metrics;
 use super::rpc::{CallKind, ConfWaiter, PendingRead, Waiter};
-use super::snapshots::{SnapshotDone, SnapshotJob, SnapshotPacing, SnapshotWorker};
+use super::snapshots::{SnapshotDone, SnapshotJob, SnapshotPacing, SnapshotTaking, SnapshotWorker};
 use super::startup::{Identity, Recovered, ServerError, io_error};
 use super::storage;
 use crate::grpc::{CallEvent, CallId, GrpcConfig, GrpcServer};
@@ -63,9 +63,11 @@ pub(super) struct Server {
     /// Snapshot markers written to the WAL: (seq, index), purged behind once durable.
     markers: Vec<(u64, u64)>,
     snapshots: Arc<SnapshotStore>,
-    snapshot_worker: SnapshotWorker,
+    pub(super) snapshot_worker: SnapshotWorker,
     /// The core asked for a snapshot that could not be started yet.
-    snapshot_wanted: bool,
+    pub(super) snapshot_wanted: bool,
+    /// A snapshot being taken: its store copy, a slice per turn, then its queued job.
+    pub(super) snapshot_taking: Option<SnapshotTaking>,
     pub(super) snapshot_pacing: SnapshotPacing,
     pub(super) peers: PeerTransport,
     pub(super) clients: GrpcServer,
@@ -214,6 +216,7 @@ impl Server {
             snapshots,
             snapshot_worker,
             snapshot_wanted: false,
+            snapshot_taking: None,
             snapshot_pacing: SnapshotPacing::default(),
             peers,
             clients,
@@ -596,37 +599,6 @@ impl Server {
 
     /// Hands a copy of the store at `index` to the snapshot worker; the loop keeps applying.
     /// A busy worker leaves the snapshot wanted, to be taken at a later applied index.
-    fn take_snapshot(&mut self, index: u64) {
-        if !self.snapshot_pacing.due() {
-            self.snapshot_wanted = true;
-            return;
-        }
-        if !self.snapshot_worker.has_room() {
-            self.snapshot_wanted = true;
-            return;
-        }
-        self.snapshot_wanted = false;
-        // The core keeps no bytes (released at once): the file will have them, and until it
-        // does a lagging member's snapshot waits (reported unreachable, retried).
-        let snapshot = match self.node.compact(index, Bytes::new()) {
-            Ok(snapshot) => snapshot,
-            Err(e) => {
-                eprintln!("tallyd: compaction at {index} refused: {e}");
-                return;
-            }
-        };
-        self.node.release_snapshot_data(index);
-        self.snapshot_pacing.on_snapshot_started();
-        let job = SnapshotJob::Save {
-            meta: storage::file_meta(&snapshot),
-            kv: Box::new(self.kv.snapshot_copy()),
-            members: self.members.encode(),
-        };
-        if self.snapshot_worker.submit(job).is_err() {
-            eprintln!("tallyd: snapshot worker gone; snapshot {index} not written");
-        }
-    }
-
     fn on_leader_changed(&mut self, leader: u64, term: u64) {
         let was_leader = self.leader == self.identity.member_id;
         self.leader = leader;
@@ -704,6 +676,7 @@ impl Server {
             let applied = self.node.status().applied();
             self.take_snapshot(applied);
         }
+        self.advance_snapshot();
         if self.kv.compact_step(COMPACTION_KEYS_PER_TURN) {
             self.release_compactions();
         }

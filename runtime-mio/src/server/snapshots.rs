@@ -10,8 +10,9 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 
 use bytes::Bytes;
 use mio::Waker;
-use tally_kvstore::KvStore;
+use tally_kvstore::{CopyStep, KvStore, SnapshotCopy};
 
+use super::event_loop::Server;
 use super::startup::{ServerError, io_error};
 use super::{payload, storage};
 use crate::wal::{SnapshotMeta, SnapshotStore};
@@ -19,6 +20,90 @@ use crate::wal::{SnapshotMeta, SnapshotStore};
 /// Jobs queued for the worker at once; a snapshot requested while it is busy waits for the
 /// next interval.
 const SNAPSHOT_JOBS_MAX: usize = 2;
+/// Keys of the store copied per loop turn for a snapshot: copying a few hundred thousand at
+/// once held the loop for hundreds of milliseconds.
+const SNAPSHOT_COPY_KEYS_PER_TURN: usize = 16 * 1024;
+
+/// A snapshot on its way to the worker.
+#[derive(Debug)]
+pub(super) enum SnapshotTaking {
+    /// The store is being copied, a slice per turn.
+    Copying {
+        copy: SnapshotCopy,
+        meta: SnapshotMeta,
+        members: Bytes,
+    },
+    /// The copy is done; the worker was busy.
+    Queued(Box<SnapshotJob>),
+}
+
+impl Server {
+    /// Starts a snapshot at `index` (applied) when the pacing and the worker allow; otherwise
+    /// leaves it wanted.
+    pub(super) fn take_snapshot(&mut self, index: u64) {
+        if !self.snapshot_pacing.due()
+            || self.snapshot_taking.is_some()
+            || !self.snapshot_worker.has_room()
+        {
+            self.snapshot_wanted = true;
+            return;
+        }
+        self.snapshot_wanted = false;
+        // The core keeps no bytes (released at once): the file will have them, and until it
+        // does a lagging member's snapshot waits (reported unreachable, retried).
+        let snapshot = match self.node.compact(index, Bytes::new()) {
+            Ok(snapshot) => snapshot,
+            Err(e) => {
+                eprintln!("tallyd: compaction at {index} refused: {e}");
+                return;
+            }
+        };
+        self.node.release_snapshot_data(index);
+        self.snapshot_pacing.on_snapshot_started();
+        self.snapshot_taking = Some(SnapshotTaking::Copying {
+            copy: self.kv.begin_snapshot_copy(),
+            meta: storage::file_meta(&snapshot),
+            members: self.members.encode(),
+        });
+        self.advance_snapshot();
+    }
+
+    /// Copies the next slice of the store for the snapshot being taken, and hands the finished
+    /// copy to the worker.
+    pub(super) fn advance_snapshot(&mut self) {
+        let job = match self.snapshot_taking.take() {
+            None => return,
+            Some(SnapshotTaking::Queued(job)) => job,
+            Some(SnapshotTaking::Copying {
+                mut copy,
+                meta,
+                members,
+            }) => match self
+                .kv
+                .snapshot_copy_step(&mut copy, SNAPSHOT_COPY_KEYS_PER_TURN)
+            {
+                CopyStep::More => {
+                    self.snapshot_taking = Some(SnapshotTaking::Copying {
+                        copy,
+                        meta,
+                        members,
+                    });
+                    return;
+                }
+                // A snapshot from the leader replaced the store, and the core's snapshot.
+                CopyStep::Abandoned => return,
+                CopyStep::Done => Box::new(SnapshotJob::Save {
+                    meta,
+                    kv: copy.into_store(),
+                    members,
+                }),
+            },
+        };
+        if let Err(job) = self.snapshot_worker.submit(*job) {
+            self.snapshot_taking = Some(SnapshotTaking::Queued(job));
+        }
+    }
+}
 
 #[derive(Debug)]
 pub(super) enum SnapshotJob {
