@@ -84,9 +84,14 @@ impl fmt::Display for CloseReason {
 
 /// What one read call produced.
 pub(crate) enum ReadStep {
-    /// Progress: this many plaintext bytes were appended to the read buffer (may be 0 when only
-    /// TLS handshake records arrived).
-    Data(usize),
+    /// Progress: `bytes` plaintext bytes were appended to the read buffer (may be 0 when only
+    /// TLS handshake records arrived). `drained`: the read came back short, so the socket is
+    /// empty and (edge-triggered) the next arrival brings a new event; reading again now would
+    /// only return `EAGAIN` (half of all peer reads did).
+    Data {
+        bytes: usize,
+        drained: bool,
+    },
     WouldBlock,
     Eof,
 }
@@ -258,7 +263,10 @@ fn read_plain(
             Ok(0) => Ok(ReadStep::Eof),
             Ok(n) => {
                 buf.extend_from_slice(&scratch[..n]);
-                Ok(ReadStep::Data(n))
+                Ok(ReadStep::Data {
+                    bytes: n,
+                    drained: n < scratch.len(),
+                })
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(ReadStep::WouldBlock),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -277,7 +285,12 @@ fn read_tls(
         Ok(0) => true,
         Ok(_) => false,
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(ReadStep::WouldBlock),
-        Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(ReadStep::Data(0)),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+            return Ok(ReadStep::Data {
+                bytes: 0,
+                drained: false,
+            });
+        }
         Err(e) => return Err(CloseReason::Io(e)),
     };
     if let Err(e) = tls.process_new_packets() {
@@ -302,5 +315,9 @@ fn read_tls(
     if socket_eof && appended == 0 {
         return Ok(ReadStep::Eof);
     }
-    Ok(ReadStep::Data(appended))
+    // rustls reads the socket in pieces of its own size: a short one says nothing.
+    Ok(ReadStep::Data {
+        bytes: appended,
+        drained: false,
+    })
 }

@@ -207,10 +207,13 @@ impl PeerTransport {
         let mut read_bytes = 0;
         loop {
             match conn.read_step(&mut self.scratch)? {
-                ReadStep::Data(n) => {
+                ReadStep::Data { bytes, drained } => {
                     conn.last_recv = now;
-                    read_bytes += n;
+                    read_bytes += bytes;
                     self.parse_frames(registry, slot, conn, now)?;
+                    if drained {
+                        return Ok(());
+                    }
                     if read_bytes >= self.config.read_batch_bytes_max() {
                         conn.read_paused_at = Some(now);
                         return Ok(());
