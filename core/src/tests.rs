@@ -44,17 +44,8 @@ fn drain(node: &mut Node, hold_persist: bool) -> (Vec<Message>, Option<(u64, u64
 }
 
 fn elect(node: &mut Node, voter: &mut Node) {
-    let (node_id, voter_id) = (node.id(), voter.id());
     for _ in 0..20 {
-        node.tick();
-        let (sends, _) = drain(node, false);
-        for message in sends.into_iter().filter(|m| m.to() == voter_id) {
-            voter.step(message).expect("valid");
-            let (replies, _) = drain(voter, false);
-            for reply in replies.into_iter().filter(|m| m.to() == node_id) {
-                node.step(reply).expect("valid");
-            }
-        }
+        exchange(node, voter, 1, |_, _| {});
         if node.status().role() == Role::Leader {
             return;
         }
@@ -133,8 +124,8 @@ fn append_acknowledgement_waits_for_persistence() {
     assert!(sends.iter().any(|m| m.kind() == MessageKind::AppendResp));
 }
 
-/// `rounds` times: tick the leader, deliver its messages to `follower` and the follower's
-/// replies back; `on_reply` sees each reply before the leader steps it.
+/// `rounds` times: tick `leader` (or a candidate), deliver its messages to `follower` and the
+/// follower's replies back; `on_reply` sees each reply before the leader steps it.
 fn exchange(
     leader: &mut Node,
     follower: &mut Node,

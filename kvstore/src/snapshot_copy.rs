@@ -38,11 +38,6 @@ pub enum CopyStep {
 }
 
 impl SnapshotCopy {
-    /// The revision the copy is of.
-    pub fn revision(&self) -> i64 {
-        self.at_rev
-    }
-
     /// The finished copy (after [`CopyStep::Done`]).
     pub fn into_store(self) -> Box<KvStore> {
         self.copy

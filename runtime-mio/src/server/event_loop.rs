@@ -597,8 +597,6 @@ impl Server {
         }
     }
 
-    /// Hands a copy of the store at `index` to the snapshot worker; the loop keeps applying.
-    /// A busy worker leaves the snapshot wanted, to be taken at a later applied index.
     fn on_leader_changed(&mut self, leader: u64, term: u64) {
         let was_leader = self.leader == self.identity.member_id;
         self.leader = leader;

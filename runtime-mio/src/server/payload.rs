@@ -71,6 +71,7 @@ const SNAPSHOT_MAGIC: &[u8; 8] = b"TALLYSN1";
 
 pub fn encode_snapshot(members: &Bytes, kv: &[u8]) -> Bytes {
     let mut out = snapshot_prefix(members, kv.len() as u64);
+    out.reserve_exact(kv.len());
     out.extend_from_slice(kv);
     Bytes::from(out)
 }
@@ -83,8 +84,7 @@ pub fn snapshot_prefix_bytes(members: &[u8]) -> usize {
 /// What goes in front of a kvstore snapshot of `kv_bytes`; a snapshot streamed to its file
 /// writes it last, once the length is known.
 pub fn snapshot_prefix(members: &[u8], kv_bytes: u64) -> Vec<u8> {
-    let mut out =
-        Vec::with_capacity(snapshot_prefix_bytes(members) + kv_bytes.min(1 << 20) as usize);
+    let mut out = Vec::with_capacity(snapshot_prefix_bytes(members));
     out.extend_from_slice(SNAPSHOT_MAGIC);
     out.extend_from_slice(&(members.len() as u32).to_le_bytes());
     out.extend_from_slice(members);

@@ -39,7 +39,8 @@ pub(super) enum SnapshotTaking {
 
 impl Server {
     /// Starts a snapshot at `index` (applied) when the pacing and the worker allow; otherwise
-    /// leaves it wanted.
+    /// leaves it wanted. The copy advances in [`advance_snapshot`](Self::advance_snapshot),
+    /// which every turn runs after the applies.
     pub(super) fn take_snapshot(&mut self, index: u64) {
         if !self.snapshot_pacing.due()
             || self.snapshot_taking.is_some()
@@ -65,7 +66,6 @@ impl Server {
             meta: storage::file_meta(&snapshot),
             members: self.members.encode(),
         });
-        self.advance_snapshot();
     }
 
     /// Copies the next slice of the store for the snapshot being taken, and hands the finished
