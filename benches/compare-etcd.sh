@@ -3,11 +3,15 @@
 # this machine, one at a time, with the same tally-bench workloads; prints the tally/etcd ratio of
 # the medians and writes everything as JSON to benches/results/compare-<date>.json.
 #
-#   benches/compare-etcd.sh                    full run: RUNS=3 per system, ~25 min on 2 cores
+#   benches/compare-etcd.sh                    full run: RUNS=3 per system, ~30 min on 2 cores
 #   QUICK=1 RUNS=1 benches/compare-etcd.sh     smoke run: small totals, check perf --load=s only
 #   WORKLOADS="put-1000 range-l" benches/compare-etcd.sh
 #
-# Knobs: RUNS (3), QUICK (0), SYSTEMS ("etcd tally"), WORKLOADS (all of: put-1 put-1000 range-l range-s txn-put watch
+# The check perf workloads also run against "noop": three grpc-noop servers (answer at once, do
+# nothing else), whose writes/s are check perf's own ceiling on this machine; the table shows
+# each system's fraction of it.
+#
+# Knobs: RUNS (3), QUICK (0), SYSTEMS ("etcd tally noop"), WORKLOADS (all of: put-1 put-1000 range-l range-s txn-put watch
 # lease-keepalive check-perf-l check-perf-xl), DATA (scratch dir for data and logs, on the disk
 # under test; default /tmp), CARGO_TARGET_DIR. Needs root for apt-get when etcd is missing.
 set -euo pipefail
@@ -37,7 +41,7 @@ fi
 export ETCDCTL_API=3
 
 log "building tallyd and tally-bench (release)"
-cargo build --release -p tally-runtime-mio -p tally-benches --bin tallyd --bin tally-bench
+cargo build --release -p tally-runtime-mio -p tally-benches --bin tallyd --bin tally-bench --bin grpc-noop
 target=${CARGO_TARGET_DIR:-$root/target}
 case $target in /*) ;; *) target=$root/$target ;; esac
 # Members and clients run from copies with neutral names, so that a `pkill tallyd` or
@@ -45,11 +49,13 @@ case $target in /*) ;; *) target=$root/$target ;; esac
 mkdir -p "$scratch/bin"
 cp "$target/release/tallyd" "$scratch/bin/kv-b-member"
 cp "$target/release/tally-bench" "$scratch/bin/kv-bench"
+cp "$target/release/grpc-noop" "$scratch/bin/kv-noop"
 cp "$(command -v etcd)" "$scratch/bin/kv-a-member"
 cp "$(command -v etcdctl)" "$scratch/bin/kv-ctl"
 tallyd=$scratch/bin/kv-b-member
 bench=$scratch/bin/kv-bench
 etcd_bin=$scratch/bin/kv-a-member
+noop=$scratch/bin/kv-noop
 ctl() { "$scratch/bin/kv-ctl" "$@"; }
 
 # --- the machine ---------------------------------------------------------------------------
@@ -111,6 +117,18 @@ start_cluster() { # system run
         sleep 0.5
     done
     ctl --endpoints="$endpoints" put foo bar >/dev/null
+}
+
+# Three no-op gRPC servers on the client ports: check perf's ceiling.
+start_noop() { # run
+    local run=$1 i
+    endpoints=""
+    for i in 0 1 2; do
+        endpoints+="${endpoints:+,}127.0.0.1:${client_ports[$i]}"
+        "$noop" "127.0.0.1:${client_ports[$i]}" 2>"$logs/noop-run$run-s$i.log" &
+        pids+=($!)
+    done
+    sleep 0.5
 }
 
 # Peak RSS since the last reset (largest member, MiB) and CPU seconds of all members.
@@ -211,10 +229,17 @@ run_workload() { # system run workload
 }
 
 for run in $(seq 1 "$RUNS"); do
-    for system in ${SYSTEMS:-etcd tally}; do
-        log "$system run $run: starting 3 members"
-        start_cluster "$system" "$run"
+    for system in ${SYSTEMS:-etcd tally noop}; do
+        if [ "$system" = noop ]; then
+            case " $WORKLOADS " in *" check-perf-"*) ;; *) continue ;; esac
+            log "noop run $run: starting 3 no-op gRPC servers"
+            start_noop "$run"
+        else
+            log "$system run $run: starting 3 members"
+            start_cluster "$system" "$run"
+        fi
         for w in $WORKLOADS; do
+            case $system:$w in noop:check-perf-*) ;; noop:*) continue ;; esac
             run_workload "$system" "$run" "$w"
         done
         stop_cluster
@@ -249,6 +274,12 @@ END {
         printf "%s\tregressions\t%s\t%s\t-\n", w[i], reg["etcd", w[i]] + 0, reg["tally", w[i]] + 0
         if (pass["etcd", w[i]] != "" || pass["tally", w[i]] != "")
             printf "%s\tpass\t%s\t%s\t-\n", w[i], pass["etcd", w[i]], pass["tally", w[i]]
+        c = median(v["noop", w[i], 4])
+        if (c != "-" && c + 0 != 0) {
+            e = median(v["etcd", w[i], 4]); t = median(v["tally", w[i], 4])
+            printf "%s\tnoop_rps\t-\t%s\t-\n", w[i], c
+            printf "%s\tof_noop_rps\t%s\t%s\t-\n", w[i], (e == "-" ? "-" : sprintf("%.2f", e / c)), (t == "-" ? "-" : sprintf("%.2f", t / c))
+        }
     }
 }' "$rows")
 
@@ -261,6 +292,8 @@ END {
     echo "rps: requests/s (watch: events delivered/s; check-perf: its writes/s). p99/slowest in ms"
     echo "(watch: delivery latency). rss_mib: peak RSS of the largest member during the workload."
     echo "cpu_s: CPU seconds of all 3 members during the workload. errors, regressions: sums."
+    echo "noop_rps: check perf against three no-op gRPC servers (its ceiling here); of_noop_rps:"
+    echo "each system's writes/s as a fraction of it."
 } | tee "$scratch/table.txt"
 
 {
