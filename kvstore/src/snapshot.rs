@@ -79,13 +79,11 @@ pub(crate) fn write<W: Write>(store: &KvStore, out: &mut W) -> std::io::Result<u
     w.i64(m.current_rev)?;
     w.i64(m.compact_rev)?;
     w.u64(store.lessor.id_seq)?;
-    let kept: Vec<(&Bytes, &KeyIndex)> = m
-        .index
-        .iter()
-        .filter(|(_, ki)| ki.survives(m.compact_rev))
-        .collect();
-    w.u64(kept.len() as u64)?;
-    for (key, ki) in kept {
+    // Two walks instead of a list of the kept keys: at a million keys that list would be
+    // another 16 MB on top of the copy being written.
+    let kept = || m.index.iter().filter(|(_, ki)| ki.survives(m.compact_rev));
+    w.u64(kept().count() as u64)?;
+    for (key, ki) in kept() {
         write_key(&mut w, m, key, ki)?;
     }
     w.u64(m.compact_events.len() as u64)?;
