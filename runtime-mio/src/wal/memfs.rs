@@ -400,6 +400,27 @@ impl MemFsLog {
             .sum()
     }
 
+    /// The most bytes any one file held written but not yet synced at any point: what a
+    /// writer leaves for the kernel's writeback to send to the disk in one burst.
+    pub fn unsynced_bytes_max(&self) -> u64 {
+        let mut unsynced: std::collections::HashMap<usize, u64> = Default::default();
+        let mut max = 0;
+        for op in &self.ops {
+            match op {
+                Op::Write { inode, data, .. } => {
+                    let n = unsynced.entry(*inode).or_default();
+                    *n += data.len() as u64;
+                    max = max.max(*n);
+                }
+                Op::SyncData { inode } => {
+                    unsynced.remove(inode);
+                }
+                _ => {}
+            }
+        }
+        max
+    }
+
     /// Byte positions (in written-byte count) where each write starts.
     pub fn write_starts(&self) -> Vec<u64> {
         let mut at = 0;

@@ -48,7 +48,13 @@ impl Prealloc {
         self.seq
     }
 
-    /// Writes the header or one chunk of zeros, and syncs once full. True when complete.
+    /// Writes the header or one chunk of zeros, each synced at once, and syncs once full. True
+    /// when complete.
+    ///
+    /// Why a sync per chunk: unsynced zeros pile up as dirty pages that the kernel's periodic
+    /// writeback (every 5 s) sends to the disk tens of megabytes at a time, and the WAL's own
+    /// fdatasync waits behind them: 50-130 ms, up to 500 ms, every few seconds under load. A
+    /// 1 MiB write and its fdatasync take about 1 ms here, between batches.
     pub(crate) fn step(&mut self) -> Result<bool, WalError> {
         if self.synced {
             return Ok(true);
@@ -69,6 +75,7 @@ impl Prealloc {
             self.file
                 .write_all_at(self.filled_bytes, &ZEROS[..n])
                 .map_err(io("preallocate segment"))?;
+            self.file.sync_data().map_err(io("fdatasync segment"))?;
             self.filled_bytes += n as u64;
         } else {
             self.file.sync_data().map_err(io("fdatasync segment"))?;

@@ -176,6 +176,10 @@ fn head(meta: &SnapshotMeta, data_bytes: u64) -> Vec<u8> {
 
 /// Bytes a [`BodyWriter`] gathers before writing them to the file.
 const BODY_CHUNK_BYTES: usize = 1 << 20;
+/// Bytes a [`BodyWriter`] writes between fdatasyncs: a snapshot of hundreds of megabytes left
+/// to the kernel's writeback reaches the disk in bursts that the WAL's fdatasync waits behind
+/// (see `Prealloc::step`); syncing as it goes bounds what is queued in front of the WAL.
+const BODY_SYNC_BYTES: u64 = 4 << 20;
 
 /// Streams a snapshot's body into its file (see [`SnapshotStore::save_streamed`]), a chunk at
 /// a time, checksumming as it goes.
@@ -205,7 +209,11 @@ impl BodyWriter<'_> {
     fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.file.write_all_at(self.at, bytes)?;
         self.hasher.update(bytes);
+        let before = self.at;
         self.at += bytes.len() as u64;
+        if before / BODY_SYNC_BYTES != self.at / BODY_SYNC_BYTES {
+            self.file.sync_data()?;
+        }
         Ok(())
     }
 }

@@ -148,3 +148,34 @@ fn a_crash_during_save_leaves_old_or_new_never_half() {
         }
     }
 }
+
+#[test]
+fn a_streamed_snapshot_is_synced_as_it_is_written() {
+    use std::io::Write;
+    let fs = MemFs::new();
+    let s = SnapshotStore::open(
+        &snap_dir(),
+        SnapshotConfig::default().with_snapshot_bytes_max(64 << 20),
+        Box::new(fs.clone()),
+    )
+    .expect("open store");
+    let piece = vec![7u8; 300_000];
+    s.save_streamed(
+        &meta(10),
+        0,
+        |w| {
+            for _ in 0..60 {
+                w.write_all(&piece)?;
+            }
+            Ok(())
+        },
+        |_| Vec::new(),
+    )
+    .expect("save streamed");
+    // 18 MB written, never more than the sync interval and one chunk of it unsynced.
+    let unsynced = fs.log().unsynced_bytes_max();
+    assert!(
+        unsynced <= (4 << 20) + (1 << 20),
+        "{unsynced} bytes left unsynced"
+    );
+}
