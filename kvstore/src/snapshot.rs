@@ -22,7 +22,7 @@ use std::io::{Read, Write};
 use bytes::Bytes;
 
 use crate::error::SnapshotError;
-use crate::mvcc::key_index::KeyIndex;
+use crate::mvcc::key_index::{self, KeyIndex};
 use crate::mvcc::revision::Revision;
 use crate::mvcc::store::{Mvcc, is_tombstone};
 use crate::proto::{Event, KeyValue};
@@ -120,15 +120,13 @@ fn write_key<W: Write>(
     key: &Bytes,
     ki: &KeyIndex,
 ) -> std::io::Result<()> {
-    let (gi, ri) = ki.cut(m.compact_rev);
-    let gens = &ki.generations()[gi..];
+    let gens = ki.surviving_generations(m.compact_rev);
     w.bytes(key)?;
     w.u32(gens.len() as u32)?;
-    for (i, g) in gens.iter().enumerate() {
-        let revs = if i == 0 { &g[ri..] } else { &g[..] };
-        w.u32(revs.len() as u32)?;
-        for r in revs {
-            let kv = m.record(*r);
+    for g in &gens {
+        w.u32(g.len() as u32)?;
+        for r in g.revisions() {
+            let kv = m.record(r);
             w.i64(r.main())?;
             w.i64(r.sub())?;
             w.i64(kv.create_revision)?;
@@ -296,6 +294,9 @@ fn read_key<R: Read>(
             let rev = Revision::new(r.i64()?, r.i64()?);
             if rev <= last_rev || rev.main() > m.current_rev {
                 return Err(SnapshotError::Corrupt("revision order"));
+            }
+            if !key_index::storable(rev) {
+                return Err(SnapshotError::Corrupt("sub-revision"));
             }
             last_rev = rev;
             let kv = KeyValue {
