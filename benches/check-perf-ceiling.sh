@@ -8,7 +8,7 @@
 #   benches/check-perf-ceiling.sh xl
 #
 # Env: NOOP (default target/release/grpc-noop, built when missing). The servers listen on
-# 127.0.0.1:4{1,2,3}379, the ports of check-perf-profile.sh: do not run both at once.
+# 127.0.0.1:24{1,2,3}79, the ports of check-perf-profile.sh: do not run both at once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 load=${1:-l}
@@ -17,11 +17,11 @@ if [ ! -x "$noop" ]; then
     cargo build --release -p tally-benches --bin grpc-noop
 fi
 export ETCDCTL_API=3
-endpoints=127.0.0.1:41379,127.0.0.1:42379,127.0.0.1:43379
+endpoints=127.0.0.1:24179,127.0.0.1:24279,127.0.0.1:24379
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
 for i in 1 2 3; do
-    "$noop" "127.0.0.1:4${i}379" &
+    "$noop" "127.0.0.1:24${i}79" &
     pids+=($!)
 done
 sleep 0.5

@@ -8,8 +8,8 @@
 #   benches/check-perf-profile.sh xl --snapshot-count 1000000   load, then extra tallyd flags
 #
 # Env: TALLYD (default target/release/tallyd, built when missing), DATA (scratch directory,
-# default /tmp/tally-check-perf; wiped). Members listen on 127.0.0.1:4{1,2,3}379 (clients) and
-# 4{1,2,3}380 (peers), away from scripts/local-cluster.sh. Run it on a quiet machine and compare
+# default /tmp/tally-check-perf; wiped). Members listen on 127.0.0.1:24{1,2,3}79 (clients) and
+# 24{1,2,3}80 (peers), away from scripts/local-cluster.sh. Run it on a quiet machine and compare
 # A/B variants alternately: the speed of a shared VM drifts by tens of percent within an hour.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,14 +23,14 @@ data=${DATA:-/tmp/tally-check-perf}
 rm -rf "$data"
 mkdir -p "$data"
 export ETCDCTL_API=3
-endpoints=127.0.0.1:41379,127.0.0.1:42379,127.0.0.1:43379
-cluster="m1=http://127.0.0.1:41380,m2=http://127.0.0.1:42380,m3=http://127.0.0.1:43380"
+endpoints=127.0.0.1:24179,127.0.0.1:24279,127.0.0.1:24379
+cluster="m1=http://127.0.0.1:24180,m2=http://127.0.0.1:24280,m3=http://127.0.0.1:24380"
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
 for i in 1 2 3; do
     "$tallyd" --name "m$i" --data-dir "$data/m$i" \
-        --listen-client-urls "http://127.0.0.1:4${i}379" --advertise-client-urls "http://127.0.0.1:4${i}379" \
-        --listen-peer-urls "http://127.0.0.1:4${i}380" --initial-advertise-peer-urls "http://127.0.0.1:4${i}380" \
+        --listen-client-urls "http://127.0.0.1:24${i}79" --advertise-client-urls "http://127.0.0.1:24${i}79" \
+        --listen-peer-urls "http://127.0.0.1:24${i}80" --initial-advertise-peer-urls "http://127.0.0.1:24${i}80" \
         --initial-cluster-token check-perf --initial-cluster "$cluster" --initial-cluster-state new \
         "$@" >"$data/m$i.log" 2>&1 &
     pids+=($!)
@@ -49,7 +49,7 @@ threads() {
     done | sort
 }
 applied() {
-    curl -s "127.0.0.1:41379/metrics" | awk '/^etcd_server_proposals_applied_total/{print $2}'
+    curl -s "127.0.0.1:24179/metrics" | awk '/^etcd_server_proposals_applied_total/{print $2}'
 }
 
 before=$(threads)

@@ -70,9 +70,11 @@ etcd_version=$(etcd --version | awk '/etcd Version/ { print $3 }')
 log "machine: $cores cores ($cpu_model), 4 KiB O_DSYNC write ${fsync_ms} ms, etcd $etcd_version"
 
 # --- clusters ------------------------------------------------------------------------------
-# Ports away from the defaults, so a developer's local cluster does not collide.
-client_ports=(41379 41479 41579)
-peer_ports=(41380 41480 41580)
+# Ports away from the defaults, so a developer's local cluster does not collide, and below
+# Linux's ephemeral range (32768-60999): check perf xl opens 3,000 connections, and a port of
+# theirs still held when the next cluster starts made its bind fail.
+client_ports=(23179 23279 23379)
+peer_ports=(23180 23280 23380)
 pids=()
 endpoints=""
 
