@@ -34,6 +34,8 @@ pub trait FsFile: Send + fmt::Debug {
     fn sync_data(&mut self) -> io::Result<()>;
     /// Sets the file length.
     fn set_len(&mut self, len: u64) -> io::Result<()>;
+    /// The file length.
+    fn len_bytes(&self) -> io::Result<u64>;
 }
 
 /// The real file system.
@@ -116,5 +118,9 @@ impl FsFile for StdFile {
 
     fn set_len(&mut self, len: u64) -> io::Result<()> {
         self.0.set_len(len)
+    }
+
+    fn len_bytes(&self) -> io::Result<u64> {
+        Ok(self.0.metadata()?.len())
     }
 }

@@ -380,6 +380,10 @@ impl FsFile for MemFile {
             len,
         })
     }
+
+    fn len_bytes(&self) -> io::Result<u64> {
+        Ok(self.fs.lock().state.inodes[self.inode].live.len() as u64)
+    }
 }
 
 /// A recorded operation log.

@@ -9,7 +9,7 @@ use super::fs::Fs;
 use super::log_state::Replay;
 use super::prealloc::create_segment;
 use super::record::Record;
-use super::segment::{self, HEADER_BYTES, SEGMENT_SUFFIX, TMP_SUFFIX};
+use super::segment::{self, HEADER_BYTES, PURGED_SUFFIX, SEGMENT_SUFFIX, TMP_SUFFIX};
 use super::types::{Entry, HardState, SnapshotMarker, WalConfig};
 use super::writer::{Resume, SegmentInfo};
 
@@ -74,7 +74,8 @@ impl RecoveryReport {
     pub fn truncated_at(&self) -> Option<(&Path, u64)> {
         self.truncated_at.as_ref().map(|(p, o)| (p.as_path(), *o))
     }
-    /// Leftover `.tmp` files from interrupted segment creation that were removed.
+    /// Leftover files that were removed: `.tmp` from an interrupted segment creation, and
+    /// `.purged` segments a snapshot had made obsolete.
     pub fn removed_tmp_files(&self) -> usize {
         self.removed_tmp_files
     }
@@ -101,7 +102,9 @@ fn list_segments(
         .map_err(|e| WalError::io("list directory", dir, e))?;
     let mut seqs = Vec::new();
     for name in &names {
-        if name.ends_with(&format!("{SEGMENT_SUFFIX}{TMP_SUFFIX}")) {
+        if name.ends_with(&format!("{SEGMENT_SUFFIX}{TMP_SUFFIX}"))
+            || name.ends_with(&format!("{SEGMENT_SUFFIX}{PURGED_SUFFIX}"))
+        {
             let path = dir.join(name);
             fs.remove_file(&path)
                 .map_err(|e| WalError::io("remove temporary segment", path, e))?;

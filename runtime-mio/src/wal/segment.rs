@@ -10,6 +10,9 @@ const FORMAT_VERSION: u32 = 1;
 const HEADER_CRC_AT: usize = 28;
 pub(crate) const SEGMENT_SUFFIX: &str = ".wal";
 pub(crate) const TMP_SUFFIX: &str = ".tmp";
+/// A segment a snapshot made obsolete, renamed so that recovery never reads it, and removed a
+/// step at a time ([`super::Wal::purge_step`]).
+pub(crate) const PURGED_SUFFIX: &str = ".purged";
 
 /// The file name of segment `seq`.
 pub(crate) fn file_name(seq: u64) -> String {

@@ -231,8 +231,13 @@ fn segments_roll_and_are_purged_after_a_snapshot() {
     wal.write(marker).expect("write");
     let after = wal.segment_seqs();
     assert!(after.len() < before.len() && after.len() >= 2, "{after:?}");
-    // Every segment file that is gone is gone from the directory too.
+    // The commit path only renames the purged segments; idle steps shrink and remove them.
     use crate::wal::Fs;
+    let names = fs.list_dir(&dir()).expect("list");
+    let purged = names.iter().filter(|n| n.ends_with(".wal.purged")).count();
+    assert_eq!(purged, before.len() - after.len(), "{names:?}");
+    assert_eq!(names.len(), before.len(), "{names:?}");
+    while wal.purge_step().expect("purge step") {}
     let names = fs.list_dir(&dir()).expect("list");
     assert_eq!(names.len(), after.len(), "{names:?}");
     drop(wal);
@@ -371,4 +376,35 @@ fn preallocation_syncs_each_chunk_of_zeros() {
         "{} bytes left unsynced",
         fs.log().unsynced_bytes_max()
     );
+}
+
+#[test]
+fn purged_segments_shrink_a_step_at_a_time_and_recovery_removes_leftovers() {
+    use crate::wal::Fs;
+    let config = WalConfig::default()
+        .with_segment_bytes(9 << 20)
+        .with_record_bytes_max(4 << 20)
+        .with_batch_bytes_max(8 << 20);
+    let fs = MemFs::new();
+    let (mut wal, _) = open(&fs, config.clone());
+    // Entries of 3 MiB: two to a 9 MiB segment.
+    for i in 1..=7 {
+        wal.write(Batch::new().with_entries(entries(i, i, 1, 3 << 20)))
+            .expect("write");
+    }
+    assert!(wal.segment_seqs().len() >= 3, "{:?}", wal.segment_seqs());
+    wal.write(Batch::new().with_snapshot(SnapshotMarker::new(4, 1)))
+        .expect("marker");
+    let purged = dir().join("0000000000000001.wal.purged");
+    let len = |fs: &MemFs| fs.file(&purged).map(|f| f.len() as u64);
+    assert_eq!(len(&fs), Some(9 << 20), "renamed whole on the commit path");
+    assert!(wal.purge_step().expect("step"));
+    assert_eq!(len(&fs), Some(5 << 20), "one step frees 4 MiB");
+    // A crash (or stop) here leaves the purged files; the next open removes them.
+    drop(wal);
+    let (_, rec) = open(&fs, config);
+    assert!(rec.report().removed_tmp_files() >= 1);
+    assert_eq!(len(&fs), None);
+    let names = fs.list_dir(&dir()).expect("list");
+    assert!(!names.iter().any(|n| n.ends_with(".purged")), "{names:?}");
 }
