@@ -63,7 +63,10 @@ pub struct Wal {
     spare: Option<Prealloc>,
     /// Set after preparing a spare failed; the next roll creates the segment itself.
     spare_failed: bool,
-    /// Purged segments (renamed) still to be removed by `purge_step`, oldest first.
+    /// Purged segments (renamed) still to be removed by `purge_step`, oldest first. Bounded by
+    /// the segments on disk: a segment enters once, when a purge retires it. The steps do run
+    /// under load: the runtime has one write in flight, so the WAL thread is idle between a
+    /// completion and the next batch.
     purging: VecDeque<PathBuf>,
 }
 
