@@ -40,6 +40,11 @@ fn ended(g: &Generation) -> bool {
     g.last().is_some_and(|r| is_marked(*r))
 }
 
+/// Whether `g` ended at or before revision `at`.
+fn ended_by(g: &Generation, at: i64) -> bool {
+    g.last().is_some_and(|r| is_marked(*r) && r.main() <= at)
+}
+
 /// Inline too: a key index costs no allocation until a key is written a third time (or
 /// deleted and written again), so copying the index for a snapshot and walking it for a big
 /// delete touch no other memory.
@@ -154,10 +159,10 @@ impl KeyIndex {
     /// The revision of the key's version visible at `at`, if the key exists then.
     pub(crate) fn get(&self, at: i64) -> Option<Revision> {
         for g in self.generations.iter().rev() {
-            let (Some(first), Some(last)) = (g.first(), g.last()) else {
+            let Some(first) = g.first() else {
                 continue;
             };
-            if is_marked(*last) && last.main() <= at {
+            if ended_by(g, at) {
                 return None;
             }
             if first.main() <= at {
@@ -177,10 +182,7 @@ impl KeyIndex {
     pub(crate) fn cut(&self, at: i64) -> (usize, usize) {
         let count = self.generations.len();
         let mut gi = 0;
-        while gi < count
-            && ended(&self.generations[gi])
-            && self.generations[gi].last().is_some_and(|t| t.main() <= at)
-        {
+        while gi < count && ended_by(&self.generations[gi], at) {
             gi += 1;
         }
         if gi == count {

@@ -378,34 +378,14 @@ impl Wal {
     /// [`super::WalThread`] does, between batches. A failure drops that file from the queue:
     /// the next [`Wal::open`] removes what is left.
     pub fn purge_step(&mut self) -> Result<bool, WalError> {
-        let Some(path) = self.purging.front().cloned() else {
+        let Some(path) = self.purging.front() else {
             return Ok(false);
         };
-        if let Err(e) = self.shrink_or_remove(&path) {
+        let step = shrink_or_remove(self.fs.as_ref(), path);
+        if !matches!(step, Ok(Shrunk::Partly)) {
             self.purging.pop_front();
-            return Err(e);
         }
-        Ok(!self.purging.is_empty())
-    }
-
-    fn shrink_or_remove(&mut self, path: &Path) -> Result<(), WalError> {
-        let io = |op| move |e| WalError::io(op, path, e);
-        let mut file = self
-            .fs
-            .open_write(path)
-            .map_err(io("open purged segment"))?;
-        let len = file.len_bytes().map_err(io("stat purged segment"))?;
-        if len > PURGE_STEP_BYTES {
-            return file
-                .set_len(len - PURGE_STEP_BYTES)
-                .map_err(io("shrink purged segment"));
-        }
-        drop(file);
-        self.fs
-            .remove_file(path)
-            .map_err(io("remove purged segment"))?;
-        self.purging.pop_front();
-        Ok(())
+        step.map(|_| !self.purging.is_empty())
     }
 
     /// Retires the oldest segments whose entries are all at or below `snapshot_index`: renamed
@@ -438,6 +418,27 @@ impl Wal {
         }
         Ok(())
     }
+}
+
+/// What one `shrink_or_remove` did to a purged segment.
+enum Shrunk {
+    Partly,
+    Removed,
+}
+
+/// Shrinks a purged segment by `PURGE_STEP_BYTES`, or removes it once that little is left.
+fn shrink_or_remove(fs: &dyn Fs, path: &Path) -> Result<Shrunk, WalError> {
+    let io = |op| move |e| WalError::io(op, path, e);
+    let mut file = fs.open_write(path).map_err(io("open purged segment"))?;
+    let len = file.len_bytes().map_err(io("stat purged segment"))?;
+    if len > PURGE_STEP_BYTES {
+        file.set_len(len - PURGE_STEP_BYTES)
+            .map_err(io("shrink purged segment"))?;
+        return Ok(Shrunk::Partly);
+    }
+    drop(file);
+    fs.remove_file(path).map_err(io("remove purged segment"))?;
+    Ok(Shrunk::Removed)
 }
 
 /// Applies a batch to `log` with the writer's checks. Returns the truncation index, if the
