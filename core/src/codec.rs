@@ -87,6 +87,28 @@ pub fn encode_to_vec(message: &Message) -> Vec<u8> {
     out
 }
 
+/// Encodes a snapshot message in two parts, `(head, data)`: its encoding is `head` followed by
+/// the snapshot's data, so a runtime can send a snapshot larger than any one buffer (or frame)
+/// without copying its data. `None` for every other kind of message.
+pub fn encode_snapshot_parts(message: &Message) -> Option<(Vec<u8>, Bytes)> {
+    let Body::Snapshot { snapshot } = &message.body else {
+        return None;
+    };
+    let meta = snapshot.meta();
+    let mut head = Vec::with_capacity(64);
+    head.put_u8(CODEC_VERSION);
+    head.put_u8(KIND_SNAPSHOT);
+    put_varint(&mut head, message.from);
+    put_varint(&mut head, message.to);
+    put_varint(&mut head, message.term);
+    put_varint(&mut head, meta.index());
+    put_varint(&mut head, meta.term());
+    put_ids(&mut head, meta.conf().voters());
+    put_ids(&mut head, meta.conf().learners());
+    put_varint(&mut head, snapshot.data().len() as u64);
+    Some((head, snapshot.data().clone()))
+}
+
 fn message_payload_bytes(message: &Message) -> usize {
     let entries: usize = message.entries().iter().map(|e| e.data().len() + 16).sum();
     entries + message.snapshot().map_or(0, |s| s.data().len() + 64)

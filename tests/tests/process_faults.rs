@@ -422,6 +422,91 @@ fn snapshots_compact_the_log_and_a_lagging_member_catches_up_from_one() {
     assert_eq!(get(&c, &all, "s123"), "123");
 }
 
+/// A snapshot far larger than one peer frame (16 MiB) still reaches a lagging member: it
+/// travels in chunks between the other messages, so heartbeats keep flowing meanwhile.
+#[test]
+fn a_lagging_member_catches_up_from_a_snapshot_larger_than_a_peer_frame() {
+    const VALUE_BYTES: usize = 512 * 1024;
+    const PUTS: usize = 80;
+    let Some(mut c) = start_with(
+        3,
+        Options {
+            tls: false,
+            proxies: false,
+            snapshot_count: Some(20),
+        },
+    ) else {
+        return;
+    };
+    let leader = c.wait_leader(Duration::from_secs(5)).expect("leader");
+    let lagging = (leader + 1) % 3;
+    c.kill(lagging);
+    let live = endpoints_of(&mut c);
+    for i in 0..PUTS {
+        let value = format!("{i:04}").repeat(VALUE_BYTES / 4);
+        let output = c.etcdctl(&live, &["put", &format!("big{i:03}")], Some(&value));
+        assert!(
+            output.status.success(),
+            "put {i}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let snap_dir = c.members[leader].data_dir().join("member").join("snap");
+    let largest = std::fs::read_dir(&snap_dir)
+        .expect("snap dir")
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .map(|m| m.len())
+        .max()
+        .unwrap_or(0);
+    assert!(
+        largest > 17 << 20,
+        "the leader's snapshot ({largest} bytes) is larger than a peer frame"
+    );
+    c.restart(lagging);
+    let endpoint = c.endpoint(lagging);
+    let last = PUTS - 1;
+    let output = (0..300)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(100));
+            c.etcdctl(
+                &endpoint,
+                &[
+                    "get",
+                    &format!("big{last:03}"),
+                    "--consistency=s",
+                    "--print-value-only",
+                ],
+                None,
+            )
+        })
+        .find(|o| !o.stdout.is_empty())
+        .expect("the lagging member caught up within 30 s");
+    let expected = format!("{last:04}").repeat(VALUE_BYTES / 4);
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim_end(), expected);
+    assert!(
+        c.members[lagging].log_text().contains("installed snapshot"),
+        "it caught up through a snapshot\n{}",
+        c.logs()
+    );
+    let count = c.ok(
+        &endpoint,
+        &[
+            "get",
+            "big",
+            "--prefix",
+            "--keys-only",
+            "--consistency=s",
+            "-w",
+            "json",
+        ],
+    );
+    assert_eq!(
+        tally_tests::process::json_u64(&count, "count"),
+        Some(PUTS as u64),
+        "{count}"
+    );
+}
+
 #[test]
 fn the_leader_revokes_expired_leases_and_their_keys() {
     let Some(mut c) = start(3, false) else { return };

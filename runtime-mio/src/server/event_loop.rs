@@ -14,6 +14,7 @@ use super::flags::Flags;
 use super::members::Members;
 use super::metrics::Metrics;
 use super::rpc::{CallKind, ConfWaiter, PendingRead, Waiter};
+use super::snapshot_transfer::{CHUNK_TAG, Pumped, SnapshotTransfers};
 use super::snapshots::{SnapshotDone, SnapshotJob, SnapshotPacing, SnapshotTaking, SnapshotWorker};
 use super::startup::{Identity, Recovered, ServerError, io_error};
 use super::storage;
@@ -70,6 +71,8 @@ pub(super) struct Server {
     pub(super) snapshot_taking: Option<SnapshotTaking>,
     pub(super) snapshot_pacing: SnapshotPacing,
     pub(super) peers: PeerTransport,
+    /// Snapshot messages to and from peers, in chunks.
+    transfers: SnapshotTransfers,
     pub(super) clients: GrpcServer,
     metrics_http: Option<GrpcServer>,
     pub(super) calls: HashMap<CallId, CallKind>,
@@ -218,6 +221,7 @@ impl Server {
             snapshot_wanted: false,
             snapshot_taking: None,
             snapshot_pacing: SnapshotPacing::default(),
+            transfers: SnapshotTransfers::default(),
             peers,
             clients,
             metrics_http,
@@ -253,6 +257,10 @@ impl Server {
             let mut timeout = self.next_tick.saturating_duration_since(now);
             if let Some(deadline) = self.peers.next_deadline() {
                 timeout = timeout.min(deadline.saturating_duration_since(now));
+            }
+            if self.transfers.wants_turn(&self.peers) {
+                // The link took every chunk queued so far: no writable event will come.
+                timeout = Duration::ZERO;
             }
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != std::io::ErrorKind::Interrupted {
@@ -307,6 +315,7 @@ impl Server {
         phases.mark("raft+apply");
         self.after_apply();
         phases.mark("watch+reads");
+        self.pump_transfers();
         self.peers.flush(self.poll.registry(), Instant::now());
         self.clients.flush(self.poll.registry());
         if let Some(http) = self.metrics_http.as_mut() {
@@ -347,23 +356,36 @@ impl Server {
     fn drain_peers(&mut self) {
         while let Some(event) = self.peers.poll_event() {
             match event {
-                PeerEvent::Frame { from, frame } => match tally_core::codec::decode(&frame) {
-                    Ok(message) if message.from() == from => {
-                        if let Err(e) = self.node.step(message) {
-                            eprintln!("tallyd: refused a message from peer {from:x}: {e}");
-                        }
+                PeerEvent::Frame { from, frame } if frame.first() == Some(&CHUNK_TAG) => {
+                    match self.transfers.receive(from, &frame) {
+                        Ok(Some(message)) => self.step_peer_message(from, &message),
+                        Ok(None) => {}
+                        Err(e) => eprintln!("tallyd: peer {from:x}: {e}; its transfer dropped"),
                     }
-                    Ok(_) => eprintln!(
-                        "tallyd: peer {from:x} sent a message claiming another sender; dropped"
-                    ),
-                    Err(e) => eprintln!("tallyd: undecodable frame from peer {from:x}: {e}"),
-                },
+                }
+                PeerEvent::Frame { from, frame } => self.step_peer_message(from, &frame),
                 PeerEvent::Connected { peer } => eprintln!("tallyd: peer {peer:x} connected"),
                 PeerEvent::Disconnected { peer } => {
                     eprintln!("tallyd: peer {peer:x} disconnected");
+                    // Chunks after a gap would be refused: the core sends a new snapshot.
+                    self.transfers.abort(peer);
                     self.node.report_unreachable(peer);
                 }
             }
+        }
+    }
+
+    fn step_peer_message(&mut self, from: u64, frame: &Bytes) {
+        match tally_core::codec::decode(frame) {
+            Ok(message) if message.from() == from => {
+                if let Err(e) = self.node.step(message) {
+                    eprintln!("tallyd: refused a message from peer {from:x}: {e}");
+                }
+            }
+            Ok(_) => {
+                eprintln!("tallyd: peer {from:x} sent a message claiming another sender; dropped")
+            }
+            Err(e) => eprintln!("tallyd: undecodable frame from peer {from:x}: {e}"),
         }
     }
 
@@ -479,11 +501,7 @@ impl Server {
                 self.persist_backlog = Some((batch, index, term));
                 self.retry_persist_backlog()?;
             }
-            SnapshotDone::Frame { to, frame } => {
-                if !self.peers.send(to, frame) {
-                    self.metrics.peer_frames_dropped += 1;
-                }
-            }
+            SnapshotDone::Loaded { to, head, data } => self.start_transfer(to, head, data),
             SnapshotDone::FrameFailed { to, error } => self.snapshot_not_sent(to, &error),
             SnapshotDone::InstallFailed(e) => return Err(e.into()),
             // A snapshot installed from the leader meanwhile supersedes this one.
@@ -515,6 +533,11 @@ impl Server {
                 // The core released these bytes: the snapshot file has them.
                 Action::Send(message) if message.needs_snapshot_data() => {
                     self.offload(SnapshotJob::LoadForSend(message))?;
+                }
+                Action::Send(message) if message.snapshot().is_some() => {
+                    let (head, data) = tally_core::codec::encode_snapshot_parts(&message)
+                        .expect("a snapshot message has parts");
+                    self.start_transfer(message.to(), Bytes::from(head), data);
                 }
                 Action::Send(message) => {
                     let frame = Bytes::from(tally_core::codec::encode_to_vec(&message));
@@ -568,6 +591,30 @@ impl Server {
 
     /// The core waits for an answer to a snapshot it sent; one that never left must be
     /// reported, so the member is probed again (and gets the newer snapshot).
+    /// Starts sending a snapshot message to `to` in chunks ([`SnapshotTransfers`]).
+    fn start_transfer(&mut self, to: u64, head: Bytes, data: Bytes) {
+        eprintln!(
+            "tallyd: sending a snapshot of {} bytes to member {to:x}",
+            head.len() + data.len()
+        );
+        self.transfers.start(to, head, data);
+    }
+
+    /// Queues the next chunks of snapshots on their way to peers.
+    fn pump_transfers(&mut self) {
+        for ended in self.transfers.pump(&mut self.peers) {
+            match ended {
+                Pumped::Sent { to, bytes } => {
+                    eprintln!("tallyd: snapshot of {bytes} bytes queued for member {to:x}")
+                }
+                Pumped::Refused { to } => {
+                    self.metrics.peer_frames_dropped += 1;
+                    self.snapshot_not_sent(to, "its peer queue refused a chunk");
+                }
+            }
+        }
+    }
+
     fn snapshot_not_sent(&mut self, to: u64, error: &str) {
         eprintln!("tallyd: snapshot for member {to:x} not sent: {error}");
         self.node.report_unreachable(to);

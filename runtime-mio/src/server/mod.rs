@@ -16,6 +16,7 @@ mod members;
 mod metrics;
 mod payload;
 mod rpc;
+mod snapshot_transfer;
 mod snapshots;
 mod startup;
 mod storage;

@@ -135,10 +135,11 @@ pub(super) enum SnapshotDone {
         index: u64,
         term: u64,
     },
-    /// A snapshot message with its bytes, encoded for peer `to`.
-    Frame {
+    /// A snapshot message with its bytes for peer `to`, encoded as `head` then `data`.
+    Loaded {
         to: u64,
-        frame: Bytes,
+        head: Bytes,
+        data: Bytes,
     },
     /// The snapshot for peer `to` could not be read back (a newer one replaced its file).
     FrameFailed {
@@ -240,19 +241,21 @@ impl SnapshotWorker {
     }
 }
 
-/// Fills a released snapshot message from its file and encodes it: (peer, frame).
+/// Fills a released snapshot message from its file and encodes it without copying the data:
+/// (peer, head, data).
 fn with_snapshot_bytes(
     store: &SnapshotStore,
     message: tally_core::Message,
-) -> Result<(u64, Bytes), storage::StorageError> {
+) -> Result<(u64, Bytes, Bytes), storage::StorageError> {
     let meta = message
         .snapshot()
         .map(|s| (s.meta().index(), s.meta().term()))
         .unwrap_or_default();
     let snapshot = storage::load_snapshot(store, meta.0, meta.1)?;
     let message = message.with_snapshot_data(snapshot.data().clone());
-    let frame = Bytes::from(tally_core::codec::encode_to_vec(&message));
-    Ok((message.to(), frame))
+    let (head, data) = tally_core::codec::encode_snapshot_parts(&message)
+        .expect("LoadForSend carries a snapshot message");
+    Ok((message.to(), Bytes::from(head), data))
 }
 
 /// Does one job; the worker thread's body, and the loop's fallback when the worker is busy.
@@ -281,7 +284,7 @@ pub(super) fn run(store: &SnapshotStore, job: SnapshotJob) -> SnapshotDone {
         SnapshotJob::LoadForSend(message) => {
             let to = message.to();
             match with_snapshot_bytes(store, message) {
-                Ok((to, frame)) => SnapshotDone::Frame { to, frame },
+                Ok((to, head, data)) => SnapshotDone::Loaded { to, head, data },
                 Err(e) => SnapshotDone::FrameFailed {
                     to,
                     error: e.to_string(),

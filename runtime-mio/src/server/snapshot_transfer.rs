@@ -1,0 +1,464 @@
+//! Snapshots to and from peers, in chunks. A core snapshot message carries the whole store, far
+//! more than one peer frame may (`frame_bytes_max`), and one giant frame would hold back the
+//! heartbeats queued behind it. So tallyd cuts the message's encoding into chunk frames, sends
+//! one more only when the peer's queue is almost empty (heartbeats and appends go between
+//! them), and the receiver joins them back into the message before the core sees it.
+//!
+//! A chunk frame starts with [`CHUNK_TAG`], which no core message starts with (those start
+//! with the codec version), then `transfer_id total_bytes offset` as `u64` little-endian, then
+//! the bytes at `offset` of the message's encoding. A peer link is one ordered TCP stream, so a
+//! transfer's chunks arrive in order or not at all; a gap means the link broke (the sender hears
+//! `Disconnected`, reports the peer unreachable, and the core sends a new snapshot later).
+
+use std::collections::HashMap;
+use std::fmt;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+/// First byte of a chunk frame.
+pub(super) const CHUNK_TAG: u8 = 0xC5;
+const _: () = assert!(CHUNK_TAG != tally_core::codec::CODEC_VERSION);
+const CHUNK_HEADER_BYTES: usize = 1 + 8 + 8 + 8;
+/// Message bytes per chunk frame: far below the peer frame limit, and small enough that a
+/// heartbeat queued behind one waits about a millisecond on a gigabit link.
+pub(super) const CHUNK_BYTES: usize = 1 << 20;
+/// Chunks queued per peer per loop turn at most, so one transfer cannot hog a turn.
+const CHUNKS_PER_TURN_MAX: usize = 4;
+/// Largest snapshot message accepted from a peer (the kvstore has no quota: etcd's largest
+/// recommended backend is 8 GiB).
+pub(super) const INBOUND_SNAPSHOT_BYTES_MAX: u64 = 16 << 30;
+/// Initial buffer of an inbound transfer: a peer's declared total reserves memory only once it
+/// has sent this much.
+const INBOUND_RESERVE_BYTES_MAX: usize = 64 << 20;
+
+/// Why a chunk frame was refused; the transfer it belonged to is dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub(super) enum ChunkError {
+    /// Shorter than its header, or no bytes in it.
+    Truncated,
+    /// The declared message is empty or over [`INBOUND_SNAPSHOT_BYTES_MAX`].
+    BadTotal(u64),
+    /// Not the next chunk of the transfer being received.
+    OutOfSequence { id: u64, offset: u64 },
+    /// Runs past the declared total.
+    Overrun,
+}
+
+impl fmt::Display for ChunkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Truncated => f.write_str("truncated snapshot chunk"),
+            Self::BadTotal(total) => write!(
+                f,
+                "snapshot of {total} bytes refused (1..={INBOUND_SNAPSHOT_BYTES_MAX} allowed)"
+            ),
+            Self::OutOfSequence { id, offset } => {
+                write!(
+                    f,
+                    "snapshot chunk out of sequence (transfer {id}, offset {offset})"
+                )
+            }
+            Self::Overrun => f.write_str("snapshot chunk runs past its declared size"),
+        }
+    }
+}
+
+/// One snapshot message on its way out, as the two parts of its encoding.
+#[derive(Debug)]
+struct Outbound {
+    id: u64,
+    head: Bytes,
+    data: Bytes,
+    offset: usize,
+}
+
+impl Outbound {
+    fn total(&self) -> usize {
+        self.head.len() + self.data.len()
+    }
+
+    fn is_done(&self) -> bool {
+        self.offset == self.total()
+    }
+
+    /// The next chunk frame.
+    fn next_frame(&mut self) -> Bytes {
+        assert!(!self.is_done(), "a finished transfer has no next chunk");
+        let len = CHUNK_BYTES.min(self.total() - self.offset);
+        let mut frame = BytesMut::with_capacity(CHUNK_HEADER_BYTES + len);
+        frame.put_u8(CHUNK_TAG);
+        frame.put_u64_le(self.id);
+        frame.put_u64_le(self.total() as u64);
+        frame.put_u64_le(self.offset as u64);
+        let end = self.offset + len;
+        let head_len = self.head.len();
+        if self.offset < head_len {
+            frame.put_slice(&self.head[self.offset..end.min(head_len)]);
+        }
+        if end > head_len {
+            frame.put_slice(&self.data[self.offset.max(head_len) - head_len..end - head_len]);
+        }
+        self.offset = end;
+        frame.freeze()
+    }
+}
+
+/// A snapshot message being received.
+#[derive(Debug)]
+struct Inbound {
+    id: u64,
+    total: u64,
+    bytes: BytesMut,
+}
+
+/// The peer transport as transfers see it: a queue per peer.
+pub(super) trait PeerQueues {
+    /// Bytes queued for `to`, or `None` for an unknown peer.
+    fn queued_bytes(&self, to: u64) -> Option<usize>;
+    /// Queues `frame` for `to`; false if refused.
+    fn send(&mut self, to: u64, frame: Bytes) -> bool;
+}
+
+impl PeerQueues for crate::peer::PeerTransport {
+    fn queued_bytes(&self, to: u64) -> Option<usize> {
+        crate::peer::PeerTransport::queued_bytes(self, to)
+    }
+
+    fn send(&mut self, to: u64, frame: Bytes) -> bool {
+        crate::peer::PeerTransport::send(self, to, frame)
+    }
+}
+
+/// Whether `to`'s queue has room for another chunk.
+fn has_room(peers: &impl PeerQueues, to: u64) -> bool {
+    peers
+        .queued_bytes(to)
+        .is_some_and(|bytes| bytes < CHUNK_BYTES)
+}
+
+/// Where a transfer stands after [`SnapshotTransfers::pump`] queued its chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Pumped {
+    /// Every chunk is queued.
+    Sent { to: u64, bytes: u64 },
+    /// The peer's queue refused a chunk: the transfer is dropped.
+    Refused { to: u64 },
+}
+
+/// Snapshot transfers to and from peers: at most one each way per peer (a newer snapshot for
+/// the same peer replaces the older).
+#[derive(Debug, Default)]
+pub(super) struct SnapshotTransfers {
+    outbound: HashMap<u64, Outbound>,
+    inbound: HashMap<u64, Inbound>,
+    next_id: u64,
+}
+
+impl SnapshotTransfers {
+    /// Starts sending the snapshot message whose encoding is `head` then `data` to `to`.
+    pub(super) fn start(&mut self, to: u64, head: Bytes, data: Bytes) {
+        assert!(!head.is_empty(), "a message encoding has a head");
+        self.next_id += 1;
+        let transfer = Outbound {
+            id: self.next_id,
+            head,
+            data,
+            offset: 0,
+        };
+        self.outbound.insert(to, transfer);
+    }
+
+    /// Whether a transfer to `to` has chunks left to queue.
+    #[cfg(test)]
+    fn is_sending_to(&self, to: u64) -> bool {
+        self.outbound.contains_key(&to)
+    }
+
+    /// Drops the transfers with `peer` (its link broke).
+    pub(super) fn abort(&mut self, peer: u64) {
+        self.outbound.remove(&peer);
+        self.inbound.remove(&peer);
+    }
+
+    /// Whether a transfer could queue a chunk now: the loop should not sleep.
+    pub(super) fn wants_turn(&self, peers: &impl PeerQueues) -> bool {
+        self.outbound.keys().any(|&to| has_room(peers, to))
+    }
+
+    /// Queues chunks while a peer's queue holds less than one chunk, up to
+    /// [`CHUNKS_PER_TURN_MAX`] per peer. Reports finished and failed transfers.
+    pub(super) fn pump(&mut self, peers: &mut impl PeerQueues) -> Vec<Pumped> {
+        let mut ended = Vec::new();
+        for (&to, transfer) in &mut self.outbound {
+            for _ in 0..CHUNKS_PER_TURN_MAX {
+                if !has_room(peers, to) {
+                    break;
+                }
+                if !peers.send(to, transfer.next_frame()) {
+                    ended.push(Pumped::Refused { to });
+                    break;
+                }
+                if transfer.is_done() {
+                    let bytes = transfer.total() as u64;
+                    ended.push(Pumped::Sent { to, bytes });
+                    break;
+                }
+            }
+        }
+        for end in &ended {
+            let (Pumped::Sent { to, .. } | Pumped::Refused { to }) = *end;
+            self.outbound.remove(&to);
+        }
+        ended
+    }
+
+    /// Takes a chunk frame from `from`; returns the whole message's encoding once its last
+    /// chunk arrived. On an error the transfer is dropped.
+    pub(super) fn receive(
+        &mut self,
+        from: u64,
+        frame: &Bytes,
+    ) -> Result<Option<Bytes>, ChunkError> {
+        let result = self.receive_chunk(from, frame);
+        if result.is_err() {
+            self.inbound.remove(&from);
+        }
+        result
+    }
+
+    fn receive_chunk(&mut self, from: u64, frame: &Bytes) -> Result<Option<Bytes>, ChunkError> {
+        if frame.len() <= CHUNK_HEADER_BYTES || frame[0] != CHUNK_TAG {
+            return Err(ChunkError::Truncated);
+        }
+        let mut header = &frame[1..CHUNK_HEADER_BYTES];
+        let (id, total, offset) = (
+            header.get_u64_le(),
+            header.get_u64_le(),
+            header.get_u64_le(),
+        );
+        let payload = &frame[CHUNK_HEADER_BYTES..];
+        if total == 0 || total > INBOUND_SNAPSHOT_BYTES_MAX {
+            return Err(ChunkError::BadTotal(total));
+        }
+        if offset == 0 {
+            let reserve = usize::try_from(total)
+                .unwrap_or(usize::MAX)
+                .min(INBOUND_RESERVE_BYTES_MAX);
+            let bytes = BytesMut::with_capacity(reserve);
+            self.inbound.insert(from, Inbound { id, total, bytes });
+        }
+        let transfer = self
+            .inbound
+            .get_mut(&from)
+            .filter(|t| t.id == id && t.total == total && t.bytes.len() as u64 == offset)
+            .ok_or(ChunkError::OutOfSequence { id, offset })?;
+        if offset + payload.len() as u64 > total {
+            return Err(ChunkError::Overrun);
+        }
+        if transfer.bytes.capacity() - transfer.bytes.len() < payload.len() {
+            // The peer sent the first INBOUND_RESERVE_BYTES_MAX: believe its total now, and
+            // grow once instead of doubling (which would hold the old buffer and a copy).
+            transfer.bytes.reserve((total - offset) as usize);
+        }
+        transfer.bytes.extend_from_slice(payload);
+        if transfer.bytes.len() as u64 != total {
+            return Ok(None);
+        }
+        let done = self
+            .inbound
+            .remove(&from)
+            .expect("the transfer was just found");
+        Ok(Some(done.bytes.freeze()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Peer queues for tests: every queue holds `queued` bytes plus the frames accepted since
+    /// the last `drain`; accepted frames are kept.
+    struct FakePeers {
+        queued: Option<usize>,
+        accepted_bytes: usize,
+        accept: bool,
+        frames: Vec<Bytes>,
+    }
+
+    impl FakePeers {
+        fn with_queued(queued: Option<usize>, accept: bool) -> FakePeers {
+            FakePeers {
+                queued,
+                accepted_bytes: 0,
+                accept,
+                frames: Vec::new(),
+            }
+        }
+
+        /// The link wrote out everything queued.
+        fn drain(&mut self) {
+            self.accepted_bytes = 0;
+        }
+    }
+
+    impl PeerQueues for FakePeers {
+        fn queued_bytes(&self, _to: u64) -> Option<usize> {
+            self.queued.map(|q| q + self.accepted_bytes)
+        }
+
+        fn send(&mut self, _to: u64, frame: Bytes) -> bool {
+            if self.accept {
+                self.accepted_bytes += frame.len();
+                self.frames.push(frame);
+            }
+            self.accept
+        }
+    }
+
+    fn message_parts(head_len: usize, data_len: usize) -> (Bytes, Bytes) {
+        let head: Vec<u8> = (0..head_len).map(|i| (i % 251) as u8).collect();
+        let data: Vec<u8> = (0..data_len).map(|i| (i % 241) as u8).collect();
+        (Bytes::from(head), Bytes::from(data))
+    }
+
+    /// Pumps every chunk of a transfer to `to` into a list, as an always-empty queue would.
+    fn pump_all(transfers: &mut SnapshotTransfers, to: u64) -> Vec<Bytes> {
+        let mut peers = FakePeers::with_queued(Some(0), true);
+        while transfers.is_sending_to(to) {
+            let ended = transfers.pump(&mut peers);
+            assert!(ended.iter().all(|e| matches!(e, Pumped::Sent { .. })));
+            peers.drain();
+        }
+        peers.frames
+    }
+
+    #[test]
+    fn a_message_larger_than_many_chunks_arrives_whole() {
+        let (head, data) = message_parts(40, 3 * CHUNK_BYTES + 17);
+        let mut sender = SnapshotTransfers::default();
+        sender.start(2, head.clone(), data.clone());
+        let frames = pump_all(&mut sender, 2);
+        assert_eq!(frames.len(), 4);
+        assert!(
+            frames
+                .iter()
+                .all(|f| f.len() <= CHUNK_HEADER_BYTES + CHUNK_BYTES)
+        );
+        let mut receiver = SnapshotTransfers::default();
+        let (last, rest) = frames.split_last().expect("frames");
+        for frame in rest {
+            assert_eq!(receiver.receive(1, frame), Ok(None));
+        }
+        let whole = receiver.receive(1, last).expect("valid").expect("complete");
+        assert_eq!(&whole[..40], &head[..]);
+        assert_eq!(&whole[40..], &data[..]);
+        assert!(
+            receiver.inbound.is_empty(),
+            "a finished transfer is forgotten"
+        );
+    }
+
+    #[test]
+    fn a_small_message_is_one_chunk() {
+        let (head, data) = message_parts(10, 0);
+        let mut sender = SnapshotTransfers::default();
+        sender.start(7, head.clone(), data);
+        let frames = pump_all(&mut sender, 7);
+        assert_eq!(frames.len(), 1);
+        let mut receiver = SnapshotTransfers::default();
+        assert_eq!(receiver.receive(1, &frames[0]), Ok(Some(head)));
+    }
+
+    #[test]
+    fn chunks_wait_for_the_peer_queue_and_a_refusal_drops_the_transfer() {
+        let (head, data) = message_parts(8, 2 * CHUNK_BYTES);
+        let mut transfers = SnapshotTransfers::default();
+        transfers.start(3, head, data);
+        let mut full = FakePeers::with_queued(Some(CHUNK_BYTES), true);
+        assert!(!transfers.wants_turn(&full), "queue is full");
+        assert!(
+            !transfers.wants_turn(&FakePeers::with_queued(None, true)),
+            "unknown peer"
+        );
+        assert!(transfers.wants_turn(&FakePeers::with_queued(Some(0), true)));
+        let ended = transfers.pump(&mut full);
+        assert!(
+            ended.is_empty() && full.frames.is_empty(),
+            "nothing queued behind a full queue"
+        );
+        let ended = transfers.pump(&mut FakePeers::with_queued(Some(0), false));
+        assert_eq!(ended, vec![Pumped::Refused { to: 3 }]);
+        assert!(!transfers.is_sending_to(3));
+    }
+
+    #[test]
+    fn a_gap_a_stranger_or_a_bad_header_drops_the_inbound_transfer() {
+        let (head, data) = message_parts(8, 3 * CHUNK_BYTES);
+        let mut sender = SnapshotTransfers::default();
+        sender.start(2, head, data);
+        let frames = pump_all(&mut sender, 2);
+        let mut receiver = SnapshotTransfers::default();
+        assert_eq!(receiver.receive(1, &frames[0]), Ok(None));
+        assert!(matches!(
+            receiver.receive(1, &frames[2]),
+            Err(ChunkError::OutOfSequence { .. })
+        ));
+        assert!(receiver.inbound.is_empty());
+        assert!(matches!(
+            receiver.receive(1, &frames[1]),
+            Err(ChunkError::OutOfSequence { .. })
+        ));
+        // Another peer's chunks do not join this one's transfer.
+        assert_eq!(receiver.receive(1, &frames[0]), Ok(None));
+        assert!(receiver.receive(9, &frames[1]).is_err());
+        assert_eq!(receiver.receive(1, &frames[1]), Ok(None));
+        assert_eq!(
+            receiver.receive(1, &frames[0][..CHUNK_HEADER_BYTES].to_vec().into()),
+            Err(ChunkError::Truncated)
+        );
+        let mut huge = BytesMut::from(&frames[0][..]);
+        huge[9..17].copy_from_slice(&(INBOUND_SNAPSHOT_BYTES_MAX + 1).to_le_bytes());
+        assert_eq!(
+            receiver.receive(1, &huge.freeze()),
+            Err(ChunkError::BadTotal(INBOUND_SNAPSHOT_BYTES_MAX + 1))
+        );
+    }
+
+    #[test]
+    fn a_newer_transfer_replaces_the_older_on_both_ends() {
+        let (head, data) = message_parts(8, CHUNK_BYTES + 1);
+        let mut sender = SnapshotTransfers::default();
+        sender.start(2, head.clone(), data.clone());
+        let mut peers = FakePeers::with_queued(Some(CHUNK_BYTES - 1), true);
+        let ended = sender.pump(&mut peers);
+        assert!(ended.is_empty(), "the older transfer is still sending");
+        assert_eq!(peers.frames.len(), 1, "one chunk, then the queue is busy");
+        let mut receiver = SnapshotTransfers::default();
+        assert_eq!(receiver.receive(1, &peers.frames[0]), Ok(None));
+        sender.start(2, head, data.clone());
+        let frames = pump_all(&mut sender, 2);
+        assert_eq!(receiver.receive(1, &frames[0]), Ok(None));
+        let whole = receiver
+            .receive(1, &frames[1])
+            .expect("valid")
+            .expect("whole");
+        assert_eq!(&whole[8..], &data[..]);
+    }
+
+    #[test]
+    fn an_overrunning_chunk_is_refused() {
+        let (head, data) = message_parts(8, 100);
+        let mut sender = SnapshotTransfers::default();
+        sender.start(2, head, data);
+        let frames = pump_all(&mut sender, 2);
+        let mut short = BytesMut::from(&frames[0][..]);
+        short[9..17].copy_from_slice(&50u64.to_le_bytes());
+        let mut receiver = SnapshotTransfers::default();
+        assert_eq!(
+            receiver.receive(1, &short.freeze()),
+            Err(ChunkError::Overrun)
+        );
+        assert!(receiver.inbound.is_empty());
+    }
+}
