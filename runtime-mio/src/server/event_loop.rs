@@ -14,7 +14,7 @@ use super::flags::Flags;
 use super::members::Members;
 use super::metrics::Metrics;
 use super::rpc::{CallKind, ConfWaiter, PendingRead, Waiter};
-use super::snapshot_transfer::{CHUNK_TAG, Pumped, SnapshotTransfers};
+use super::snapshot_transfer::{CHUNK_TAG, SnapshotTransfers};
 use super::snapshots::{SnapshotDone, SnapshotJob, SnapshotPacing, SnapshotTaking, SnapshotWorker};
 use super::startup::{Identity, Recovered, ServerError, io_error};
 use super::storage;
@@ -59,8 +59,9 @@ pub(super) struct Server {
     wal: WalThread,
     wal_done: Receiver<Completion>,
     persist: Option<PersistInFlight>,
-    /// The core's write when the WAL queue was full: (batch, last index, last term).
-    persist_backlog: Option<(crate::wal::Batch, u64, u64)>,
+    /// The core's write when the WAL queue was full: (batches, last index, last term); several
+    /// batches when it exceeded the WAL's batch limit (a follower catching up).
+    persist_backlog: Option<(VecDeque<crate::wal::Batch>, u64, u64)>,
     /// Snapshot markers written to the WAL: (seq, index), purged behind once durable.
     markers: Vec<(u64, u64)>,
     snapshots: Arc<SnapshotStore>,
@@ -72,7 +73,9 @@ pub(super) struct Server {
     pub(super) snapshot_pacing: SnapshotPacing,
     pub(super) peers: PeerTransport,
     /// Snapshot messages to and from peers, in chunks.
-    transfers: SnapshotTransfers,
+    pub(super) transfers: SnapshotTransfers,
+    /// Snapshot messages whose bytes wait for the worker to read them back, per peer.
+    pub(super) load_backlog: HashMap<u64, tally_core::Message>,
     pub(super) clients: GrpcServer,
     metrics_http: Option<GrpcServer>,
     pub(super) calls: HashMap<CallId, CallKind>,
@@ -222,6 +225,7 @@ impl Server {
             snapshot_taking: None,
             snapshot_pacing: SnapshotPacing::default(),
             transfers: SnapshotTransfers::default(),
+            load_backlog: HashMap::new(),
             peers,
             clients,
             metrics_http,
@@ -484,7 +488,7 @@ impl Server {
     }
 
     /// Hands `job` to the snapshot worker, or does it here when the worker is busy: for jobs
-    /// the core is waiting on (an installed snapshot's write, a lagging member's snapshot).
+    /// the core is waiting on (an installed snapshot's write).
     fn offload(&mut self, job: SnapshotJob) -> Result<(), ServerError> {
         match self.snapshot_worker.submit(job) {
             Ok(()) => Ok(()),
@@ -498,11 +502,19 @@ impl Server {
     fn on_snapshot_done(&mut self, done: SnapshotDone) -> Result<(), ServerError> {
         match done {
             SnapshotDone::InstalledSaved { batch, index, term } => {
-                self.persist_backlog = Some((batch, index, term));
+                self.queue_persist(batch, index, term);
                 self.retry_persist_backlog()?;
             }
-            SnapshotDone::Loaded { to, head, data } => self.start_transfer(to, head, data),
-            SnapshotDone::FrameFailed { to, error } => self.snapshot_not_sent(to, &error),
+            SnapshotDone::Loaded {
+                to,
+                snapshot,
+                head,
+                data,
+            } => self.start_transfer(to, snapshot, head, data),
+            SnapshotDone::FrameFailed { to, error } => {
+                self.transfers.cancel(to);
+                self.snapshot_not_sent(to, &error);
+            }
             SnapshotDone::InstallFailed(e) => return Err(e.into()),
             // A snapshot installed from the leader meanwhile supersedes this one.
             SnapshotDone::Written { index, .. } if index < self.node.status().snapshot_index() => {}
@@ -530,14 +542,8 @@ impl Server {
             let started = Instant::now();
             let kind = action_name(&action);
             match action {
-                // The core released these bytes: the snapshot file has them.
-                Action::Send(message) if message.needs_snapshot_data() => {
-                    self.offload(SnapshotJob::LoadForSend(message))?;
-                }
                 Action::Send(message) if message.snapshot().is_some() => {
-                    let (head, data) = tally_core::codec::encode_snapshot_parts(&message)
-                        .expect("a snapshot message has parts");
-                    self.start_transfer(message.to(), Bytes::from(head), data);
+                    self.send_snapshot(message);
                 }
                 Action::Send(message) => {
                     let frame = Bytes::from(tally_core::codec::encode_to_vec(&message));
@@ -585,63 +591,50 @@ impl Server {
             return self.offload(SnapshotJob::SaveInstalled(persist));
         }
         let batch = storage::to_batch(persist, &self.snapshots)?;
-        self.persist_backlog = Some((batch, index, term));
+        self.queue_persist(batch, index, term);
         self.retry_persist_backlog()
     }
 
     /// The core waits for an answer to a snapshot it sent; one that never left must be
     /// reported, so the member is probed again (and gets the newer snapshot).
-    /// Starts sending a snapshot message to `to` in chunks ([`SnapshotTransfers`]).
-    fn start_transfer(&mut self, to: u64, head: Bytes, data: Bytes) {
-        eprintln!(
-            "tallyd: sending a snapshot of {} bytes to member {to:x}",
-            head.len() + data.len()
-        );
-        self.transfers.start(to, head, data);
-    }
-
-    /// Queues the next chunks of snapshots on their way to peers.
-    fn pump_transfers(&mut self) {
-        for ended in self.transfers.pump(&mut self.peers) {
-            match ended {
-                Pumped::Sent { to, bytes } => {
-                    eprintln!("tallyd: snapshot of {bytes} bytes queued for member {to:x}")
-                }
-                Pumped::Refused { to } => {
-                    self.metrics.peer_frames_dropped += 1;
-                    self.snapshot_not_sent(to, "its peer queue refused a chunk");
-                }
-            }
-        }
-    }
-
-    fn snapshot_not_sent(&mut self, to: u64, error: &str) {
+    pub(super) fn snapshot_not_sent(&mut self, to: u64, error: &str) {
         eprintln!("tallyd: snapshot for member {to:x} not sent: {error}");
         self.node.report_unreachable(to);
     }
 
+    fn queue_persist(&mut self, batch: crate::wal::Batch, index: u64, term: u64) {
+        assert!(self.persist_backlog.is_none(), "one core write at a time");
+        let batches = batch.split(self.wal.batch_bytes_max());
+        self.persist_backlog = Some((batches.into(), index, term));
+    }
+
     /// Hands the core's write to the WAL thread without blocking the loop; a full queue keeps
-    /// it for the next turn (the core emits no other write until this one is acknowledged).
+    /// the rest for the next turn (the core emits no other write until this one is
+    /// acknowledged, which is when the last of its batches is durable).
     fn retry_persist_backlog(&mut self) -> Result<(), ServerError> {
-        let Some((batch, index, term)) = self.persist_backlog.take() else {
+        let Some((mut batches, index, term)) = self.persist_backlog.take() else {
             return Ok(());
         };
-        match self.wal.try_submit(batch) {
-            Ok(seq) => {
-                self.persist = Some(PersistInFlight {
-                    seq,
-                    index,
-                    term,
-                    started: Instant::now(),
-                });
-                Ok(())
+        while let Some(batch) = batches.pop_front() {
+            match self.wal.try_submit(batch) {
+                Ok(seq) if batches.is_empty() => {
+                    self.persist = Some(PersistInFlight {
+                        seq,
+                        index,
+                        term,
+                        started: Instant::now(),
+                    });
+                }
+                Ok(_) => {}
+                Err(crate::wal::SubmitError::Full(batch)) => {
+                    batches.push_front(batch);
+                    self.persist_backlog = Some((batches, index, term));
+                    return Ok(());
+                }
+                Err(e) => return Err(ServerError::WalFailed(e.to_string())),
             }
-            Err(crate::wal::SubmitError::Full(batch)) => {
-                self.persist_backlog = Some((batch, index, term));
-                Ok(())
-            }
-            Err(e) => Err(ServerError::WalFailed(e.to_string())),
         }
+        Ok(())
     }
 
     fn on_leader_changed(&mut self, leader: u64, term: u64) {
@@ -722,6 +715,7 @@ impl Server {
             self.take_snapshot(applied);
         }
         self.advance_snapshot();
+        self.submit_snapshot_loads();
         if self.kv.compact_step(COMPACTION_KEYS_PER_TURN) {
             self.release_compactions();
         }

@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
@@ -24,6 +25,11 @@ const CHUNK_HEADER_BYTES: usize = 1 + 8 + 8 + 8;
 pub(super) const CHUNK_BYTES: usize = 1 << 20;
 /// Chunks queued per peer per loop turn at most, so one transfer cannot hog a turn.
 const CHUNKS_PER_TURN_MAX: usize = 4;
+/// How long after its last chunk the same snapshot is not sent to the same peer again. The
+/// core sends it again after a few heartbeats without an answer, but the peer answers
+/// heartbeats while the last chunks are still on their way, and then installs (seconds for a
+/// large store); a lost transfer is noticed sooner, as a broken link.
+const RESEND_AFTER_SENT: Duration = Duration::from_secs(30);
 /// Largest snapshot message accepted from a peer (the kvstore has no quota: etcd's largest
 /// recommended backend is 8 GiB).
 pub(super) const INBOUND_SNAPSHOT_BYTES_MAX: u64 = 16 << 30;
@@ -64,16 +70,25 @@ impl fmt::Display for ChunkError {
     }
 }
 
-/// One snapshot message on its way out, as the two parts of its encoding.
+/// A snapshot (index, term) on its way to a peer: its bytes are being read back from the file,
+/// then its chunks are being queued, then (`sent_at`) the peer is installing it.
 #[derive(Debug)]
 struct Outbound {
+    snapshot: (u64, u64),
+    chunks: Option<Chunks>,
+    sent_at: Option<Instant>,
+}
+
+/// One snapshot message's encoding, as its two parts, and how much of it is queued.
+#[derive(Debug)]
+struct Chunks {
     id: u64,
     head: Bytes,
     data: Bytes,
     offset: usize,
 }
 
-impl Outbound {
+impl Chunks {
     fn total(&self) -> usize {
         self.head.len() + self.data.len()
     }
@@ -156,23 +171,65 @@ pub(super) struct SnapshotTransfers {
 }
 
 impl SnapshotTransfers {
-    /// Starts sending the snapshot message whose encoding is `head` then `data` to `to`.
-    pub(super) fn start(&mut self, to: u64, head: Bytes, data: Bytes) {
-        assert!(!head.is_empty(), "a message encoding has a head");
-        self.next_id += 1;
+    /// Claims the sending of `snapshot` (index, term) to `to`, before its bytes are read
+    /// back. False if that very snapshot is already on its way there: the core sends a
+    /// snapshot again when the follower has not answered for a few heartbeats, which a large
+    /// one (read, sent, installed) easily outlasts, and starting over each time would never
+    /// finish. A different snapshot replaces the transfer under way.
+    pub(super) fn claim(&mut self, to: u64, snapshot: (u64, u64), now: Instant) -> bool {
+        let under_way = |o: &Outbound| {
+            o.snapshot == snapshot
+                && o.sent_at
+                    .is_none_or(|at| now.saturating_duration_since(at) < RESEND_AFTER_SENT)
+        };
+        if self.outbound.get(&to).is_some_and(under_way) {
+            return false;
+        }
         let transfer = Outbound {
+            snapshot,
+            chunks: None,
+            sent_at: None,
+        };
+        self.outbound.insert(to, transfer);
+        true
+    }
+
+    /// Starts queueing the claimed `snapshot` to `to`, whose message encoding is `head` then
+    /// `data`. False if the claim is gone (the link broke, or a newer snapshot replaced it).
+    pub(super) fn start(
+        &mut self,
+        to: u64,
+        snapshot: (u64, u64),
+        head: Bytes,
+        data: Bytes,
+    ) -> bool {
+        assert!(!head.is_empty(), "a message encoding has a head");
+        let Some(transfer) = self
+            .outbound
+            .get_mut(&to)
+            .filter(|o| o.snapshot == snapshot && o.chunks.is_none() && o.sent_at.is_none())
+        else {
+            return false;
+        };
+        self.next_id += 1;
+        transfer.chunks = Some(Chunks {
             id: self.next_id,
             head,
             data,
             offset: 0,
-        };
-        self.outbound.insert(to, transfer);
+        });
+        true
     }
 
     /// Whether a transfer to `to` has chunks left to queue.
     #[cfg(test)]
     fn is_sending_to(&self, to: u64) -> bool {
-        self.outbound.contains_key(&to)
+        self.outbound.get(&to).is_some_and(|o| o.chunks.is_some())
+    }
+
+    /// Gives up the transfer to `to` (its snapshot could not be read back).
+    pub(super) fn cancel(&mut self, to: u64) {
+        self.outbound.remove(&to);
     }
 
     /// Drops the transfers with `peer` (its link broke).
@@ -183,14 +240,19 @@ impl SnapshotTransfers {
 
     /// Whether a transfer could queue a chunk now: the loop should not sleep.
     pub(super) fn wants_turn(&self, peers: &impl PeerQueues) -> bool {
-        self.outbound.keys().any(|&to| has_room(peers, to))
+        self.outbound
+            .iter()
+            .any(|(&to, o)| o.chunks.is_some() && has_room(peers, to))
     }
 
     /// Queues chunks while a peer's queue holds less than one chunk, up to
     /// [`CHUNKS_PER_TURN_MAX`] per peer. Reports finished and failed transfers.
-    pub(super) fn pump(&mut self, peers: &mut impl PeerQueues) -> Vec<Pumped> {
+    pub(super) fn pump(&mut self, peers: &mut impl PeerQueues, now: Instant) -> Vec<Pumped> {
         let mut ended = Vec::new();
-        for (&to, transfer) in &mut self.outbound {
+        for (&to, outbound) in &mut self.outbound {
+            let Some(transfer) = outbound.chunks.as_mut() else {
+                continue;
+            };
             for _ in 0..CHUNKS_PER_TURN_MAX {
                 if !has_room(peers, to) {
                     break;
@@ -202,13 +264,17 @@ impl SnapshotTransfers {
                 if transfer.is_done() {
                     let bytes = transfer.total() as u64;
                     ended.push(Pumped::Sent { to, bytes });
+                    // The bytes go; the record stays, so a resend soon after is ignored.
+                    outbound.chunks = None;
+                    outbound.sent_at = Some(now);
                     break;
                 }
             }
         }
         for end in &ended {
-            let (Pumped::Sent { to, .. } | Pumped::Refused { to }) = *end;
-            self.outbound.remove(&to);
+            if let Pumped::Refused { to } = *end {
+                self.outbound.remove(&to);
+            }
         }
         ended
     }
@@ -322,11 +388,24 @@ mod tests {
         (Bytes::from(head), Bytes::from(data))
     }
 
+    /// A fixed instant: the transfers only compare the times they are given.
+    fn now() -> Instant {
+        use std::sync::OnceLock;
+        static NOW: OnceLock<Instant> = OnceLock::new();
+        *NOW.get_or_init(Instant::now)
+    }
+
+    /// Claims and starts the transfer of snapshot (1, 1) to `to`.
+    fn start(transfers: &mut SnapshotTransfers, to: u64, head: Bytes, data: Bytes) {
+        assert!(transfers.claim(to, (1, 1), now()));
+        assert!(transfers.start(to, (1, 1), head, data));
+    }
+
     /// Pumps every chunk of a transfer to `to` into a list, as an always-empty queue would.
     fn pump_all(transfers: &mut SnapshotTransfers, to: u64) -> Vec<Bytes> {
         let mut peers = FakePeers::with_queued(Some(0), true);
         while transfers.is_sending_to(to) {
-            let ended = transfers.pump(&mut peers);
+            let ended = transfers.pump(&mut peers, now());
             assert!(ended.iter().all(|e| matches!(e, Pumped::Sent { .. })));
             peers.drain();
         }
@@ -337,7 +416,7 @@ mod tests {
     fn a_message_larger_than_many_chunks_arrives_whole() {
         let (head, data) = message_parts(40, 3 * CHUNK_BYTES + 17);
         let mut sender = SnapshotTransfers::default();
-        sender.start(2, head.clone(), data.clone());
+        start(&mut sender, 2, head.clone(), data.clone());
         let frames = pump_all(&mut sender, 2);
         assert_eq!(frames.len(), 4);
         assert!(
@@ -363,7 +442,7 @@ mod tests {
     fn a_small_message_is_one_chunk() {
         let (head, data) = message_parts(10, 0);
         let mut sender = SnapshotTransfers::default();
-        sender.start(7, head.clone(), data);
+        start(&mut sender, 7, head.clone(), data);
         let frames = pump_all(&mut sender, 7);
         assert_eq!(frames.len(), 1);
         let mut receiver = SnapshotTransfers::default();
@@ -374,7 +453,7 @@ mod tests {
     fn chunks_wait_for_the_peer_queue_and_a_refusal_drops_the_transfer() {
         let (head, data) = message_parts(8, 2 * CHUNK_BYTES);
         let mut transfers = SnapshotTransfers::default();
-        transfers.start(3, head, data);
+        start(&mut transfers, 3, head, data);
         let mut full = FakePeers::with_queued(Some(CHUNK_BYTES), true);
         assert!(!transfers.wants_turn(&full), "queue is full");
         assert!(
@@ -382,12 +461,12 @@ mod tests {
             "unknown peer"
         );
         assert!(transfers.wants_turn(&FakePeers::with_queued(Some(0), true)));
-        let ended = transfers.pump(&mut full);
+        let ended = transfers.pump(&mut full, now());
         assert!(
             ended.is_empty() && full.frames.is_empty(),
             "nothing queued behind a full queue"
         );
-        let ended = transfers.pump(&mut FakePeers::with_queued(Some(0), false));
+        let ended = transfers.pump(&mut FakePeers::with_queued(Some(0), false), now());
         assert_eq!(ended, vec![Pumped::Refused { to: 3 }]);
         assert!(!transfers.is_sending_to(3));
     }
@@ -396,7 +475,7 @@ mod tests {
     fn a_gap_a_stranger_or_a_bad_header_drops_the_inbound_transfer() {
         let (head, data) = message_parts(8, 3 * CHUNK_BYTES);
         let mut sender = SnapshotTransfers::default();
-        sender.start(2, head, data);
+        start(&mut sender, 2, head, data);
         let frames = pump_all(&mut sender, 2);
         let mut receiver = SnapshotTransfers::default();
         assert_eq!(receiver.receive(1, &frames[0]), Ok(None));
@@ -429,14 +508,15 @@ mod tests {
     fn a_newer_transfer_replaces_the_older_on_both_ends() {
         let (head, data) = message_parts(8, CHUNK_BYTES + 1);
         let mut sender = SnapshotTransfers::default();
-        sender.start(2, head.clone(), data.clone());
+        start(&mut sender, 2, head.clone(), data.clone());
         let mut peers = FakePeers::with_queued(Some(CHUNK_BYTES - 1), true);
-        let ended = sender.pump(&mut peers);
+        let ended = sender.pump(&mut peers, now());
         assert!(ended.is_empty(), "the older transfer is still sending");
         assert_eq!(peers.frames.len(), 1, "one chunk, then the queue is busy");
         let mut receiver = SnapshotTransfers::default();
         assert_eq!(receiver.receive(1, &peers.frames[0]), Ok(None));
-        sender.start(2, head, data.clone());
+        sender.abort(2);
+        start(&mut sender, 2, head, data.clone());
         let frames = pump_all(&mut sender, 2);
         assert_eq!(receiver.receive(1, &frames[0]), Ok(None));
         let whole = receiver
@@ -447,10 +527,62 @@ mod tests {
     }
 
     #[test]
+    fn the_same_snapshot_is_sent_once_and_a_newer_one_replaces_it() {
+        let (head, data) = message_parts(8, 2 * CHUNK_BYTES);
+        let t0 = now();
+        let mut transfers = SnapshotTransfers::default();
+        assert!(transfers.claim(2, (5, 1), t0));
+        assert!(!transfers.claim(2, (5, 1), t0), "loading already");
+        let mut peers = FakePeers::with_queued(Some(0), true);
+        assert!(
+            !transfers.wants_turn(&peers),
+            "nothing to queue while loading"
+        );
+        assert!(transfers.pump(&mut peers, t0).is_empty() && peers.frames.is_empty());
+        assert!(transfers.start(2, (5, 1), head.clone(), data.clone()));
+        assert!(!transfers.claim(2, (5, 1), t0), "sending already");
+        assert!(
+            transfers.claim(2, (9, 2), t0),
+            "a newer snapshot replaces it"
+        );
+        assert!(
+            !transfers.start(2, (5, 1), head.clone(), data.clone()),
+            "the replaced load is dropped"
+        );
+        transfers.cancel(2);
+        assert!(
+            !transfers.start(2, (9, 2), head.clone(), data.clone()),
+            "cancelled"
+        );
+        assert!(transfers.claim(2, (9, 2), t0));
+        assert!(transfers.start(2, (9, 2), head, data));
+        let sent_at = t0 + Duration::from_secs(1);
+        while transfers.is_sending_to(2) {
+            let _ = transfers.pump(&mut peers, sent_at);
+            peers.drain();
+        }
+        assert!(!transfers.wants_turn(&peers));
+        let soon = sent_at + RESEND_AFTER_SENT - Duration::from_millis(1);
+        assert!(
+            !transfers.claim(2, (9, 2), soon),
+            "the peer is installing it"
+        );
+        assert!(
+            transfers.claim(2, (9, 2), sent_at + RESEND_AFTER_SENT),
+            "lost after all"
+        );
+        transfers.abort(2);
+        assert!(
+            transfers.claim(2, (9, 2), sent_at),
+            "a broken link forgets it"
+        );
+    }
+
+    #[test]
     fn an_overrunning_chunk_is_refused() {
         let (head, data) = message_parts(8, 100);
         let mut sender = SnapshotTransfers::default();
-        sender.start(2, head, data);
+        start(&mut sender, 2, head, data);
         let frames = pump_all(&mut sender, 2);
         let mut short = BytesMut::from(&frames[0][..]);
         short[9..17].copy_from_slice(&50u64.to_le_bytes());

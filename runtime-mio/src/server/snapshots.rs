@@ -7,12 +7,14 @@
 use std::io;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::time::Instant;
 
 use bytes::Bytes;
 use mio::Waker;
 use tally_kvstore::{CopyStep, KvStore, SnapshotCopy};
 
 use super::event_loop::Server;
+use super::snapshot_transfer::Pumped;
 use super::startup::{ServerError, io_error};
 use super::{payload, storage};
 use crate::wal::{SnapshotMeta, SnapshotStore};
@@ -105,6 +107,78 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Sends a snapshot message to its peer in chunks ([`SnapshotTransfers`](super::snapshot_transfer::SnapshotTransfers)), unless that
+    /// snapshot is on its way there already. Released bytes are read back by the worker
+    /// first, never on the loop (a large file took seconds and cost the leader its term).
+    pub(super) fn send_snapshot(&mut self, message: tally_core::Message) {
+        let (to, snapshot) = (message.to(), snapshot_of(&message));
+        if !self.transfers.claim(to, snapshot, Instant::now()) {
+            return;
+        }
+        if message.needs_snapshot_data() {
+            self.load_backlog.insert(to, message);
+            self.submit_snapshot_loads();
+            return;
+        }
+        let (head, data) =
+            tally_core::codec::encode_snapshot_parts(&message).expect("a snapshot message");
+        self.start_transfer(to, snapshot, Bytes::from(head), data);
+    }
+
+    /// Hands waiting snapshot reads to the worker while it has room.
+    pub(super) fn submit_snapshot_loads(&mut self) {
+        let waiting: Vec<u64> = self.load_backlog.keys().copied().collect();
+        for to in waiting {
+            if !self.snapshot_worker.has_room() {
+                return;
+            }
+            let message = self.load_backlog.remove(&to).expect("listed");
+            if let Err(job) = self
+                .snapshot_worker
+                .submit(SnapshotJob::LoadForSend(message))
+            {
+                let SnapshotJob::LoadForSend(message) = *job else {
+                    unreachable!("the worker gives back the job it was given")
+                };
+                self.load_backlog.insert(to, message);
+                return;
+            }
+        }
+    }
+
+    pub(super) fn start_transfer(
+        &mut self,
+        to: u64,
+        snapshot: (u64, u64),
+        head: Bytes,
+        data: Bytes,
+    ) {
+        let bytes = head.len() + data.len();
+        if self.transfers.start(to, snapshot, head, data) {
+            eprintln!(
+                "tallyd: sending snapshot {} (term {}, {bytes} bytes) to member {to:x}",
+                snapshot.0, snapshot.1
+            );
+        }
+    }
+
+    /// Queues the next chunks of snapshots on their way to peers.
+    pub(super) fn pump_transfers(&mut self) {
+        for ended in self.transfers.pump(&mut self.peers, Instant::now()) {
+            match ended {
+                Pumped::Sent { to, bytes } => {
+                    eprintln!("tallyd: snapshot of {bytes} bytes queued for member {to:x}")
+                }
+                Pumped::Refused { to } => {
+                    self.metrics.peer_frames_dropped += 1;
+                    self.snapshot_not_sent(to, "its peer queue refused a chunk");
+                }
+            }
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(super) enum SnapshotJob {
     /// Stream this copy of the store (taken at the snapshot's index) with the member table
@@ -135,9 +209,11 @@ pub(super) enum SnapshotDone {
         index: u64,
         term: u64,
     },
-    /// A snapshot message with its bytes for peer `to`, encoded as `head` then `data`.
+    /// A snapshot message with its bytes for peer `to`, encoded as `head` then `data`;
+    /// `snapshot` is its (index, term).
     Loaded {
         to: u64,
+        snapshot: (u64, u64),
         head: Bytes,
         data: Bytes,
     },
@@ -241,21 +317,24 @@ impl SnapshotWorker {
     }
 }
 
+/// The (index, term) of a snapshot message's snapshot.
+fn snapshot_of(message: &tally_core::Message) -> (u64, u64) {
+    let meta = message.snapshot().expect("a snapshot message").meta();
+    (meta.index(), meta.term())
+}
+
 /// Fills a released snapshot message from its file and encodes it without copying the data:
-/// (peer, head, data).
+/// (head, data).
 fn with_snapshot_bytes(
     store: &SnapshotStore,
     message: tally_core::Message,
-) -> Result<(u64, Bytes, Bytes), storage::StorageError> {
-    let meta = message
-        .snapshot()
-        .map(|s| (s.meta().index(), s.meta().term()))
-        .unwrap_or_default();
-    let snapshot = storage::load_snapshot(store, meta.0, meta.1)?;
+) -> Result<(Bytes, Bytes), storage::StorageError> {
+    let (index, term) = snapshot_of(&message);
+    let snapshot = storage::load_snapshot(store, index, term)?;
     let message = message.with_snapshot_data(snapshot.data().clone());
     let (head, data) = tally_core::codec::encode_snapshot_parts(&message)
         .expect("LoadForSend carries a snapshot message");
-    Ok((message.to(), Bytes::from(head), data))
+    Ok((Bytes::from(head), data))
 }
 
 /// Does one job; the worker thread's body, and the loop's fallback when the worker is busy.
@@ -282,9 +361,14 @@ pub(super) fn run(store: &SnapshotStore, job: SnapshotJob) -> SnapshotDone {
             }
         }
         SnapshotJob::LoadForSend(message) => {
-            let to = message.to();
+            let (to, snapshot) = (message.to(), snapshot_of(&message));
             match with_snapshot_bytes(store, message) {
-                Ok((to, head, data)) => SnapshotDone::Loaded { to, head, data },
+                Ok((head, data)) => SnapshotDone::Loaded {
+                    to,
+                    snapshot,
+                    head,
+                    data,
+                },
                 Err(e) => SnapshotDone::FrameFailed {
                     to,
                     error: e.to_string(),

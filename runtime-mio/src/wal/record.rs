@@ -17,9 +17,9 @@ const KIND_TRUNCATE: u8 = 4;
 const FLAG_BATCH_END: u8 = 1;
 
 const ENTRY_FIXED_BYTES: usize = RECORD_FIXED_BYTES + 16;
-const HARD_STATE_BYTES: usize = RECORD_FIXED_BYTES + 24;
+pub(crate) const HARD_STATE_BYTES: usize = RECORD_FIXED_BYTES + 24;
 const SNAPSHOT_BYTES: usize = RECORD_FIXED_BYTES + 16;
-const TRUNCATE_BYTES: usize = RECORD_FIXED_BYTES + 8;
+pub(crate) const TRUNCATE_BYTES: usize = RECORD_FIXED_BYTES + 8;
 
 /// Room for the state records that open every new segment.
 pub(crate) const SEGMENT_HEAD_BYTES: u64 = (HARD_STATE_BYTES + SNAPSHOT_BYTES) as u64;

@@ -82,6 +82,7 @@ pub struct WalThread {
     tx: Option<SyncSender<Batch>>,
     handle: Option<JoinHandle<Wal>>,
     next_seq: u64,
+    batch_bytes_max: u64,
 }
 
 impl fmt::Debug for WalThread {
@@ -102,6 +103,7 @@ impl WalThread {
         let (tx, rx) = mpsc::sync_channel(wal.config().batch_queue_max());
         let (done_tx, done_rx) = mpsc::sync_channel(wal.config().completion_queue_max());
         let next_seq = wal.next_seq();
+        let batch_bytes_max = wal.config().batch_bytes_max();
         let handle = thread::Builder::new()
             .name("tally-wal".into())
             .spawn(move || run(wal, &rx, &done_tx, wake.as_ref()))
@@ -110,8 +112,14 @@ impl WalThread {
             tx: Some(tx),
             handle: Some(handle),
             next_seq,
+            batch_bytes_max,
         };
         Ok((thread, done_rx))
+    }
+
+    /// The largest batch the WAL takes ([`Batch::split`] cuts bigger ones).
+    pub fn batch_bytes_max(&self) -> u64 {
+        self.batch_bytes_max
     }
 
     /// Queues a batch without blocking. Returns its sequence number.

@@ -1,3 +1,5 @@
+use std::mem;
+
 use bytes::Bytes;
 
 use super::error::WalError;
@@ -141,6 +143,60 @@ impl Batch {
     /// Bytes this batch takes on disk, including a truncation record if one is needed.
     pub fn encoded_bytes(&self) -> u64 {
         record::batch_bytes(self)
+    }
+
+    /// Splits this batch into batches of at most `bytes_max` encoded bytes each, to submit in
+    /// order: the snapshot marker goes in the first and the hard state in the last, so every
+    /// durable prefix is a valid log (entries whose commit is not yet recorded). A follower
+    /// catching up can be handed more entries in one write than one batch may hold.
+    ///
+    /// # Panics
+    /// If one entry alone exceeds `bytes_max` (the WAL refuses such a record anyway).
+    pub fn split(self, bytes_max: u64) -> Vec<Batch> {
+        if self.encoded_bytes() <= bytes_max {
+            return vec![self];
+        }
+        let Batch {
+            hard_state,
+            entries,
+            snapshot,
+        } = self;
+        let mut batches = Vec::new();
+        let mut current = Batch {
+            hard_state: None,
+            entries: Vec::new(),
+            snapshot,
+        };
+        let mut current_bytes = current.encoded_bytes();
+        // The first entry of a batch brings the truncation record with it.
+        let first_entry_bytes =
+            |entry: &Entry| record::entry_bytes(entry) + record::TRUNCATE_BYTES as u64;
+        for entry in entries {
+            let mut added = if current.entries.is_empty() {
+                first_entry_bytes(&entry)
+            } else {
+                record::entry_bytes(&entry)
+            };
+            if current_bytes + added > bytes_max && !current.is_empty() {
+                batches.push(mem::take(&mut current));
+                added = first_entry_bytes(&entry);
+                current_bytes = 0;
+            }
+            assert!(
+                current_bytes + added <= bytes_max,
+                "an entry of {added} bytes exceeds a batch of {bytes_max}"
+            );
+            current_bytes += added;
+            current.entries.push(entry);
+        }
+        if let Some(hard_state) = hard_state {
+            if current_bytes + record::HARD_STATE_BYTES as u64 > bytes_max {
+                batches.push(mem::take(&mut current));
+            }
+            current.hard_state = Some(hard_state);
+        }
+        batches.push(current);
+        batches
     }
 }
 

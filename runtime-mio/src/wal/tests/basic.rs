@@ -408,3 +408,52 @@ fn purged_segments_shrink_a_step_at_a_time_and_recovery_removes_leftovers() {
     let names = fs.list_dir(&dir()).expect("list");
     assert!(!names.iter().any(|n| n.ends_with(".purged")), "{names:?}");
 }
+
+#[test]
+fn an_oversized_batch_splits_into_ones_the_wal_takes_with_the_same_result() {
+    let config = small_config();
+    let max = config.batch_bytes_max();
+    for (count, len) in [(1, 8), (9, 40), (30, 40), (12, 200), (3, 226)] {
+        for with_snapshot in [false, true] {
+            let mut whole = Batch::new()
+                .with_entries(entries(6, 5 + count, 2, len))
+                .with_hard_state(HardState::new(2, 1, 5 + count));
+            if with_snapshot {
+                whole = whole.with_snapshot(SnapshotMarker::new(5, 1));
+            }
+            let mut expected = Model::default();
+            expected.apply(&Batch::new().with_entries(entries(1, 5, 1, 8)));
+            let mut model = expected.clone();
+            expected.apply(&whole);
+            let parts = whole.clone().split(max);
+            assert_eq!(parts.len() == 1, whole.encoded_bytes() <= max);
+            let (first, last) = (&parts[0], &parts[parts.len() - 1]);
+            assert_eq!(first.snapshot(), whole.snapshot(), "the marker comes first");
+            assert_eq!(
+                last.hard_state(),
+                whole.hard_state(),
+                "the hard state comes last"
+            );
+            for (i, part) in parts.iter().enumerate() {
+                assert!(part.encoded_bytes() <= max, "part {i} of {count}x{len}");
+                assert!(!part.is_empty());
+                assert!(i == 0 || part.snapshot().is_none());
+                assert!(i + 1 == parts.len() || part.hard_state().is_none());
+            }
+            let fs = MemFs::new();
+            {
+                let (mut wal, _) = open(&fs, config.clone());
+                wal.append(Batch::new().with_entries(entries(1, 5, 1, 8)))
+                    .expect("append");
+                for part in parts {
+                    model.apply(&part);
+                    wal.append(part).expect("every part fits");
+                }
+                wal.sync().expect("sync");
+            }
+            assert_eq!(model, expected, "the parts do what the whole does");
+            let (_, recovered) = open(&fs, config.clone());
+            assert_eq!(Model::of(&recovered), expected);
+        }
+    }
+}
