@@ -30,9 +30,10 @@ const CHUNKS_PER_TURN_MAX: usize = 4;
 /// heartbeats while the last chunks are still on their way, and then installs (seconds for a
 /// large store); a lost transfer is noticed sooner, as a broken link.
 const RESEND_AFTER_SENT: Duration = Duration::from_secs(30);
-/// Largest snapshot message accepted from a peer (the kvstore has no quota: etcd's largest
-/// recommended backend is 8 GiB).
-pub(super) const INBOUND_SNAPSHOT_BYTES_MAX: u64 = 16 << 30;
+/// Largest snapshot message accepted from a peer: the snapshot store's largest file
+/// (`SnapshotConfig::snapshot_bytes_max`, 8 GiB, as etcd's largest recommended backend), plus
+/// room for the message's head.
+pub(super) const INBOUND_SNAPSHOT_BYTES_MAX: u64 = (8 << 30) + (1 << 20);
 /// Initial buffer of an inbound transfer: a peer's declared total reserves memory only once it
 /// has sent this much.
 const INBOUND_RESERVE_BYTES_MAX: usize = 64 << 20;
@@ -576,6 +577,12 @@ mod tests {
             transfers.claim(2, (9, 2), sent_at),
             "a broken link forgets it"
         );
+    }
+
+    #[test]
+    fn any_snapshot_the_store_takes_can_be_received() {
+        let file_max = crate::wal::SnapshotConfig::default().snapshot_bytes_max();
+        assert!(INBOUND_SNAPSHOT_BYTES_MAX > file_max);
     }
 
     #[test]
