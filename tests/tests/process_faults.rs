@@ -507,6 +507,65 @@ fn a_lagging_member_catches_up_from_a_snapshot_larger_than_a_peer_frame() {
     );
 }
 
+/// A snapshot whose file cannot be written leaves the core's log compacted all the same; the
+/// leader retries it after a few seconds even in an idle cluster, and a lagging member then
+/// catches up from it.
+#[test]
+fn a_failed_snapshot_is_retried_and_a_lagging_member_then_catches_up() {
+    let Some(mut c) = start_with(
+        3,
+        Options {
+            tls: false,
+            proxies: false,
+            snapshot_count: Some(20),
+        },
+    ) else {
+        return;
+    };
+    let leader = c.wait_leader(Duration::from_secs(5)).expect("leader");
+    let lagging = (leader + 1) % 3;
+    c.kill(lagging);
+    // Root ignores permissions, so the snapshot directory becomes a plain file instead.
+    let snap_dir = c.members[leader].data_dir().join("member").join("snap");
+    std::fs::remove_dir_all(&snap_dir).expect("remove snap dir");
+    std::fs::write(&snap_dir, b"not a directory").expect("block snap dir");
+    let live = endpoints_of(&mut c);
+    for i in 0..60 {
+        assert!(put(&c, &live, &format!("f{i:02}"), &i.to_string()));
+    }
+    // The first failure compacts at 20 (keeping 20 trailing entries, so the lagging member
+    // could still be served from the log); the retry, 5 s later, compacts at the last index.
+    let wait_log = |what: &str, times: usize| {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while c.members[leader].log_text().matches(what).count() < times {
+            assert!(
+                Instant::now() < deadline,
+                "no {what:?} x{times}\n{}",
+                c.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_log("snapshot failed", 2);
+    std::fs::remove_file(&snap_dir).expect("unblock");
+    std::fs::create_dir(&snap_dir).expect("snap dir again");
+    // Nothing is written meanwhile: the retry writes the snapshot the core compacted to.
+    wait_log("saved snapshot", 1);
+    c.restart(lagging);
+    let endpoint = c.endpoint(lagging);
+    let seen = wait_local_value(&c, &endpoint, "f59", "59", Duration::from_secs(30));
+    assert_eq!(seen, "59\n", "the lagging member caught up\n{}", c.logs());
+    assert!(
+        c.members[lagging].log_text().contains("installed snapshot"),
+        "it caught up through a snapshot\n{}",
+        c.logs()
+    );
+    assert!(
+        std::fs::read_dir(&snap_dir).expect("snap dir").count() > 0,
+        "the retry wrote the file"
+    );
+}
+
 #[test]
 fn the_leader_revokes_expired_leases_and_their_keys() {
     let Some(mut c) = start(3, false) else { return };

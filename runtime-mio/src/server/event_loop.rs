@@ -71,6 +71,8 @@ pub(super) struct Server {
     /// A snapshot being taken: its store copy, a slice per turn, then its queued job.
     pub(super) snapshot_taking: Option<SnapshotTaking>,
     pub(super) snapshot_pacing: SnapshotPacing,
+    /// The core compacted to this snapshot, but its file could not be written.
+    pub(super) unsaved_snapshot: Option<crate::wal::SnapshotMeta>,
     pub(super) peers: PeerTransport,
     /// Snapshot messages to and from peers, in chunks.
     pub(super) transfers: SnapshotTransfers,
@@ -224,6 +226,7 @@ impl Server {
             snapshot_wanted: false,
             snapshot_taking: None,
             snapshot_pacing: SnapshotPacing::default(),
+            unsaved_snapshot: None,
             transfers: SnapshotTransfers::default(),
             load_backlog: HashMap::new(),
             peers,
@@ -520,6 +523,7 @@ impl Server {
             SnapshotDone::Written { index, .. } if index < self.node.status().snapshot_index() => {}
             SnapshotDone::Written { index, term, bytes } => {
                 eprintln!("tallyd: saved snapshot at index {index}");
+                self.unsaved_snapshot = None;
                 self.snapshot_pacing.on_snapshot_bytes(bytes);
                 match self.wal.try_submit(storage::marker_batch(index, term)) {
                     Ok(seq) => self.markers.push((seq, index)),
@@ -528,8 +532,10 @@ impl Server {
                     }
                 }
             }
-            SnapshotDone::Failed(e) => {
-                eprintln!("tallyd: snapshot failed: {e}");
+            SnapshotDone::Failed { meta, error } => {
+                eprintln!("tallyd: snapshot failed: {error}; retrying in a few seconds");
+                self.unsaved_snapshot = Some(meta);
+                self.snapshot_pacing.on_snapshot_failed(Instant::now());
                 self.snapshot_wanted = true;
             }
         }

@@ -7,10 +7,11 @@
 use std::io;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mio::Waker;
+use tally_core::CompactError;
 use tally_kvstore::{CopyStep, KvStore, SnapshotCopy};
 
 use super::event_loop::Server;
@@ -44,7 +45,7 @@ impl Server {
     /// leaves it wanted. The copy advances in [`advance_snapshot`](Self::advance_snapshot),
     /// which every turn runs after the applies.
     pub(super) fn take_snapshot(&mut self, index: u64) {
-        if !self.snapshot_pacing.due()
+        if !self.snapshot_pacing.due(Instant::now())
             || self.snapshot_taking.is_some()
             || !self.snapshot_worker.has_room()
         {
@@ -54,18 +55,30 @@ impl Server {
         self.snapshot_wanted = false;
         // The core keeps no bytes (released at once): the file will have them, and until it
         // does a lagging member's snapshot waits (reported unreachable, retried).
-        let snapshot = match self.node.compact(index, Bytes::new()) {
-            Ok(snapshot) => snapshot,
+        let meta = match self.node.compact(index, Bytes::new()) {
+            Ok(snapshot) => {
+                self.node.release_snapshot_data(index);
+                storage::file_meta(&snapshot)
+            }
+            // The core compacted to `index` for a snapshot whose file failed, and nothing was
+            // applied since: the store is still at `index`, so write that snapshot now.
+            Err(CompactError::AlreadyCompacted)
+                if self
+                    .unsaved_snapshot
+                    .as_ref()
+                    .is_some_and(|m| m.index() == index) =>
+            {
+                self.unsaved_snapshot.take().expect("matched")
+            }
             Err(e) => {
                 eprintln!("tallyd: compaction at {index} refused: {e}");
                 return;
             }
         };
-        self.node.release_snapshot_data(index);
         self.snapshot_pacing.on_snapshot_started();
         self.snapshot_taking = Some(SnapshotTaking::Copying {
             copy: self.kv.begin_snapshot_copy(),
-            meta: storage::file_meta(&snapshot),
+            meta,
             members: self.members.encode(),
         });
     }
@@ -223,7 +236,11 @@ pub(super) enum SnapshotDone {
         error: String,
     },
     InstallFailed(storage::StorageError),
-    Failed(String),
+    /// The snapshot `meta` (already compacted into the core) has no file.
+    Failed {
+        meta: SnapshotMeta,
+        error: String,
+    },
 }
 
 /// When to rewrite the store. The core asks every `--snapshot-count` applied entries, but the
@@ -233,11 +250,20 @@ pub(super) enum SnapshotDone {
 /// since the previous one is at least that snapshot's size, which bounds the rewriting to one
 /// byte per byte logged, as log-structured stores do. The price is a Raft log (in memory and
 /// in the WAL) of up to about the store's size between snapshots.
+///
+/// A failed snapshot is retried after [`SNAPSHOT_RETRY_DELAY`] whatever was logged: the core's
+/// log was compacted when it started, so until one succeeds a member that needs a snapshot
+/// cannot get one (and an idle cluster would log nothing to make the next one due).
 #[derive(Debug, Default)]
 pub(super) struct SnapshotPacing {
     logged_bytes_since: u64,
     last_snapshot_bytes: u64,
+    retry_not_before: Option<Instant>,
 }
+
+/// Wait before retrying a failed snapshot: a full or failing disk must not make the loop copy
+/// the store every turn.
+const SNAPSHOT_RETRY_DELAY: Duration = Duration::from_secs(5);
 
 impl SnapshotPacing {
     /// Entries of `bytes` went to the WAL.
@@ -248,6 +274,12 @@ impl SnapshotPacing {
     /// A snapshot was started or installed: the log before it no longer counts.
     pub(super) fn on_snapshot_started(&mut self) {
         self.logged_bytes_since = 0;
+        self.retry_not_before = None;
+    }
+
+    /// The snapshot started last could not be written.
+    pub(super) fn on_snapshot_failed(&mut self, now: Instant) {
+        self.retry_not_before = Some(now + SNAPSHOT_RETRY_DELAY);
     }
 
     /// The last snapshot came out `bytes` long.
@@ -255,8 +287,11 @@ impl SnapshotPacing {
         self.last_snapshot_bytes = bytes;
     }
 
-    pub(super) fn due(&self) -> bool {
-        self.logged_bytes_since >= self.last_snapshot_bytes
+    pub(super) fn due(&self, now: Instant) -> bool {
+        match self.retry_not_before {
+            Some(at) => now >= at,
+            None => self.logged_bytes_since >= self.last_snapshot_bytes,
+        }
     }
 }
 
@@ -350,7 +385,10 @@ pub(super) fn run(store: &SnapshotStore, job: SnapshotJob) -> SnapshotDone {
             );
             match saved {
                 Ok(bytes) => SnapshotDone::Written { index, term, bytes },
-                Err(e) => SnapshotDone::Failed(format!("snapshot file {index}: {e}")),
+                Err(e) => SnapshotDone::Failed {
+                    meta,
+                    error: format!("snapshot file {index}: {e}"),
+                },
             }
         }
         SnapshotJob::SaveInstalled(persist) => {
@@ -380,31 +418,58 @@ pub(super) fn run(store: &SnapshotStore, job: SnapshotJob) -> SnapshotDone {
 
 #[cfg(test)]
 mod tests {
-    use super::SnapshotPacing;
+    use std::time::{Duration, Instant};
+
+    use super::{SNAPSHOT_RETRY_DELAY, SnapshotPacing};
+
+    #[test]
+    fn a_failed_snapshot_is_retried_after_a_delay_without_more_log() {
+        let t0 = Instant::now();
+        let mut pacing = SnapshotPacing::default();
+        pacing.on_snapshot_bytes(1_000);
+        pacing.on_snapshot_started();
+        pacing.on_snapshot_failed(t0);
+        assert!(!pacing.due(t0), "not at once: the disk may still be full");
+        pacing.on_logged(5_000);
+        assert!(
+            !pacing.due(t0 + Duration::from_secs(1)),
+            "logging does not hurry it"
+        );
+        assert!(
+            pacing.due(t0 + SNAPSHOT_RETRY_DELAY),
+            "due without more log"
+        );
+        pacing.on_snapshot_started();
+        assert!(
+            !pacing.due(t0 + SNAPSHOT_RETRY_DELAY),
+            "a started one paces again"
+        );
+    }
 
     #[test]
     fn a_snapshot_waits_for_as_much_log_as_the_last_one_wrote() {
+        let now = Instant::now();
         let mut pacing = SnapshotPacing::default();
-        assert!(pacing.due(), "the first snapshot needs no log");
+        assert!(pacing.due(now), "the first snapshot needs no log");
         pacing.on_snapshot_started();
         pacing.on_logged(300);
         pacing.on_snapshot_bytes(1_000);
         assert!(
-            !pacing.due(),
+            !pacing.due(now),
             "log written while the snapshot was taken counts"
         );
         pacing.on_logged(600);
-        assert!(!pacing.due());
+        assert!(!pacing.due(now));
         pacing.on_logged(100);
         assert!(
-            pacing.due(),
+            pacing.due(now),
             "1,000 bytes logged since the 1,000-byte snapshot started"
         );
         pacing.on_snapshot_started();
         pacing.on_snapshot_bytes(5_000);
         pacing.on_logged(4_999);
-        assert!(!pacing.due());
+        assert!(!pacing.due(now));
         pacing.on_logged(u64::MAX);
-        assert!(pacing.due(), "counting saturates instead of wrapping");
+        assert!(pacing.due(now), "counting saturates instead of wrapping");
     }
 }
