@@ -72,12 +72,17 @@ const KIND_TIMEOUT_NOW: u8 = 13;
 
 /// Appends the encoding of `message` to `out`.
 pub fn encode(message: &Message, out: &mut impl BufMut) {
+    put_message_head(message, out);
+    encode_body(&message.body, out);
+}
+
+/// What every message starts with: `version kind from to term`.
+fn put_message_head(message: &Message, out: &mut impl BufMut) {
     out.put_u8(CODEC_VERSION);
     out.put_u8(kind_byte(&message.body));
     put_varint(out, message.from);
     put_varint(out, message.to);
     put_varint(out, message.term);
-    encode_body(&message.body, out);
 }
 
 /// Encodes `message` into a new buffer.
@@ -94,17 +99,9 @@ pub fn encode_snapshot_parts(message: &Message) -> Option<(Vec<u8>, Bytes)> {
     let Body::Snapshot { snapshot } = &message.body else {
         return None;
     };
-    let meta = snapshot.meta();
     let mut head = Vec::with_capacity(64);
-    head.put_u8(CODEC_VERSION);
-    head.put_u8(KIND_SNAPSHOT);
-    put_varint(&mut head, message.from);
-    put_varint(&mut head, message.to);
-    put_varint(&mut head, message.term);
-    put_varint(&mut head, meta.index());
-    put_varint(&mut head, meta.term());
-    put_ids(&mut head, meta.conf().voters());
-    put_ids(&mut head, meta.conf().learners());
+    put_message_head(message, &mut head);
+    put_snapshot_meta(&mut head, snapshot);
     put_varint(&mut head, snapshot.data().len() as u64);
     Some((head, snapshot.data().clone()))
 }
@@ -293,12 +290,17 @@ fn put_ids(out: &mut impl BufMut, ids: &[NodeId]) {
 }
 
 fn put_snapshot(out: &mut impl BufMut, snapshot: &Snapshot) {
+    put_snapshot_meta(out, snapshot);
+    put_bytes(out, snapshot.data());
+}
+
+/// A snapshot's fields before its data.
+fn put_snapshot_meta(out: &mut impl BufMut, snapshot: &Snapshot) {
     let meta = snapshot.meta();
     put_varint(out, meta.index());
     put_varint(out, meta.term());
     put_ids(out, meta.conf().voters());
     put_ids(out, meta.conf().learners());
-    put_bytes(out, snapshot.data());
 }
 
 struct Reader<'a> {

@@ -55,6 +55,47 @@ fn wait_local_value(
     }
 }
 
+/// A 3-member cluster with `--snapshot-count=snapshot_count` and one follower killed:
+/// (cluster, leader, the killed follower).
+fn start_with_lagging_member(snapshot_count: u64) -> Option<(ProcCluster, usize, usize)> {
+    let mut c = start_with(
+        3,
+        Options {
+            tls: false,
+            proxies: false,
+            snapshot_count: Some(snapshot_count),
+        },
+    )?;
+    let leader = c.wait_leader(Duration::from_secs(5)).expect("leader");
+    let lagging = (leader + 1) % 3;
+    c.kill(lagging);
+    Some((c, leader, lagging))
+}
+
+/// Restarts the `lagging` member and asserts it catches up, through a snapshot, to `key` =
+/// `value` within `timeout`. Returns its endpoint.
+fn restart_and_catch_up(
+    c: &mut ProcCluster,
+    lagging: usize,
+    (key, value): (&str, &str),
+    timeout: Duration,
+) -> String {
+    c.restart(lagging);
+    let endpoint = c.endpoint(lagging);
+    let seen = wait_local_value(c, &endpoint, key, value, timeout);
+    assert!(
+        seen == format!("{value}\n"),
+        "the lagging member caught up to {key}\n{}",
+        c.logs()
+    );
+    assert!(
+        c.members[lagging].log_text().contains("installed snapshot"),
+        "it caught up through a snapshot\n{}",
+        c.logs()
+    );
+    endpoint
+}
+
 fn endpoints_of(c: &mut ProcCluster) -> String {
     let live = c.live();
     c.endpoints(&live)
@@ -368,19 +409,9 @@ fn crash_mid_write_loses_no_acknowledged_write() {
 
 #[test]
 fn snapshots_compact_the_log_and_a_lagging_member_catches_up_from_one() {
-    let Some(mut c) = start_with(
-        3,
-        Options {
-            tls: false,
-            proxies: false,
-            snapshot_count: Some(40),
-        },
-    ) else {
+    let Some((mut c, leader, lagging)) = start_with_lagging_member(40) else {
         return;
     };
-    let leader = c.wait_leader(Duration::from_secs(5)).expect("leader");
-    let lagging = (leader + 1) % 3;
-    c.kill(lagging);
     let live = endpoints_of(&mut c);
     for i in 0..200 {
         assert!(put(&c, &live, &format!("s{i:03}"), &i.to_string()));
@@ -392,15 +423,7 @@ fn snapshots_compact_the_log_and_a_lagging_member_catches_up_from_one() {
         "the leader wrote snapshot files in {}",
         snap_dir.display()
     );
-    c.restart(lagging);
-    let endpoint = c.endpoint(lagging);
-    let seen = wait_local_value(&c, &endpoint, "s199", "199", Duration::from_secs(20));
-    assert_eq!(seen, "199\n", "the lagging member caught up\n{}", c.logs());
-    assert!(
-        c.members[lagging].log_text().contains("installed snapshot"),
-        "it caught up through a snapshot\n{}",
-        c.logs()
-    );
+    let endpoint = restart_and_catch_up(&mut c, lagging, ("s199", "199"), Duration::from_secs(20));
     let first = c.ok(
         &endpoint,
         &["get", "s000", "--consistency=s", "--print-value-only"],
@@ -428,19 +451,9 @@ fn snapshots_compact_the_log_and_a_lagging_member_catches_up_from_one() {
 fn a_lagging_member_catches_up_from_a_snapshot_larger_than_a_peer_frame() {
     const VALUE_BYTES: usize = 512 * 1024;
     const PUTS: usize = 80;
-    let Some(mut c) = start_with(
-        3,
-        Options {
-            tls: false,
-            proxies: false,
-            snapshot_count: Some(20),
-        },
-    ) else {
+    let Some((mut c, leader, lagging)) = start_with_lagging_member(20) else {
         return;
     };
-    let leader = c.wait_leader(Duration::from_secs(5)).expect("leader");
-    let lagging = (leader + 1) % 3;
-    c.kill(lagging);
     let live = endpoints_of(&mut c);
     for i in 0..PUTS {
         let value = format!("{i:04}").repeat(VALUE_BYTES / 4);
@@ -462,31 +475,13 @@ fn a_lagging_member_catches_up_from_a_snapshot_larger_than_a_peer_frame() {
         largest > 17 << 20,
         "the leader's snapshot ({largest} bytes) is larger than a peer frame"
     );
-    c.restart(lagging);
-    let endpoint = c.endpoint(lagging);
     let last = PUTS - 1;
-    let output = (0..300)
-        .map(|_| {
-            std::thread::sleep(Duration::from_millis(100));
-            c.etcdctl(
-                &endpoint,
-                &[
-                    "get",
-                    &format!("big{last:03}"),
-                    "--consistency=s",
-                    "--print-value-only",
-                ],
-                None,
-            )
-        })
-        .find(|o| !o.stdout.is_empty())
-        .expect("the lagging member caught up within 30 s");
     let expected = format!("{last:04}").repeat(VALUE_BYTES / 4);
-    assert_eq!(String::from_utf8_lossy(&output.stdout).trim_end(), expected);
-    assert!(
-        c.members[lagging].log_text().contains("installed snapshot"),
-        "it caught up through a snapshot\n{}",
-        c.logs()
+    let endpoint = restart_and_catch_up(
+        &mut c,
+        lagging,
+        (&format!("big{last:03}"), &expected),
+        Duration::from_secs(30),
     );
     let count = c.ok(
         &endpoint,
@@ -512,19 +507,9 @@ fn a_lagging_member_catches_up_from_a_snapshot_larger_than_a_peer_frame() {
 /// catches up from it.
 #[test]
 fn a_failed_snapshot_is_retried_and_a_lagging_member_then_catches_up() {
-    let Some(mut c) = start_with(
-        3,
-        Options {
-            tls: false,
-            proxies: false,
-            snapshot_count: Some(20),
-        },
-    ) else {
+    let Some((mut c, leader, lagging)) = start_with_lagging_member(20) else {
         return;
     };
-    let leader = c.wait_leader(Duration::from_secs(5)).expect("leader");
-    let lagging = (leader + 1) % 3;
-    c.kill(lagging);
     // Root ignores permissions, so the snapshot directory becomes a plain file instead.
     let snap_dir = c.members[leader].data_dir().join("member").join("snap");
     std::fs::remove_dir_all(&snap_dir).expect("remove snap dir");
@@ -551,15 +536,7 @@ fn a_failed_snapshot_is_retried_and_a_lagging_member_then_catches_up() {
     std::fs::create_dir(&snap_dir).expect("snap dir again");
     // Nothing is written meanwhile: the retry writes the snapshot the core compacted to.
     wait_log("saved snapshot", 1);
-    c.restart(lagging);
-    let endpoint = c.endpoint(lagging);
-    let seen = wait_local_value(&c, &endpoint, "f59", "59", Duration::from_secs(30));
-    assert_eq!(seen, "59\n", "the lagging member caught up\n{}", c.logs());
-    assert!(
-        c.members[lagging].log_text().contains("installed snapshot"),
-        "it caught up through a snapshot\n{}",
-        c.logs()
-    );
+    restart_and_catch_up(&mut c, lagging, ("f59", "59"), Duration::from_secs(30));
     assert!(
         std::fs::read_dir(&snap_dir).expect("snap dir").count() > 0,
         "the retry wrote the file"

@@ -514,7 +514,7 @@ impl Server {
                 head,
                 data,
             } => self.start_transfer(to, snapshot, head, data),
-            SnapshotDone::FrameFailed { to, error } => {
+            SnapshotDone::LoadFailed { to, error } => {
                 self.transfers.cancel(to);
                 self.snapshot_not_sent(to, &error);
             }

@@ -71,13 +71,21 @@ impl fmt::Display for ChunkError {
     }
 }
 
-/// A snapshot (index, term) on its way to a peer: its bytes are being read back from the file,
-/// then its chunks are being queued, then (`sent_at`) the peer is installing it.
+/// A snapshot (index, term) on its way to a peer.
 #[derive(Debug)]
 struct Outbound {
     snapshot: (u64, u64),
-    chunks: Option<Chunks>,
-    sent_at: Option<Instant>,
+    stage: Stage,
+}
+
+#[derive(Debug)]
+enum Stage {
+    /// Its bytes are being read back from the file.
+    Loading,
+    /// Its chunks are being queued.
+    Sending(Chunks),
+    /// Every chunk was queued at this instant; the peer is receiving and installing it.
+    Sent(Instant),
 }
 
 /// One snapshot message's encoding, as its two parts, and how much of it is queued.
@@ -180,16 +188,17 @@ impl SnapshotTransfers {
     pub(super) fn claim(&mut self, to: u64, snapshot: (u64, u64), now: Instant) -> bool {
         let under_way = |o: &Outbound| {
             o.snapshot == snapshot
-                && o.sent_at
-                    .is_none_or(|at| now.saturating_duration_since(at) < RESEND_AFTER_SENT)
+                && match o.stage {
+                    Stage::Loading | Stage::Sending(_) => true,
+                    Stage::Sent(at) => now.saturating_duration_since(at) < RESEND_AFTER_SENT,
+                }
         };
         if self.outbound.get(&to).is_some_and(under_way) {
             return false;
         }
         let transfer = Outbound {
             snapshot,
-            chunks: None,
-            sent_at: None,
+            stage: Stage::Loading,
         };
         self.outbound.insert(to, transfer);
         true
@@ -208,12 +217,12 @@ impl SnapshotTransfers {
         let Some(transfer) = self
             .outbound
             .get_mut(&to)
-            .filter(|o| o.snapshot == snapshot && o.chunks.is_none() && o.sent_at.is_none())
+            .filter(|o| o.snapshot == snapshot && matches!(o.stage, Stage::Loading))
         else {
             return false;
         };
         self.next_id += 1;
-        transfer.chunks = Some(Chunks {
+        transfer.stage = Stage::Sending(Chunks {
             id: self.next_id,
             head,
             data,
@@ -225,7 +234,9 @@ impl SnapshotTransfers {
     /// Whether a transfer to `to` has chunks left to queue.
     #[cfg(test)]
     fn is_sending_to(&self, to: u64) -> bool {
-        self.outbound.get(&to).is_some_and(|o| o.chunks.is_some())
+        self.outbound
+            .get(&to)
+            .is_some_and(|o| matches!(o.stage, Stage::Sending(_)))
     }
 
     /// Gives up the transfer to `to` (its snapshot could not be read back).
@@ -243,7 +254,7 @@ impl SnapshotTransfers {
     pub(super) fn wants_turn(&self, peers: &impl PeerQueues) -> bool {
         self.outbound
             .iter()
-            .any(|(&to, o)| o.chunks.is_some() && has_room(peers, to))
+            .any(|(&to, o)| matches!(o.stage, Stage::Sending(_)) && has_room(peers, to))
     }
 
     /// Queues chunks while a peer's queue holds less than one chunk, up to
@@ -251,7 +262,7 @@ impl SnapshotTransfers {
     pub(super) fn pump(&mut self, peers: &mut impl PeerQueues, now: Instant) -> Vec<Pumped> {
         let mut ended = Vec::new();
         for (&to, outbound) in &mut self.outbound {
-            let Some(transfer) = outbound.chunks.as_mut() else {
+            let Stage::Sending(transfer) = &mut outbound.stage else {
                 continue;
             };
             for _ in 0..CHUNKS_PER_TURN_MAX {
@@ -266,8 +277,7 @@ impl SnapshotTransfers {
                     let bytes = transfer.total() as u64;
                     ended.push(Pumped::Sent { to, bytes });
                     // The bytes go; the record stays, so a resend soon after is ignored.
-                    outbound.chunks = None;
-                    outbound.sent_at = Some(now);
+                    outbound.stage = Stage::Sent(now);
                     break;
                 }
             }

@@ -121,7 +121,7 @@ impl Server {
 }
 
 impl Server {
-    /// Sends a snapshot message to its peer in chunks ([`SnapshotTransfers`](super::snapshot_transfer::SnapshotTransfers)), unless that
+    /// Sends a snapshot message to its peer in chunks (`SnapshotTransfers`), unless that
     /// snapshot is on its way there already. Released bytes are read back by the worker
     /// first, never on the loop (a large file took seconds and cost the leader its term).
     pub(super) fn send_snapshot(&mut self, message: tally_core::Message) {
@@ -231,7 +231,7 @@ pub(super) enum SnapshotDone {
         data: Bytes,
     },
     /// The snapshot for peer `to` could not be read back (a newer one replaced its file).
-    FrameFailed {
+    LoadFailed {
         to: u64,
         error: String,
     },
@@ -407,7 +407,7 @@ pub(super) fn run(store: &SnapshotStore, job: SnapshotJob) -> SnapshotDone {
                     head,
                     data,
                 },
-                Err(e) => SnapshotDone::FrameFailed {
+                Err(e) => SnapshotDone::LoadFailed {
                     to,
                     error: e.to_string(),
                 },
