@@ -189,6 +189,32 @@ fn leases(c: &ProcCluster) {
     );
     let missing = c.etcdctl(&one, &["lease", "revoke", &id], None);
     assert!(String::from_utf8_lossy(&missing.stderr).contains("requested lease not found"));
+    remaining_ttl_counts_down_on_every_member(c);
+}
+
+/// Only the leader's clock runs a lease down; followers ask it, as etcd's do.
+fn remaining_ttl_counts_down_on_every_member(c: &ProcCluster) {
+    let grant = c.ok(&c.endpoint(0), &["lease", "grant", "30"]);
+    let id = grant
+        .split_whitespace()
+        .nth(1)
+        .expect("lease id")
+        .to_string();
+    std::thread::sleep(Duration::from_millis(2500));
+    for member in 0..3 {
+        let ttl = c.ok(&c.endpoint(member), &["lease", "timetolive", &id]);
+        let remaining: u64 = ttl
+            .split("remaining(")
+            .nth(1)
+            .and_then(|rest| rest.split('s').next())
+            .and_then(|secs| secs.parse().ok())
+            .unwrap_or_else(|| panic!("no remaining TTL in {ttl:?}"));
+        assert!(
+            (1..=28).contains(&remaining),
+            "member {member} reports {remaining}s left of a 30 s lease granted 2.5 s ago: {ttl}"
+        );
+    }
+    c.ok(&c.endpoint(1), &["lease", "revoke", &id]);
 }
 
 fn maintenance(c: &mut ProcCluster) {

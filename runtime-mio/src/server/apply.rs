@@ -172,6 +172,7 @@ impl Server {
         self.metrics.proposals_pending = self.waiters.len() as u64;
         self.expire_reads(now);
         self.expire_conf_waiters(now);
+        self.expire_lease_queries(now);
     }
 
     pub(super) fn revoke_expired_leases(&mut self, now: Instant) {

@@ -11,6 +11,7 @@ use tally_core::{Action, NO_NODE, Node};
 use tally_kvstore::{KvStore, WatchId};
 
 use super::flags::Flags;
+use super::lease_query::{ANSWER_TAG, QUERY_TAG};
 use super::members::Members;
 use super::metrics::Metrics;
 use super::rpc::{CallKind, ConfWaiter, PendingRead, Waiter};
@@ -82,6 +83,8 @@ pub(super) struct Server {
     metrics_http: Option<GrpcServer>,
     pub(super) calls: HashMap<CallId, CallKind>,
     pub(super) waiters: HashMap<u64, Waiter>,
+    /// Follower `LeaseTimeToLive` calls waiting for the leader's answer.
+    pub(super) lease_queries: super::lease_query::LeaseQueries,
     pub(super) read_batch: Vec<PendingRead>,
     pub(super) read_waiters: HashMap<u64, Vec<PendingRead>>,
     pub(super) ready_reads: VecDeque<(u64, Vec<PendingRead>)>,
@@ -234,6 +237,7 @@ impl Server {
             metrics_http,
             calls: HashMap::new(),
             waiters: HashMap::new(),
+            lease_queries: HashMap::new(),
             read_batch: Vec::new(),
             read_waiters: HashMap::new(),
             ready_reads: VecDeque::new(),
@@ -369,6 +373,12 @@ impl Server {
                         Ok(None) => {}
                         Err(e) => eprintln!("tallyd: peer {from:x}: {e}; its transfer dropped"),
                     }
+                }
+                PeerEvent::Frame { from, frame } if frame.first() == Some(&QUERY_TAG) => {
+                    self.answer_lease_query(from, &frame)
+                }
+                PeerEvent::Frame { from, frame } if frame.first() == Some(&ANSWER_TAG) => {
+                    self.finish_lease_query(from, &frame)
                 }
                 PeerEvent::Frame { from, frame } => self.step_peer_message(from, &frame),
                 PeerEvent::Connected { peer } => eprintln!("tallyd: peer {peer:x} connected"),

@@ -12,6 +12,7 @@
 mod apply;
 mod event_loop;
 pub mod flags;
+mod lease_query;
 mod members;
 mod metrics;
 mod payload;

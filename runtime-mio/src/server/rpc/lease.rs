@@ -1,6 +1,6 @@
 //! Leases: grant and revoke go through Raft; keep-alives are leader-local (a follower carries
-//! them through Raft as a checkpoint that restarts the lease's clock); time-to-live and list
-//! are local reads.
+//! them through Raft as a checkpoint that restarts the lease's clock); time-to-live is the
+//! leader's (`server::lease_query`), and list is a local read.
 
 use std::time::Instant;
 
@@ -22,16 +22,6 @@ impl Server {
             request.id = (self.next_request_id() & 0x7fff_ffff_ffff_ffff) as i64;
         }
         self.propose_kv(call, Request::LeaseGrant(request));
-    }
-
-    pub(in crate::server) fn lease_time_to_live(
-        &mut self,
-        call: CallId,
-        request: proto::LeaseTimeToLiveRequest,
-    ) {
-        let now = self.now_ms();
-        let response = self.kv.lease_time_to_live(&request, now);
-        self.reply(call, response);
     }
 
     pub(in crate::server) fn handle_keep_alive(
