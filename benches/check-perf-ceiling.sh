@@ -6,12 +6,15 @@
 #
 #   benches/check-perf-ceiling.sh        check perf --load=l
 #   benches/check-perf-ceiling.sh xl
+#   benches/check-perf-ceiling.sh l 2000 the servers hold every answer 2,000 µs (grpc-noop
+#                                         --delay-us): what latency alone costs the check
 #
 # Env: NOOP (default target/release/grpc-noop, built when missing). The servers listen on
 # 127.0.0.1:24{1,2,3}79, the ports of check-perf-profile.sh: do not run both at once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 load=${1:-l}
+delay_us=${2:-0}
 noop=${NOOP:-target/release/grpc-noop}
 if [ ! -x "$noop" ]; then
     cargo build --release -p tally-benches --bin grpc-noop
@@ -21,7 +24,7 @@ endpoints=127.0.0.1:24179,127.0.0.1:24279,127.0.0.1:24379
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
 for i in 1 2 3; do
-    "$noop" "127.0.0.1:24${i}79" &
+    "$noop" "127.0.0.1:24${i}79" --delay-us "$delay_us" &
     pids+=($!)
 done
 sleep 0.5
