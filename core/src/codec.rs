@@ -96,14 +96,24 @@ pub fn encode_to_vec(message: &Message) -> Vec<u8> {
 /// the snapshot's data, so a runtime can send a snapshot larger than any one buffer (or frame)
 /// without copying its data. `None` for every other kind of message.
 pub fn encode_snapshot_parts(message: &Message) -> Option<(Vec<u8>, Bytes)> {
+    let data = message.snapshot()?.data();
+    let head = encode_snapshot_head(message, data.len() as u64)?;
+    Some((head, data.clone()))
+}
+
+/// The head of a snapshot message's encoding (see [`encode_snapshot_parts`]) as if its data
+/// were `data_bytes` long, whatever data it holds: for a runtime that streams the data from
+/// its own storage, e.g. for a message whose data the core released. `None` for every other
+/// kind of message.
+pub fn encode_snapshot_head(message: &Message, data_bytes: u64) -> Option<Vec<u8>> {
     let Body::Snapshot { snapshot } = &message.body else {
         return None;
     };
     let mut head = Vec::with_capacity(64);
     put_message_head(message, &mut head);
     put_snapshot_meta(&mut head, snapshot);
-    put_varint(&mut head, snapshot.data().len() as u64);
-    Some((head, snapshot.data().clone()))
+    put_varint(&mut head, data_bytes);
+    Some(head)
 }
 
 fn message_payload_bytes(message: &Message) -> usize {

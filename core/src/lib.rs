@@ -33,7 +33,8 @@
 //!      [`Node::compact`]. Once the snapshot is stored, you may call
 //!      [`Node::release_snapshot_data`] so the core does not keep its bytes in memory; a
 //!      `Send` of it then carries none ([`Message::needs_snapshot_data`]) and you put them
-//!      back with [`Message::with_snapshot_data`] before encoding it.
+//!      back with [`Message::with_snapshot_data`] before encoding it, or stream them from
+//!      your storage behind [`codec::encode_snapshot_head`].
 //! 5. Go back to 2.
 //!
 //! Membership changes take effect when applied (see [`Node::propose_conf_change`]).

@@ -65,7 +65,7 @@ pub(super) struct Server {
     persist_backlog: Option<(VecDeque<crate::wal::Batch>, u64, u64)>,
     /// Snapshot markers written to the WAL: (seq, index), purged behind once durable.
     markers: Vec<(u64, u64)>,
-    snapshots: Arc<SnapshotStore>,
+    pub(super) snapshots: Arc<SnapshotStore>,
     pub(super) snapshot_worker: SnapshotWorker,
     /// The core asked for a snapshot that could not be started yet.
     pub(super) snapshot_wanted: bool,
@@ -77,8 +77,6 @@ pub(super) struct Server {
     pub(super) peers: PeerTransport,
     /// Snapshot messages to and from peers, in chunks.
     pub(super) transfers: SnapshotTransfers,
-    /// Snapshot messages whose bytes wait for the worker to read them back, per peer.
-    pub(super) load_backlog: HashMap<u64, tally_core::Message>,
     pub(super) clients: GrpcServer,
     metrics_http: Option<GrpcServer>,
     pub(super) calls: HashMap<CallId, CallKind>,
@@ -231,7 +229,6 @@ impl Server {
             snapshot_pacing: SnapshotPacing::default(),
             unsaved_snapshot: None,
             transfers: SnapshotTransfers::default(),
-            load_backlog: HashMap::new(),
             peers,
             clients,
             metrics_http,
@@ -518,16 +515,6 @@ impl Server {
                 self.queue_persist(batch, index, term);
                 self.retry_persist_backlog()?;
             }
-            SnapshotDone::Loaded {
-                to,
-                snapshot,
-                head,
-                data,
-            } => self.start_transfer(to, snapshot, head, data),
-            SnapshotDone::LoadFailed { to, error } => {
-                self.transfers.cancel(to);
-                self.snapshot_not_sent(to, &error);
-            }
             SnapshotDone::InstallFailed(e) => return Err(e.into()),
             // A snapshot installed from the leader meanwhile supersedes this one.
             SnapshotDone::Written { index, .. } if index < self.node.status().snapshot_index() => {}
@@ -731,7 +718,6 @@ impl Server {
             self.take_snapshot(applied);
         }
         self.advance_snapshot();
-        self.submit_snapshot_loads();
         if self.kv.compact_step(COMPACTION_KEYS_PER_TURN) {
             self.release_compactions();
         }

@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use crate::wal::{SnapshotError, SnapshotReader};
+
 /// First byte of a chunk frame.
 pub(super) const CHUNK_TAG: u8 = 0xC5;
 const _: () = assert!(CHUNK_TAG != tally_core::codec::CODEC_VERSION);
@@ -88,32 +90,79 @@ enum Stage {
     Sent(Instant),
 }
 
+/// Where a snapshot message's data comes from.
+#[derive(Debug)]
+pub(super) enum Body {
+    /// Held in memory (the core still had the snapshot's bytes).
+    Memory(Bytes),
+    /// Read from the snapshot file a chunk at a time, so a lagging peer costs no store-sized
+    /// buffer; the file's checksum is checked before its last chunk goes.
+    File(SnapshotReader),
+}
+
+impl Body {
+    fn len(&self) -> usize {
+        match self {
+            Body::Memory(data) => data.len(),
+            // The snapshot store's files fit in memory (`snapshot_bytes_max`).
+            Body::File(reader) => usize::try_from(reader.data_len()).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// Appends the `len` data bytes at `at` (the next ones, for a file) to `frame`.
+    fn put(&mut self, frame: &mut BytesMut, at: usize, len: usize) -> Result<(), SnapshotError> {
+        match self {
+            Body::Memory(data) => frame.put_slice(&data[at..at + len]),
+            Body::File(reader) => {
+                assert_eq!(
+                    reader.data_len() - reader.remaining(),
+                    at as u64,
+                    "in order"
+                );
+                let start = frame.len();
+                frame.resize(start + len, 0);
+                let read = reader.read_next(&mut frame[start..])?;
+                assert_eq!(read, len, "the reader has the bytes its length promised");
+            }
+        }
+        Ok(())
+    }
+}
+
 /// One snapshot message's encoding, as its two parts, and how much of it is queued.
 #[derive(Debug)]
 struct Chunks {
     id: u64,
     head: Bytes,
-    data: Bytes,
+    body: Body,
+    total: usize,
     offset: usize,
 }
 
 impl Chunks {
-    fn total(&self) -> usize {
-        self.head.len() + self.data.len()
+    fn new(id: u64, head: Bytes, body: Body) -> Chunks {
+        let total = head.len() + body.len();
+        Chunks {
+            id,
+            head,
+            body,
+            total,
+            offset: 0,
+        }
     }
 
     fn is_done(&self) -> bool {
-        self.offset == self.total()
+        self.offset == self.total
     }
 
-    /// The next chunk frame.
-    fn next_frame(&mut self) -> Bytes {
+    /// The next chunk frame, or why the data could not be read.
+    fn next_frame(&mut self) -> Result<Bytes, SnapshotError> {
         assert!(!self.is_done(), "a finished transfer has no next chunk");
-        let len = CHUNK_BYTES.min(self.total() - self.offset);
+        let len = CHUNK_BYTES.min(self.total - self.offset);
         let mut frame = BytesMut::with_capacity(CHUNK_HEADER_BYTES + len);
         frame.put_u8(CHUNK_TAG);
         frame.put_u64_le(self.id);
-        frame.put_u64_le(self.total() as u64);
+        frame.put_u64_le(self.total as u64);
         frame.put_u64_le(self.offset as u64);
         let end = self.offset + len;
         let head_len = self.head.len();
@@ -121,10 +170,11 @@ impl Chunks {
             frame.put_slice(&self.head[self.offset..end.min(head_len)]);
         }
         if end > head_len {
-            frame.put_slice(&self.data[self.offset.max(head_len) - head_len..end - head_len]);
+            let at = self.offset.max(head_len) - head_len;
+            self.body.put(&mut frame, at, end - head_len - at)?;
         }
         self.offset = end;
-        frame.freeze()
+        Ok(frame.freeze())
     }
 }
 
@@ -162,12 +212,15 @@ fn has_room(peers: &impl PeerQueues, to: u64) -> bool {
 }
 
 /// Where a transfer stands after [`SnapshotTransfers::pump`] queued its chunks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Pumped {
     /// Every chunk is queued.
     Sent { to: u64, bytes: u64 },
     /// The peer's queue refused a chunk: the transfer is dropped.
     Refused { to: u64 },
+    /// The snapshot file could not be read, or failed its checksum: the transfer is dropped
+    /// before its last chunk.
+    Unreadable { to: u64, error: String },
 }
 
 /// Snapshot transfers to and from peers: at most one each way per peer (a newer snapshot for
@@ -205,14 +258,8 @@ impl SnapshotTransfers {
     }
 
     /// Starts queueing the claimed `snapshot` to `to`, whose message encoding is `head` then
-    /// `data`. False if the claim is gone (the link broke, or a newer snapshot replaced it).
-    pub(super) fn start(
-        &mut self,
-        to: u64,
-        snapshot: (u64, u64),
-        head: Bytes,
-        data: Bytes,
-    ) -> bool {
+    /// `body`. False if the claim is gone (the link broke, or a newer snapshot replaced it).
+    pub(super) fn start(&mut self, to: u64, snapshot: (u64, u64), head: Bytes, body: Body) -> bool {
         assert!(!head.is_empty(), "a message encoding has a head");
         let Some(transfer) = self
             .outbound
@@ -222,12 +269,7 @@ impl SnapshotTransfers {
             return false;
         };
         self.next_id += 1;
-        transfer.stage = Stage::Sending(Chunks {
-            id: self.next_id,
-            head,
-            data,
-            offset: 0,
-        });
+        transfer.stage = Stage::Sending(Chunks::new(self.next_id, head, body));
         true
     }
 
@@ -269,12 +311,20 @@ impl SnapshotTransfers {
                 if !has_room(peers, to) {
                     break;
                 }
-                if !peers.send(to, transfer.next_frame()) {
+                let frame = match transfer.next_frame() {
+                    Ok(frame) => frame,
+                    Err(e) => {
+                        let error = e.to_string();
+                        ended.push(Pumped::Unreadable { to, error });
+                        break;
+                    }
+                };
+                if !peers.send(to, frame) {
                     ended.push(Pumped::Refused { to });
                     break;
                 }
                 if transfer.is_done() {
-                    let bytes = transfer.total() as u64;
+                    let bytes = transfer.total as u64;
                     ended.push(Pumped::Sent { to, bytes });
                     // The bytes go; the record stays, so a resend soon after is ignored.
                     outbound.stage = Stage::Sent(now);
@@ -283,7 +333,7 @@ impl SnapshotTransfers {
             }
         }
         for end in &ended {
-            if let Pumped::Refused { to } = *end {
+            if let Pumped::Refused { to } | Pumped::Unreadable { to, .. } = *end {
                 self.outbound.remove(&to);
             }
         }
@@ -409,7 +459,7 @@ mod tests {
     /// Claims and starts the transfer of snapshot (1, 1) to `to`.
     fn start(transfers: &mut SnapshotTransfers, to: u64, head: Bytes, data: Bytes) {
         assert!(transfers.claim(to, (1, 1), now()));
-        assert!(transfers.start(to, (1, 1), head, data));
+        assert!(transfers.start(to, (1, 1), head, Body::Memory(data)));
     }
 
     /// Pumps every chunk of a transfer to `to` into a list, as an always-empty queue would.
@@ -550,23 +600,23 @@ mod tests {
             "nothing to queue while loading"
         );
         assert!(transfers.pump(&mut peers, t0).is_empty() && peers.frames.is_empty());
-        assert!(transfers.start(2, (5, 1), head.clone(), data.clone()));
+        assert!(transfers.start(2, (5, 1), head.clone(), Body::Memory(data.clone())));
         assert!(!transfers.claim(2, (5, 1), t0), "sending already");
         assert!(
             transfers.claim(2, (9, 2), t0),
             "a newer snapshot replaces it"
         );
         assert!(
-            !transfers.start(2, (5, 1), head.clone(), data.clone()),
+            !transfers.start(2, (5, 1), head.clone(), Body::Memory(data.clone())),
             "the replaced load is dropped"
         );
         transfers.cancel(2);
         assert!(
-            !transfers.start(2, (9, 2), head.clone(), data.clone()),
+            !transfers.start(2, (9, 2), head.clone(), Body::Memory(data.clone())),
             "cancelled"
         );
         assert!(transfers.claim(2, (9, 2), t0));
-        assert!(transfers.start(2, (9, 2), head, data));
+        assert!(transfers.start(2, (9, 2), head, Body::Memory(data)));
         let sent_at = t0 + Duration::from_secs(1);
         while transfers.is_sending_to(2) {
             let _ = transfers.pump(&mut peers, sent_at);
@@ -586,6 +636,66 @@ mod tests {
         assert!(
             transfers.claim(2, (9, 2), sent_at),
             "a broken link forgets it"
+        );
+    }
+
+    /// A snapshot store in memory holding one snapshot (index 1, term 1) of `data`.
+    fn store_with(data: &[u8]) -> (crate::wal::MemFs, crate::wal::SnapshotStore) {
+        let fs = crate::wal::MemFs::default();
+        let config = crate::wal::SnapshotConfig::default();
+        let dir = std::path::Path::new("/snap");
+        let store = crate::wal::SnapshotStore::open(dir, config, Box::new(fs.clone())).unwrap();
+        let meta = crate::wal::SnapshotMeta::new(1, 1, vec![1, 2], vec![]);
+        store.save(&meta, data).unwrap();
+        (fs, store)
+    }
+
+    #[test]
+    fn a_snapshot_read_from_its_file_arrives_whole() {
+        let (head, data) = message_parts(30, 2 * CHUNK_BYTES + 5);
+        let (_fs, store) = store_with(&data);
+        let mut sender = SnapshotTransfers::default();
+        assert!(sender.claim(2, (1, 1), now()));
+        let body = Body::File(store.open_reader(1, 1).unwrap());
+        assert!(sender.start(2, (1, 1), head.clone(), body));
+        let frames = pump_all(&mut sender, 2);
+        assert_eq!(frames.len(), 3);
+        let mut receiver = SnapshotTransfers::default();
+        assert_eq!(receiver.receive(1, &frames[0]), Ok(None));
+        assert_eq!(receiver.receive(1, &frames[1]), Ok(None));
+        let whole = receiver.receive(1, &frames[2]).unwrap().unwrap();
+        assert_eq!(&whole[..30], &head[..]);
+        assert_eq!(&whole[30..], &data[..]);
+    }
+
+    #[test]
+    fn a_damaged_file_never_completes_its_transfer() {
+        let (head, data) = message_parts(30, 2 * CHUNK_BYTES + 5);
+        let (fs, store) = store_with(&data);
+        let mut sender = SnapshotTransfers::default();
+        assert!(sender.claim(2, (1, 1), now()));
+        let body = Body::File(store.open_reader(1, 1).unwrap());
+        assert!(sender.start(2, (1, 1), head, body));
+        let file = std::path::Path::new("/snap").join("0000000000000001-0000000000000001.snap");
+        fs.corrupt_file(&file, |bytes| bytes[CHUNK_BYTES + 100] ^= 1);
+        let mut peers = FakePeers::with_queued(Some(0), true);
+        let mut ended = Vec::new();
+        while sender.is_sending_to(2) {
+            ended.extend(sender.pump(&mut peers, now()));
+            peers.drain();
+        }
+        assert!(
+            matches!(&ended[..], [Pumped::Unreadable { to: 2, error }] if error.contains("checksum")),
+            "{ended:?}"
+        );
+        assert_eq!(peers.frames.len(), 2, "the last chunk is withheld");
+        let mut receiver = SnapshotTransfers::default();
+        for frame in &peers.frames {
+            assert_eq!(receiver.receive(1, frame), Ok(None));
+        }
+        assert!(
+            sender.claim(2, (1, 1), now()),
+            "the failed transfer is forgotten"
         );
     }
 

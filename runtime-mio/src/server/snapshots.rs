@@ -15,7 +15,7 @@ use tally_core::CompactError;
 use tally_kvstore::{CopyStep, KvStore, SnapshotCopy};
 
 use super::event_loop::Server;
-use super::snapshot_transfer::Pumped;
+use super::snapshot_transfer::{Body, Pumped};
 use super::startup::{ServerError, io_error};
 use super::{payload, storage};
 use crate::wal::{SnapshotMeta, SnapshotStore};
@@ -122,53 +122,37 @@ impl Server {
 
 impl Server {
     /// Sends a snapshot message to its peer in chunks (`SnapshotTransfers`), unless that
-    /// snapshot is on its way there already. Released bytes are read back by the worker
-    /// first, never on the loop (a large file took seconds and cost the leader its term).
+    /// snapshot is on its way there already. Bytes the core released are read from the
+    /// snapshot file a chunk at a time as the peer's queue drains: a whole-file read took
+    /// seconds on the loop (and a store-sized buffer per lagging peer on the worker).
     pub(super) fn send_snapshot(&mut self, message: tally_core::Message) {
         let (to, snapshot) = (message.to(), snapshot_of(&message));
         if !self.transfers.claim(to, snapshot, Instant::now()) {
             return;
         }
-        if message.needs_snapshot_data() {
-            self.load_backlog.insert(to, message);
-            self.submit_snapshot_loads();
-            return;
-        }
-        let (head, data) =
-            tally_core::codec::encode_snapshot_parts(&message).expect("a snapshot message");
-        self.start_transfer(to, snapshot, Bytes::from(head), data);
-    }
-
-    /// Hands waiting snapshot reads to the worker while it has room.
-    pub(super) fn submit_snapshot_loads(&mut self) {
-        let waiting: Vec<u64> = self.load_backlog.keys().copied().collect();
-        for to in waiting {
-            if !self.snapshot_worker.has_room() {
-                return;
+        let (head, body) = if message.needs_snapshot_data() {
+            match self.snapshots.open_reader(snapshot.0, snapshot.1) {
+                Ok(reader) => {
+                    let head = tally_core::codec::encode_snapshot_head(&message, reader.data_len())
+                        .expect("a snapshot message");
+                    (head, Body::File(reader))
+                }
+                Err(e) => {
+                    self.transfers.cancel(to);
+                    return self.snapshot_not_sent(to, &e.to_string());
+                }
             }
-            let message = self.load_backlog.remove(&to).expect("listed");
-            if let Err(job) = self
-                .snapshot_worker
-                .submit(SnapshotJob::LoadForSend(message))
-            {
-                let SnapshotJob::LoadForSend(message) = *job else {
-                    unreachable!("the worker gives back the job it was given")
-                };
-                self.load_backlog.insert(to, message);
-                return;
-            }
-        }
-    }
-
-    pub(super) fn start_transfer(
-        &mut self,
-        to: u64,
-        snapshot: (u64, u64),
-        head: Bytes,
-        data: Bytes,
-    ) {
-        let bytes = head.len() + data.len();
-        if self.transfers.start(to, snapshot, head, data) {
+        } else {
+            let (head, data) =
+                tally_core::codec::encode_snapshot_parts(&message).expect("a snapshot message");
+            (head, Body::Memory(data))
+        };
+        let bytes = head.len() as u64
+            + match &body {
+                Body::Memory(data) => data.len() as u64,
+                Body::File(reader) => reader.data_len(),
+            };
+        if self.transfers.start(to, snapshot, Bytes::from(head), body) {
             eprintln!(
                 "tallyd: sending snapshot {} (term {}, {bytes} bytes) to member {to:x}",
                 snapshot.0, snapshot.1
@@ -187,6 +171,7 @@ impl Server {
                     self.metrics.peer_frames_dropped += 1;
                     self.snapshot_not_sent(to, "its peer queue refused a chunk");
                 }
+                Pumped::Unreadable { to, error } => self.snapshot_not_sent(to, &error),
             }
         }
     }
@@ -204,8 +189,6 @@ pub(super) enum SnapshotJob {
     /// Save the snapshot the leader sent (its file first), then hand back the core's write as
     /// a WAL batch: saving hundreds of megabytes on the loop stalled it for half a second.
     SaveInstalled(tally_core::Persist),
-    /// Read back the bytes the core released and encode the snapshot message for its peer.
-    LoadForSend(tally_core::Message),
 }
 
 #[derive(Debug)]
@@ -221,19 +204,6 @@ pub(super) enum SnapshotDone {
         batch: crate::wal::Batch,
         index: u64,
         term: u64,
-    },
-    /// A snapshot message with its bytes for peer `to`, encoded as `head` then `data`;
-    /// `snapshot` is its (index, term).
-    Loaded {
-        to: u64,
-        snapshot: (u64, u64),
-        head: Bytes,
-        data: Bytes,
-    },
-    /// The snapshot for peer `to` could not be read back (a newer one replaced its file).
-    LoadFailed {
-        to: u64,
-        error: String,
     },
     InstallFailed(storage::StorageError),
     /// The snapshot `meta` (already compacted into the core) has no file.
@@ -358,20 +328,6 @@ fn snapshot_of(message: &tally_core::Message) -> (u64, u64) {
     (meta.index(), meta.term())
 }
 
-/// Fills a released snapshot message from its file and encodes it without copying the data:
-/// (head, data).
-fn with_snapshot_bytes(
-    store: &SnapshotStore,
-    message: tally_core::Message,
-) -> Result<(Bytes, Bytes), storage::StorageError> {
-    let (index, term) = snapshot_of(&message);
-    let snapshot = storage::load_snapshot(store, index, term)?;
-    let message = message.with_snapshot_data(snapshot.data().clone());
-    let (head, data) = tally_core::codec::encode_snapshot_parts(&message)
-        .expect("LoadForSend carries a snapshot message");
-    Ok((Bytes::from(head), data))
-}
-
 /// Does one job; the worker thread's body, and the loop's fallback when the worker is busy.
 pub(super) fn run(store: &SnapshotStore, job: SnapshotJob) -> SnapshotDone {
     match job {
@@ -396,21 +352,6 @@ pub(super) fn run(store: &SnapshotStore, job: SnapshotJob) -> SnapshotDone {
             match storage::to_batch(persist, store) {
                 Ok(batch) => SnapshotDone::InstalledSaved { batch, index, term },
                 Err(e) => SnapshotDone::InstallFailed(e),
-            }
-        }
-        SnapshotJob::LoadForSend(message) => {
-            let (to, snapshot) = (message.to(), snapshot_of(&message));
-            match with_snapshot_bytes(store, message) {
-                Ok((head, data)) => SnapshotDone::Loaded {
-                    to,
-                    snapshot,
-                    head,
-                    data,
-                },
-                Err(e) => SnapshotDone::LoadFailed {
-                    to,
-                    error: e.to_string(),
-                },
             }
         }
     }

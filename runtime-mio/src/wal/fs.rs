@@ -14,6 +14,9 @@ pub trait Fs: Send + Sync + fmt::Debug {
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>>;
     /// The whole content of a file.
     fn read_file(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// Opens an existing file for reading a part at a time. It stays readable as it was when
+    /// opened if its name is later replaced or removed (as an open file does on Unix).
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn FsReadFile>>;
     /// Creates a file, truncating any existing one, open for writing.
     fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>>;
     /// Opens an existing file for writing.
@@ -34,6 +37,14 @@ pub trait FsFile: Send + fmt::Debug {
     fn sync_data(&mut self) -> io::Result<()>;
     /// Sets the file length.
     fn set_len(&mut self, len: u64) -> io::Result<()>;
+    /// The file length.
+    fn len_bytes(&self) -> io::Result<u64>;
+}
+
+/// A file open for reading.
+pub trait FsReadFile: Send + fmt::Debug {
+    /// Fills `buf` from `offset`; an error if the file ends first.
+    fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
     /// The file length.
     fn len_bytes(&self) -> io::Result<u64>;
 }
@@ -59,6 +70,10 @@ impl Fs for StdFs {
 
     fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
         fs::read(path)
+    }
+
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn FsReadFile>> {
+        Ok(Box::new(StdFile(File::open(path)?)))
     }
 
     fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
@@ -118,6 +133,25 @@ impl FsFile for StdFile {
 
     fn set_len(&mut self, len: u64) -> io::Result<()> {
         self.0.set_len(len)
+    }
+
+    fn len_bytes(&self) -> io::Result<u64> {
+        Ok(self.0.metadata()?.len())
+    }
+}
+
+impl FsReadFile for StdFile {
+    #[cfg(unix)]
+    fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.0.read_exact_at(buf, offset)
+    }
+
+    #[cfg(not(unix))]
+    fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        use std::io::{Read, Seek, SeekFrom};
+        self.0.seek(SeekFrom::Start(offset))?;
+        self.0.read_exact(buf)
     }
 
     fn len_bytes(&self) -> io::Result<u64> {

@@ -9,7 +9,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::fs::{Fs, FsFile};
+use super::fs::{Fs, FsFile, FsReadFile};
 
 /// Sector size used for torn writes.
 const SECTOR_BYTES: u64 = 512;
@@ -307,6 +307,19 @@ impl Fs for MemFs {
             .ok_or_else(|| io::ErrorKind::NotFound.into())
     }
 
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn FsReadFile>> {
+        let inode = *self
+            .lock()
+            .state
+            .live
+            .get(path)
+            .ok_or(io::ErrorKind::NotFound)?;
+        Ok(Box::new(MemFile {
+            fs: self.clone(),
+            inode,
+        }))
+    }
+
     fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
         if !self.lock().state.dirs.contains(&parent(path)) {
             return Err(io::ErrorKind::NotFound.into());
@@ -360,6 +373,26 @@ impl Fs for MemFs {
 struct MemFile {
     fs: MemFs,
     inode: usize,
+}
+
+/// Reads see the inode's current content, like an open file descriptor: a later rename or
+/// removal of its name does not change what it reads, `corrupt_file` does.
+impl FsReadFile for MemFile {
+    fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        let inner = self.fs.lock();
+        let content = &inner.state.inodes[self.inode].live;
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        let end = start.saturating_add(buf.len());
+        let part = content
+            .get(start..end)
+            .ok_or(io::ErrorKind::UnexpectedEof)?;
+        buf.copy_from_slice(part);
+        Ok(())
+    }
+
+    fn len_bytes(&self) -> io::Result<u64> {
+        Ok(self.fs.lock().state.inodes[self.inode].live.len() as u64)
+    }
 }
 
 impl FsFile for MemFile {

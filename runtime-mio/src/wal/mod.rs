@@ -44,6 +44,7 @@ mod record;
 mod recovery;
 mod segment;
 mod snapshot;
+mod snapshot_reader;
 mod thread;
 mod types;
 mod writer;
@@ -52,11 +53,12 @@ mod writer;
 mod tests;
 
 pub use error::{SnapshotError, WalError};
-pub use fs::{Fs, FsFile, StdFs};
+pub use fs::{Fs, FsFile, FsReadFile, StdFs};
 #[cfg(any(test, feature = "testing"))]
 pub use memfs::{CrashMode, MemFs, MemFsLog};
 pub use recovery::{Recovered, RecoveryReport};
 pub use snapshot::{BodyWriter, Snapshot, SnapshotConfig, SnapshotMeta, SnapshotStore};
+pub use snapshot_reader::SnapshotReader;
 pub use thread::{Completion, SubmitError, WalThread};
 pub use types::{Batch, Durable, Entry, HardState, SnapshotMarker, WalConfig};
 pub use writer::Wal;

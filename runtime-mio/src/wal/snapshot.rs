@@ -27,7 +27,7 @@ const MAGIC: &[u8; 8] = b"TALLYSNP";
 const FORMAT_VERSION: u32 = 1;
 const SUFFIX: &str = ".snap";
 const TMP_SUFFIX: &str = ".snap.tmp";
-const FIXED_BYTES: u64 = 8 + 4 + 4 + 8 + 8 + 4 + 4 + 8 + 4;
+pub(super) const FIXED_BYTES: u64 = 8 + 4 + 4 + 8 + 8 + 4 + 4 + 8 + 4;
 
 /// Limits for the snapshot store.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -135,7 +135,7 @@ pub struct SnapshotStore {
     fs: Box<dyn Fs>,
 }
 
-fn file_name(index: u64, term: u64) -> String {
+pub(super) fn file_name(index: u64, term: u64) -> String {
     format!("{index:016x}-{term:016x}{SUFFIX}")
 }
 
@@ -279,6 +279,18 @@ impl SnapshotStore {
             config,
             fs,
         })
+    }
+
+    pub(super) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub(super) fn config(&self) -> &SnapshotConfig {
+        &self.config
+    }
+
+    pub(super) fn fs(&self) -> &dyn Fs {
+        self.fs.as_ref()
     }
 
     /// Writes a snapshot atomically: temporary file, fdatasync, rename, fsync of the directory.
@@ -444,32 +456,45 @@ fn decode(buf: Bytes) -> Result<Snapshot, (u64, &'static str)> {
     if crc32fast::hash(&buf[..crc_at]) != read_u32(&buf, crc_at) {
         return Err((crc_at as u64, "snapshot checksum mismatch"));
     }
+    let (meta, data_at) = decode_head(&buf[..crc_at], crc_at as u64)?;
+    Ok(Snapshot {
+        meta,
+        data: buf.slice(data_at..crc_at),
+    })
+}
+
+/// Decodes the head at the start of `buf` (a prefix of the file, up to its checksum) of a file
+/// whose checksum is at `crc_at`: the meta, and where the data starts.
+pub(super) fn decode_head(
+    buf: &[u8],
+    crc_at: u64,
+) -> Result<(SnapshotMeta, usize), (u64, &'static str)> {
+    if buf.len() < 32 {
+        return Err((0, "file shorter than a snapshot header"));
+    }
     if &buf[..8] != MAGIC {
         return Err((0, "bad snapshot magic"));
     }
-    if read_u32(&buf, 8) != FORMAT_VERSION {
+    if read_u32(buf, 8) != FORMAT_VERSION {
         return Err((8, "unsupported snapshot format version"));
     }
-    let index = read_u64(&buf, 16);
-    let term = read_u64(&buf, 24);
+    let index = read_u64(buf, 16);
+    let term = read_u64(buf, 24);
     let mut at = 32;
-    let voters = read_ids(&buf[..crc_at], &mut at)?;
-    let learners = read_ids(&buf[..crc_at], &mut at)?;
-    if at + 8 > crc_at {
+    let voters = read_ids(buf, &mut at)?;
+    let learners = read_ids(buf, &mut at)?;
+    if at + 8 > buf.len() {
         return Err((at as u64, "snapshot header runs past the end"));
     }
-    let data_len = read_u64(&buf, at);
+    let data_len = read_u64(buf, at);
     at += 8;
-    if data_len != (crc_at - at) as u64 {
+    if Some(crc_at) != (at as u64).checked_add(data_len) {
         return Err((
             (at - 8) as u64,
             "snapshot data length does not match the file",
         ));
     }
-    Ok(Snapshot {
-        meta: SnapshotMeta::new(index, term, voters, learners),
-        data: buf.slice(at..crc_at),
-    })
+    Ok((SnapshotMeta::new(index, term, voters, learners), at))
 }
 
 fn read_ids(buf: &[u8], at: &mut usize) -> Result<Vec<u64>, (u64, &'static str)> {
