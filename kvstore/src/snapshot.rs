@@ -32,6 +32,8 @@ const MAGIC: &[u8; 8] = b"TLYKVSNP";
 const VERSION: u32 = 1;
 /// Larger lengths than this in a snapshot are corruption, not data.
 const FIELD_BYTES_MAX: u64 = 1 << 32;
+/// Memory reserved for a field before its bytes are read; larger fields grow as they arrive.
+const FIELD_RESERVE_BYTES_MAX: u64 = 1 << 20;
 
 struct CrcWriter<'a, W: Write> {
     inner: &'a mut W,
@@ -172,11 +174,16 @@ impl<R: Read> CrcReader<'_, R> {
         if n > FIELD_BYTES_MAX {
             return Err(SnapshotError::Corrupt("field length"));
         }
-        let mut v = Vec::new();
+        // Sized to the field up front: a vector grown by read_to_end keeps its spare capacity
+        // inside the Bytes, which cost a restored member half again the memory of one that
+        // wrote the same keys (1.2 GB against 0.8 GB). A length from a damaged or hostile
+        // snapshot reserves at most FIELD_RESERVE_BYTES_MAX before its bytes arrive.
+        let mut v = Vec::with_capacity(n.min(FIELD_RESERVE_BYTES_MAX) as usize);
         let got = (&mut *self.inner).take(n).read_to_end(&mut v)?;
         if got as u64 != n {
             return Err(SnapshotError::Io(std::io::ErrorKind::UnexpectedEof.into()));
         }
+        v.shrink_to_fit();
         self.crc.update(&v);
         Ok(Bytes::from(v))
     }
