@@ -92,6 +92,31 @@ pub fn snapshot_prefix(members: &[u8], kv_bytes: u64) -> Vec<u8> {
     out
 }
 
+/// Reads the prefix of snapshot bytes from a stream: the member table and the length of the
+/// kvstore snapshot that follows it. `None` if it is not a tally snapshot.
+pub fn read_snapshot_prefix(
+    input: &mut impl std::io::Read,
+) -> std::io::Result<Option<(Bytes, u64)>> {
+    use std::io::Read as _;
+    let mut head = [0u8; 12];
+    input.read_exact(&mut head)?;
+    if &head[..8] != SNAPSHOT_MAGIC {
+        return Ok(None);
+    }
+    let members_len = u32::from_le_bytes(head[8..12].try_into().expect("4 bytes"));
+    let mut members = Vec::new();
+    let read = input
+        .by_ref()
+        .take(u64::from(members_len))
+        .read_to_end(&mut members)?;
+    if read != members_len as usize {
+        return Ok(None);
+    }
+    let mut kv_len = [0u8; 8];
+    input.read_exact(&mut kv_len)?;
+    Ok(Some((Bytes::from(members), u64::from_le_bytes(kv_len))))
+}
+
 /// Splits snapshot bytes into (member table, kvstore snapshot).
 pub fn decode_snapshot(data: &Bytes) -> Option<(Bytes, Bytes)> {
     if data.len() < 12 || &data[..8] != SNAPSHOT_MAGIC {
@@ -115,6 +140,22 @@ pub fn decode_snapshot(data: &Bytes) -> Option<(Bytes, Bytes)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_streamed_prefix_reads_as_the_split_does() {
+        let members = Bytes::from_static(b"member table");
+        let data = encode_snapshot(&members, b"kv bytes");
+        let mut input = &data[..];
+        let (table, kv_len) = read_snapshot_prefix(&mut input).unwrap().unwrap();
+        let (split_table, kv) = decode_snapshot(&data).unwrap();
+        assert_eq!((table, kv_len), (split_table, kv.len() as u64));
+        assert_eq!(input, &kv[..], "the stream is left at the kvstore snapshot");
+        assert_eq!(
+            read_snapshot_prefix(&mut &b"not a tally snapshot"[..]).unwrap(),
+            None
+        );
+        assert!(read_snapshot_prefix(&mut &data[..10]).is_err(), "truncated");
+    }
 
     #[test]
     fn kinds_are_recovered_from_payloads() {

@@ -128,25 +128,50 @@ pub(super) struct Recovered {
     pub(super) opened: storage::Opened,
 }
 
+/// Bytes read from a snapshot file at a time when restoring from it.
+const RESTORE_READ_BYTES: usize = 1 << 20;
+
+/// Streams a snapshot file into the (fresh) store; its member table. The file's checksum is
+/// checked by reading it to the end, padding included, before the store is used.
+fn restore_from_file(
+    reader: crate::wal::SnapshotReader,
+    kv: &mut KvStore,
+) -> Result<Members, ServerError> {
+    // The restore reads field by field; each read of the file is a system call.
+    let mut reader = std::io::BufReader::with_capacity(RESTORE_READ_BYTES, reader);
+    let damaged = |what: &str, e: &dyn std::fmt::Display| {
+        ServerError::DataDir(format!("the latest snapshot: {what}: {e}"))
+    };
+    let (table, kv_len) = payload::read_snapshot_prefix(&mut reader)
+        .map_err(|e| damaged("read", &e))?
+        .ok_or_else(|| {
+            ServerError::DataDir("the latest snapshot is not a tally snapshot".into())
+        })?;
+    let members = Members::decode(&table)
+        .ok_or_else(|| ServerError::DataDir("snapshot member table is damaged".into()))?;
+    let mut kv_bytes = std::io::Read::take(&mut reader, kv_len);
+    kv.restore(&mut kv_bytes)
+        .map_err(|e| damaged("kvstore snapshot", &e))?;
+    if kv_bytes.limit() != 0 {
+        return Err(ServerError::DataDir(
+            "the latest snapshot: its kvstore snapshot is shorter than recorded".into(),
+        ));
+    }
+    std::io::copy(&mut reader, &mut std::io::sink()).map_err(|e| damaged("read", &e))?;
+    Ok(members)
+}
+
 pub(super) fn recover(flags: &Flags, id: &Identity) -> Result<Recovered, ServerError> {
-    let opened = storage::open(flags.data_dir())?;
+    let mut opened = storage::open(flags.data_dir())?;
     let config = core_config(flags, id.member_id);
     let mut kv = KvStore::new(KvConfig::default());
     let mut members = id.initial.clone();
+    if let Some(reader) = opened.snapshot.take() {
+        members = restore_from_file(reader, &mut kv)?;
+    }
     let node = match &opened.recovered {
         Some(recovered) => {
             let snapshot = recovered.snapshot();
-            if snapshot.meta().index() > 0 {
-                let (table, kv_bytes) =
-                    storage::split_snapshot(snapshot.data()).ok_or_else(|| {
-                        ServerError::DataDir("the latest snapshot is not a tally snapshot".into())
-                    })?;
-                members = Members::decode(&table).ok_or_else(|| {
-                    ServerError::DataDir("snapshot member table is damaged".into())
-                })?;
-                kv.restore(&mut &kv_bytes[..])
-                    .map_err(|e| ServerError::DataDir(format!("kvstore snapshot: {e}")))?;
-            }
             eprintln!(
                 "tallyd: restarting member {:x} from {} (snapshot at {}, {} log entries)",
                 id.member_id,

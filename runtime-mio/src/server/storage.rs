@@ -52,8 +52,11 @@ impl From<wal::SnapshotError> for StorageError {
 pub struct Opened {
     pub(super) wal: Wal,
     pub(super) snapshots: SnapshotStore,
-    /// `None` for an empty data directory (a new member).
+    /// `None` for an empty data directory (a new member). Its snapshot carries no bytes: they
+    /// stay in the file, read once into the store through `snapshot`.
     pub(super) recovered: Option<Recovered>,
+    /// The recovered snapshot's file, open to stream into the store.
+    pub(super) snapshot: Option<wal::SnapshotReader>,
 }
 
 pub fn wal_dir(data_dir: &Path) -> PathBuf {
@@ -87,13 +90,20 @@ pub fn open(data_dir: &Path) -> Result<Opened, StorageError> {
             wal,
             snapshots,
             recovered: None,
+            snapshot: None,
         });
     }
-    let snapshot = match marker {
+    // Only the snapshot's meta goes to the core: a store-sized buffer read at start, next to
+    // the store built from it, doubled a restarting member's peak memory.
+    let (snapshot, reader) = match marker {
         Some(marker) if marker.index() > 0 => {
-            load_snapshot(&snapshots, marker.index(), marker.term())?
+            let reader = snapshots.open_reader(marker.index(), marker.term())?;
+            let meta = reader.meta();
+            let conf = ConfState::new(meta.voters(), meta.learners());
+            let meta = SnapshotMeta::new(meta.index(), meta.term(), conf);
+            (Snapshot::new(meta, Bytes::new()), Some(reader))
         }
-        _ => Snapshot::default(),
+        _ => (Snapshot::default(), None),
     };
     let entries = entries
         .into_iter()
@@ -114,21 +124,8 @@ pub fn open(data_dir: &Path) -> Result<Opened, StorageError> {
         wal,
         snapshots,
         recovered: Some(recovered),
+        snapshot: reader,
     })
-}
-
-pub fn load_snapshot(
-    store: &SnapshotStore,
-    index: u64,
-    term: u64,
-) -> Result<Snapshot, StorageError> {
-    let file = store.load(index, term)?;
-    let (meta, data) = file.into_parts();
-    let conf = ConfState::new(meta.voters(), meta.learners());
-    Ok(Snapshot::new(
-        SnapshotMeta::new(meta.index(), meta.term(), conf),
-        data,
-    ))
 }
 
 /// Writes a snapshot file (atomically; it is fsynced before this returns).
@@ -176,9 +173,4 @@ pub fn to_batch(persist: Persist, store: &SnapshotStore) -> Result<Batch, Storag
 /// A marker batch recording a locally taken snapshot, once its file is durable.
 pub fn marker_batch(index: u64, term: u64) -> Batch {
     Batch::new().with_snapshot(wal::SnapshotMarker::new(index, term))
-}
-
-/// Splits snapshot bytes into the member table and the kvstore snapshot.
-pub fn split_snapshot(data: &Bytes) -> Option<(Bytes, Bytes)> {
-    payload::decode_snapshot(data)
 }

@@ -124,6 +124,14 @@ impl SnapshotReader {
     }
 }
 
+/// The data as a byte stream (for a restore that parses as it reads). Its last read fails if
+/// the checksum does not match, so a reader that reads to the end has checked the file.
+impl std::io::Read for SnapshotReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.read_next(buf).map_err(std::io::Error::other)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
