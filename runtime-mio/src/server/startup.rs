@@ -243,29 +243,26 @@ pub fn restore_snapshot_file(flags: &Flags, file: &Path) -> Result<(), ServerErr
             dir.display()
         )));
     }
-    let bytes = std::fs::read(file).map_err(io_error(format!("read {}", file.display())))?;
-    let data = verify_snapshot_file(&bytes).map_err(ServerError::BadSnapshotFile)?;
-    let data = Bytes::copy_from_slice(data);
-    let (_table, kv_bytes) = payload::decode_snapshot(&data)
-        .ok_or_else(|| ServerError::BadSnapshotFile("not a tally snapshot".into()))?;
-    let mut kv = KvStore::new(KvConfig::default());
-    kv.restore(&mut &kv_bytes[..])
-        .map_err(|e| ServerError::BadSnapshotFile(format!("kvstore snapshot: {e}")))?;
+    let kv = restore_exported_file(file)?;
     let identity = identity(flags);
     // A new cluster: fresh membership from the flags, the data from the file. The bootstrap
     // entries come first, so the snapshot sits just after them (as etcd's restore does).
     let voters: Vec<u64> = identity.initial.ids().collect();
     // The log resumes after the store's own applied index, so every later entry applies.
     let index = (voters.len() as u64).max(kv.applied_index());
-    let conf = tally_core::ConfState::new(&voters, &[]);
-    let mut kv_out = Vec::new();
-    kv.snapshot(&mut kv_out)
-        .map_err(|e| ServerError::BadSnapshotFile(e.to_string()))?;
-    let envelope = payload::encode_snapshot(&identity.initial.encode(), &kv_out);
-    let snapshot =
-        tally_core::Snapshot::new(tally_core::SnapshotMeta::new(index, 1, conf), envelope);
+    let meta = crate::wal::SnapshotMeta::new(index, 1, voters, Vec::new());
+    let members = identity.initial.encode();
     let opened = storage::open(dir)?;
-    storage::save_snapshot(&opened.snapshots, &snapshot)?;
+    // Streamed into its file, as the worker writes snapshots: no store-sized buffer.
+    opened
+        .snapshots
+        .save_streamed(
+            &meta,
+            payload::snapshot_prefix_bytes(&members),
+            |body| kv.snapshot(body).map_err(std::io::Error::other),
+            |kv_bytes| payload::snapshot_prefix(&members, kv_bytes),
+        )
+        .map_err(storage::StorageError::from)?;
     let mut wal = opened.wal;
     let batch =
         storage::marker_batch(index, 1).with_hard_state(crate::wal::HardState::new(1, 0, index));
@@ -278,6 +275,22 @@ pub fn restore_snapshot_file(flags: &Flags, file: &Path) -> Result<(), ServerErr
         kv.revision()
     );
     Ok(())
+}
+
+/// The store in an `etcdctl snapshot save` file. The file is read whole (its SHA-256 trailer
+/// covers all of it) and dropped once the store is built.
+fn restore_exported_file(file: &Path) -> Result<KvStore, ServerError> {
+    let bytes = std::fs::read(file).map_err(io_error(format!("read {}", file.display())))?;
+    let data_len = verify_snapshot_file(&bytes)
+        .map_err(ServerError::BadSnapshotFile)?
+        .len();
+    let data = Bytes::from(bytes).slice(..data_len);
+    let (_table, kv_bytes) = payload::decode_snapshot(&data)
+        .ok_or_else(|| ServerError::BadSnapshotFile("not a tally snapshot".into()))?;
+    let mut kv = KvStore::new(KvConfig::default());
+    kv.restore(&mut &kv_bytes[..])
+        .map_err(|e| ServerError::BadSnapshotFile(format!("kvstore snapshot: {e}")))?;
+    Ok(kv)
 }
 
 /// Checks the SHA-256 trailer of an `etcdctl snapshot save` file; returns the data before it.
