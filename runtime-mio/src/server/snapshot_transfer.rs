@@ -82,7 +82,7 @@ struct Outbound {
 
 #[derive(Debug)]
 enum Stage {
-    /// Its bytes are being read back from the file.
+    /// Claimed; its message is being encoded (its file opened) to start it.
     Loading,
     /// Its chunks are being queued.
     Sending(Chunks),
@@ -101,7 +101,8 @@ pub(super) enum Body {
 }
 
 impl Body {
-    fn len(&self) -> usize {
+    /// Data bytes.
+    pub(super) fn len(&self) -> usize {
         match self {
             Body::Memory(data) => data.len(),
             // The snapshot store's files fit in memory (`snapshot_bytes_max`).

@@ -147,11 +147,7 @@ impl Server {
                 tally_core::codec::encode_snapshot_parts(&message).expect("a snapshot message");
             (head, Body::Memory(data))
         };
-        let bytes = head.len() as u64
-            + match &body {
-                Body::Memory(data) => data.len() as u64,
-                Body::File(reader) => reader.data_len(),
-            };
+        let bytes = head.len() + body.len();
         if self.transfers.start(to, snapshot, Bytes::from(head), body) {
             eprintln!(
                 "tallyd: sending snapshot {} (term {}, {bytes} bytes) to member {to:x}",
