@@ -213,8 +213,15 @@ impl KvStore {
         })
     }
 
-    /// Physically compacts up to `budget_keys` keys. Returns whether work remains. Call it
-    /// between applies until it returns false.
+    /// Whether [`Self::compact_step`] would do work now: a physical compaction is under way and
+    /// no snapshot copy holds it back. A runtime keeps stepping without waiting for other
+    /// events while this holds.
+    pub fn compaction_step_ready(&self) -> bool {
+        self.mvcc.job.is_some() && !self.copying
+    }
+
+    /// Physically compacts up to `budget_keys` keys (fewer where keys have long histories).
+    /// Returns whether work remains. Call it between applies until it returns false.
     pub fn compact_step(&mut self, budget_keys: usize) -> bool {
         if self.copying {
             // It would remove revisions the snapshot copy has yet to take.

@@ -254,6 +254,19 @@ fn maintenance(c: &mut ProcCluster) {
     assert!(
         String::from_utf8_lossy(&compacted.stderr).contains("required revision has been compacted")
     );
+    // --physical answers once the store has removed what it compacted (it never answered
+    // before: the finishing step did not release the call, which timed out).
+    c.ok(&c.endpoint(0), &["put", "c", "3"]);
+    let physical = c.etcdctl(
+        &c.endpoint(1),
+        &["compaction", "--physical", &(revision + 1).to_string()],
+        None,
+    );
+    assert!(
+        physical.status.success(),
+        "compaction --physical: {}",
+        String::from_utf8_lossy(&physical.stderr)
+    );
     assert_eq!(c.ok(&all, &["alarm", "list"]), "");
     let dir = tally_tests::process::TempDir::new("snap");
     let file = dir.path().join("backup.db");

@@ -15,6 +15,11 @@ use super::store::{CompactJob, Mvcc, is_tombstone};
 use crate::error::KvError;
 use crate::proto::{Event, EventType, KeyValue};
 
+/// Records a compaction step may remove per key of its budget. A step's time goes mostly to
+/// removing records (~3 µs each on a 2-core VM, cache misses and frees), and a key with a long
+/// history has many: 1,000 keys of 90 revisions each took 300 ms in one step.
+const RECORDS_PER_BUDGET_KEY: usize = 4;
+
 impl Mvcc {
     /// The logical half of Compact(rev).
     pub(crate) fn compact(&mut self, rev: i64) -> Result<(), KvError> {
@@ -59,11 +64,15 @@ impl Mvcc {
         }
     }
 
-    /// Does up to `budget_keys` keys of physical compaction. Returns whether work remains.
+    /// Does up to `budget_keys` keys of physical compaction, and stops early once it has
+    /// removed `budget_keys * RECORDS_PER_BUDGET_KEY` records (keys with long histories).
+    /// Returns whether work remains.
     pub(crate) fn compact_step(&mut self, budget_keys: usize) -> bool {
         let Some(job) = self.job.take() else {
             return false;
         };
+        let budget_keys = budget_keys.max(1);
+        let records_max = budget_keys.saturating_mul(RECORDS_PER_BUDGET_KEY);
         let lower = match &job.cursor {
             Some(c) => Bound::Excluded(c.clone()),
             None => Bound::Unbounded,
@@ -71,33 +80,42 @@ impl Mvcc {
         let keys: Vec<Bytes> = self
             .index
             .range((lower, Bound::Unbounded))
-            .take(budget_keys.max(1))
+            .take(budget_keys)
             .map(|(k, _)| k.clone())
             .collect();
         let mut removed = Vec::new();
+        let mut visited = 0;
         for key in &keys {
             let ki = self.index.get_mut(key).expect("key listed just now");
-            removed.clear();
             ki.compact(job.rev, &mut removed);
-            let empty = ki.is_empty();
-            for rev in &removed {
-                if let Some(kv) = self.records.remove(rev) {
-                    self.data_bytes = self.data_bytes.saturating_sub(Mvcc::record_bytes(&kv));
-                }
-            }
-            if empty {
+            if ki.is_empty() {
                 self.index.remove(key);
             }
+            visited += 1;
+            if removed.len() >= records_max {
+                break;
+            }
         }
-        if keys.len() < budget_keys.max(1) {
+        self.remove_records(removed);
+        if visited == keys.len() && keys.len() < budget_keys {
             self.compaction_done_rev = job.rev;
             return false;
         }
         self.job = Some(CompactJob {
             rev: job.rev,
-            cursor: keys.last().cloned(),
+            cursor: Some(keys[visited - 1].clone()),
         });
         true
+    }
+
+    /// Removes records in revision order, the log's own order, rather than key by key.
+    fn remove_records(&mut self, mut removed: Vec<Revision>) {
+        removed.sort_unstable();
+        for rev in &removed {
+            if let Some(kv) = self.records.remove(rev) {
+                self.data_bytes = self.data_bytes.saturating_sub(Mvcc::record_bytes(&kv));
+            }
+        }
     }
 
     /// Hashes every revision at or below `rev` that compaction keeps, key by key.

@@ -19,9 +19,6 @@ const CHUNK_ENTRIES: usize = 1024;
 
 #[derive(Clone, Debug)]
 struct Chunk {
-    /// The first revision ever appended here: chunks are searched by it without touching their
-    /// entries, and it stays valid as a lower bound when compaction removes entries.
-    first: Revision,
     /// Ascending; kept apart from the records so a lookup searches a dense array.
     revs: Vec<Revision>,
     /// `None` where compaction removed the record. Never all `None`.
@@ -35,12 +32,7 @@ impl Chunk {
         let mut kvs = Vec::with_capacity(CHUNK_ENTRIES);
         revs.push(rev);
         kvs.push(Some(kv));
-        Chunk {
-            first: rev,
-            revs,
-            kvs,
-            live: 1,
-        }
+        Chunk { revs, kvs, live: 1 }
     }
 
     fn squeeze(&mut self) {
@@ -55,6 +47,10 @@ impl Chunk {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct RevLog {
     chunks: VecDeque<Arc<Chunk>>,
+    /// The first revision ever appended to each chunk, its lower bound even after compaction
+    /// removed entries. Kept apart from the chunks so that finding a chunk searches a dense
+    /// array, not one heap allocation per probe.
+    firsts: VecDeque<Revision>,
     len: usize,
     top: Option<Revision>,
 }
@@ -82,11 +78,12 @@ impl RevLog {
             }
         }
         self.chunks.push_back(Arc::new(Chunk::new(rev, kv)));
+        self.firsts.push_back(rev);
     }
 
     /// The chunk that would hold `rev`: the last one starting at or below it.
     fn chunk_of(&self, rev: Revision) -> Option<usize> {
-        let n = self.chunks.partition_point(|c| c.first <= rev);
+        let n = self.firsts.partition_point(|first| *first <= rev);
         n.checked_sub(1)
     }
 
@@ -110,6 +107,7 @@ impl RevLog {
         self.len -= 1;
         if c.live == 0 {
             self.chunks.remove(ci);
+            self.firsts.remove(ci);
         } else if c.live * 4 < c.kvs.len() && c.kvs.len() >= 64 {
             c.squeeze();
         }

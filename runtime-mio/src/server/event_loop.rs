@@ -270,6 +270,11 @@ impl Server {
                 // The link took every chunk queued so far: no writable event will come.
                 timeout = Duration::ZERO;
             }
+            if self.kv.compaction_step_ready() {
+                // A step a turn; waiting for a tick between them made a compaction of a few
+                // hundred steps take a minute.
+                timeout = Duration::ZERO;
+            }
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != std::io::ErrorKind::Interrupted {
                     return Err(ServerError::Io {
@@ -718,7 +723,9 @@ impl Server {
             self.take_snapshot(applied);
         }
         self.advance_snapshot();
-        if self.kv.compact_step(COMPACTION_KEYS_PER_TURN) {
+        if self.kv.compaction_step_ready() {
+            self.kv.compact_step(COMPACTION_KEYS_PER_TURN);
+            // Also after the last step: that is when the waiting `physical` calls are done.
             self.release_compactions();
         }
         if self.kv.has_unsynced_watchers() {

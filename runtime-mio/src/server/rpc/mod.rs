@@ -8,7 +8,7 @@ mod maintenance;
 pub(super) mod transport;
 mod watch;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use prost::Message as _;
@@ -17,6 +17,10 @@ use tally_kvstore::{ApplyOutcome, ApplyResponse, KvError};
 
 use super::event_loop::{REQUEST_TIMEOUT, Server, WAITERS_MAX};
 use crate::grpc::{CallEvent, CallId, Code as GrpcCode, Status};
+
+/// How long a `physical` compaction's answer may wait for the store to remove what it
+/// compacted, once the compaction itself is committed.
+const PHYSICAL_COMPACTION_WAIT_MAX: Duration = Duration::from_secs(300);
 
 /// What a client call is, decided from its path when it opens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -478,7 +482,7 @@ impl Server {
 
     pub(super) fn answer_waiter(&mut self, waiter: Waiter, outcome: ApplyOutcome) {
         match waiter {
-            Waiter::Kv { call, deadline } => {
+            Waiter::Kv { call, .. } => {
                 let wait_revision = outcome.compaction_wait_rev();
                 match outcome.into_result() {
                     Ok(response) => {
@@ -492,7 +496,10 @@ impl Server {
                                         call,
                                         response: bytes,
                                         revision,
-                                        deadline,
+                                        // Committed: now only the removal is waited for,
+                                        // which for a long history outlasts the request
+                                        // timeout (etcd waits for it unbounded).
+                                        deadline: Instant::now() + PHYSICAL_COMPACTION_WAIT_MAX,
                                     },
                                 );
                             }
