@@ -111,11 +111,10 @@ impl Mvcc {
     /// Removes records in revision order, the log's own order, rather than key by key.
     fn remove_records(&mut self, mut removed: Vec<Revision>) {
         removed.sort_unstable();
-        for rev in &removed {
-            if let Some(kv) = self.records.remove(rev) {
-                self.data_bytes = self.data_bytes.saturating_sub(Mvcc::record_bytes(&kv));
-            }
-        }
+        let mut freed = 0u64;
+        self.records
+            .remove_sorted(&removed, |kv| freed += Mvcc::record_bytes(&kv));
+        self.data_bytes = self.data_bytes.saturating_sub(freed);
     }
 
     /// Hashes every revision at or below `rev` that compaction keeps, key by key.

@@ -98,6 +98,8 @@ impl RevLog {
         self.chunks[ci].kvs[i].as_ref()
     }
 
+    /// Removes one record: the plain form that [`Self::remove_sorted`] is tested against.
+    #[cfg(test)]
     pub(crate) fn remove(&mut self, rev: &Revision) -> Option<KeyValue> {
         let (ci, i) = self.find(*rev)?;
         self.chunks[ci].kvs[i].as_ref()?;
@@ -112,6 +114,52 @@ impl RevLog {
             c.squeeze();
         }
         Some(kv)
+    }
+
+    /// Removes the records of `revs` (ascending), handing each to `removed`. Each chunk is
+    /// found once, and searched onwards from the previous hit.
+    pub(crate) fn remove_sorted(&mut self, revs: &[Revision], mut removed: impl FnMut(KeyValue)) {
+        debug_assert!(revs.windows(2).all(|w| w[0] < w[1]), "ascending");
+        let mut at = 0;
+        let mut hits = Vec::new();
+        while at < revs.len() {
+            let Some(ci) = self.chunk_of(revs[at]) else {
+                at += 1;
+                continue;
+            };
+            let next_first = self.firsts.get(ci + 1).copied();
+            let end = at + revs[at..].partition_point(|r| next_first.is_none_or(|f| *r < f));
+            hits.clear();
+            let chunk = &self.chunks[ci];
+            let mut from = 0;
+            for rev in &revs[at..end] {
+                match chunk.revs[from..].binary_search(rev) {
+                    Ok(i) => {
+                        if chunk.kvs[from + i].is_some() {
+                            hits.push(from + i);
+                        }
+                        from += i + 1;
+                    }
+                    Err(i) => from += i,
+                }
+            }
+            at = end;
+            if hits.is_empty() {
+                continue;
+            }
+            let c = Arc::make_mut(&mut self.chunks[ci]);
+            for &i in &hits {
+                removed(c.kvs[i].take().expect("present, checked above"));
+            }
+            c.live -= hits.len();
+            self.len -= hits.len();
+            if c.live == 0 {
+                self.chunks.remove(ci);
+                self.firsts.remove(ci);
+            } else if c.live * 4 < c.kvs.len() && c.kvs.len() >= 64 {
+                c.squeeze();
+            }
+        }
     }
 
     /// Every record from `from` on, in revision order.
@@ -179,6 +227,47 @@ mod tests {
             assert_eq!(log.get(r), Some(v));
         }
         assert_eq!(log.get(&Revision::new(2, 0)), None);
+    }
+
+    #[test]
+    fn removing_in_batches_matches_removing_one_by_one() {
+        let mut one_by_one = RevLog::new();
+        for m in 1..6_000i64 {
+            for s in 0..(m % 3) {
+                one_by_one.insert(Revision::new(m, s), kv(m));
+            }
+        }
+        let mut batched = one_by_one.clone();
+        let copy = one_by_one.clone();
+        let total = copy.len();
+        // Batches as compaction makes them: ascending, some revisions absent or gone already,
+        // spanning chunks, and emptying some chunks entirely.
+        let mut step = 0u64;
+        for round in 0..4i64 {
+            let mut batch: Vec<Revision> = (1..6_100i64)
+                .filter(|m| (m + round) % 5 != 0 || *m < 1_500)
+                .flat_map(|m| (0..3).map(move |s| Revision::new(m, s)))
+                .filter(|_| {
+                    step = step.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    step >> 62 != 0
+                })
+                .collect();
+            batch.dedup();
+            let mut got = Vec::new();
+            batched.remove_sorted(&batch, |kv| got.push(kv));
+            let want: Vec<KeyValue> = batch.iter().filter_map(|r| one_by_one.remove(r)).collect();
+            assert_eq!(got, want, "round {round}");
+            assert_eq!(batched.len(), one_by_one.len());
+        }
+        let left: Vec<_> = batched.range_from(Revision::new(0, 0)).collect();
+        let want: Vec<_> = one_by_one.range_from(Revision::new(0, 0)).collect();
+        assert_eq!(left, want);
+        assert!(
+            one_by_one.len() < total / 2,
+            "the batches removed most records"
+        );
+        assert_eq!(copy.len(), total, "the clone kept every record");
+        assert_eq!(copy.range_from(Revision::new(0, 0)).count(), total);
     }
 
     #[test]
