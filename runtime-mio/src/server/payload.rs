@@ -117,24 +117,16 @@ pub fn read_snapshot_prefix(
     Ok(Some((Bytes::from(members), u64::from_le_bytes(kv_len))))
 }
 
-/// Splits snapshot bytes into (member table, kvstore snapshot).
+/// Splits snapshot bytes into (member table, kvstore snapshot): [`read_snapshot_prefix`] over
+/// the bytes in memory, the kvstore snapshot sliced out without a copy.
 pub fn decode_snapshot(data: &Bytes) -> Option<(Bytes, Bytes)> {
-    if data.len() < 12 || &data[..8] != SNAPSHOT_MAGIC {
-        return None;
-    }
-    let members_len = u32::from_le_bytes(data[8..12].try_into().ok()?) as usize;
-    let members_end = 12usize.checked_add(members_len)?;
-    let kv_start = members_end
-        .checked_add(8)
-        .filter(|&end| end <= data.len())?;
-    let kv_len = usize::try_from(u64::from_le_bytes(
-        data[members_end..kv_start].try_into().ok()?,
-    ))
-    .ok()?;
+    let mut rest = &data[..];
+    let (members, kv_len) = read_snapshot_prefix(&mut rest).ok()??;
+    let kv_start = data.len() - rest.len();
     let kv_end = kv_start
-        .checked_add(kv_len)
+        .checked_add(usize::try_from(kv_len).ok()?)
         .filter(|&end| end <= data.len())?;
-    Some((data.slice(12..members_end), data.slice(kv_start..kv_end)))
+    Some((members, data.slice(kv_start..kv_end)))
 }
 
 #[cfg(test)]

@@ -651,14 +651,25 @@ mod tests {
         (fs, store)
     }
 
+    /// Claims and starts the transfer to `to` of the store's snapshot (1, 1), read from its
+    /// file, behind `head`.
+    fn start_from_file(
+        transfers: &mut SnapshotTransfers,
+        to: u64,
+        store: &crate::wal::SnapshotStore,
+        head: Bytes,
+    ) {
+        assert!(transfers.claim(to, (1, 1), now()));
+        let body = Body::File(store.open_reader(1, 1).unwrap());
+        assert!(transfers.start(to, (1, 1), head, body));
+    }
+
     #[test]
     fn a_snapshot_read_from_its_file_arrives_whole() {
         let (head, data) = message_parts(30, 2 * CHUNK_BYTES + 5);
         let (_fs, store) = store_with(&data);
         let mut sender = SnapshotTransfers::default();
-        assert!(sender.claim(2, (1, 1), now()));
-        let body = Body::File(store.open_reader(1, 1).unwrap());
-        assert!(sender.start(2, (1, 1), head.clone(), body));
+        start_from_file(&mut sender, 2, &store, head.clone());
         let frames = pump_all(&mut sender, 2);
         assert_eq!(frames.len(), 3);
         let mut receiver = SnapshotTransfers::default();
@@ -674,9 +685,7 @@ mod tests {
         let (head, data) = message_parts(30, 2 * CHUNK_BYTES + 5);
         let (fs, store) = store_with(&data);
         let mut sender = SnapshotTransfers::default();
-        assert!(sender.claim(2, (1, 1), now()));
-        let body = Body::File(store.open_reader(1, 1).unwrap());
-        assert!(sender.start(2, (1, 1), head, body));
+        start_from_file(&mut sender, 2, &store, head);
         let file = std::path::Path::new("/snap").join("0000000000000001-0000000000000001.snap");
         fs.corrupt_file(&file, |bytes| bytes[CHUNK_BYTES + 100] ^= 1);
         let mut peers = FakePeers::with_queued(Some(0), true);

@@ -232,6 +232,20 @@ impl MemFs {
         Some(inner.state.inodes[inode].live.clone())
     }
 
+    /// The live file at `path`, open on its inode (reading and writing alike).
+    fn open_file(&self, path: &Path) -> io::Result<MemFile> {
+        let inode = *self
+            .lock()
+            .state
+            .live
+            .get(path)
+            .ok_or(io::ErrorKind::NotFound)?;
+        Ok(MemFile {
+            fs: self.clone(),
+            inode,
+        })
+    }
+
     /// Replaces a file's content, as media corruption would (not logged, durable at once).
     pub fn corrupt_file(&self, path: &Path, edit: impl FnOnce(&mut Vec<u8>)) {
         let mut inner = self.lock();
@@ -308,16 +322,7 @@ impl Fs for MemFs {
     }
 
     fn open_read(&self, path: &Path) -> io::Result<Box<dyn FsReadFile>> {
-        let inode = *self
-            .lock()
-            .state
-            .live
-            .get(path)
-            .ok_or(io::ErrorKind::NotFound)?;
-        Ok(Box::new(MemFile {
-            fs: self.clone(),
-            inode,
-        }))
+        Ok(Box::new(self.open_file(path)?))
     }
 
     fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
@@ -331,16 +336,7 @@ impl Fs for MemFs {
     }
 
     fn open_write(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
-        let inode = *self
-            .lock()
-            .state
-            .live
-            .get(path)
-            .ok_or(io::ErrorKind::NotFound)?;
-        Ok(Box::new(MemFile {
-            fs: self.clone(),
-            inode,
-        }))
+        Ok(Box::new(self.open_file(path)?))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {

@@ -390,36 +390,21 @@ impl SnapshotStore {
         Ok(found)
     }
 
-    /// Loads and verifies the snapshot at (index, term), e.g. the WAL's recovered marker.
+    /// Loads and verifies the snapshot at (index, term) whole: [`Self::open_reader`] read to
+    /// its end in one part. (tallyd streams instead; this is for callers that want the bytes.)
     pub fn load(&self, index: u64, term: u64) -> Result<Snapshot, SnapshotError> {
-        let path = self.dir.join(file_name(index, term));
-        let buf = match self.fs.read_file(&path) {
-            Ok(buf) => buf,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(SnapshotError::NotFound { index, term });
-            }
-            Err(e) => return Err(SnapshotError::io("read snapshot", &path, e)),
-        };
-        if buf.len() as u64 > self.config.snapshot_bytes_max {
-            return Err(SnapshotError::TooLarge {
-                bytes: buf.len() as u64,
-                max: self.config.snapshot_bytes_max,
-            });
-        }
-        let snapshot =
-            decode(Bytes::from(buf)).map_err(|(offset, reason)| SnapshotError::Corrupt {
-                path: path.clone(),
-                offset,
-                reason,
-            })?;
-        if (snapshot.meta.index, snapshot.meta.term) != (index, term) {
-            return Err(SnapshotError::Corrupt {
-                path,
-                offset: 16,
-                reason: "index and term do not match the file name",
-            });
-        }
-        Ok(snapshot)
+        let mut reader = self.open_reader(index, term)?;
+        let len = usize::try_from(reader.data_len()).map_err(|_| SnapshotError::TooLarge {
+            bytes: reader.data_len(),
+            max: self.config.snapshot_bytes_max,
+        })?;
+        let mut data = vec![0u8; len];
+        let read = reader.read_next(&mut data)?;
+        assert_eq!(read, len, "one part holds the whole data");
+        Ok(Snapshot {
+            meta: reader.meta().clone(),
+            data: Bytes::from(data),
+        })
     }
 
     /// Keeps the newest `snapshot_files_max` files and removes older ones, but never one at or
@@ -445,22 +430,6 @@ impl SnapshotStore {
         }
         Ok(removed)
     }
-}
-
-/// Decodes and verifies a snapshot file. Errors give the offset and the reason.
-fn decode(buf: Bytes) -> Result<Snapshot, (u64, &'static str)> {
-    if (buf.len() as u64) < FIXED_BYTES {
-        return Err((0, "file shorter than a snapshot header"));
-    }
-    let crc_at = buf.len() - 4;
-    if crc32fast::hash(&buf[..crc_at]) != read_u32(&buf, crc_at) {
-        return Err((crc_at as u64, "snapshot checksum mismatch"));
-    }
-    let (meta, data_at) = decode_head(&buf[..crc_at], crc_at as u64)?;
-    Ok(Snapshot {
-        meta,
-        data: buf.slice(data_at..crc_at),
-    })
 }
 
 /// Decodes the head at the start of `buf` (a prefix of the file, up to its checksum) of a file
