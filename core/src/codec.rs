@@ -37,6 +37,8 @@ pub enum DecodeError {
     InvalidBool(u8),
     /// Bytes left after a complete message.
     TrailingBytes,
+    /// [`decode_snapshot_head`] was given a message of another kind.
+    NotSnapshot(u8),
 }
 
 impl fmt::Display for DecodeError {
@@ -50,6 +52,7 @@ impl fmt::Display for DecodeError {
             DecodeError::LengthOutOfRange => f.write_str("length exceeds the message"),
             DecodeError::InvalidBool(b) => write!(f, "invalid boolean byte {b}"),
             DecodeError::TrailingBytes => f.write_str("trailing bytes after message"),
+            DecodeError::NotSnapshot(k) => write!(f, "message kind {k} is not a snapshot"),
         }
     }
 }
@@ -114,6 +117,65 @@ pub fn encode_snapshot_head(message: &Message, data_bytes: u64) -> Option<Vec<u8
     put_snapshot_meta(&mut head, snapshot);
     put_varint(&mut head, data_bytes);
     Some(head)
+}
+
+/// A snapshot message's head, decoded before its data arrived (see [`decode_snapshot_head`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotHead {
+    message: Message,
+    data_bytes: u64,
+    head_bytes: usize,
+}
+
+impl SnapshotHead {
+    /// The message, its snapshot without data: a runtime that keeps the data in its own
+    /// storage steps this into the core and supplies the data itself when the core's
+    /// `Persist` and `ApplySnapshot` name that snapshot.
+    pub fn into_message(self) -> Message {
+        self.message
+    }
+
+    pub fn message(&self) -> &Message {
+        &self.message
+    }
+
+    /// Length of the data that follows the head.
+    pub fn data_bytes(&self) -> u64 {
+        self.data_bytes
+    }
+
+    /// Length of the head: the data starts at this offset of the encoding.
+    pub fn head_bytes(&self) -> usize {
+        self.head_bytes
+    }
+}
+
+/// Decodes the head of a snapshot message's encoding (what [`encode_snapshot_head`] writes)
+/// from the first bytes of the encoding, so a runtime can stream a snapshot larger than memory
+/// to its storage as it arrives. Input shorter than the head fails (`Truncated`, or
+/// `LengthOutOfRange` inside a list of ids); [`DecodeError::NotSnapshot`] means the message is
+/// of another kind.
+pub fn decode_snapshot_head(input: &Bytes) -> Result<SnapshotHead, DecodeError> {
+    let mut reader = Reader { input, position: 0 };
+    let version = reader.u8()?;
+    if version != CODEC_VERSION {
+        return Err(DecodeError::UnsupportedVersion(version));
+    }
+    let kind = reader.u8()?;
+    if kind != KIND_SNAPSHOT {
+        return Err(DecodeError::NotSnapshot(kind));
+    }
+    let from = reader.varint()?;
+    let to = reader.varint()?;
+    let term = reader.varint()?;
+    let meta = reader.snapshot_meta()?;
+    let data_bytes = reader.varint()?;
+    let snapshot = Snapshot::new(meta, Bytes::new());
+    Ok(SnapshotHead {
+        message: Message::new(from, to, term, Body::Snapshot { snapshot }),
+        data_bytes,
+        head_bytes: reader.position,
+    })
 }
 
 fn message_payload_bytes(message: &Message) -> usize {
@@ -401,13 +463,22 @@ impl Reader<'_> {
     }
 
     fn snapshot(&mut self) -> Result<Snapshot, DecodeError> {
+        let meta = self.snapshot_meta()?;
+        let data = self.bytes()?;
+        Ok(Snapshot::new(meta, data))
+    }
+
+    /// A snapshot's fields before its data.
+    fn snapshot_meta(&mut self) -> Result<SnapshotMeta, DecodeError> {
         let index = self.varint()?;
         let term = self.varint()?;
         let voters = self.ids()?;
         let learners = self.ids()?;
-        let data = self.bytes()?;
-        let conf = ConfState::new(&voters, &learners);
-        Ok(Snapshot::new(SnapshotMeta::new(index, term, conf), data))
+        Ok(SnapshotMeta::new(
+            index,
+            term,
+            ConfState::new(&voters, &learners),
+        ))
     }
 }
 

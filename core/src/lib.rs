@@ -35,6 +35,11 @@
 //!      `Send` of it then carries none ([`Message::needs_snapshot_data`]) and you put them
 //!      back with [`Message::with_snapshot_data`] before encoding it, or stream them from
 //!      your storage behind [`codec::encode_snapshot_head`].
+//!    - Receiving, the same holds the other way: [`codec::decode_snapshot_head`] reads a
+//!      snapshot message's head before its data, and you may step that message without
+//!      data while you keep the data in your storage. The core never reads snapshot data:
+//!      the `Persist` and `ApplySnapshot` of that snapshot then carry none, and you supply
+//!      them from your storage.
 //! 5. Go back to 2.
 //!
 //! Membership changes take effect when applied (see [`Node::propose_conf_change`]).

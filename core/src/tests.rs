@@ -395,12 +395,14 @@ fn codec_round_trips_arbitrary_messages() {
                 // streaming released data from its own storage sends.
                 let alone = crate::codec::encode_snapshot_head(&message, data.len() as u64);
                 let heads_match = alone.as_ref() == Some(&head);
+                let head_decodes = snapshot_head_decodes(&message, &head, data.len() as u64);
                 head.extend_from_slice(&data);
-                heads_match && head == encoded
+                heads_match && head_decodes && head == encoded
             }
             None => {
                 !matches!(message.body, Body::Snapshot { .. })
                     && crate::codec::encode_snapshot_head(&message, 0).is_none()
+                    && crate::codec::decode_snapshot_head(&Bytes::from(encoded.clone())).is_err()
             }
         };
         parts_match && crate::codec::decode(&Bytes::from(encoded)) == Ok(message)
@@ -408,6 +410,25 @@ fn codec_round_trips_arbitrary_messages() {
     QuickCheck::new()
         .tests(3000)
         .quickcheck(property as fn(u8, u64, u64, u64, bool, Vec<u64>, Vec<u64>) -> bool);
+}
+
+/// The head decodes from the head alone and from any longer prefix of the encoding, to the
+/// message without its data; no shorter prefix decodes.
+fn snapshot_head_decodes(message: &Message, head: &[u8], data_bytes: u64) -> bool {
+    use crate::codec::{DecodeError, decode_snapshot_head};
+    let without_data = message.clone().with_snapshot_data(Bytes::new());
+    let whole = decode_snapshot_head(&Bytes::from(head.to_vec()));
+    let with_more = decode_snapshot_head(&Bytes::from([head, &[7u8; 3][..]].concat()));
+    let decoded = |h: &Result<crate::codec::SnapshotHead, DecodeError>| {
+        h.as_ref().is_ok_and(|h| {
+            h.message() == &without_data
+                && h.data_bytes() == data_bytes
+                && h.head_bytes() == head.len()
+        })
+    };
+    let short =
+        (0..head.len()).all(|n| decode_snapshot_head(&Bytes::from(head[..n].to_vec())).is_err());
+    decoded(&whole) && decoded(&with_more) && short
 }
 
 /// A membership change survives its entry encoding.

@@ -539,6 +539,48 @@ fn a_lagging_member_catches_up_from_a_snapshot_larger_than_a_peer_frame() {
         Some(PUTS as u64),
         "{count}"
     );
+    assert_received_snapshot_is_the_leaders_file(&c, leader, lagging);
+}
+
+/// The lagging member wrote the snapshot it installed to its own snapshot directory as the
+/// chunks arrived: byte for byte the leader's file, with no temporary file left behind.
+fn assert_received_snapshot_is_the_leaders_file(c: &ProcCluster, leader: usize, lagging: usize) {
+    let log = c.members[lagging].log_text();
+    let installed: u64 = log
+        .lines()
+        .filter_map(|l| l.split("installed snapshot at index ").nth(1))
+        .next_back()
+        .and_then(|n| n.trim().parse().ok())
+        .expect("an installed snapshot");
+    let names = |member: usize| -> Vec<String> {
+        let dir = c.members[member].data_dir().join("member").join("snap");
+        std::fs::read_dir(dir)
+            .expect("snap dir")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect()
+    };
+    let received = names(lagging);
+    assert!(
+        received.iter().all(|n| !n.ends_with(".tmp")),
+        "no temporary file left: {received:?}"
+    );
+    let prefix = format!("{installed:016x}-");
+    let name = received
+        .iter()
+        .find(|n| n.starts_with(&prefix) && n.ends_with(".snap"))
+        .unwrap_or_else(|| panic!("snapshot {installed} in {received:?}"));
+    let read = |member: usize| {
+        let path = c.members[member]
+            .data_dir()
+            .join("member")
+            .join("snap")
+            .join(name);
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
+    assert!(
+        read(lagging) == read(leader),
+        "{name} differs from the leader's"
+    );
 }
 
 /// A snapshot whose file cannot be written leaves the core's log compacted all the same; the

@@ -35,3 +35,14 @@ impl SimRng {
         per_mille > 0 && self.below(1000) < u64::from(per_mille)
     }
 }
+
+/// A snapshot message from `from` to `to` at `term`, for a runtime's tests of how it moves
+/// snapshots: only the core makes messages otherwise.
+pub fn snapshot_message(
+    from: crate::NodeId,
+    to: crate::NodeId,
+    term: u64,
+    snapshot: crate::Snapshot,
+) -> crate::Message {
+    crate::Message::new(from, to, term, crate::message::Body::Snapshot { snapshot })
+}

@@ -121,15 +121,22 @@ impl Server {
     }
 
     pub(super) fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), ServerError> {
-        let (table, kv_bytes) = payload::decode_snapshot(snapshot.data()).ok_or_else(|| {
-            ServerError::DataDir("received a snapshot that is not a tally snapshot".into())
-        })?;
-        let members = Members::decode(&table).ok_or_else(|| {
-            ServerError::DataDir("received snapshot has a damaged member table".into())
-        })?;
-        self.kv
-            .restore(&mut &kv_bytes[..])
-            .map_err(|e| ServerError::DataDir(format!("received kvstore snapshot: {e}")))?;
+        let (members, bytes) = if snapshot.data().is_empty() {
+            // Received into its file (`snapshot_inbound`), which is durable by now.
+            let meta = snapshot.meta();
+            let reader = self
+                .snapshots
+                .open_reader(meta.index(), meta.term())
+                .map_err(|e| ServerError::DataDir(format!("received snapshot: {e}")))?;
+            let bytes = reader.data_len();
+            (
+                super::startup::restore_from_file(reader, &mut self.kv)?,
+                bytes,
+            )
+        } else {
+            let members = self.restore_from_memory(snapshot.data())?;
+            (members, snapshot.data().len() as u64)
+        };
         for member in members.list() {
             if member.id != self.identity.member_id {
                 if let Some(addr) = member.peer_urls.first() {
@@ -146,13 +153,26 @@ impl Server {
         // Its file is durable (ApplySnapshot follows the Persist that wrote it).
         self.node.release_snapshot_data(snapshot.meta().index());
         self.snapshot_pacing.on_snapshot_started();
-        self.snapshot_pacing
-            .on_snapshot_bytes(snapshot.data().len() as u64);
+        self.snapshot_pacing.on_snapshot_bytes(bytes);
         eprintln!(
             "tallyd: installed snapshot at index {}",
             snapshot.meta().index()
         );
         Ok(())
+    }
+
+    /// Restores the store from a snapshot that arrived whole in one peer frame.
+    fn restore_from_memory(&mut self, data: &bytes::Bytes) -> Result<Members, ServerError> {
+        let (table, kv_bytes) = payload::decode_snapshot(data).ok_or_else(|| {
+            ServerError::DataDir("received a snapshot that is not a tally snapshot".into())
+        })?;
+        let members = Members::decode(&table).ok_or_else(|| {
+            ServerError::DataDir("received snapshot has a damaged member table".into())
+        })?;
+        self.kv
+            .restore(&mut &kv_bytes[..])
+            .map_err(|e| ServerError::DataDir(format!("received kvstore snapshot: {e}")))?;
+        Ok(members)
     }
 
     /// Expired client requests get etcd's timeout error.

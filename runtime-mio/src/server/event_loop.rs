@@ -15,6 +15,7 @@ use super::lease_query::{ANSWER_TAG, QUERY_TAG};
 use super::members::Members;
 use super::metrics::Metrics;
 use super::rpc::{CallKind, ConfWaiter, PendingRead, Waiter};
+use super::snapshot_inbound::InboundTransfers;
 use super::snapshot_transfer::{CHUNK_TAG, SnapshotTransfers};
 use super::snapshots::{SnapshotDone, SnapshotJob, SnapshotPacing, SnapshotTaking, SnapshotWorker};
 use super::startup::{Identity, Recovered, ServerError, io_error};
@@ -75,8 +76,12 @@ pub(super) struct Server {
     /// The core compacted to this snapshot, but its file could not be written.
     pub(super) unsaved_snapshot: Option<crate::wal::SnapshotMeta>,
     pub(super) peers: PeerTransport,
-    /// Snapshot messages to and from peers, in chunks.
+    /// Snapshot messages to peers, in chunks.
     pub(super) transfers: SnapshotTransfers,
+    /// Snapshot messages from peers, written to files as their chunks arrive.
+    pub(super) inbound: InboundTransfers,
+    /// The file of the received snapshot the core restored and has yet to persist.
+    pub(super) received_snapshot: Option<crate::wal::IncomingSnapshot>,
     pub(super) clients: GrpcServer,
     metrics_http: Option<GrpcServer>,
     pub(super) calls: HashMap<CallId, CallKind>,
@@ -229,6 +234,8 @@ impl Server {
             snapshot_pacing: SnapshotPacing::default(),
             unsaved_snapshot: None,
             transfers: SnapshotTransfers::default(),
+            inbound: InboundTransfers::default(),
+            received_snapshot: None,
             peers,
             clients,
             metrics_http,
@@ -370,11 +377,7 @@ impl Server {
         while let Some(event) = self.peers.poll_event() {
             match event {
                 PeerEvent::Frame { from, frame } if frame.first() == Some(&CHUNK_TAG) => {
-                    match self.transfers.receive(from, &frame) {
-                        Ok(Some(message)) => self.step_peer_message(from, &message),
-                        Ok(None) => {}
-                        Err(e) => eprintln!("tallyd: peer {from:x}: {e}; its transfer dropped"),
-                    }
+                    self.receive_snapshot_chunk(from, &frame)
                 }
                 PeerEvent::Frame { from, frame } if frame.first() == Some(&QUERY_TAG) => {
                     self.answer_lease_query(from, &frame)
@@ -388,6 +391,7 @@ impl Server {
                     eprintln!("tallyd: peer {peer:x} disconnected");
                     // Chunks after a gap would be refused: the core sends a new snapshot.
                     self.transfers.abort(peer);
+                    self.inbound.abort(peer, &self.snapshots);
                     self.node.report_unreachable(peer);
                 }
             }
@@ -396,15 +400,20 @@ impl Server {
 
     fn step_peer_message(&mut self, from: u64, frame: &Bytes) {
         match tally_core::codec::decode(frame) {
-            Ok(message) if message.from() == from => {
-                if let Err(e) = self.node.step(message) {
-                    eprintln!("tallyd: refused a message from peer {from:x}: {e}");
-                }
-            }
-            Ok(_) => {
-                eprintln!("tallyd: peer {from:x} sent a message claiming another sender; dropped")
-            }
+            Ok(message) => self.step_message(from, message),
             Err(e) => eprintln!("tallyd: undecodable frame from peer {from:x}: {e}"),
+        }
+    }
+
+    /// Steps a message that arrived on `from`'s link.
+    pub(super) fn step_message(&mut self, from: u64, message: tally_core::Message) {
+        if message.from() != from {
+            return eprintln!(
+                "tallyd: peer {from:x} sent a message claiming another sender; dropped"
+            );
+        }
+        if let Err(e) = self.node.step(message) {
+            eprintln!("tallyd: refused a message from peer {from:x}: {e}");
         }
     }
 
@@ -593,10 +602,17 @@ impl Server {
         let (index, term) = (persist.last_index(), persist.last_term());
         let logged: usize = persist.entries().iter().map(|e| e.data().len()).sum();
         self.snapshot_pacing.on_logged(logged as u64);
-        if persist.snapshot().is_some_and(|s| s.meta().index() > 0) {
-            // The worker saves the file and hands the batch back (InstalledSaved); the core
-            // emits no other write meanwhile.
-            return self.offload(SnapshotJob::SaveInstalled(persist));
+        if let Some(snapshot) = persist.snapshot().filter(|s| s.meta().index() > 0) {
+            // The worker saves (or seals) the file and hands the batch back (InstalledSaved);
+            // the core emits no other write meanwhile.
+            let job = if snapshot.data().is_empty() {
+                let (index, term) = (snapshot.meta().index(), snapshot.meta().term());
+                let file = self.take_received_snapshot(index, term);
+                SnapshotJob::SealReceived { persist, file }
+            } else {
+                SnapshotJob::SaveInstalled(persist)
+            };
+            return self.offload(job);
         }
         let batch = storage::to_batch(persist, &self.snapshots)?;
         self.queue_persist(batch, index, term);

@@ -17,6 +17,7 @@ mod members;
 mod metrics;
 mod payload;
 mod rpc;
+mod snapshot_inbound;
 mod snapshot_transfer;
 mod snapshots;
 mod startup;

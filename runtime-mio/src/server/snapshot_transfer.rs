@@ -2,7 +2,7 @@
 //! more than one peer frame may (`frame_bytes_max`), and one giant frame would hold back the
 //! heartbeats queued behind it. So tallyd cuts the message's encoding into chunk frames, sends
 //! one more only when the peer's queue is almost empty (heartbeats and appends go between
-//! them), and the receiver joins them back into the message before the core sees it.
+//! them). The receiver writes them to a snapshot file as they arrive (`snapshot_inbound`).
 //!
 //! A chunk frame starts with [`CHUNK_TAG`], which no core message starts with (those start
 //! with the codec version), then `transfer_id total_bytes offset` as `u64` little-endian, then
@@ -14,14 +14,14 @@ use std::collections::HashMap;
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::wal::{SnapshotError, SnapshotReader};
 
 /// First byte of a chunk frame.
 pub(super) const CHUNK_TAG: u8 = 0xC5;
 const _: () = assert!(CHUNK_TAG != tally_core::codec::CODEC_VERSION);
-const CHUNK_HEADER_BYTES: usize = 1 + 8 + 8 + 8;
+pub(super) const CHUNK_HEADER_BYTES: usize = 1 + 8 + 8 + 8;
 /// Message bytes per chunk frame: far below the peer frame limit, and small enough that a
 /// heartbeat queued behind one waits about a millisecond on a gigabit link.
 pub(super) const CHUNK_BYTES: usize = 1 << 20;
@@ -36,12 +36,8 @@ const RESEND_AFTER_SENT: Duration = Duration::from_secs(30);
 /// (`SnapshotConfig::snapshot_bytes_max`, 8 GiB, as etcd's largest recommended backend), plus
 /// room for the message's head.
 pub(super) const INBOUND_SNAPSHOT_BYTES_MAX: u64 = (8 << 30) + (1 << 20);
-/// Initial buffer of an inbound transfer: a peer's declared total reserves memory only once it
-/// has sent this much.
-const INBOUND_RESERVE_BYTES_MAX: usize = 64 << 20;
-
 /// Why a chunk frame was refused; the transfer it belonged to is dropped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub(super) enum ChunkError {
     /// Shorter than its header, or no bytes in it.
@@ -52,6 +48,12 @@ pub(super) enum ChunkError {
     OutOfSequence { id: u64, offset: u64 },
     /// Runs past the declared total.
     Overrun,
+    /// The first chunk does not start with a snapshot message's head.
+    BadHead(tally_core::codec::DecodeError),
+    /// The head declares more or less data than the transfer's total.
+    SizeMismatch,
+    /// The snapshot file could not be written.
+    Storage(String),
 }
 
 impl fmt::Display for ChunkError {
@@ -69,6 +71,11 @@ impl fmt::Display for ChunkError {
                 )
             }
             Self::Overrun => f.write_str("snapshot chunk runs past its declared size"),
+            Self::BadHead(e) => write!(f, "snapshot transfer without a snapshot head: {e}"),
+            Self::SizeMismatch => {
+                f.write_str("snapshot head declares a size other than its transfer's")
+            }
+            Self::Storage(e) => write!(f, "received snapshot not stored: {e}"),
         }
     }
 }
@@ -179,14 +186,6 @@ impl Chunks {
     }
 }
 
-/// A snapshot message being received.
-#[derive(Debug)]
-struct Inbound {
-    id: u64,
-    total: u64,
-    bytes: BytesMut,
-}
-
 /// The peer transport as transfers see it: a queue per peer.
 pub(super) trait PeerQueues {
     /// Bytes queued for `to`, or `None` for an unknown peer.
@@ -224,12 +223,11 @@ pub(super) enum Pumped {
     Unreadable { to: u64, error: String },
 }
 
-/// Snapshot transfers to and from peers: at most one each way per peer (a newer snapshot for
-/// the same peer replaces the older).
+/// Snapshot transfers to peers: at most one per peer (a newer snapshot for the same peer
+/// replaces the older).
 #[derive(Debug, Default)]
 pub(super) struct SnapshotTransfers {
     outbound: HashMap<u64, Outbound>,
-    inbound: HashMap<u64, Inbound>,
     next_id: u64,
 }
 
@@ -287,10 +285,9 @@ impl SnapshotTransfers {
         self.outbound.remove(&to);
     }
 
-    /// Drops the transfers with `peer` (its link broke).
+    /// Drops the transfer to `peer` (its link broke).
     pub(super) fn abort(&mut self, peer: u64) {
         self.outbound.remove(&peer);
-        self.inbound.remove(&peer);
     }
 
     /// Whether a transfer could queue a chunk now: the loop should not sleep.
@@ -340,69 +337,10 @@ impl SnapshotTransfers {
         }
         ended
     }
-
-    /// Takes a chunk frame from `from`; returns the whole message's encoding once its last
-    /// chunk arrived. On an error the transfer is dropped.
-    pub(super) fn receive(
-        &mut self,
-        from: u64,
-        frame: &Bytes,
-    ) -> Result<Option<Bytes>, ChunkError> {
-        let result = self.receive_chunk(from, frame);
-        if result.is_err() {
-            self.inbound.remove(&from);
-        }
-        result
-    }
-
-    fn receive_chunk(&mut self, from: u64, frame: &Bytes) -> Result<Option<Bytes>, ChunkError> {
-        if frame.len() <= CHUNK_HEADER_BYTES || frame[0] != CHUNK_TAG {
-            return Err(ChunkError::Truncated);
-        }
-        let mut header = &frame[1..CHUNK_HEADER_BYTES];
-        let (id, total, offset) = (
-            header.get_u64_le(),
-            header.get_u64_le(),
-            header.get_u64_le(),
-        );
-        let payload = &frame[CHUNK_HEADER_BYTES..];
-        if total == 0 || total > INBOUND_SNAPSHOT_BYTES_MAX {
-            return Err(ChunkError::BadTotal(total));
-        }
-        if offset == 0 {
-            let reserve = usize::try_from(total)
-                .unwrap_or(usize::MAX)
-                .min(INBOUND_RESERVE_BYTES_MAX);
-            let bytes = BytesMut::with_capacity(reserve);
-            self.inbound.insert(from, Inbound { id, total, bytes });
-        }
-        let transfer = self
-            .inbound
-            .get_mut(&from)
-            .filter(|t| t.id == id && t.total == total && t.bytes.len() as u64 == offset)
-            .ok_or(ChunkError::OutOfSequence { id, offset })?;
-        if offset + payload.len() as u64 > total {
-            return Err(ChunkError::Overrun);
-        }
-        if transfer.bytes.capacity() - transfer.bytes.len() < payload.len() {
-            // The peer sent the first INBOUND_RESERVE_BYTES_MAX: believe its total now, and
-            // grow once instead of doubling (which would hold the old buffer and a copy).
-            transfer.bytes.reserve((total - offset) as usize);
-        }
-        transfer.bytes.extend_from_slice(payload);
-        if transfer.bytes.len() as u64 != total {
-            return Ok(None);
-        }
-        let done = self
-            .inbound
-            .remove(&from)
-            .expect("the transfer was just found");
-        Ok(Some(done.bytes.freeze()))
-    }
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// Peer queues for tests: every queue holds `queued` bytes plus the frames accepted since
@@ -474,6 +412,26 @@ mod tests {
         peers.frames
     }
 
+    /// The chunk frames of a message whose encoding is `head` then `data`, as the sender
+    /// queues them to an always-empty peer queue.
+    pub(in crate::server) fn chunk_frames(head: Bytes, data: Bytes) -> Vec<Bytes> {
+        let mut sender = SnapshotTransfers::default();
+        start(&mut sender, 2, head, data);
+        pump_all(&mut sender, 2)
+    }
+
+    /// The message bytes the frames carry, in order, checking their headers.
+    fn joined(frames: &[Bytes]) -> Vec<u8> {
+        let mut whole = Vec::new();
+        for frame in frames {
+            assert_eq!(frame[0], CHUNK_TAG);
+            let offset = u64::from_le_bytes(frame[17..25].try_into().unwrap());
+            assert_eq!(offset, whole.len() as u64, "in order, without gaps");
+            whole.extend_from_slice(&frame[CHUNK_HEADER_BYTES..]);
+        }
+        whole
+    }
+
     #[test]
     fn a_message_larger_than_many_chunks_arrives_whole() {
         let (head, data) = message_parts(40, 3 * CHUNK_BYTES + 17);
@@ -486,18 +444,9 @@ mod tests {
                 .iter()
                 .all(|f| f.len() <= CHUNK_HEADER_BYTES + CHUNK_BYTES)
         );
-        let mut receiver = SnapshotTransfers::default();
-        let (last, rest) = frames.split_last().expect("frames");
-        for frame in rest {
-            assert_eq!(receiver.receive(1, frame), Ok(None));
-        }
-        let whole = receiver.receive(1, last).expect("valid").expect("complete");
+        let whole = joined(&frames);
         assert_eq!(&whole[..40], &head[..]);
         assert_eq!(&whole[40..], &data[..]);
-        assert!(
-            receiver.inbound.is_empty(),
-            "a finished transfer is forgotten"
-        );
     }
 
     #[test]
@@ -507,8 +456,7 @@ mod tests {
         start(&mut sender, 7, head.clone(), data);
         let frames = pump_all(&mut sender, 7);
         assert_eq!(frames.len(), 1);
-        let mut receiver = SnapshotTransfers::default();
-        assert_eq!(receiver.receive(1, &frames[0]), Ok(Some(head)));
+        assert_eq!(joined(&frames), head);
     }
 
     #[test]
@@ -534,40 +482,7 @@ mod tests {
     }
 
     #[test]
-    fn a_gap_a_stranger_or_a_bad_header_drops_the_inbound_transfer() {
-        let (head, data) = message_parts(8, 3 * CHUNK_BYTES);
-        let mut sender = SnapshotTransfers::default();
-        start(&mut sender, 2, head, data);
-        let frames = pump_all(&mut sender, 2);
-        let mut receiver = SnapshotTransfers::default();
-        assert_eq!(receiver.receive(1, &frames[0]), Ok(None));
-        assert!(matches!(
-            receiver.receive(1, &frames[2]),
-            Err(ChunkError::OutOfSequence { .. })
-        ));
-        assert!(receiver.inbound.is_empty());
-        assert!(matches!(
-            receiver.receive(1, &frames[1]),
-            Err(ChunkError::OutOfSequence { .. })
-        ));
-        // Another peer's chunks do not join this one's transfer.
-        assert_eq!(receiver.receive(1, &frames[0]), Ok(None));
-        assert!(receiver.receive(9, &frames[1]).is_err());
-        assert_eq!(receiver.receive(1, &frames[1]), Ok(None));
-        assert_eq!(
-            receiver.receive(1, &frames[0][..CHUNK_HEADER_BYTES].to_vec().into()),
-            Err(ChunkError::Truncated)
-        );
-        let mut huge = BytesMut::from(&frames[0][..]);
-        huge[9..17].copy_from_slice(&(INBOUND_SNAPSHOT_BYTES_MAX + 1).to_le_bytes());
-        assert_eq!(
-            receiver.receive(1, &huge.freeze()),
-            Err(ChunkError::BadTotal(INBOUND_SNAPSHOT_BYTES_MAX + 1))
-        );
-    }
-
-    #[test]
-    fn a_newer_transfer_replaces_the_older_on_both_ends() {
+    fn a_transfer_started_again_starts_from_its_first_chunk() {
         let (head, data) = message_parts(8, CHUNK_BYTES + 1);
         let mut sender = SnapshotTransfers::default();
         start(&mut sender, 2, head.clone(), data.clone());
@@ -575,17 +490,11 @@ mod tests {
         let ended = sender.pump(&mut peers, now());
         assert!(ended.is_empty(), "the older transfer is still sending");
         assert_eq!(peers.frames.len(), 1, "one chunk, then the queue is busy");
-        let mut receiver = SnapshotTransfers::default();
-        assert_eq!(receiver.receive(1, &peers.frames[0]), Ok(None));
         sender.abort(2);
         start(&mut sender, 2, head, data.clone());
         let frames = pump_all(&mut sender, 2);
-        assert_eq!(receiver.receive(1, &frames[0]), Ok(None));
-        let whole = receiver
-            .receive(1, &frames[1])
-            .expect("valid")
-            .expect("whole");
-        assert_eq!(&whole[8..], &data[..]);
+        assert_ne!(frames[0][1..9], peers.frames[0][1..9], "a new transfer id");
+        assert_eq!(&joined(&frames)[8..], &data[..]);
     }
 
     #[test]
@@ -672,10 +581,7 @@ mod tests {
         start_from_file(&mut sender, 2, &store, head.clone());
         let frames = pump_all(&mut sender, 2);
         assert_eq!(frames.len(), 3);
-        let mut receiver = SnapshotTransfers::default();
-        assert_eq!(receiver.receive(1, &frames[0]), Ok(None));
-        assert_eq!(receiver.receive(1, &frames[1]), Ok(None));
-        let whole = receiver.receive(1, &frames[2]).unwrap().unwrap();
+        let whole = joined(&frames);
         assert_eq!(&whole[..30], &head[..]);
         assert_eq!(&whole[30..], &data[..]);
     }
@@ -699,10 +605,6 @@ mod tests {
             "{ended:?}"
         );
         assert_eq!(peers.frames.len(), 2, "the last chunk is withheld");
-        let mut receiver = SnapshotTransfers::default();
-        for frame in &peers.frames {
-            assert_eq!(receiver.receive(1, frame), Ok(None));
-        }
         assert!(
             sender.claim(2, (1, 1), now()),
             "the failed transfer is forgotten"
@@ -713,21 +615,5 @@ mod tests {
     fn any_snapshot_the_store_takes_can_be_received() {
         let file_max = crate::wal::SnapshotConfig::default().snapshot_bytes_max();
         assert!(INBOUND_SNAPSHOT_BYTES_MAX > file_max);
-    }
-
-    #[test]
-    fn an_overrunning_chunk_is_refused() {
-        let (head, data) = message_parts(8, 100);
-        let mut sender = SnapshotTransfers::default();
-        start(&mut sender, 2, head, data);
-        let frames = pump_all(&mut sender, 2);
-        let mut short = BytesMut::from(&frames[0][..]);
-        short[9..17].copy_from_slice(&50u64.to_le_bytes());
-        let mut receiver = SnapshotTransfers::default();
-        assert_eq!(
-            receiver.receive(1, &short.freeze()),
-            Err(ChunkError::Overrun)
-        );
-        assert!(receiver.inbound.is_empty());
     }
 }

@@ -185,6 +185,12 @@ pub(super) enum SnapshotJob {
     /// Save the snapshot the leader sent (its file first), then hand back the core's write as
     /// a WAL batch: saving hundreds of megabytes on the loop stalled it for half a second.
     SaveInstalled(tally_core::Persist),
+    /// The same for a snapshot whose data arrived into `file` (see `snapshot_inbound`):
+    /// seal the file (checksum, fdatasync, final name), then hand back the write.
+    SealReceived {
+        persist: tally_core::Persist,
+        file: crate::wal::IncomingSnapshot,
+    },
 }
 
 #[derive(Debug)]
@@ -348,6 +354,17 @@ pub(super) fn run(store: &SnapshotStore, job: SnapshotJob) -> SnapshotDone {
             match storage::to_batch(persist, store) {
                 Ok(batch) => SnapshotDone::InstalledSaved { batch, index, term },
                 Err(e) => SnapshotDone::InstallFailed(e),
+            }
+        }
+        SnapshotJob::SealReceived { persist, file } => {
+            let (index, term) = (persist.last_index(), persist.last_term());
+            match store.finish_incoming(file) {
+                Ok(()) => SnapshotDone::InstalledSaved {
+                    batch: storage::batch_of(persist),
+                    index,
+                    term,
+                },
+                Err(e) => SnapshotDone::InstallFailed(e.into()),
             }
         }
     }

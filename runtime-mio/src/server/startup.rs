@@ -133,7 +133,7 @@ const RESTORE_READ_BYTES: usize = 1 << 20;
 
 /// Streams a snapshot file into the (fresh) store; its member table. The file's checksum is
 /// checked by reading it to the end, padding included, before the store is used.
-fn restore_from_file(
+pub(super) fn restore_from_file(
     reader: crate::wal::SnapshotReader,
     kv: &mut KvStore,
 ) -> Result<Members, ServerError> {

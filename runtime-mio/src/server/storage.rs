@@ -148,6 +148,14 @@ pub fn file_meta(snapshot: &Snapshot) -> wal::SnapshotMeta {
 /// Turns a core `Persist` into a WAL batch. A snapshot from the leader is written to its file
 /// first (synchronously: it is rare, and the WAL marker must never point at a missing file).
 pub fn to_batch(persist: Persist, store: &SnapshotStore) -> Result<Batch, StorageError> {
+    if let Some(snapshot) = persist.snapshot().filter(|s| s.meta().index() > 0) {
+        save_snapshot(store, snapshot)?;
+    }
+    Ok(batch_of(persist))
+}
+
+/// The WAL batch of a core `Persist` whose snapshot, if any, is in its file already.
+pub fn batch_of(persist: Persist) -> Batch {
     let (hard_state, snapshot, entries) = persist.into_parts();
     let mut batch = Batch::new().with_entries(
         entries
@@ -155,19 +163,16 @@ pub fn to_batch(persist: Persist, store: &SnapshotStore) -> Result<Batch, Storag
             .map(|e| wal::Entry::new(e.index(), e.term(), e.data().clone()))
             .collect(),
     );
-    if let Some(snapshot) = snapshot {
-        if snapshot.meta().index() > 0 {
-            save_snapshot(store, &snapshot)?;
-            batch = batch.with_snapshot(wal::SnapshotMarker::new(
-                snapshot.meta().index(),
-                snapshot.meta().term(),
-            ));
-        }
+    if let Some(snapshot) = snapshot.filter(|s| s.meta().index() > 0) {
+        batch = batch.with_snapshot(wal::SnapshotMarker::new(
+            snapshot.meta().index(),
+            snapshot.meta().term(),
+        ));
     }
     if let Some(hs) = hard_state {
         batch = batch.with_hard_state(wal::HardState::new(hs.term(), hs.vote(), hs.commit()));
     }
-    Ok(batch)
+    batch
 }
 
 /// A marker batch recording a locally taken snapshot, once its file is durable.

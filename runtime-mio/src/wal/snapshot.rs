@@ -161,7 +161,7 @@ fn put_ids(out: &mut Vec<u8>, ids: &[u64]) {
 }
 
 /// The file's head: everything before the data.
-fn head(meta: &SnapshotMeta, data_bytes: u64) -> Vec<u8> {
+pub(super) fn head(meta: &SnapshotMeta, data_bytes: u64) -> Vec<u8> {
     let mut head = Vec::with_capacity(64);
     head.extend_from_slice(MAGIC);
     head.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -318,14 +318,19 @@ impl SnapshotStore {
             let _ = self.fs.remove_file(&tmp);
             return saved;
         }
-        let path = self.dir.join(&name);
+        self.install_tmp(&tmp, &name)?;
+        saved
+    }
+
+    /// Gives the durable temporary file `tmp` its final `name`, durably.
+    pub(super) fn install_tmp(&self, tmp: &Path, name: &str) -> Result<(), SnapshotError> {
+        let path = self.dir.join(name);
         self.fs
-            .rename(&tmp, &path)
+            .rename(tmp, &path)
             .map_err(|e| SnapshotError::io("rename snapshot", &path, e))?;
         self.fs
             .sync_dir(&self.dir)
-            .map_err(|e| SnapshotError::io("fsync directory", &self.dir, e))?;
-        saved
+            .map_err(|e| SnapshotError::io("fsync directory", &self.dir, e))
     }
 
     /// The temporary file of [`save_streamed`](Self::save_streamed), written and synced.

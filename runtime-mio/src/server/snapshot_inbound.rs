@@ -1,0 +1,371 @@
+//! Snapshots from the leader, written to a snapshot file as their chunk frames arrive (see
+//! `snapshot_transfer` for the frames). The member never holds the leader's snapshot in
+//! memory: the message's head is decoded from the first chunk, the data goes to an
+//! [`IncomingSnapshot`] file, and once the last chunk is in, the core gets the message without
+//! its data (`tally_core::codec::decode_snapshot_head`). When the core then persists that
+//! snapshot, the worker seals the file; when it applies it, the store is streamed from it.
+//! Joining the chunks in memory held the whole snapshot (467 MB in one run) next to the
+//! store being built from it.
+
+use std::collections::HashMap;
+
+use bytes::{Buf, Bytes};
+use tally_core::Message;
+use tally_core::codec::{SnapshotHead, decode_snapshot_head};
+
+use super::event_loop::Server;
+use super::snapshot_transfer::{
+    CHUNK_HEADER_BYTES, CHUNK_TAG, ChunkError, INBOUND_SNAPSHOT_BYTES_MAX,
+};
+use super::storage;
+use crate::wal::{IncomingSnapshot, SnapshotStore};
+
+/// A snapshot whose every chunk arrived: its message (without data) and its file.
+#[derive(Debug)]
+pub(super) struct Received {
+    pub(super) message: Message,
+    pub(super) file: IncomingSnapshot,
+}
+
+/// A snapshot being received from one peer.
+#[derive(Debug)]
+struct Receiving {
+    id: u64,
+    total: u64,
+    /// Bytes of the message's encoding received so far.
+    received: u64,
+    message: Message,
+    file: IncomingSnapshot,
+}
+
+/// The snapshots being received, at most one per peer (a new transfer from the same peer
+/// replaces the older one).
+#[derive(Debug, Default)]
+pub(super) struct InboundTransfers {
+    by_peer: HashMap<u64, Receiving>,
+}
+
+/// A chunk frame's header and payload.
+struct Chunk<'a> {
+    id: u64,
+    total: u64,
+    offset: u64,
+    payload: &'a [u8],
+}
+
+fn parse_chunk(frame: &[u8]) -> Result<Chunk<'_>, ChunkError> {
+    if frame.len() <= CHUNK_HEADER_BYTES || frame[0] != CHUNK_TAG {
+        return Err(ChunkError::Truncated);
+    }
+    let mut header = &frame[1..CHUNK_HEADER_BYTES];
+    let (id, total, offset) = (
+        header.get_u64_le(),
+        header.get_u64_le(),
+        header.get_u64_le(),
+    );
+    if total == 0 || total > INBOUND_SNAPSHOT_BYTES_MAX {
+        return Err(ChunkError::BadTotal(total));
+    }
+    let payload = &frame[CHUNK_HEADER_BYTES..];
+    if offset.saturating_add(payload.len() as u64) > total {
+        return Err(ChunkError::Overrun);
+    }
+    Ok(Chunk {
+        id,
+        total,
+        offset,
+        payload,
+    })
+}
+
+impl InboundTransfers {
+    /// Takes a chunk frame from `from`, writing its data to the snapshot's file; returns the
+    /// snapshot once its last chunk arrived. On an error the transfer and its file are dropped.
+    pub(super) fn receive(
+        &mut self,
+        from: u64,
+        frame: &Bytes,
+        store: &SnapshotStore,
+    ) -> Result<Option<Received>, ChunkError> {
+        let result = self.receive_chunk(from, frame, store);
+        if result.is_err() {
+            self.abort(from, store);
+        }
+        result
+    }
+
+    fn receive_chunk(
+        &mut self,
+        from: u64,
+        frame: &Bytes,
+        store: &SnapshotStore,
+    ) -> Result<Option<Received>, ChunkError> {
+        let chunk = parse_chunk(frame)?;
+        if chunk.offset == 0 {
+            self.abort(from, store);
+            let receiving = begin(&chunk, frame, store)?;
+            self.by_peer.insert(from, receiving);
+        } else {
+            let receiving = self
+                .by_peer
+                .get_mut(&from)
+                .filter(|r| r.id == chunk.id && r.total == chunk.total)
+                .filter(|r| r.received == chunk.offset)
+                .ok_or(ChunkError::OutOfSequence {
+                    id: chunk.id,
+                    offset: chunk.offset,
+                })?;
+            receiving
+                .file
+                .write(chunk.payload)
+                .map_err(|e| ChunkError::Storage(e.to_string()))?;
+            receiving.received += chunk.payload.len() as u64;
+        }
+        let receiving = &self.by_peer[&from];
+        if receiving.received < receiving.total {
+            return Ok(None);
+        }
+        let done = self.by_peer.remove(&from).expect("just found");
+        Ok(Some(Received {
+            message: done.message,
+            file: done.file,
+        }))
+    }
+
+    /// Drops the transfer from `peer` (its link broke, or a chunk was refused).
+    pub(super) fn abort(&mut self, peer: u64, store: &SnapshotStore) {
+        if let Some(receiving) = self.by_peer.remove(&peer) {
+            store.discard_incoming(receiving.file);
+        }
+    }
+}
+
+/// The first chunk: the message's head (which the sender puts whole in it), and the file for
+/// the data that follows.
+fn begin(chunk: &Chunk<'_>, frame: &Bytes, store: &SnapshotStore) -> Result<Receiving, ChunkError> {
+    let payload = frame.slice(CHUNK_HEADER_BYTES..);
+    let head: SnapshotHead = decode_snapshot_head(&payload).map_err(ChunkError::BadHead)?;
+    let declared = (head.head_bytes() as u64).checked_add(head.data_bytes());
+    if declared != Some(chunk.total) {
+        return Err(ChunkError::SizeMismatch);
+    }
+    let snapshot = head.message().snapshot().expect("a snapshot head");
+    let meta = storage::file_meta(snapshot);
+    let mut file = store
+        .create_incoming(meta, head.data_bytes())
+        .map_err(|e| ChunkError::Storage(e.to_string()))?;
+    let write = file.write(&chunk.payload[head.head_bytes()..]);
+    if let Err(e) = write {
+        store.discard_incoming(file);
+        return Err(ChunkError::Storage(e.to_string()));
+    }
+    Ok(Receiving {
+        id: chunk.id,
+        total: chunk.total,
+        received: chunk.payload.len() as u64,
+        message: head.into_message(),
+        file,
+    })
+}
+
+impl Server {
+    /// Takes a snapshot chunk frame from `from`.
+    pub(super) fn receive_snapshot_chunk(&mut self, from: u64, frame: &Bytes) {
+        match self.inbound.receive(from, frame, &self.snapshots) {
+            Ok(Some(received)) => self.step_received_snapshot(from, received),
+            Ok(None) => {}
+            Err(e) => eprintln!("tallyd: peer {from:x}: {e}; its transfer dropped"),
+        }
+    }
+
+    /// Steps a received snapshot's message into the core, and keeps its file only if the core
+    /// will persist that snapshot.
+    fn step_received_snapshot(&mut self, from: u64, received: Received) {
+        let Received { message, file } = received;
+        self.step_message(from, message);
+        // The core persists, then installs, the snapshot it restored last: keep that one's
+        // file (this one, or an earlier one still waiting for its write), drop the others.
+        let status = self.node.status();
+        let wanted =
+            (status.applied() < status.snapshot_index()).then_some(status.snapshot_index());
+        for file in [self.received_snapshot.take(), Some(file)]
+            .into_iter()
+            .flatten()
+        {
+            if Some(file.meta().index()) == wanted && self.received_snapshot.is_none() {
+                self.received_snapshot = Some(file);
+            } else {
+                self.snapshots.discard_incoming(file);
+            }
+        }
+    }
+
+    /// The file of the received snapshot at (`index`, `term`), which the core now persists.
+    pub(super) fn take_received_snapshot(&mut self, index: u64, term: u64) -> IncomingSnapshot {
+        let file = self
+            .received_snapshot
+            .take()
+            .expect("the core persists a snapshot without data only after one was received");
+        assert_eq!(
+            (file.meta().index(), file.meta().term()),
+            (index, term),
+            "the received snapshot the core restored last"
+        );
+        file
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use bytes::{Bytes, BytesMut};
+    use tally_core::{ConfState, Snapshot, SnapshotMeta};
+
+    use super::super::snapshot_transfer::tests::chunk_frames;
+    use super::super::snapshot_transfer::{
+        CHUNK_BYTES, CHUNK_HEADER_BYTES, INBOUND_SNAPSHOT_BYTES_MAX,
+    };
+    use super::*;
+    use crate::wal::{Fs, MemFs, SnapshotConfig};
+
+    fn store() -> (MemFs, SnapshotStore) {
+        let fs = MemFs::default();
+        let dir = Path::new("/snap");
+        let store = SnapshotStore::open(dir, SnapshotConfig::default(), Box::new(fs.clone()));
+        (fs, store.unwrap())
+    }
+
+    fn files(fs: &MemFs) -> Vec<String> {
+        fs.list_dir(Path::new("/snap")).unwrap()
+    }
+
+    /// A snapshot message from member 1 at (index 5, term 2) with `data_len` bytes of data,
+    /// and its chunk frames.
+    fn snapshot_frames(data_len: usize) -> (Message, Bytes, Vec<Bytes>) {
+        let data: Bytes = (0..data_len).map(|i| (i % 241) as u8).collect();
+        let meta = SnapshotMeta::new(5, 2, ConfState::new(&[1, 2, 3], &[]));
+        let snapshot = Snapshot::new(meta, data.clone());
+        let message = tally_core::testing::snapshot_message(1, 2, 2, snapshot);
+        let (head, _) = tally_core::codec::encode_snapshot_parts(&message).unwrap();
+        let frames = chunk_frames(Bytes::from(head), data.clone());
+        (message, data, frames)
+    }
+
+    #[test]
+    fn a_snapshot_streams_into_its_file_and_the_message_comes_without_data() {
+        let (fs, store) = store();
+        let (message, data, frames) = snapshot_frames(3 * CHUNK_BYTES + 17);
+        assert_eq!(frames.len(), 4);
+        let mut inbound = InboundTransfers::default();
+        let (last, rest) = frames.split_last().unwrap();
+        for frame in rest {
+            assert!(inbound.receive(1, frame, &store).unwrap().is_none());
+        }
+        let received = inbound.receive(1, last, &store).unwrap().expect("complete");
+        assert_eq!(received.message, message.with_snapshot_data(Bytes::new()));
+        assert_eq!(received.file.remaining(), 0);
+        assert!(
+            inbound.by_peer.is_empty(),
+            "a finished transfer is forgotten"
+        );
+        assert_eq!(
+            store.list().unwrap(),
+            vec![],
+            "not the store's until sealed"
+        );
+        store.finish_incoming(received.file).unwrap();
+        assert_eq!(store.list().unwrap(), vec![(5, 2)]);
+        assert_eq!(store.load(5, 2).unwrap().data(), &data);
+        assert_eq!(files(&fs).len(), 1, "no temporary file left");
+    }
+
+    #[test]
+    fn a_snapshot_without_data_is_one_chunk() {
+        let (_fs, store) = store();
+        let (message, _, frames) = snapshot_frames(0);
+        assert_eq!(frames.len(), 1);
+        let received = InboundTransfers::default()
+            .receive(1, &frames[0], &store)
+            .unwrap()
+            .expect("complete");
+        assert_eq!(received.message, message);
+    }
+
+    #[test]
+    fn a_gap_or_a_stranger_drops_the_transfer_and_its_file() {
+        let (fs, store) = store();
+        let (_, _, frames) = snapshot_frames(3 * CHUNK_BYTES);
+        let mut inbound = InboundTransfers::default();
+        assert!(inbound.receive(1, &frames[0], &store).unwrap().is_none());
+        assert_eq!(files(&fs).len(), 1, "the data goes to a file");
+        assert!(matches!(
+            inbound.receive(1, &frames[2], &store),
+            Err(ChunkError::OutOfSequence { .. })
+        ));
+        assert!(inbound.by_peer.is_empty());
+        assert!(files(&fs).is_empty(), "its file went with it");
+        assert!(matches!(
+            inbound.receive(1, &frames[1], &store),
+            Err(ChunkError::OutOfSequence { .. })
+        ));
+        // Another peer's chunks do not join this one's transfer.
+        assert!(inbound.receive(1, &frames[0], &store).unwrap().is_none());
+        assert!(inbound.receive(9, &frames[1], &store).is_err());
+        assert!(inbound.receive(1, &frames[1], &store).unwrap().is_none());
+        inbound.abort(1, &store);
+        assert!(files(&fs).is_empty(), "a broken link drops the file");
+    }
+
+    #[test]
+    fn a_new_transfer_from_the_same_peer_replaces_the_older() {
+        let (fs, store) = store();
+        let (_, _, frames) = snapshot_frames(CHUNK_BYTES + 1);
+        let mut inbound = InboundTransfers::default();
+        assert!(inbound.receive(1, &frames[0], &store).unwrap().is_none());
+        assert!(inbound.receive(1, &frames[0], &store).unwrap().is_none());
+        assert_eq!(files(&fs).len(), 1, "one file: the older was dropped");
+        assert!(inbound.receive(1, &frames[1], &store).unwrap().is_some());
+    }
+
+    #[test]
+    fn bad_headers_and_heads_are_refused() {
+        let (fs, store) = store();
+        let (_, _, frames) = snapshot_frames(100);
+        let mut inbound = InboundTransfers::default();
+        let with = |edit: &dyn Fn(&mut BytesMut)| {
+            let mut frame = BytesMut::from(&frames[0][..]);
+            edit(&mut frame);
+            frame.freeze()
+        };
+        let truncated = frames[0].slice(..CHUNK_HEADER_BYTES);
+        assert_eq!(
+            inbound.receive(1, &truncated, &store).unwrap_err(),
+            ChunkError::Truncated
+        );
+        let huge =
+            with(&|f| f[9..17].copy_from_slice(&(INBOUND_SNAPSHOT_BYTES_MAX + 1).to_le_bytes()));
+        assert_eq!(
+            inbound.receive(1, &huge, &store).unwrap_err(),
+            ChunkError::BadTotal(INBOUND_SNAPSHOT_BYTES_MAX + 1)
+        );
+        let short = with(&|f| f[9..17].copy_from_slice(&50u64.to_le_bytes()));
+        assert_eq!(
+            inbound.receive(1, &short, &store).unwrap_err(),
+            ChunkError::Overrun
+        );
+        let mut longer = BytesMut::from(&frames[0][..]);
+        let total = frames[0].len() - CHUNK_HEADER_BYTES + 10;
+        longer[9..17].copy_from_slice(&(total as u64).to_le_bytes());
+        assert_eq!(
+            inbound.receive(1, &longer.freeze(), &store).unwrap_err(),
+            ChunkError::SizeMismatch
+        );
+        let not_a_snapshot = with(&|f| f[CHUNK_HEADER_BYTES + 1] = 5);
+        assert!(matches!(
+            inbound.receive(1, &not_a_snapshot, &store),
+            Err(ChunkError::BadHead(_))
+        ));
+        assert!(files(&fs).is_empty(), "no file for a refused transfer");
+    }
+}
