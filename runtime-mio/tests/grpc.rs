@@ -348,3 +348,24 @@ fn grpc_silent_connections_time_out_in_ticks() {
     // An established HTTP/2 connection is not a handshake: it stays.
     assert_eq!(client.unary(UNARY, b"idle is fine").grpc_status, Some(0));
 }
+
+/// A server takes up to `LISTENERS_MAX` listeners, each registered under its own token.
+#[test]
+fn a_server_takes_listeners_up_to_its_limit() {
+    use tally_runtime_mio::grpc::{GrpcServer, LISTENERS_MAX};
+    let bind = || mio::net::TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let poll = mio::Poll::new().unwrap();
+    let waker = std::sync::Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).unwrap());
+    let base = 1 << 24;
+    let mut server = GrpcServer::new(bind(), base, poll.registry(), waker, config(), None).unwrap();
+    for _ in 1..LISTENERS_MAX {
+        server.add_listener(bind(), poll.registry(), None).unwrap();
+    }
+    let addrs = server.local_addrs();
+    assert_eq!(addrs.len(), LISTENERS_MAX);
+    assert_eq!(addrs[0], server.local_addr());
+    assert!(server.add_listener(bind(), poll.registry(), None).is_err());
+    for index in 0..LISTENERS_MAX {
+        assert!(server.owns(mio::Token(base + index)));
+    }
+}

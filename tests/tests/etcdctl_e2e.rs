@@ -418,3 +418,119 @@ fn etcdctl_end_to_end_tls_with_client_certificates() {
         "a client without a certificate must be refused"
     );
 }
+
+/// Runs etcdctl against `endpoint` with `extra` flags until it succeeds or `timeout` passes.
+fn etcdctl_until_ok(endpoint: &str, extra: &[String], args: &[&str], timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let output = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={endpoint}"))
+            .arg("--dial-timeout=1s")
+            .args(extra)
+            .args(args)
+            .output()
+            .expect("etcdctl");
+        if output.status.success() {
+            return String::from_utf8_lossy(&output.stdout).into_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "etcdctl {args:?} on {endpoint}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `GET path` on 127.0.0.1:`port` over plain HTTP/1.1: the response's text.
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::Write as _;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut text = String::new();
+    let _ = stream.read_to_string(&mut text);
+    text
+}
+
+/// Every URL of `--listen-client-urls` serves clients, each with its own scheme (etcd takes a
+/// list, and an operator may mix https for remote clients with http on loopback), and every
+/// URL of `--listen-metrics-urls` serves `/metrics`. Only the first used to be served.
+#[test]
+fn every_listen_url_is_served_each_with_its_scheme() {
+    if !etcdctl_available() {
+        return;
+    }
+    let dir = tally_tests::process::TempDir::new("listen-urls");
+    let certs = tally_tests::process::Certs::generate(dir.path());
+    let port = tally_tests::process::free_port;
+    let (https, http, peer, metrics1, metrics2) = (port(), port(), port(), port(), port());
+    let mut child = Command::new(tally_tests::process::tallyd_path())
+        .arg("--name=multi")
+        .arg(format!("--data-dir={}", dir.path().join("data").display()))
+        .arg(format!(
+            "--listen-client-urls=https://127.0.0.1:{https},http://127.0.0.1:{http}"
+        ))
+        .arg(format!("--advertise-client-urls=https://127.0.0.1:{https}"))
+        .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer}"))
+        .arg(format!(
+            "--initial-advertise-peer-urls=http://127.0.0.1:{peer}"
+        ))
+        .arg(format!("--initial-cluster=multi=http://127.0.0.1:{peer}"))
+        .arg(format!(
+            "--listen-metrics-urls=http://127.0.0.1:{metrics1},http://127.0.0.1:{metrics2}"
+        ))
+        .arg(format!("--cert-file={}", certs.server_cert.display()))
+        .arg(format!("--key-file={}", certs.server_key.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tallyd");
+    let tls = vec![format!("--cacert={}", certs.ca.display())];
+    let timeout = Duration::from_secs(15);
+    etcdctl_until_ok(
+        &format!("127.0.0.1:{https}"),
+        &tls,
+        &["put", "k", "over-tls"],
+        timeout,
+    );
+    let over_http = etcdctl_until_ok(
+        &format!("127.0.0.1:{http}"),
+        &[],
+        &["get", "k", "--print-value-only"],
+        timeout,
+    );
+    let plain_on_tls = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args([
+            &format!("--endpoints=127.0.0.1:{https}"),
+            "--dial-timeout=1s",
+        ])
+        .args(["--command-timeout=2s", "get", "k"])
+        .output()
+        .expect("etcdctl");
+    let metrics = [
+        http_get(metrics1, "/metrics"),
+        http_get(metrics2, "/metrics"),
+    ];
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        over_http, "over-tls\n",
+        "the plaintext URL serves the same store"
+    );
+    assert!(
+        !plain_on_tls.status.success(),
+        "the https URL speaks only TLS"
+    );
+    for text in &metrics {
+        assert!(text.contains("etcd_server_has_leader 1"), "{text}");
+    }
+}

@@ -5,9 +5,11 @@
 //! # Driving it from a mio loop
 //!
 //! 1. Create the `mio::Poll` and one `mio::Waker` (token `W`) shared as `Arc`. Pass the listener,
-//!    a `token_base`, the registry and the waker to [`GrpcServer::new`]. The server registers
-//!    the listener as `token_base` and each connection in `(token_base, token_base +
-//!    TOKEN_SPAN)`; keep other tokens outside that range.
+//!    a `token_base`, the registry and the waker to [`GrpcServer::new`], and any further
+//!    listeners (up to [`LISTENERS_MAX`] in all, each plaintext or TLS) to
+//!    [`GrpcServer::add_listener`]. The server registers its listeners from `token_base` and
+//!    each connection in `[token_base + LISTENERS_MAX, token_base + TOKEN_SPAN)`; keep other
+//!    tokens outside `[token_base, token_base + TOKEN_SPAN)`.
 //! 2. For every mio event whose token [`GrpcServer::owns`], call [`GrpcServer::handle_event`].
 //!    When the waker's token `W` fires, call [`GrpcServer::on_wake`] (the waker may be shared
 //!    with other parts of the loop: `on_wake` is cheap when nothing is queued).
@@ -67,18 +69,27 @@ use conn::{Conn, Drive};
 use events::Events;
 use h2io::{ConnIo, ConnWaker, WakeQueue};
 
-/// Tokens the server may use from `token_base`: the listener, then one per connection.
+/// Tokens the server may use from `token_base`: its listeners, then one per connection.
 pub const TOKEN_SPAN: usize = 1 << 20;
+/// Listeners one server may have (etcd's `--listen-client-urls` takes a list).
+pub const LISTENERS_MAX: usize = 16;
 
 /// Rounds of woken connections per drain; more wait for the next wake, so one drain cannot
 /// starve the loop.
 const DRAIN_ROUNDS_MAX: usize = 64;
 
-/// The gRPC/HTTP server of one client listener.
+/// One listening socket, and whether its connections speak TLS.
+#[derive(Debug)]
+struct Listener {
+    socket: TcpListener,
+    local_addr: SocketAddr,
+    tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+/// The gRPC/HTTP server of the client listeners.
 #[derive(Debug)]
 pub struct GrpcServer {
-    listener: TcpListener,
-    local_addr: SocketAddr,
+    listeners: Vec<Listener>,
     token_base: usize,
     conns: Vec<Option<Conn>>,
     free_slots: Vec<usize>,
@@ -90,7 +101,6 @@ pub struct GrpcServer {
     events: Events,
     config: GrpcConfig,
     h2: h2::server::Builder,
-    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl GrpcServer {
@@ -105,8 +115,8 @@ impl GrpcServer {
         tls: Option<Arc<rustls::ServerConfig>>,
     ) -> io::Result<GrpcServer> {
         assert!(
-            config.connections_max() < TOKEN_SPAN,
-            "connections_max must be below TOKEN_SPAN"
+            config.connections_max() < TOKEN_SPAN - LISTENERS_MAX,
+            "connections_max must leave the listeners their tokens"
         );
         assert!(
             token_base.checked_add(TOKEN_SPAN).is_some(),
@@ -114,6 +124,11 @@ impl GrpcServer {
         );
         let local_addr = listener.local_addr()?;
         registry.register(&mut listener, Token(token_base), Interest::READABLE)?;
+        let first = Listener {
+            socket: listener,
+            local_addr,
+            tls,
+        };
         let mut h2 = h2::server::Builder::new();
         h2.initial_window_size(config.stream_window_bytes())
             .initial_connection_window_size(config.connection_window_bytes())
@@ -122,8 +137,7 @@ impl GrpcServer {
             .max_header_list_size(config.header_list_bytes_max())
             .max_send_buffer_size(config.stream_send_buffer_bytes_max());
         Ok(GrpcServer {
-            listener,
-            local_addr,
+            listeners: vec![first],
             token_base,
             conns: Vec::new(),
             free_slots: Vec::new(),
@@ -137,12 +151,45 @@ impl GrpcServer {
             ),
             config,
             h2,
-            tls,
         })
     }
 
+    /// Serves `listener` too: h2c and HTTP/1.1 when `tls` is `None`, else TLS. Returns its
+    /// address; fails when the server has [`LISTENERS_MAX`] already.
+    pub fn add_listener(
+        &mut self,
+        mut listener: TcpListener,
+        registry: &mio::Registry,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> io::Result<SocketAddr> {
+        let index = self.listeners.len();
+        if index == LISTENERS_MAX {
+            return Err(io::Error::other(format!(
+                "at most {LISTENERS_MAX} listeners per server"
+            )));
+        }
+        let local_addr = listener.local_addr()?;
+        registry.register(
+            &mut listener,
+            Token(self.token_base + index),
+            Interest::READABLE,
+        )?;
+        self.listeners.push(Listener {
+            socket: listener,
+            local_addr,
+            tls,
+        });
+        Ok(local_addr)
+    }
+
+    /// The first listener's address.
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.listeners[0].local_addr
+    }
+
+    /// Every listener's address, in the order they were added.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners.iter().map(|l| l.local_addr).collect()
     }
 
     /// Whether `token` is the listener's or a connection's.
@@ -160,9 +207,14 @@ impl GrpcServer {
         let token = event.token().0;
         // Wakes from h2 during this drive are picked up by the drain below, not by the loop.
         self.wake.begin_drain();
-        if token == self.token_base {
-            self.accept(registry);
-        } else if let Some(slot) = token.checked_sub(self.token_base + 1) {
+        assert!(
+            self.owns(event.token()),
+            "an event for another server's token"
+        );
+        let index = token - self.token_base;
+        if index < LISTENERS_MAX {
+            self.accept(registry, index);
+        } else if let Some(slot) = token.checked_sub(self.token_base + LISTENERS_MAX) {
             // Errors and hang-ups count as both: the next read or write reports them.
             let failed = event.is_error() || event.is_read_closed() || event.is_write_closed();
             if let Some(conn) = self.conn_mut(slot) {
@@ -283,9 +335,14 @@ impl GrpcServer {
         self.wake.notify_loop();
     }
 
-    fn accept(&mut self, registry: &mio::Registry) {
+    /// Accepts what listener `index` has pending.
+    fn accept(&mut self, registry: &mio::Registry, index: usize) {
+        let Some(listener) = self.listeners.get(index) else {
+            return;
+        };
+        let tls_config = listener.tls.clone();
         loop {
-            let (mut stream, peer) = match self.listener.accept() {
+            let (mut stream, peer) = match self.listeners[index].socket.accept() {
                 Ok(accepted) => accepted,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -303,7 +360,7 @@ impl GrpcServer {
                 continue;
             }
             let _ = stream.set_nodelay(true);
-            let tls = match &self.tls {
+            let tls = match &tls_config {
                 Some(config) => match rustls::ServerConnection::new(Arc::clone(config)) {
                     Ok(mut tls) => {
                         tls.set_buffer_limit(Some(self.config.tls_buffer_bytes_max()));
@@ -317,7 +374,7 @@ impl GrpcServer {
                 None => None,
             };
             let slot = self.free_slots.pop().unwrap_or(self.conns.len());
-            let token = Token(self.token_base + 1 + slot);
+            let token = Token(self.token_base + LISTENERS_MAX + slot);
             let interest = Interest::READABLE | Interest::WRITABLE;
             if let Err(e) = registry.register(&mut stream, token, interest) {
                 eprintln!("grpc: {peer}: register failed: {e}");

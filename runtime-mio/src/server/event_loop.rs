@@ -209,7 +209,12 @@ impl Server {
             "tallyd: member {:x} ({}) serving clients on {}, peers on {}",
             identity.member_id,
             flags.name(),
-            clients.local_addr(),
+            clients
+                .local_addrs()
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
             peers.local_addr()
         );
         let tick_interval = Duration::from_millis(flags.heartbeat_interval_ms());

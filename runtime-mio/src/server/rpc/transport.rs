@@ -41,22 +41,29 @@ pub(in crate::server) fn start_clients(
     waker: Arc<mio::Waker>,
     token_base: usize,
 ) -> Result<GrpcServer, ServerError> {
-    let url = &flags.listen_client_urls()[0];
-    let listener = listen(url, "clients")?;
-    let tls = if url.is_tls() {
+    let urls = flags.listen_client_urls();
+    let tls = if urls.iter().any(Url::is_tls) {
         server_tls(flags.client_tls())?
     } else {
         None
     };
-    GrpcServer::new(
-        listener,
+    let tls_for = |url: &Url| if url.is_tls() { tls.clone() } else { None };
+    let (first, rest) = urls.split_first().expect("flags give a client URL");
+    let mut server = GrpcServer::new(
+        listen(first, "clients")?,
         token_base,
         registry,
         waker,
         grpc_config(flags),
-        tls,
+        tls_for(first),
     )
-    .map_err(io_error("start client server"))
+    .map_err(io_error("start client server"))?;
+    for url in rest {
+        server
+            .add_listener(listen(url, "clients")?, registry, tls_for(url))
+            .map_err(io_error(format!("serve clients on {url}")))?;
+    }
+    Ok(server)
 }
 
 pub(in crate::server) fn start_metrics(
@@ -65,12 +72,11 @@ pub(in crate::server) fn start_metrics(
     waker: Arc<mio::Waker>,
     token_base: usize,
 ) -> Result<Option<GrpcServer>, ServerError> {
-    let Some(url) = flags.listen_metrics_urls().first() else {
+    let Some((first, rest)) = flags.listen_metrics_urls().split_first() else {
         return Ok(None);
     };
-    let listener = listen(url, "metrics")?;
-    let server = GrpcServer::new(
-        listener,
+    let mut server = GrpcServer::new(
+        listen(first, "metrics")?,
         token_base,
         registry,
         waker,
@@ -78,6 +84,11 @@ pub(in crate::server) fn start_metrics(
         None,
     )
     .map_err(io_error("start metrics server"))?;
+    for url in rest {
+        server
+            .add_listener(listen(url, "metrics")?, registry, None)
+            .map_err(io_error(format!("serve metrics on {url}")))?;
+    }
     Ok(Some(server))
 }
 
@@ -89,8 +100,13 @@ pub(in crate::server) fn start_peers(
     token_base: usize,
     now: Instant,
 ) -> Result<PeerTransport, ServerError> {
-    let url = &flags.listen_peer_urls()[0];
-    let listener = listen(url, "peers")?;
+    let urls = flags.listen_peer_urls();
+    if let [_, ignored @ ..] = urls {
+        for url in ignored {
+            eprintln!("tallyd: warning: only the first --listen-peer-urls is served; not {url}");
+        }
+    }
+    let listener = listen(&urls[0], "peers")?;
     let mut config = peer_config(flags, identity);
     let files = flags.peer_tls();
     if let Some((cert, key)) = files.cert_and_key() {
