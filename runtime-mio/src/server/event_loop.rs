@@ -405,6 +405,11 @@ impl Server {
 
     fn step_peer_message(&mut self, from: u64, frame: &Bytes) {
         match tally_core::codec::decode(frame) {
+            // A snapshot's data comes in chunks, or in the frame: one without data would
+            // leave the core's write without a file (see `snapshot_inbound`).
+            Ok(message) if message.needs_snapshot_data() => {
+                eprintln!("tallyd: peer {from:x} sent a snapshot without data; dropped")
+            }
             Ok(message) => self.step_message(from, message),
             Err(e) => eprintln!("tallyd: undecodable frame from peer {from:x}: {e}"),
         }
