@@ -448,8 +448,9 @@ fn conf_changes_round_trip() {
         .quickcheck(property as fn(u8, u64, Vec<u8>) -> bool);
 }
 
-#[test]
-fn released_snapshot_bytes_are_filled_in_by_the_caller() {
+/// A leader (1) whose latest snapshot's bytes (b"state") it released, a voter (3), and a
+/// member (2) that missed everything; and the snapshot's index.
+fn cluster_with_a_released_snapshot() -> (Node, Node, Node, u64) {
     let conf = ConfState::new(&[1, 2, 3], &[]);
     let snapshot = Snapshot::new(SnapshotMeta::new(0, 0, conf), Bytes::new());
     let entries: Vec<Entry> = (1..=5)
@@ -461,7 +462,7 @@ fn released_snapshot_bytes_are_filled_in_by_the_caller() {
         .with_compaction_trailing_entries(0);
     let mut leader = Node::restart(config, recovered).expect("valid");
     let mut voter = restart(3, 1, &[1, 1, 1, 1, 1]);
-    let mut lagging = restart(2, 1, &[]);
+    let lagging = restart(2, 1, &[]);
     elect(&mut leader, &mut voter);
     exchange(&mut leader, &mut voter, 10, |_, _| {});
     let applied = leader.status().applied();
@@ -474,22 +475,34 @@ fn released_snapshot_bytes_are_filled_in_by_the_caller() {
         "only the latest snapshot"
     );
     assert!(leader.release_snapshot_data(applied));
-    let mut installed = None;
+    (leader, voter, lagging, applied)
+}
+
+/// Runs the leader's snapshot to the lagging member, each snapshot message passed through
+/// `carry`; returns the snapshots the lagging member persisted and installed.
+fn send_snapshot(
+    leader: &mut Node,
+    lagging: &mut Node,
+    carry: impl Fn(Message) -> Message,
+) -> (Vec<Snapshot>, Vec<Snapshot>) {
+    let (mut persisted, mut installed) = (Vec::new(), Vec::new());
     for _ in 0..10 {
         leader.tick();
-        let (sends, _) = drain(&mut leader, false);
-        for mut message in sends.into_iter().filter(|m| m.to() == 2) {
-            if message.kind() == MessageKind::Snapshot {
+        let (sends, _) = drain(leader, false);
+        for message in sends.into_iter().filter(|m| m.to() == 2) {
+            let message = if message.kind() == MessageKind::Snapshot {
                 assert!(message.needs_snapshot_data());
-                message = message.with_snapshot_data(Bytes::from_static(b"state"));
-                assert!(!message.needs_snapshot_data());
-            }
+                carry(message)
+            } else {
+                message
+            };
             lagging.step(message).expect("valid");
         }
         while let Some(action) = lagging.poll_action() {
             match action {
-                Action::ApplySnapshot(s) => installed = Some(s.data().clone()),
+                Action::ApplySnapshot(s) => installed.push(s),
                 Action::Persist(p) => {
+                    persisted.extend(p.snapshot().cloned());
                     assert!(lagging.on_persisted(p.last_index(), p.last_term()));
                 }
                 Action::Send(reply) if reply.to() == 1 => leader.step(reply).expect("valid"),
@@ -497,5 +510,40 @@ fn released_snapshot_bytes_are_filled_in_by_the_caller() {
             }
         }
     }
-    assert_eq!(installed.as_deref(), Some(&b"state"[..]));
+    (persisted, installed)
+}
+
+#[test]
+fn released_snapshot_bytes_are_filled_in_by_the_caller() {
+    let (mut leader, _voter, mut lagging, _) = cluster_with_a_released_snapshot();
+    let (_, installed) = send_snapshot(&mut leader, &mut lagging, |message| {
+        let message = message.with_snapshot_data(Bytes::from_static(b"state"));
+        assert!(!message.needs_snapshot_data());
+        message
+    });
+    let data: Vec<_> = installed.iter().map(|s| s.data().clone()).collect();
+    assert_eq!(data, vec![Bytes::from_static(b"state")]);
+}
+
+/// A runtime that keeps a received snapshot's data in its own storage steps the message
+/// without it: the core persists and installs that snapshot all the same, without data, and
+/// the member then follows the log from there.
+#[test]
+fn a_snapshot_stepped_without_its_data_is_persisted_and_installed_without_it() {
+    let (mut leader, _voter, mut lagging, index) = cluster_with_a_released_snapshot();
+    let (persisted, installed) = send_snapshot(&mut leader, &mut lagging, |message| message);
+    for snapshots in [&persisted, &installed] {
+        assert_eq!(snapshots.len(), 1, "once");
+        assert_eq!(snapshots[0].meta().index(), index);
+        assert!(snapshots[0].data().is_empty());
+    }
+    assert_eq!(lagging.status().applied(), index);
+    leader
+        .propose(Bytes::from_static(b"after"))
+        .expect("leader");
+    let (_, _) = send_snapshot(&mut leader, &mut lagging, |message| message);
+    assert!(
+        lagging.status().commit() > index,
+        "it follows the log after the snapshot"
+    );
 }
