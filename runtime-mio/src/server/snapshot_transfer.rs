@@ -89,8 +89,6 @@ struct Outbound {
 
 #[derive(Debug)]
 enum Stage {
-    /// Claimed; its message is being encoded (its file opened) to start it.
-    Loading,
     /// Its chunks are being queued.
     Sending(Chunks),
     /// Every chunk was queued at this instant; the peer is receiving and installing it.
@@ -232,44 +230,27 @@ pub(super) struct SnapshotTransfers {
 }
 
 impl SnapshotTransfers {
-    /// Claims the sending of `snapshot` (index, term) to `to`, before its bytes are read
-    /// back. False if that very snapshot is already on its way there: the core sends a
+    /// Whether `snapshot` (index, term) is on its way to `to` already: the core sends a
     /// snapshot again when the follower has not answered for a few heartbeats, which a large
     /// one (read, sent, installed) easily outlasts, and starting over each time would never
-    /// finish. A different snapshot replaces the transfer under way.
-    pub(super) fn claim(&mut self, to: u64, snapshot: (u64, u64), now: Instant) -> bool {
-        let under_way = |o: &Outbound| {
+    /// finish.
+    pub(super) fn is_under_way(&self, to: u64, snapshot: (u64, u64), now: Instant) -> bool {
+        self.outbound.get(&to).is_some_and(|o| {
             o.snapshot == snapshot
                 && match o.stage {
-                    Stage::Loading | Stage::Sending(_) => true,
+                    Stage::Sending(_) => true,
                     Stage::Sent(at) => now.saturating_duration_since(at) < RESEND_AFTER_SENT,
                 }
-        };
-        if self.outbound.get(&to).is_some_and(under_way) {
-            return false;
-        }
-        let transfer = Outbound {
-            snapshot,
-            stage: Stage::Loading,
-        };
-        self.outbound.insert(to, transfer);
-        true
+        })
     }
 
-    /// Starts queueing the claimed `snapshot` to `to`, whose message encoding is `head` then
-    /// `body`. False if the claim is gone (the link broke, or a newer snapshot replaced it).
-    pub(super) fn start(&mut self, to: u64, snapshot: (u64, u64), head: Bytes, body: Body) -> bool {
+    /// Starts queueing `snapshot` to `to`, whose message encoding is `head` then `body`; it
+    /// replaces any other transfer to `to`.
+    pub(super) fn start(&mut self, to: u64, snapshot: (u64, u64), head: Bytes, body: Body) {
         assert!(!head.is_empty(), "a message encoding has a head");
-        let Some(transfer) = self
-            .outbound
-            .get_mut(&to)
-            .filter(|o| o.snapshot == snapshot && matches!(o.stage, Stage::Loading))
-        else {
-            return false;
-        };
         self.next_id += 1;
-        transfer.stage = Stage::Sending(Chunks::new(self.next_id, head, body));
-        true
+        let stage = Stage::Sending(Chunks::new(self.next_id, head, body));
+        self.outbound.insert(to, Outbound { snapshot, stage });
     }
 
     /// Whether a transfer to `to` has chunks left to queue.
@@ -278,11 +259,6 @@ impl SnapshotTransfers {
         self.outbound
             .get(&to)
             .is_some_and(|o| matches!(o.stage, Stage::Sending(_)))
-    }
-
-    /// Gives up the transfer to `to` (its snapshot could not be read back).
-    pub(super) fn cancel(&mut self, to: u64) {
-        self.outbound.remove(&to);
     }
 
     /// Drops the transfer to `peer` (its link broke).
@@ -395,10 +371,10 @@ pub(super) mod tests {
         *NOW.get_or_init(Instant::now)
     }
 
-    /// Claims and starts the transfer of snapshot (1, 1) to `to`.
+    /// Starts the transfer of snapshot (1, 1) to `to`.
     fn start(transfers: &mut SnapshotTransfers, to: u64, head: Bytes, data: Bytes) {
-        assert!(transfers.claim(to, (1, 1), now()));
-        assert!(transfers.start(to, (1, 1), head, Body::Memory(data)));
+        assert!(!transfers.is_under_way(to, (1, 1), now()));
+        transfers.start(to, (1, 1), head, Body::Memory(data));
     }
 
     /// Pumps every chunk of a transfer to `to` into a list, as an always-empty queue would.
@@ -502,31 +478,19 @@ pub(super) mod tests {
         let (head, data) = message_parts(8, 2 * CHUNK_BYTES);
         let t0 = now();
         let mut transfers = SnapshotTransfers::default();
-        assert!(transfers.claim(2, (5, 1), t0));
-        assert!(!transfers.claim(2, (5, 1), t0), "loading already");
+        assert!(!transfers.is_under_way(2, (5, 1), t0));
+        transfers.start(2, (5, 1), head.clone(), Body::Memory(data.clone()));
+        assert!(transfers.is_under_way(2, (5, 1), t0), "sending already");
+        assert!(
+            !transfers.is_under_way(2, (9, 2), t0),
+            "a newer snapshot is not"
+        );
+        transfers.start(2, (9, 2), head, Body::Memory(data));
+        assert!(
+            !transfers.is_under_way(2, (5, 1), t0),
+            "it replaced the older"
+        );
         let mut peers = FakePeers::with_queued(Some(0), true);
-        assert!(
-            !transfers.wants_turn(&peers),
-            "nothing to queue while loading"
-        );
-        assert!(transfers.pump(&mut peers, t0).is_empty() && peers.frames.is_empty());
-        assert!(transfers.start(2, (5, 1), head.clone(), Body::Memory(data.clone())));
-        assert!(!transfers.claim(2, (5, 1), t0), "sending already");
-        assert!(
-            transfers.claim(2, (9, 2), t0),
-            "a newer snapshot replaces it"
-        );
-        assert!(
-            !transfers.start(2, (5, 1), head.clone(), Body::Memory(data.clone())),
-            "the replaced load is dropped"
-        );
-        transfers.cancel(2);
-        assert!(
-            !transfers.start(2, (9, 2), head.clone(), Body::Memory(data.clone())),
-            "cancelled"
-        );
-        assert!(transfers.claim(2, (9, 2), t0));
-        assert!(transfers.start(2, (9, 2), head, Body::Memory(data)));
         let sent_at = t0 + Duration::from_secs(1);
         while transfers.is_sending_to(2) {
             let _ = transfers.pump(&mut peers, sent_at);
@@ -535,16 +499,16 @@ pub(super) mod tests {
         assert!(!transfers.wants_turn(&peers));
         let soon = sent_at + RESEND_AFTER_SENT - Duration::from_millis(1);
         assert!(
-            !transfers.claim(2, (9, 2), soon),
+            transfers.is_under_way(2, (9, 2), soon),
             "the peer is installing it"
         );
         assert!(
-            transfers.claim(2, (9, 2), sent_at + RESEND_AFTER_SENT),
+            !transfers.is_under_way(2, (9, 2), sent_at + RESEND_AFTER_SENT),
             "lost after all"
         );
         transfers.abort(2);
         assert!(
-            transfers.claim(2, (9, 2), sent_at),
+            !transfers.is_under_way(2, (9, 2), sent_at),
             "a broken link forgets it"
         );
     }
@@ -560,17 +524,16 @@ pub(super) mod tests {
         (fs, store)
     }
 
-    /// Claims and starts the transfer to `to` of the store's snapshot (1, 1), read from its
-    /// file, behind `head`.
+    /// Starts the transfer to `to` of the store's snapshot (1, 1), read from its file, behind
+    /// `head`.
     fn start_from_file(
         transfers: &mut SnapshotTransfers,
         to: u64,
         store: &crate::wal::SnapshotStore,
         head: Bytes,
     ) {
-        assert!(transfers.claim(to, (1, 1), now()));
         let body = Body::File(store.open_reader(1, 1).unwrap());
-        assert!(transfers.start(to, (1, 1), head, body));
+        transfers.start(to, (1, 1), head, body);
     }
 
     #[test]
@@ -606,7 +569,7 @@ pub(super) mod tests {
         );
         assert_eq!(peers.frames.len(), 2, "the last chunk is withheld");
         assert!(
-            sender.claim(2, (1, 1), now()),
+            !sender.is_under_way(2, (1, 1), now()),
             "the failed transfer is forgotten"
         );
     }

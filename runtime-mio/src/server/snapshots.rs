@@ -127,7 +127,7 @@ impl Server {
     /// seconds on the loop (and a store-sized buffer per lagging peer on the worker).
     pub(super) fn send_snapshot(&mut self, message: tally_core::Message) {
         let (to, snapshot) = (message.to(), snapshot_of(&message));
-        if !self.transfers.claim(to, snapshot, Instant::now()) {
+        if self.transfers.is_under_way(to, snapshot, Instant::now()) {
             return;
         }
         let (head, body) = if message.needs_snapshot_data() {
@@ -137,10 +137,7 @@ impl Server {
                         .expect("a snapshot message");
                     (head, Body::File(reader))
                 }
-                Err(e) => {
-                    self.transfers.cancel(to);
-                    return self.snapshot_not_sent(to, &e.to_string());
-                }
+                Err(e) => return self.snapshot_not_sent(to, &e.to_string()),
             }
         } else {
             let (head, data) =
@@ -148,12 +145,11 @@ impl Server {
             (head, Body::Memory(data))
         };
         let bytes = head.len() + body.len();
-        if self.transfers.start(to, snapshot, Bytes::from(head), body) {
-            eprintln!(
-                "tallyd: sending snapshot {} (term {}, {bytes} bytes) to member {to:x}",
-                snapshot.0, snapshot.1
-            );
-        }
+        self.transfers.start(to, snapshot, Bytes::from(head), body);
+        eprintln!(
+            "tallyd: sending snapshot {} (term {}, {bytes} bytes) to member {to:x}",
+            snapshot.0, snapshot.1
+        );
     }
 
     /// Queues the next chunks of snapshots on their way to peers.
