@@ -74,6 +74,25 @@ pub fn unary(port: u16, path: &str, message: &[u8]) -> Option<u32> {
 
 /// Sends one gRPC request and returns the status and the first response message.
 pub fn call(port: u16, path: &str, message: &[u8]) -> Option<(u32, Bytes)> {
+    match exchange(port, path, message, false)? {
+        (Some(status), message) => Some((status, message)),
+        (None, _) => None,
+    }
+}
+
+/// Sends one gRPC request and returns the first message of the response stream, without
+/// waiting for the stream to end (a server stream may stay open).
+pub fn first_stream_message(port: u16, path: &str, message: &[u8]) -> Option<Bytes> {
+    exchange(port, path, message, true).map(|(_, message)| message)
+}
+
+/// The status (`None` when `first_only` returned before the end) and the first message.
+fn exchange(
+    port: u16,
+    path: &str,
+    message: &[u8],
+    first_only: bool,
+) -> Option<(Option<u32>, Bytes)> {
     let stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_nonblocking(true).ok()?;
     let mut frame = vec![0u8];
@@ -100,7 +119,7 @@ pub fn call(port: u16, path: &str, message: &[u8]) -> Option<(u32, Bytes)> {
         .await
         .ok()?;
         if let Some(code) = grpc_status(head.headers()) {
-            return Some((code, Bytes::new()));
+            return Some((Some(code), Bytes::new()));
         }
         let mut body = head.into_body();
         let mut received = Vec::new();
@@ -121,6 +140,11 @@ pub fn call(port: u16, path: &str, message: &[u8]) -> Option<(u32, Bytes)> {
                 }
                 None => break,
             }
+            if first_only {
+                if let Some(message) = first_message(&received) {
+                    return Some((None, message));
+                }
+            }
         }
         let trailers = std::future::poll_fn(|cx| {
             let _ = Pin::new(&mut connection).poll(cx);
@@ -133,9 +157,15 @@ pub fn call(port: u16, path: &str, message: &[u8]) -> Option<(u32, Bytes)> {
             .get(5..)
             .map(Bytes::copy_from_slice)
             .unwrap_or_default();
-        Some((grpc_status(&trailers)?, message))
+        Some((Some(grpc_status(&trailers)?), message))
     };
     spin(exchange, Duration::from_secs(5)).flatten()
+}
+
+/// The first whole gRPC message in `received`, if it has arrived.
+fn first_message(received: &[u8]) -> Option<Bytes> {
+    let len = u32::from_be_bytes(received.get(1..5)?.try_into().ok()?) as usize;
+    received.get(5..5 + len).map(Bytes::copy_from_slice)
 }
 
 fn grpc_status(headers: &http::HeaderMap) -> Option<u32> {

@@ -5,6 +5,8 @@ use std::io::Write as _;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+
 use tally_tests::process::{ELECTION_MS, Options, ProcCluster, etcdctl_available};
 
 fn start(size: usize, proxies: bool) -> Option<ProcCluster> {
@@ -354,6 +356,25 @@ fn bad_input_on_peer_and_client_ports_is_survived() {
     );
     assert!(put(&c, &c.endpoint(target), "still", "serving"));
     assert_eq!(get(&c, &c.endpoint(target), "still"), "serving");
+}
+
+/// gRPC's standard health service answers as etcd 3.4's does: the overall service ("") is
+/// SERVING for Check and Watch (whose stream stays open), and another name is unknown.
+#[test]
+fn the_grpc_health_service_answers_as_etcds() {
+    let Some(c) = start(1, false) else { return };
+    let port = c.members[0].client_port;
+    let serving: &[u8] = &[0x08, 0x01];
+    let check = tally_tests::h2raw::call(port, "/grpc.health.v1.Health/Check", &[]);
+    assert_eq!(check, Some((0, Bytes::from_static(serving))));
+    let unknown = [0x0a, 0x03, b'f', b'o', b'o'];
+    let check = tally_tests::h2raw::unary(port, "/grpc.health.v1.Health/Check", &unknown);
+    assert_eq!(check, Some(5), "NOT_FOUND");
+    let watch = tally_tests::h2raw::first_stream_message(port, "/grpc.health.v1.Health/Watch", &[]);
+    assert_eq!(watch.as_deref(), Some(serving));
+    let watch =
+        tally_tests::h2raw::first_stream_message(port, "/grpc.health.v1.Health/Watch", &unknown);
+    assert_eq!(watch.as_deref(), Some(&[0x08, 0x03][..]), "SERVICE_UNKNOWN");
 }
 
 fn http_get(port: u16, path: &str) -> String {

@@ -2,6 +2,7 @@
 //! or to the local store, and answering with etcd's headers, codes and messages.
 
 mod cluster;
+mod health;
 mod kv;
 mod lease;
 mod maintenance;
@@ -29,6 +30,10 @@ pub(super) enum CallKind {
     Watch,
     LeaseKeepAlive,
     Snapshot,
+    /// `grpc.health.v1.Health/Check`: unary, without etcd's response header.
+    HealthCheck,
+    /// `grpc.health.v1.Health/Watch`: server streaming, open until the client cancels.
+    HealthWatch,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +85,8 @@ fn call_kind(path: &str) -> Option<CallKind> {
         "/etcdserverpb.Watch/Watch" => return Some(CallKind::Watch),
         "/etcdserverpb.Lease/LeaseKeepAlive" => return Some(CallKind::LeaseKeepAlive),
         "/etcdserverpb.Maintenance/Snapshot" => return Some(CallKind::Snapshot),
+        "/grpc.health.v1.Health/Check" => return Some(CallKind::HealthCheck),
+        "/grpc.health.v1.Health/Watch" => return Some(CallKind::HealthWatch),
         _ => return None,
     };
     Some(CallKind::Unary(method))
@@ -358,6 +365,8 @@ impl Server {
             CallKind::Watch => self.handle_watch(call, &message),
             CallKind::LeaseKeepAlive => self.handle_keep_alive(call, &message),
             CallKind::Snapshot => self.handle_snapshot(call),
+            CallKind::HealthCheck => self.health_check(call, &message),
+            CallKind::HealthWatch => self.health_watch(call, &message),
         };
         if let Err(e) = result {
             self.reply_error(
