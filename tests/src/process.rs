@@ -212,6 +212,8 @@ pub struct Options {
     pub proxies: bool,
     /// `--snapshot-count`, to exercise snapshots and log compaction on small workloads.
     pub snapshot_count: Option<u64>,
+    /// `--auto-compaction-retention` (periodic mode).
+    pub auto_compaction_retention: Option<&'static str>,
 }
 
 impl ProcCluster {
@@ -248,8 +250,14 @@ impl ProcCluster {
                 child: None,
                 extra_args: options
                     .snapshot_count
-                    .map(|n| vec![format!("--snapshot-count={n}")])
-                    .unwrap_or_default(),
+                    .map(|n| format!("--snapshot-count={n}"))
+                    .into_iter()
+                    .chain(
+                        options
+                            .auto_compaction_retention
+                            .map(|r| format!("--auto-compaction-retention={r}")),
+                    )
+                    .collect(),
             });
         }
         let mut cluster = ProcCluster {

@@ -63,9 +63,8 @@ fn start_with_lagging_member(snapshot_count: u64) -> Option<(ProcCluster, usize,
     let mut c = start_with(
         3,
         Options {
-            tls: false,
-            proxies: false,
             snapshot_count: Some(snapshot_count),
+            ..Options::default()
         },
     )?;
     let leader = c.wait_leader(Duration::from_secs(5)).expect("leader");
@@ -356,6 +355,46 @@ fn bad_input_on_peer_and_client_ports_is_survived() {
     );
     assert!(put(&c, &c.endpoint(target), "still", "serving"));
     assert_eq!(get(&c, &c.endpoint(target), "still"), "serving");
+}
+
+/// `--auto-compaction-retention` (periodic, as etcd's): the leader compacts the history older
+/// than the retention without being asked, and an old revision then reads as compacted.
+#[test]
+fn the_leader_compacts_history_older_than_the_retention() {
+    let Some(c) = start_with(
+        3,
+        Options {
+            auto_compaction_retention: Some("2s"),
+            ..Options::default()
+        },
+    ) else {
+        return;
+    };
+    let endpoints = c.endpoints(&[0, 1, 2]);
+    let first = c.ok(&endpoints, &["put", "k", "v1", "-w", "json"]);
+    let old_revision = tally_tests::process::json_u64(&first, "revision").expect("revision");
+    c.ok(&endpoints, &["put", "k", "v2"]);
+    let old = old_revision.to_string();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let compacted = loop {
+        let output = c.etcdctl(&endpoints, &["get", "k", "--rev", &old], None);
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        if stderr.contains("required revision has been compacted") {
+            break true;
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert!(compacted, "revision {old} was compacted\n{}", c.logs());
+    assert!(
+        c.logs().contains("auto-compaction: compacting to revision"),
+        "{}",
+        c.logs()
+    );
+    let latest = c.ok(&endpoints, &["get", "k", "--print-value-only"]);
+    assert_eq!(latest, "v2\n", "the latest revision stays");
 }
 
 /// gRPC's standard health service answers as etcd 3.4's does: the overall service ("") is

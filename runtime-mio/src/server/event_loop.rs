@@ -10,6 +10,7 @@ use mio::{Events, Poll, Token, Waker};
 use tally_core::{Action, NO_NODE, Node};
 use tally_kvstore::{KvStore, WatchId};
 
+use super::auto_compaction::AutoCompactor;
 use super::flags::Flags;
 use super::lease_query::{ANSWER_TAG, QUERY_TAG};
 use super::members::Members;
@@ -86,6 +87,8 @@ pub(super) struct Server {
     metrics_http: Option<GrpcServer>,
     pub(super) calls: HashMap<CallId, CallKind>,
     pub(super) waiters: HashMap<u64, Waiter>,
+    /// `--auto-compaction-*`: when the leader proposes a compaction.
+    pub(super) auto_compactor: AutoCompactor,
     /// Follower `LeaseTimeToLive` calls waiting for the leader's answer.
     pub(super) lease_queries: super::lease_query::LeaseQueries,
     pub(super) read_batch: Vec<PendingRead>,
@@ -217,6 +220,7 @@ impl Server {
                 .join(", "),
             peers.local_addr()
         );
+        let auto_compactor = AutoCompactor::new(flags.auto_compaction(), now, kv.revision());
         let tick_interval = Duration::from_millis(flags.heartbeat_interval_ms());
         let mut node = node;
         // The recovered snapshot came from its file: keep it there, not in memory too.
@@ -247,6 +251,7 @@ impl Server {
             calls: HashMap::new(),
             waiters: HashMap::new(),
             lease_queries: HashMap::new(),
+            auto_compactor,
             read_batch: Vec::new(),
             read_waiters: HashMap::new(),
             ready_reads: VecDeque::new(),
@@ -734,6 +739,7 @@ impl Server {
         if self.leader == self.identity.member_id {
             self.revoke_expired_leases(now);
         }
+        self.auto_compact(now);
         if now >= self.next_progress_notify {
             self.next_progress_notify = now + PROGRESS_NOTIFY_INTERVAL;
             self.kv.progress_notify_tick();

@@ -4,6 +4,8 @@ use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
+use super::auto_compaction::AutoCompactionConfig;
+
 /// A URL as etcd takes them: `http://host:port` or `https://host:port`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Url {
@@ -131,6 +133,9 @@ pub const USAGE: &str = "usage: tallyd [flags]   (etcd's flag names; --flag valu
                                       a snapshot also waits until the log written since the
                                       last one is as large as that snapshot
   --max-request-bytes N               (default 1572864)
+  --auto-compaction-mode periodic|revision        (default periodic)
+  --auto-compaction-retention R       periodic: hours, or a duration such as 30m;
+                                      revision: revisions to keep (default 0: off)
   --restore-snapshot FILE             seed a new data dir from an `etcdctl snapshot save` file";
 
 /// Everything `tallyd` was told on its command line.
@@ -152,6 +157,7 @@ pub struct Flags {
     election_timeout_ms: u64,
     snapshot_count: u64,
     max_request_bytes: u32,
+    auto_compaction: AutoCompactionConfig,
     restore_snapshot: Option<PathBuf>,
 }
 
@@ -265,6 +271,9 @@ impl Flags {
     }
     pub fn max_request_bytes(&self) -> u32 {
         self.max_request_bytes
+    }
+    pub fn auto_compaction(&self) -> AutoCompactionConfig {
+        self.auto_compaction
     }
     pub fn restore_snapshot(&self) -> Option<&PathBuf> {
         self.restore_snapshot.as_ref()
@@ -386,7 +395,16 @@ impl Raw {
                 value: election_timeout_ms.to_string(),
             });
         }
+        let auto_compaction = AutoCompactionConfig::parse(
+            self.get("auto-compaction-mode").unwrap_or("periodic"),
+            self.get("auto-compaction-retention").unwrap_or("0"),
+        )
+        .map_err(|value| FlagError::BadValue {
+            flag: "--auto-compaction-mode/--auto-compaction-retention".into(),
+            value,
+        })?;
         Ok(Flags {
+            auto_compaction,
             listen_metrics_urls: self.urls("listen-metrics-urls", &[])?,
             initial_cluster_token: self
                 .get("initial-cluster-token")
@@ -435,6 +453,8 @@ const KNOWN_FLAGS: &[&str] = &[
     "snapshot-count",
     "max-request-bytes",
     "restore-snapshot",
+    "auto-compaction-mode",
+    "auto-compaction-retention",
 ];
 
 fn parse_initial_cluster(text: &str) -> Result<Vec<(String, Vec<Url>)>, FlagError> {

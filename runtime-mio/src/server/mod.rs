@@ -10,6 +10,7 @@
 //! 4. deliver watch events, step compaction, expire leases (leader only), flush sockets.
 
 mod apply;
+mod auto_compaction;
 mod event_loop;
 pub mod flags;
 mod lease_query;
@@ -23,5 +24,6 @@ mod snapshots;
 mod startup;
 mod storage;
 
+pub use auto_compaction::AutoCompactionConfig;
 pub use flags::{FlagError, Flags};
 pub use startup::{ServerError, restore_snapshot_file, run};

@@ -1,0 +1,403 @@
+//! etcd's auto-compaction (`--auto-compaction-mode`, `--auto-compaction-retention`): the
+//! leader proposes a compaction of the history older than a retention, as etcd 3.4's
+//! compactors do.
+//!
+//! - **periodic**, retention `R` (a duration): a revision is sampled every `min(R, 1h) / 10`;
+//!   once `R` has passed, and then every `min(R, 1h)`, the history before the revision sampled
+//!   `R` ago is compacted.
+//! - **revision**, retention `N` (revisions): every 5 minutes, the history before
+//!   `current - N` is compacted.
+//!
+//! Revisions are sampled on every member, so a new leader compacts at once what is due; only
+//! the leader proposes. Time is an input: the loop passes `now` on its ticks.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use tally_kvstore::proto::{CompactionRequest, InternalRequest, internal_request};
+
+use super::event_loop::Server;
+use super::payload;
+
+/// What `--auto-compaction-mode` and `--auto-compaction-retention` asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutoCompactionConfig {
+    Off,
+    /// Keep this much time of history.
+    Periodic(Duration),
+    /// Keep this many revisions of history.
+    Revision(u64),
+}
+
+impl AutoCompactionConfig {
+    /// Reads etcd's two flags: in periodic mode a bare integer is hours, else a Go duration
+    /// ("30m", "1h30m", "90s", "1.5h"); in revision mode an integer of revisions. A zero
+    /// retention turns auto-compaction off, as in etcd. `Err` names the value refused.
+    pub fn parse(mode: &str, retention: &str) -> Result<Self, String> {
+        let config = match mode {
+            "periodic" => match retention.parse::<u64>() {
+                Ok(hours) => Duration::from_secs(hours.saturating_mul(3600)),
+                Err(_) => parse_go_duration(retention).ok_or_else(|| retention.to_string())?,
+            },
+            "revision" => {
+                let revisions: u64 = retention.parse().map_err(|_| retention.to_string())?;
+                return Ok(match revisions {
+                    0 => AutoCompactionConfig::Off,
+                    n => AutoCompactionConfig::Revision(n),
+                });
+            }
+            other => return Err(other.to_string()),
+        };
+        Ok(if config.is_zero() {
+            AutoCompactionConfig::Off
+        } else {
+            AutoCompactionConfig::Periodic(config)
+        })
+    }
+}
+
+/// A Go `time.ParseDuration` string of non-negative parts: a decimal number, then one of
+/// `ns us µs ms s m h`, repeated ("1h30m", "1.5h", "250ms").
+fn parse_go_duration(text: &str) -> Option<Duration> {
+    const UNITS: &[(&str, f64)] = &[
+        ("ns", 1e-9),
+        ("us", 1e-6),
+        ("µs", 1e-6),
+        ("ms", 1e-3),
+        ("s", 1.0),
+        ("m", 60.0),
+        ("h", 3600.0),
+    ];
+    if text.is_empty() {
+        return None;
+    }
+    let mut rest = text;
+    let mut seconds = 0.0f64;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..number_len].parse().ok()?;
+        rest = &rest[number_len..];
+        // Longest unit first: "ms" before "m".
+        let (unit, scale) = UNITS
+            .iter()
+            .filter(|(unit, _)| rest.starts_with(unit))
+            .max_by_key(|(unit, _)| unit.len())?;
+        rest = &rest[unit.len()..];
+        seconds += number * scale;
+    }
+    Duration::try_from_secs_f64(seconds).ok()
+}
+
+/// How often the revision mode compacts (etcd's `revInterval`).
+const REVISION_MODE_INTERVAL: Duration = Duration::from_secs(5 * 60);
+/// The periodic mode compacts at most this often, and samples ten times as often.
+const PERIODIC_INTERVAL_MAX: Duration = Duration::from_secs(60 * 60);
+const SAMPLES_PER_INTERVAL: u32 = 10;
+
+#[derive(Debug)]
+pub(super) enum AutoCompactor {
+    Off,
+    Periodic(Periodic),
+    Revision(ByRevision),
+}
+
+#[derive(Debug)]
+pub(super) struct Periodic {
+    retention: Duration,
+    sample_interval: Duration,
+    /// Revisions sampled over the last `retention`, oldest first.
+    samples: VecDeque<i64>,
+    samples_max: usize,
+    next_sample: Instant,
+    last_compacted: Instant,
+    /// `retention` until the first compaction, then `min(retention, 1h)`.
+    wait: Duration,
+}
+
+#[derive(Debug)]
+pub(super) struct ByRevision {
+    retention: u64,
+    next_check: Instant,
+    last_revision: i64,
+}
+
+impl AutoCompactor {
+    pub(super) fn new(config: AutoCompactionConfig, now: Instant, revision: i64) -> Self {
+        match config {
+            AutoCompactionConfig::Off => AutoCompactor::Off,
+            AutoCompactionConfig::Periodic(retention) => {
+                assert!(!retention.is_zero(), "a zero retention is Off");
+                let interval = retention.min(PERIODIC_INTERVAL_MAX);
+                let sample_interval =
+                    (interval / SAMPLES_PER_INTERVAL).max(Duration::from_millis(1));
+                let samples_max = (retention.as_nanos() / sample_interval.as_nanos()) as usize + 1;
+                let mut samples = VecDeque::with_capacity(samples_max.min(1024));
+                samples.push_back(revision);
+                AutoCompactor::Periodic(Periodic {
+                    retention,
+                    sample_interval,
+                    samples,
+                    samples_max,
+                    next_sample: now + sample_interval,
+                    last_compacted: now,
+                    wait: retention,
+                })
+            }
+            AutoCompactionConfig::Revision(retention) => AutoCompactor::Revision(ByRevision {
+                retention,
+                next_check: now + REVISION_MODE_INTERVAL,
+                last_revision: 0,
+            }),
+        }
+    }
+
+    /// Called on every tick with the store's revision: the revision to compact now, if one is
+    /// due and this member leads. Report a proposal that went through with
+    /// [`proposed`](Self::proposed); one that did not is retried at the next sample.
+    pub(super) fn due(&mut self, now: Instant, revision: i64, leader: bool) -> Option<i64> {
+        match self {
+            AutoCompactor::Off => None,
+            AutoCompactor::Periodic(p) => p.due(now, revision, leader),
+            AutoCompactor::Revision(r) => r.due(now, revision, leader),
+        }
+    }
+
+    /// The compaction to `revision` that [`due`](Self::due) gave was proposed.
+    pub(super) fn proposed(&mut self, now: Instant, revision: i64) {
+        match self {
+            AutoCompactor::Off => {}
+            AutoCompactor::Periodic(p) => {
+                p.last_compacted = now;
+                p.wait = p.retention.min(PERIODIC_INTERVAL_MAX);
+            }
+            AutoCompactor::Revision(r) => r.last_revision = revision,
+        }
+    }
+}
+
+impl Server {
+    /// Proposes the compaction the auto-compactor finds due, on the leader; called on ticks.
+    pub(super) fn auto_compact(&mut self, now: Instant) {
+        let leader = self.leader == self.identity.member_id;
+        let Some(revision) = self.auto_compactor.due(now, self.kv.revision(), leader) else {
+            return;
+        };
+        if revision <= self.kv.compacted_revision() {
+            // Compacted already (an idle store): done, as etcd counts ErrCompacted.
+            return self.auto_compactor.proposed(now, revision);
+        }
+        let request = InternalRequest {
+            id: self.next_request_id(),
+            request: Some(internal_request::Request::Compaction(CompactionRequest {
+                revision,
+                physical: false,
+            })),
+        };
+        // Nobody waits for it: a revision compacted meanwhile fails harmlessly at apply.
+        if self.node.propose(payload::encode_kv(&request)).is_ok() {
+            self.auto_compactor.proposed(now, revision);
+            eprintln!("tallyd: auto-compaction: compacting to revision {revision}");
+        }
+    }
+}
+
+impl Periodic {
+    fn due(&mut self, now: Instant, revision: i64, leader: bool) -> Option<i64> {
+        if now < self.next_sample {
+            return None;
+        }
+        self.next_sample = now + self.sample_interval;
+        let oldest = *self.samples.front().expect("at least one sample");
+        self.samples.push_back(revision);
+        if self.samples.len() > self.samples_max {
+            self.samples.pop_front();
+        }
+        let waited = now.saturating_duration_since(self.last_compacted) >= self.wait;
+        // Revision 1 is the empty store's: nothing before it.
+        (leader && waited && oldest > 1).then_some(oldest)
+    }
+}
+
+impl ByRevision {
+    fn due(&mut self, now: Instant, revision: i64, leader: bool) -> Option<i64> {
+        if now < self.next_check {
+            return None;
+        }
+        self.next_check = now + REVISION_MODE_INTERVAL;
+        let retention = i64::try_from(self.retention).unwrap_or(i64::MAX);
+        let target = revision.saturating_sub(retention);
+        (leader && target > 0 && target != self.last_revision).then_some(target)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The store's revision in these tests: `BASE` at the start, one more per tick.
+    const BASE: i64 = 1000;
+
+    /// Drives `compactor` one `tick` at a time from `from` for `span`; returns (whole seconds
+    /// since `start`, revision) of each compaction it proposes.
+    fn run(
+        compactor: &mut AutoCompactor,
+        start: Instant,
+        (from, span, tick): (Duration, Duration, Duration),
+        leader: bool,
+    ) -> Vec<(u64, i64)> {
+        let mut compactions = Vec::new();
+        let mut at = from;
+        while at < from + span {
+            at += tick;
+            let now = start + at;
+            let revision = BASE + (at.as_millis() / tick.as_millis()) as i64;
+            if let Some(target) = compactor.due(now, revision, leader) {
+                compactor.proposed(now, target);
+                compactions.push((at.as_secs(), target));
+            }
+        }
+        compactions
+    }
+
+    fn periodic(retention: Duration, start: Instant) -> AutoCompactor {
+        AutoCompactor::new(AutoCompactionConfig::Periodic(retention), start, BASE)
+    }
+
+    #[test]
+    fn periodic_compacts_what_is_older_than_the_retention() {
+        let start = Instant::now();
+        let tick = Duration::from_millis(100);
+        let mut compactor = periodic(Duration::from_secs(10), start);
+        let steps = (Duration::ZERO, Duration::from_secs(35), tick);
+        let done = run(&mut compactor, start, steps, true);
+        // Ten ticks a second: the revision at second t is BASE + 10 t. The first compaction
+        // takes the revision of the start, later ones the oldest sample of the window (the
+        // retention and one sample interval ago), as etcd's does.
+        assert_eq!(done, vec![(10, BASE), (20, BASE + 90), (30, BASE + 190)]);
+    }
+
+    #[test]
+    fn periodic_retention_over_an_hour_compacts_hourly() {
+        let start = Instant::now();
+        let minute = Duration::from_secs(60);
+        let mut compactor = periodic(3 * 60 * minute, start);
+        let steps = (Duration::ZERO, 5 * 60 * minute + minute, minute);
+        let done = run(&mut compactor, start, steps, true);
+        let hours: Vec<u64> = done.iter().map(|(at, _)| at / 3600).collect();
+        assert_eq!(
+            hours,
+            vec![3, 4, 5],
+            "first after the retention, then every hour"
+        );
+        // One revision a minute: what is compacted is three hours old, and at most one sample
+        // interval (6 minutes) more.
+        for (at, revision) in done {
+            let age_minutes = at as i64 / 60 - (revision - BASE);
+            assert!((180..=186).contains(&age_minutes), "{age_minutes}");
+        }
+    }
+
+    #[test]
+    fn only_the_leader_compacts_and_a_new_one_catches_up_at_once() {
+        let start = Instant::now();
+        let tick = Duration::from_millis(100);
+        let mut compactor = periodic(Duration::from_secs(5), start);
+        let span = Duration::from_secs(20);
+        assert!(run(&mut compactor, start, (Duration::ZERO, span, tick), false).is_empty());
+        let done = run(
+            &mut compactor,
+            start,
+            (span, Duration::from_secs(1), tick),
+            true,
+        );
+        // The next sample (20.5 s) finds it due since long: the window starts at 15 s.
+        assert_eq!(done, vec![(20, BASE + 150)]);
+    }
+
+    #[test]
+    fn revision_mode_keeps_the_last_revisions_every_five_minutes() {
+        let start = Instant::now();
+        let tick = Duration::from_secs(1);
+        let mut compactor = AutoCompactor::new(AutoCompactionConfig::Revision(100), start, BASE);
+        let steps = (Duration::ZERO, Duration::from_secs(901), tick);
+        let done = run(&mut compactor, start, steps, true);
+        assert_eq!(
+            done,
+            vec![(300, BASE + 200), (600, BASE + 500), (900, BASE + 800)]
+        );
+        let mut idle = AutoCompactor::new(AutoCompactionConfig::Revision(100), start, 1);
+        let later = start + REVISION_MODE_INTERVAL;
+        assert_eq!(
+            idle.due(later, 50, true),
+            None,
+            "nothing older than 100 revisions"
+        );
+        let not_leader = later + REVISION_MODE_INTERVAL;
+        assert_eq!(idle.due(not_leader, 150, false), None, "not the leader");
+        let again = later + 2 * REVISION_MODE_INTERVAL;
+        assert_eq!(idle.due(again, 150, true), Some(50));
+        idle.proposed(again, 50);
+        let once = again + REVISION_MODE_INTERVAL;
+        assert_eq!(idle.due(once, 150, true), None, "the same revision once");
+    }
+
+    #[test]
+    fn a_refused_proposal_is_retried_at_the_next_sample() {
+        let start = Instant::now();
+        let mut compactor = periodic(Duration::from_secs(10), start);
+        let at = |secs: u64| start + Duration::from_secs(secs);
+        for secs in 1..10 {
+            assert_eq!(compactor.due(at(secs), BASE, true), None);
+        }
+        assert_eq!(compactor.due(at(10), BASE + 10, true), Some(BASE));
+        // Not reported as proposed (no leader at that moment, say): due again.
+        assert_eq!(compactor.due(at(11), BASE + 11, true), Some(BASE));
+    }
+
+    #[test]
+    fn retentions_parse_as_etcds_flags_do() {
+        let parse = AutoCompactionConfig::parse;
+        let periodic = |secs: u64| Ok(AutoCompactionConfig::Periodic(Duration::from_secs(secs)));
+        assert_eq!(
+            parse("periodic", "1"),
+            periodic(3600),
+            "a bare integer is hours"
+        );
+        assert_eq!(parse("periodic", "30m"), periodic(1800));
+        assert_eq!(parse("periodic", "1h30m"), periodic(5400));
+        assert_eq!(parse("periodic", "1.5h"), periodic(5400));
+        assert_eq!(parse("periodic", "2s"), periodic(2));
+        assert_eq!(
+            parse("periodic", "250ms"),
+            Ok(AutoCompactionConfig::Periodic(Duration::from_millis(250)))
+        );
+        assert_eq!(parse("periodic", "0"), Ok(AutoCompactionConfig::Off));
+        assert_eq!(parse("periodic", "0s"), Ok(AutoCompactionConfig::Off));
+        assert_eq!(
+            parse("revision", "1000"),
+            Ok(AutoCompactionConfig::Revision(1000))
+        );
+        assert_eq!(parse("revision", "0"), Ok(AutoCompactionConfig::Off));
+        for (mode, bad) in [
+            ("periodic", "1x"),
+            ("periodic", "h"),
+            ("periodic", "-1h"),
+            ("periodic", ""),
+            ("revision", "1h"),
+            ("revision", "-5"),
+            ("daily", "1"),
+        ] {
+            assert!(parse(mode, bad).is_err(), "{mode} {bad}");
+        }
+    }
+
+    #[test]
+    fn off_never_compacts() {
+        let start = Instant::now();
+        let mut compactor = AutoCompactor::new(AutoCompactionConfig::Off, start, 1);
+        let day = Duration::from_secs(86_400);
+        assert_eq!(compactor.due(start + day, 1_000_000, true), None);
+    }
+}
