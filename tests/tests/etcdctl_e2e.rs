@@ -534,3 +534,87 @@ fn every_listen_url_is_served_each_with_its_scheme() {
         assert!(text.contains("etcd_server_has_leader 1"), "{text}");
     }
 }
+
+/// An operator's etcd flags take effect: `--wal-dir` puts the WAL on its own path (and a
+/// restart recovers from it), `--max-txn-ops` bounds a txn with etcd's error, and a flag
+/// tallyd ignores (`--quota-backend-bytes`) is warned about instead of refused.
+#[test]
+fn an_operators_etcd_flags_take_effect() {
+    if !etcdctl_available() {
+        return;
+    }
+    let dir = tally_tests::process::TempDir::new("operator-flags");
+    let (client, peer) = (
+        tally_tests::process::free_port(),
+        tally_tests::process::free_port(),
+    );
+    let (data, wal, log) = (
+        dir.path().join("data"),
+        dir.path().join("wal"),
+        dir.path().join("member.log"),
+    );
+    let spawn = || {
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log");
+        Command::new(tally_tests::process::tallyd_path())
+            .arg("--name=ops")
+            .arg(format!("--data-dir={}", data.display()))
+            .arg(format!("--wal-dir={}", wal.display()))
+            .arg(format!("--listen-client-urls=http://127.0.0.1:{client}"))
+            .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer}"))
+            .arg(format!(
+                "--initial-advertise-peer-urls=http://127.0.0.1:{peer}"
+            ))
+            .args([
+                "--max-txn-ops=2",
+                "--quota-backend-bytes=8589934592",
+                "--logger=zap",
+            ])
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("tallyd")
+    };
+    let endpoint = format!("127.0.0.1:{client}");
+    let timeout = Duration::from_secs(15);
+    let mut child = spawn();
+    etcdctl_until_ok(&endpoint, &[], &["put", "a", "1"], timeout);
+    // Interactive txn on stdin: no compares, three puts on success, none on failure.
+    let mut txn = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args([&format!("--endpoints={endpoint}"), "txn", "-i"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("etcdctl");
+    let ops = "\nput x 1\nput y 2\nput z 3\n\n\n";
+    std::io::Write::write_all(txn.stdin.as_mut().expect("stdin"), ops.as_bytes()).expect("txn");
+    let refused = txn.wait_with_output().expect("etcdctl");
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut child = spawn();
+    let value = etcdctl_until_ok(&endpoint, &[], &["get", "a", "--print-value-only"], timeout);
+    let _ = child.kill();
+    let _ = child.wait();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("too many operations in txn request"),
+        "{stderr}"
+    );
+    assert_eq!(value, "1\n", "recovered from the WAL in --wal-dir");
+    let wal_files = std::fs::read_dir(&wal).expect("wal dir").count();
+    assert!(wal_files > 0, "the WAL is in --wal-dir");
+    assert!(
+        !data.join("member").join("wal").exists(),
+        "not in the data dir"
+    );
+    let log_text = std::fs::read_to_string(&log).expect("log");
+    assert!(
+        log_text.contains("etcd's flag --quota-backend-bytes is ignored"),
+        "{log_text}"
+    );
+}

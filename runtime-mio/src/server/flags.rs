@@ -84,6 +84,11 @@ pub enum FlagError {
     NameNotInCluster(String),
     /// A TLS URL without the certificate flags it needs.
     TlsWithoutCertificates(&'static str),
+    /// One of etcd's flags that tallyd cannot honour, and would be unsafe to ignore.
+    Unsupported {
+        flag: String,
+        why: &'static str,
+    },
     HelpRequested,
 }
 
@@ -107,6 +112,9 @@ impl fmt::Display for FlagError {
                 f,
                 "{which} URLs use https but no certificate flags were given"
             ),
+            FlagError::Unsupported { flag, why } => {
+                write!(f, "etcd's flag {flag} is not supported by tallyd: {why}")
+            }
             FlagError::HelpRequested => f.write_str(USAGE),
         }
     }
@@ -133,10 +141,16 @@ pub const USAGE: &str = "usage: tallyd [flags]   (etcd's flag names; --flag valu
                                       a snapshot also waits until the log written since the
                                       last one is as large as that snapshot
   --max-request-bytes N               (default 1572864)
+  --max-txn-ops N                     operations per txn (default 128)
+  --wal-dir DIR                       the WAL's directory (default DATA-DIR/member/wal)
+  --max-snapshots N                   snapshot files kept (default 3)
   --auto-compaction-mode periodic|revision        (default periodic)
   --auto-compaction-retention R       periodic: hours, or a duration such as 30m;
                                       revision: revisions to keep (default 0: off)
-  --restore-snapshot FILE             seed a new data dir from an `etcdctl snapshot save` file";
+  --restore-snapshot FILE             seed a new data dir from an `etcdctl snapshot save` file
+Other etcd flags are accepted with a warning where ignoring them is safe (logging, profiling,
+keep-alive tuning, --quota-backend-bytes: the store is bounded by memory), refused where not
+(--auto-tls, CRLs, cipher suites, allowed hostnames and CNs, auth tokens, discovery, proxy).";
 
 /// Everything `tallyd` was told on its command line.
 #[derive(Debug, Clone)]
@@ -157,6 +171,11 @@ pub struct Flags {
     election_timeout_ms: u64,
     snapshot_count: u64,
     max_request_bytes: u32,
+    max_txn_ops: usize,
+    wal_dir: Option<PathBuf>,
+    max_snapshots: Option<usize>,
+    /// etcd flags given and ignored, with why: for a warning at start.
+    ignored: Vec<(String, &'static str)>,
     auto_compaction: AutoCompactionConfig,
     restore_snapshot: Option<PathBuf>,
 }
@@ -272,6 +291,21 @@ impl Flags {
     pub fn max_request_bytes(&self) -> u32 {
         self.max_request_bytes
     }
+    pub fn max_txn_ops(&self) -> usize {
+        self.max_txn_ops
+    }
+    /// `--wal-dir`, when given.
+    pub fn wal_dir(&self) -> Option<&PathBuf> {
+        self.wal_dir.as_ref()
+    }
+    /// `--max-snapshots`, when given.
+    pub fn max_snapshots(&self) -> Option<usize> {
+        self.max_snapshots
+    }
+    /// etcd flags that were given and are ignored, each with the reason.
+    pub fn ignored(&self) -> &[(String, &'static str)] {
+        &self.ignored
+    }
     pub fn auto_compaction(&self) -> AutoCompactionConfig {
         self.auto_compaction
     }
@@ -280,15 +314,130 @@ impl Flags {
     }
 }
 
-const BOOL_FLAGS: &[&str] = &["client-cert-auth", "peer-client-cert-auth"];
+const BOOL_FLAGS: &[&str] = &[
+    "client-cert-auth",
+    "peer-client-cert-auth",
+    "debug",
+    "enable-pprof",
+    "enable-v2",
+    "initial-election-tick-advance",
+    "strict-reconfig-check",
+    "pre-vote",
+    "socket-reuse-port",
+    "socket-reuse-address",
+    "auto-tls",
+    "peer-auto-tls",
+    "experimental-initial-corrupt-check",
+];
+
+/// etcd 3.4 flags that tallyd accepts and ignores, with why ignoring them is safe.
+const IGNORED_FLAGS: &[(&str, &str)] = &[
+    ("logger", "tallyd logs one line per event to stderr"),
+    ("log-outputs", "tallyd logs to stderr"),
+    ("log-level", "tallyd logs to stderr"),
+    ("debug", "tallyd logs to stderr"),
+    ("log-package-levels", "tallyd logs to stderr"),
+    ("enable-pprof", "there is no Go runtime to profile"),
+    ("metrics", "tallyd's /metrics has one level of detail"),
+    ("enable-v2", "tallyd serves only the v3 API"),
+    (
+        "initial-election-tick-advance",
+        "elections start from randomized timers",
+    ),
+    (
+        "strict-reconfig-check",
+        "membership changes take effect on apply, one at a time",
+    ),
+    ("pre-vote", "PreVote is always on"),
+    (
+        "max-wals",
+        "WAL segments are purged once a snapshot covers them",
+    ),
+    (
+        "quota-backend-bytes",
+        "the store lives in memory and is bounded by it, not by a quota",
+    ),
+    ("backend-batch-limit", "there is no bbolt backend"),
+    ("backend-batch-interval", "there is no bbolt backend"),
+    (
+        "grpc-keepalive-min-time",
+        "client keep-alive pings are answered, never enforced",
+    ),
+    (
+        "grpc-keepalive-interval",
+        "client keep-alive pings are answered, never enforced",
+    ),
+    (
+        "grpc-keepalive-timeout",
+        "client keep-alive pings are answered, never enforced",
+    ),
+    ("socket-reuse-port", "listeners bind once"),
+    ("socket-reuse-address", "listeners bind once"),
+    (
+        "experimental-initial-corrupt-check",
+        "the WAL and snapshots are checksummed on every read",
+    ),
+];
+
+/// etcd 3.4 flags that tallyd refuses: ignoring them would weaken what the operator asked.
+const UNSUPPORTED_FLAGS: &[(&str, &str)] = &[
+    ("auto-tls", "give --cert-file and --key-file"),
+    ("peer-auto-tls", "give --peer-cert-file and --peer-key-file"),
+    (
+        "client-crl-file",
+        "certificate revocation lists are not checked",
+    ),
+    (
+        "peer-crl-file",
+        "certificate revocation lists are not checked",
+    ),
+    (
+        "client-cert-allowed-hostname",
+        "certificates are checked against the CA only",
+    ),
+    (
+        "peer-cert-allowed-cn",
+        "certificates are checked against the CA only",
+    ),
+    (
+        "peer-cert-allowed-hostname",
+        "certificates are checked against the CA only",
+    ),
+    ("cipher-suites", "rustls's default suites are used"),
+    ("cors", "there is no HTTP/JSON gateway"),
+    ("host-whitelist", "there is no HTTP/JSON gateway"),
+    ("auth-token", "the Auth service is not implemented"),
+    ("bcrypt-cost", "the Auth service is not implemented"),
+    ("discovery", "start with --initial-cluster"),
+    ("discovery-srv", "start with --initial-cluster"),
+    ("discovery-fallback", "start with --initial-cluster"),
+    ("discovery-proxy", "start with --initial-cluster"),
+    ("proxy", "tallyd is never a v2 proxy"),
+];
 
 #[derive(Default)]
 struct Raw {
     values: Vec<(String, String)>,
+    ignored: Vec<(String, &'static str)>,
 }
 
 impl Raw {
     fn set(&mut self, name: &str, value: String) -> Result<(), FlagError> {
+        if let Some((_, why)) = UNSUPPORTED_FLAGS.iter().find(|(n, _)| *n == name) {
+            if value.is_empty() || value == "false" {
+                // It asks for nothing (etcd's default).
+                return Ok(());
+            }
+            return Err(FlagError::Unsupported {
+                flag: format!("--{name}"),
+                why,
+            });
+        }
+        if let Some((_, why)) = IGNORED_FLAGS.iter().find(|(n, _)| *n == name) {
+            self.ignored.retain(|(n, _)| n != name);
+            self.ignored.push((name.to_string(), why));
+            return Ok(());
+        }
         if !KNOWN_FLAGS.contains(&name) {
             return Err(FlagError::Unknown(format!("--{name}")));
         }
@@ -403,7 +552,15 @@ impl Raw {
             flag: "--auto-compaction-mode/--auto-compaction-retention".into(),
             value,
         })?;
+        let max_snapshots = match self.get("max-snapshots") {
+            None => None,
+            Some(_) => Some(self.number("max-snapshots", 0usize)?.max(1)),
+        };
         Ok(Flags {
+            max_txn_ops: self.number("max-txn-ops", 128usize)?.max(1),
+            wal_dir: self.get("wal-dir").map(PathBuf::from),
+            max_snapshots,
+            ignored: self.ignored.clone(),
             auto_compaction,
             listen_metrics_urls: self.urls("listen-metrics-urls", &[])?,
             initial_cluster_token: self
@@ -455,6 +612,9 @@ const KNOWN_FLAGS: &[&str] = &[
     "restore-snapshot",
     "auto-compaction-mode",
     "auto-compaction-retention",
+    "max-txn-ops",
+    "wal-dir",
+    "max-snapshots",
 ];
 
 fn parse_initial_cluster(text: &str) -> Result<Vec<(String, Vec<Url>)>, FlagError> {
@@ -476,83 +636,5 @@ fn parse_initial_cluster(text: &str) -> Result<Vec<(String, Vec<Url>)>, FlagErro
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(args: &[&str]) -> Result<Flags, FlagError> {
-        Flags::parse(args.iter().map(|s| s.to_string()))
-    }
-
-    #[test]
-    fn no_flags_is_one_member_on_the_default_ports() {
-        let flags = parse(&[]).expect("defaults");
-        assert_eq!(flags.name(), "default");
-        assert_eq!(flags.data_dir(), &PathBuf::from("default.tally"));
-        assert_eq!(
-            flags.listen_client_urls()[0]
-                .socket_addr()
-                .expect("addr")
-                .to_string(),
-            "127.0.0.1:2379"
-        );
-        assert_eq!(flags.initial_cluster().len(), 1);
-        assert_eq!(flags.election_ticks(), 10);
-    }
-
-    #[test]
-    fn an_etcd_three_member_command_line_parses() {
-        let flags = parse(&[
-            "--name",
-            "infra1",
-            "--initial-advertise-peer-urls=http://127.0.0.1:12380",
-            "--listen-peer-urls",
-            "http://127.0.0.1:12380",
-            "--listen-client-urls=http://127.0.0.1:2379",
-            "--advertise-client-urls",
-            "http://127.0.0.1:2379",
-            "--initial-cluster-token",
-            "etcd-cluster-1",
-            "--initial-cluster",
-            "infra1=http://127.0.0.1:12380,infra2=http://127.0.0.1:22380,infra3=http://127.0.0.1:32380",
-            "--initial-cluster-state",
-            "new",
-            "--heartbeat-interval=50",
-            "--election-timeout",
-            "500",
-            "--client-cert-auth",
-        ])
-        .expect("etcd's own example");
-        assert_eq!(flags.initial_cluster().len(), 3);
-        assert_eq!(flags.initial_cluster_token(), "etcd-cluster-1");
-        assert_eq!(flags.election_ticks(), 10);
-        assert!(flags.client_tls().client_cert_auth());
-    }
-
-    #[test]
-    fn bad_command_lines_get_typed_errors() {
-        assert!(matches!(
-            parse(&["--bogus", "1"]),
-            Err(FlagError::Unknown(_))
-        ));
-        assert!(matches!(
-            parse(&["--name"]),
-            Err(FlagError::MissingValue(_))
-        ));
-        assert!(matches!(
-            parse(&["--listen-client-urls", "tcp://x"]),
-            Err(FlagError::BadUrl(_))
-        ));
-        assert!(matches!(
-            parse(&["--name", "a", "--initial-cluster", "b=http://127.0.0.1:1"]),
-            Err(FlagError::NameNotInCluster(_))
-        ));
-        assert!(matches!(
-            parse(&["--listen-client-urls", "https://127.0.0.1:1"]),
-            Err(FlagError::TlsWithoutCertificates(_))
-        ));
-        assert!(matches!(
-            parse(&["--heartbeat-interval", "100", "--election-timeout", "200"]),
-            Err(FlagError::BadValue { .. })
-        ));
-    }
-}
+#[path = "flags_tests.rs"]
+mod tests;

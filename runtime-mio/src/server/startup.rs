@@ -162,9 +162,9 @@ pub(super) fn restore_from_file(
 }
 
 pub(super) fn recover(flags: &Flags, id: &Identity) -> Result<Recovered, ServerError> {
-    let mut opened = storage::open(flags.data_dir())?;
+    let mut opened = storage::open(&storage::Layout::of(flags))?;
     let config = core_config(flags, id.member_id);
-    let mut kv = KvStore::new(KvConfig::default());
+    let mut kv = KvStore::new(KvConfig::default().with_txn_ops_max(flags.max_txn_ops()));
     let mut members = id.initial.clone();
     if let Some(reader) = opened.snapshot.take() {
         members = restore_from_file(reader, &mut kv)?;
@@ -210,6 +210,9 @@ pub(super) fn recover(flags: &Flags, id: &Identity) -> Result<Recovered, ServerE
 
 /// Runs `tallyd` until a fatal error.
 pub fn run(flags: Flags) -> Result<(), ServerError> {
+    for (flag, why) in flags.ignored() {
+        eprintln!("tallyd: warning: etcd's flag --{flag} is ignored: {why}");
+    }
     if let Some(file) = flags.restore_snapshot() {
         restore_snapshot_file(&flags, file)?;
     }
@@ -232,16 +235,18 @@ pub fn run(flags: Flags) -> Result<(), ServerError> {
 /// `etcdctl snapshot restore` does for etcd.
 pub fn restore_snapshot_file(flags: &Flags, file: &Path) -> Result<(), ServerError> {
     let dir = flags.data_dir();
-    if dir.exists()
-        && std::fs::read_dir(dir)
-            .map_err(io_error("read data dir"))?
-            .next()
-            .is_some()
-    {
-        return Err(ServerError::DataDir(format!(
-            "{} is not empty; refusing to restore over it",
-            dir.display()
-        )));
+    for dir in std::iter::once(dir).chain(flags.wal_dir()) {
+        if dir.exists()
+            && std::fs::read_dir(dir)
+                .map_err(io_error("read data dir"))?
+                .next()
+                .is_some()
+        {
+            return Err(ServerError::DataDir(format!(
+                "{} is not empty; refusing to restore over it",
+                dir.display()
+            )));
+        }
     }
     let kv = restore_exported_file(file)?;
     let identity = identity(flags);
@@ -252,7 +257,7 @@ pub fn restore_snapshot_file(flags: &Flags, file: &Path) -> Result<(), ServerErr
     let index = (voters.len() as u64).max(kv.applied_index());
     let meta = crate::wal::SnapshotMeta::new(index, 1, voters, Vec::new());
     let members = identity.initial.encode();
-    let opened = storage::open(dir)?;
+    let opened = storage::open(&storage::Layout::of(flags))?;
     // Streamed into its file, as the worker writes snapshots: no store-sized buffer.
     opened
         .snapshots

@@ -67,13 +67,35 @@ pub fn snap_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("member").join("snap")
 }
 
-pub fn open(data_dir: &Path) -> Result<Opened, StorageError> {
-    let (wal, found) = Wal::open(&wal_dir(data_dir), WalConfig::default(), Box::new(StdFs))?;
-    let snapshots = SnapshotStore::open(
-        &snap_dir(data_dir),
-        SnapshotConfig::default(),
-        Box::new(StdFs),
-    )?;
+/// Where a member keeps its files, and how many snapshot files it keeps.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    wal_dir: PathBuf,
+    snap_dir: PathBuf,
+    snapshot_files_max: Option<usize>,
+}
+
+impl Layout {
+    /// etcd's layout under `--data-dir`, with `--wal-dir` and `--max-snapshots` if given.
+    pub fn of(flags: &super::Flags) -> Layout {
+        Layout {
+            wal_dir: flags
+                .wal_dir()
+                .cloned()
+                .unwrap_or_else(|| wal_dir(flags.data_dir())),
+            snap_dir: snap_dir(flags.data_dir()),
+            snapshot_files_max: flags.max_snapshots(),
+        }
+    }
+}
+
+pub fn open(layout: &Layout) -> Result<Opened, StorageError> {
+    let (wal, found) = Wal::open(&layout.wal_dir, WalConfig::default(), Box::new(StdFs))?;
+    let mut snapshot_config = SnapshotConfig::default();
+    if let Some(files) = layout.snapshot_files_max {
+        snapshot_config = snapshot_config.with_snapshot_files_max(files);
+    }
+    let snapshots = SnapshotStore::open(&layout.snap_dir, snapshot_config, Box::new(StdFs))?;
     let report = found.report();
     if report.truncated_bytes() > 0 {
         if let Some((file, offset)) = report.truncated_at() {
