@@ -9,6 +9,7 @@ pub enum GrpcCode {
     InvalidArgument = 3,
     NotFound = 5,
     FailedPrecondition = 9,
+    ResourceExhausted = 8,
     OutOfRange = 11,
     Internal = 13,
 }
@@ -54,6 +55,8 @@ pub enum KvError {
     WatchNotFound,
     /// `watchers_max` watchers exist already.
     TooManyWatchers,
+    /// A NOSPACE alarm is raised, and the request would add data (see `quota`).
+    NoSpace,
     /// The committed entry did not decode; the store ignored it.
     Decode(String),
     /// The entry's raft index is not above the last applied index; the store ignored it.
@@ -79,6 +82,7 @@ impl KvError {
             KvError::NotPrimary => "etcdserver: not leader",
             KvError::WatchNotFound => "etcdserver: watch not found",
             KvError::TooManyWatchers => "etcdserver: too many watchers",
+            KvError::NoSpace => "etcdserver: mvcc: database space exceeded",
             KvError::Decode(_) | KvError::StaleIndex { .. } => {
                 "etcdserver: internal error applying request"
             }
@@ -102,6 +106,7 @@ impl KvError {
             KvError::LeaseExists | KvError::NotPrimary | KvError::TooManyWatchers => {
                 GrpcCode::FailedPrecondition
             }
+            KvError::NoSpace => GrpcCode::ResourceExhausted,
             KvError::Decode(_) | KvError::StaleIndex { .. } => GrpcCode::Internal,
         }
     }

@@ -114,6 +114,13 @@ impl KvStore {
         };
         self.applied_index = raft_index;
         let mut wait = None;
+        if req
+            .request
+            .as_ref()
+            .is_some_and(|r| self.refused_for_space(r))
+        {
+            return ApplyOutcome::new(raft_index, req.id, Err(KvError::NoSpace), None);
+        }
         let result = match &req.request {
             None => Ok(ApplyResponse::Noop),
             Some(Request::Range(r)) => self.range(r).map(ApplyResponse::Range),

@@ -214,6 +214,8 @@ pub struct Options {
     pub snapshot_count: Option<u64>,
     /// `--auto-compaction-retention` (periodic mode).
     pub auto_compaction_retention: Option<&'static str>,
+    /// More flags for every member.
+    pub extra_args: &'static [&'static str],
 }
 
 impl ProcCluster {
@@ -257,6 +259,7 @@ impl ProcCluster {
                             .auto_compaction_retention
                             .map(|r| format!("--auto-compaction-retention={r}")),
                     )
+                    .chain(options.extra_args.iter().map(|a| a.to_string()))
                     .collect(),
             });
         }

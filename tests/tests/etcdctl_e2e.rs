@@ -537,7 +537,7 @@ fn every_listen_url_is_served_each_with_its_scheme() {
 
 /// An operator's etcd flags take effect: `--wal-dir` puts the WAL on its own path (and a
 /// restart recovers from it), `--max-txn-ops` bounds a txn with etcd's error, and a flag
-/// tallyd ignores (`--quota-backend-bytes`) is warned about instead of refused.
+/// tallyd ignores (`--max-wals`) is warned about instead of refused.
 #[test]
 fn an_operators_etcd_flags_take_effect() {
     if !etcdctl_available() {
@@ -568,11 +568,7 @@ fn an_operators_etcd_flags_take_effect() {
             .arg(format!(
                 "--initial-advertise-peer-urls=http://127.0.0.1:{peer}"
             ))
-            .args([
-                "--max-txn-ops=2",
-                "--quota-backend-bytes=8589934592",
-                "--logger=zap",
-            ])
+            .args(["--max-txn-ops=2", "--max-wals=5", "--logger=zap"])
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
@@ -614,7 +610,73 @@ fn an_operators_etcd_flags_take_effect() {
     );
     let log_text = std::fs::read_to_string(&log).expect("log");
     assert!(
-        log_text.contains("etcd's flag --quota-backend-bytes is ignored"),
+        log_text.contains("etcd's flag --max-wals is ignored"),
         "{log_text}"
     );
+}
+
+/// `--quota-backend-bytes`: a write that would pass the quota gets etcd's "database space
+/// exceeded" and raises the NOSPACE alarm on every member, which then refuse writes until
+/// room is made (delete, compact) and `etcdctl alarm disarm` clears it, as with etcd.
+#[test]
+fn a_full_store_raises_nospace_on_every_member_until_disarmed() {
+    if !etcdctl_available() {
+        return;
+    }
+    let mut c = ProcCluster::start(
+        3,
+        Options {
+            extra_args: &["--quota-backend-bytes=65536"],
+            ..Options::default()
+        },
+    );
+    assert!(
+        c.wait_leader(Duration::from_secs(20)).is_some(),
+        "{}",
+        c.logs()
+    );
+    let all = c.endpoints(&[0, 1, 2]);
+    let value = "v".repeat(4096);
+    let full = (0..40).find_map(|i| {
+        let output = c.etcdctl(&all, &["put", &format!("big{i:02}"), &value], None);
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        (!output.status.success()).then_some(stderr)
+    });
+    let full = full.expect("the quota stops the puts");
+    assert!(full.contains("database space exceeded"), "{full}");
+    let alarmed = |c: &ProcCluster, member: usize| {
+        c.ok(&c.endpoint(member), &["alarm", "list"])
+            .contains("alarm:NOSPACE")
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(0..3).all(|m| alarmed(&c, m)) {
+        assert!(
+            Instant::now() < deadline,
+            "every member holds the alarm\n{}",
+            c.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let small = c.etcdctl(&c.endpoint(1), &["put", "small", "x"], None);
+    assert!(
+        String::from_utf8_lossy(&small.stderr).contains("database space exceeded"),
+        "the alarm refuses even a small put"
+    );
+    let deleted = c.ok(&all, &["del", "big", "--prefix", "-w", "json"]);
+    let revision = json_u64(&deleted, "revision")
+        .expect("revision")
+        .to_string();
+    c.ok(&all, &["compaction", &revision, "--physical"]);
+    c.ok(&all, &["alarm", "disarm"]);
+    // The disarm is applied where etcdctl sent it first; the others follow the log.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while (0..3).any(|m| alarmed(&c, m)) {
+        assert!(
+            Instant::now() < deadline,
+            "disarmed everywhere\n{}",
+            c.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    c.ok(&all, &["put", "small", "x"]);
 }

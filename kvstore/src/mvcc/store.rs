@@ -12,7 +12,7 @@ use crate::lease::Lessor;
 use crate::proto::{Event, EventType, KeyValue};
 
 /// Approximate bookkeeping bytes per stored record, for the Status RPC's size figures.
-const RECORD_OVERHEAD_BYTES: u64 = 96;
+pub(crate) const RECORD_OVERHEAD_BYTES: u64 = 96;
 
 /// A record is the `KeyValue` written at its revision; a tombstone has version 0.
 pub(crate) fn is_tombstone(kv: &KeyValue) -> bool {

@@ -5,5 +5,6 @@ mod etcd_examples;
 mod fuzz_seeds;
 mod leases;
 mod model_check;
+mod quota;
 mod snapshots;
 mod watch;

@@ -142,6 +142,8 @@ pub const USAGE: &str = "usage: tallyd [flags]   (etcd's flag names; --flag valu
                                       last one is as large as that snapshot
   --max-request-bytes N               (default 1572864)
   --max-txn-ops N                     operations per txn (default 128)
+  --quota-backend-bytes N             store size that raises the NOSPACE alarm (default 0:
+                                      none; the store lives in memory)
   --wal-dir DIR                       the WAL's directory (default DATA-DIR/member/wal)
   --max-snapshots N                   snapshot files kept (default 3)
   --auto-compaction-mode periodic|revision        (default periodic)
@@ -149,7 +151,7 @@ pub const USAGE: &str = "usage: tallyd [flags]   (etcd's flag names; --flag valu
                                       revision: revisions to keep (default 0: off)
   --restore-snapshot FILE             seed a new data dir from an `etcdctl snapshot save` file
 Other etcd flags are accepted with a warning where ignoring them is safe (logging, profiling,
-keep-alive tuning, --quota-backend-bytes: the store is bounded by memory), refused where not
+keep-alive tuning), refused where not
 (--auto-tls, CRLs, cipher suites, allowed hostnames and CNs, auth tokens, discovery, proxy).";
 
 /// Everything `tallyd` was told on its command line.
@@ -172,6 +174,7 @@ pub struct Flags {
     snapshot_count: u64,
     max_request_bytes: u32,
     max_txn_ops: usize,
+    quota_backend_bytes: u64,
     wal_dir: Option<PathBuf>,
     max_snapshots: Option<usize>,
     /// etcd flags given and ignored, with why: for a warning at start.
@@ -294,6 +297,10 @@ impl Flags {
     pub fn max_txn_ops(&self) -> usize {
         self.max_txn_ops
     }
+    /// `--quota-backend-bytes`: 0 (the default) is no quota.
+    pub fn quota_backend_bytes(&self) -> u64 {
+        self.quota_backend_bytes
+    }
     /// `--wal-dir`, when given.
     pub fn wal_dir(&self) -> Option<&PathBuf> {
         self.wal_dir.as_ref()
@@ -352,10 +359,6 @@ const IGNORED_FLAGS: &[(&str, &str)] = &[
     (
         "max-wals",
         "WAL segments are purged once a snapshot covers them",
-    ),
-    (
-        "quota-backend-bytes",
-        "the store lives in memory and is bounded by it, not by a quota",
     ),
     ("backend-batch-limit", "there is no bbolt backend"),
     ("backend-batch-interval", "there is no bbolt backend"),
@@ -558,6 +561,7 @@ impl Raw {
         };
         Ok(Flags {
             max_txn_ops: self.number("max-txn-ops", 128usize)?.max(1),
+            quota_backend_bytes: self.number("quota-backend-bytes", 0u64)?,
             wal_dir: self.get("wal-dir").map(PathBuf::from),
             max_snapshots,
             ignored: self.ignored.clone(),
@@ -615,6 +619,7 @@ const KNOWN_FLAGS: &[&str] = &[
     "max-txn-ops",
     "wal-dir",
     "max-snapshots",
+    "quota-backend-bytes",
 ];
 
 fn parse_initial_cluster(text: &str) -> Result<Vec<(String, Vec<Url>)>, FlagError> {

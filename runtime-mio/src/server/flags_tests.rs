@@ -108,13 +108,13 @@ fn a_production_etcd_command_line_parses() {
     assert_eq!(flags.wal_dir(), Some(&PathBuf::from("/fast/etcd-wal")));
     assert_eq!(flags.max_txn_ops(), 512);
     assert_eq!(flags.max_snapshots(), Some(5));
+    assert_eq!(flags.quota_backend_bytes(), 8 << 30);
     assert_eq!(
         flags.auto_compaction(),
         super::super::AutoCompactionConfig::Revision(1000)
     );
     let ignored: Vec<&str> = flags.ignored().iter().map(|(f, _)| f.as_str()).collect();
     for flag in [
-        "quota-backend-bytes",
         "max-wals",
         "logger",
         "log-outputs",
@@ -129,6 +129,7 @@ fn a_production_etcd_command_line_parses() {
     assert!(!ignored.contains(&"auto-tls"), "asked for nothing");
     let defaults = parse(&[]).expect("defaults");
     assert_eq!((defaults.max_txn_ops(), defaults.wal_dir()), (128, None));
+    assert_eq!(defaults.quota_backend_bytes(), 0, "no quota unless asked");
     assert!(defaults.ignored().is_empty());
 }
 

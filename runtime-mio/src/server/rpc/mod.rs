@@ -6,6 +6,7 @@ mod health;
 mod kv;
 mod lease;
 mod maintenance;
+mod quota;
 pub(super) mod transport;
 mod watch;
 
@@ -436,10 +437,7 @@ impl Server {
             Method::MemberPromote => {
                 self.member_promote(call, proto::MemberPromoteRequest::decode(message)?)
             }
-            Method::Alarm => {
-                let response = self.kv.alarm(&proto::AlarmRequest::decode(message)?);
-                self.reply(call, response);
-            }
+            Method::Alarm => self.alarm_rpc(call, proto::AlarmRequest::decode(message)?),
             Method::Status => self.status_rpc(call),
             Method::Defragment => self.reply(call, proto::DefragmentResponse::default()),
             Method::Hash => {
@@ -471,6 +469,9 @@ impl Server {
                 call,
                 status(GrpcCode::ResourceExhausted, "etcdserver: too many requests"),
             );
+        }
+        if self.refuse_over_quota(call, &request) {
+            return;
         }
         let id = self.next_request_id();
         let data = super::payload::encode_kv(&proto::InternalRequest {
