@@ -385,9 +385,29 @@ fn membership(c: &mut ProcCluster) {
     c.kill(slot);
 }
 
+/// `etcdctl check datascale` reads `process_resident_memory_bytes` from `/metrics` before and
+/// after its load, and `/version` is etcd's version endpoint.
+fn datascale_and_version(c: &ProcCluster) {
+    let one = c.endpoint(0);
+    let output = c.etcdctl(&one, &["check", "datascale", "--load=s"], None);
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && text.contains("PASS: Approximate system memory used"),
+        "{text}"
+    );
+    let port = c.members[0].client_port;
+    let version = http_get(port, "/version");
+    assert!(
+        version.starts_with("HTTP/1.1 200") && version.contains("\"etcdcluster\":\"3.4.0\""),
+        "{version}"
+    );
+}
+
 #[test]
 fn etcdctl_end_to_end_plaintext() {
     let Some(mut c) = cluster(false) else { return };
+    datascale_and_version(&c);
     kv_and_txn(&c);
     watch(&c);
     leases(&c);

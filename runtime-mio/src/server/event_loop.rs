@@ -268,7 +268,7 @@ impl Server {
             pending_revokes: HashMap::new(),
             attributes_published: false,
             last_slow_warning: None,
-            metrics: Metrics::default(),
+            metrics: Metrics::starting_now(),
             flags,
             identity,
         })
@@ -449,30 +449,6 @@ impl Server {
                     http.respond_http(request, status, content_type, body);
                 }
             }
-        }
-    }
-
-    pub(super) fn http_response(&self, path: &str) -> (u16, &'static str, Bytes) {
-        match path {
-            "/health" => {
-                let healthy = self.leader != NO_NODE;
-                let body = format!("{{\"health\":\"{healthy}\"}}");
-                (
-                    if healthy { 200 } else { 503 },
-                    "application/json",
-                    Bytes::from(body),
-                )
-            }
-            "/metrics" => (
-                200,
-                "text/plain; version=0.0.4",
-                Bytes::from(self.metrics.render()),
-            ),
-            _ => (
-                404,
-                "text/plain",
-                Bytes::from_static(b"404 page not found\n"),
-            ),
         }
     }
 

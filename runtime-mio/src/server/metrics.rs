@@ -1,7 +1,11 @@
-//! Counters and histograms for `/metrics` (Prometheus text format) and `/health`.
+//! Counters and histograms for `/metrics` (Prometheus text format), and the plain-HTTP
+//! endpoints etcd serves beside gRPC: `/health`, `/metrics` and `/version`.
 
 use std::fmt::Write as _;
 use std::time::Duration;
+
+use bytes::Bytes;
+use tally_core::NO_NODE;
 
 /// A fixed-bucket histogram of durations.
 #[derive(Debug, Clone)]
@@ -65,10 +69,77 @@ pub struct Metrics {
     pub(super) wal_fsync: Histogram,
     pub(super) apply: Histogram,
     pub(super) peer_frames_dropped: u64,
+    /// When the process started, in seconds since the Unix epoch.
+    pub(super) start_time_seconds: f64,
 }
 
 impl Metrics {
-    pub fn render(&self) -> String {
+    /// Metrics of a process that starts now.
+    pub fn starting_now() -> Metrics {
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Metrics {
+            start_time_seconds: since_epoch.as_secs_f64(),
+            ..Metrics::default()
+        }
+    }
+}
+
+impl super::event_loop::Server {
+    pub(super) fn http_response(&self, path: &str) -> (u16, &'static str, Bytes) {
+        match path {
+            "/health" => {
+                let healthy = self.leader != NO_NODE;
+                let body = format!("{{\"health\":\"{healthy}\"}}");
+                (
+                    if healthy { 200 } else { 503 },
+                    "application/json",
+                    Bytes::from(body),
+                )
+            }
+            "/metrics" => (
+                200,
+                "text/plain; version=0.0.4",
+                Bytes::from(self.metrics.render(self.store_gauges())),
+            ),
+            // etcd's version endpoint, which scripts and tools probe.
+            "/version" => (
+                200,
+                "application/json",
+                Bytes::from(format!(
+                    "{{\"etcdserver\":\"{v}\",\"etcdcluster\":\"{v}\"}}",
+                    v = super::rpc::ETCD_VERSION
+                )),
+            ),
+            _ => (
+                404,
+                "text/plain",
+                Bytes::from_static(b"404 page not found\n"),
+            ),
+        }
+    }
+
+    pub(super) fn store_gauges(&self) -> StoreGauges {
+        let status = self.kv.status();
+        StoreGauges {
+            db_size_bytes: status.db_size_bytes(),
+            keys: status.key_count(),
+            quota_bytes: self.flags.quota_backend_bytes(),
+        }
+    }
+}
+
+/// Figures of the store and its limits, read when `/metrics` is asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreGauges {
+    pub(super) db_size_bytes: u64,
+    pub(super) keys: u64,
+    pub(super) quota_bytes: u64,
+}
+
+impl Metrics {
+    pub fn render(&self, store: StoreGauges) -> String {
         let mut out = String::with_capacity(4096);
         let gauge = |out: &mut String, name: &str, help: &str, kind: &str, value: u64| {
             let _ = writeln!(
@@ -142,8 +213,119 @@ impl Metrics {
             "Time to apply one batch of committed entries.",
             &mut out,
         );
+        render_store(store, &mut out);
+        render_process(self.start_time_seconds, &mut out);
         out
     }
+}
+
+/// `name value` with its help and type lines; values as Prometheus text takes them.
+fn metric(out: &mut String, name: &str, help: &str, kind: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
+}
+
+fn render_store(store: StoreGauges, out: &mut String) {
+    // etcd's names: dashboards and `etcdctl check datascale` read them.
+    let size_help = "Total size of the store in bytes (keys, values, bookkeeping, history).";
+    metric(
+        out,
+        "etcd_mvcc_db_total_size_in_bytes",
+        size_help,
+        "gauge",
+        store.db_size_bytes,
+    );
+    let in_use = "The same as etcd_mvcc_db_total_size_in_bytes: the store has no free pages.";
+    metric(
+        out,
+        "etcd_mvcc_db_total_size_in_use_in_bytes",
+        in_use,
+        "gauge",
+        store.db_size_bytes,
+    );
+    metric(
+        out,
+        "etcd_debugging_mvcc_keys_total",
+        "Keys that exist.",
+        "gauge",
+        store.keys,
+    );
+    let quota_help = "--quota-backend-bytes (0: none).";
+    metric(
+        out,
+        "etcd_server_quota_backend_bytes",
+        quota_help,
+        "gauge",
+        store.quota_bytes,
+    );
+}
+
+/// The standard `process_*` metrics of Prometheus clients, from `/proc/self` (Linux); the
+/// ones that cannot be read are left out.
+fn render_process(start_time_seconds: f64, out: &mut String) {
+    // /proc reports CPU time in USER_HZ ticks, 100 a second on every Linux ABI.
+    const TICKS_PER_SECOND: f64 = 100.0;
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = |field: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(field))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    };
+    if let Some(rss) = kib("VmRSS:") {
+        let help = "Resident memory size in bytes.";
+        metric(
+            out,
+            "process_resident_memory_bytes",
+            help,
+            "gauge",
+            rss * 1024,
+        );
+    }
+    if let Some(size) = kib("VmSize:") {
+        let help = "Virtual memory size in bytes.";
+        metric(
+            out,
+            "process_virtual_memory_bytes",
+            help,
+            "gauge",
+            size * 1024,
+        );
+    }
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    // utime and stime are the stat file's fields 14 and 15: 11 and 12 after the name.
+    if let (Some(user), Some(system)) = (ticks(11), ticks(12)) {
+        let seconds = (user + system) as f64 / TICKS_PER_SECOND;
+        let help = "Total user and system CPU time spent in seconds.";
+        metric(out, "process_cpu_seconds_total", help, "counter", seconds);
+    }
+    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+        let help = "Number of open file descriptors.";
+        metric(out, "process_open_fds", help, "gauge", fds.count());
+    }
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    let max_fds = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3)?.parse::<u64>().ok());
+    if let Some(max_fds) = max_fds {
+        let help = "Maximum number of open file descriptors.";
+        metric(out, "process_max_fds", help, "gauge", max_fds);
+    }
+    let help = "Start time of the process since unix epoch in seconds.";
+    metric(
+        out,
+        "process_start_time_seconds",
+        help,
+        "gauge",
+        start_time_seconds,
+    );
 }
 
 #[cfg(test)]
@@ -158,10 +340,44 @@ mod tests {
             ..Metrics::default()
         };
         metrics.wal_fsync.observe(Duration::from_micros(1500));
-        let text = metrics.render();
+        let store = StoreGauges {
+            db_size_bytes: 4096,
+            keys: 3,
+            quota_bytes: 0,
+        };
+        let text = metrics.render(store);
         assert!(text.contains("etcd_server_has_leader 1"));
         assert!(text.contains("etcd_server_leader_changes_seen_total 2"));
         assert!(text.contains("etcd_disk_wal_fsync_duration_seconds_bucket{le=\"0.002\"} 1"));
         assert!(text.contains("etcd_disk_wal_fsync_duration_seconds_count 1"));
+        assert!(text.contains("etcd_mvcc_db_total_size_in_bytes 4096"));
+        assert!(text.contains("etcd_debugging_mvcc_keys_total 3"));
+    }
+
+    /// `etcdctl check datascale` reads process_resident_memory_bytes before and after its
+    /// load; it refused to run without it.
+    #[test]
+    fn process_metrics_come_from_proc() {
+        let store = StoreGauges {
+            db_size_bytes: 0,
+            keys: 0,
+            quota_bytes: 0,
+        };
+        let text = Metrics::default().render(store);
+        let value = |name: &str| -> f64 {
+            let line = text
+                .lines()
+                .find(|l| l.starts_with(&format!("{name} ")))
+                .expect(name);
+            line.split_whitespace().nth(1).unwrap().parse().unwrap()
+        };
+        assert!(
+            value("process_resident_memory_bytes") > 1_000_000.0,
+            "this test's own RSS"
+        );
+        assert!(value("process_virtual_memory_bytes") >= value("process_resident_memory_bytes"));
+        assert!(value("process_open_fds") >= 3.0);
+        assert!(value("process_max_fds") >= value("process_open_fds"));
+        assert!(value("process_cpu_seconds_total") >= 0.0);
     }
 }

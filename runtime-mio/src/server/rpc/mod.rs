@@ -7,6 +7,8 @@ mod kv;
 mod lease;
 mod maintenance;
 mod quota;
+
+pub(in crate::server) use maintenance::ETCD_VERSION;
 pub(super) mod transport;
 mod watch;
 
