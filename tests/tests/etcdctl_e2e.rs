@@ -344,6 +344,25 @@ fn membership(c: &mut ProcCluster) {
     let one = c.endpoint(0);
     let list = c.ok(&one, &["member", "list"]);
     assert_eq!(list.lines().count(), 3, "{list}");
+    // Two members on one peer URL would take each other's traffic: refused, as by etcd.
+    let taken = c.peer_url(1);
+    let extra = format!("--peer-urls={taken},http://127.0.0.1:1");
+    let add = c.etcdctl(&one, &["member", "add", "dup", &extra], None);
+    let second = c.member_id(2).expect("member id");
+    let update = c.etcdctl(
+        &one,
+        &[
+            "member",
+            "update",
+            &format!("{second:x}"),
+            &format!("--peer-urls={taken}"),
+        ],
+        None,
+    );
+    for output in [add, update] {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("Peer URLs already exists"), "{stderr}");
+    }
     let slot = c.add_member_slot();
     let peer_url = c.peer_url(slot);
     let name = c.members[slot].name.clone();

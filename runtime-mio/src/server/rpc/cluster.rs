@@ -43,6 +43,9 @@ impl Server {
                 ),
             );
         }
+        if self.peer_urls_taken(&request.peer_urls, id) {
+            return self.reply_error(call, status_peer_urls_exist());
+        }
         let member = Member {
             id,
             name: String::new(),
@@ -114,6 +117,9 @@ impl Server {
                 status(GrpcCode::NotFound, "etcdserver: member not found"),
             );
         };
+        if self.peer_urls_taken(&request.peer_urls, member.id) {
+            return self.reply_error(call, status_peer_urls_exist());
+        }
         member.peer_urls = request.peer_urls;
         match self
             .node
@@ -127,6 +133,16 @@ impl Server {
             }),
             Err(error) => self.reply_error(call, status_from_propose(error)),
         }
+    }
+
+    /// Whether a member other than `id` listens on one of `urls`: two members on one peer
+    /// URL would take each other's peer traffic (etcd refuses it the same way).
+    fn peer_urls_taken(&self, urls: &[String], id: u64) -> bool {
+        self.members
+            .list()
+            .iter()
+            .filter(|m| m.id != id)
+            .any(|m| m.peer_urls.iter().any(|u| urls.contains(u)))
     }
 
     fn propose_conf(&mut self, call: CallId, change: &ConfChange, method: Method) {
@@ -195,4 +211,11 @@ impl Server {
             self.reply_error(waiter.call, super::status_timeout());
         }
     }
+}
+
+fn status_peer_urls_exist() -> crate::grpc::Status {
+    status(
+        GrpcCode::FailedPrecondition,
+        "etcdserver: Peer URLs already exists",
+    )
 }
