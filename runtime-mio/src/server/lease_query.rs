@@ -30,6 +30,8 @@ const _: () = assert!(QUERY_TAG != tally_core::codec::CODEC_VERSION);
 const _: () = assert!(ANSWER_TAG != tally_core::codec::CODEC_VERSION);
 const _: () = assert!(QUERY_TAG != super::snapshot_transfer::CHUNK_TAG);
 const _: () = assert!(ANSWER_TAG != super::snapshot_transfer::CHUNK_TAG);
+const _: () = assert!(QUERY_TAG != super::snapshot_transfer::LEGACY_CHUNK_TAG);
+const _: () = assert!(ANSWER_TAG != super::snapshot_transfer::LEGACY_CHUNK_TAG);
 
 /// Tag and query id.
 const HEAD_BYTES: usize = 1 + 8;

@@ -15,7 +15,8 @@ use tally_core::codec::{SnapshotHead, decode_snapshot_head};
 
 use super::event_loop::Server;
 use super::snapshot_transfer::{
-    CHUNK_HEADER_BYTES, CHUNK_TAG, ChunkError, INBOUND_SNAPSHOT_BYTES_MAX,
+    CHECKSUM_BYTES, CHUNK_HEADER_BYTES, CHUNK_TAG, ChunkError, INBOUND_SNAPSHOT_BYTES_MAX,
+    LEGACY_CHUNK_TAG,
 };
 use super::storage;
 use crate::wal::{IncomingSnapshot, SnapshotStore};
@@ -32,10 +33,54 @@ pub(super) struct Received {
 struct Receiving {
     id: u64,
     total: u64,
-    /// Bytes of the message's encoding received so far.
+    /// Bytes of the transfer received so far.
     received: u64,
     message: Message,
     file: IncomingSnapshot,
+    /// CRC of the message bytes received so far, and the sender's CRC as it arrives; `None`
+    /// for a legacy transfer, which carries none.
+    checksum: Option<(crc32fast::Hasher, [u8; CHECKSUM_BYTES])>,
+}
+
+impl Receiving {
+    /// Bytes of the message (the transfer without its CRC trailer).
+    fn message_len(&self) -> u64 {
+        let trailer = if self.checksum.is_some() {
+            CHECKSUM_BYTES as u64
+        } else {
+            0
+        };
+        self.total - trailer
+    }
+
+    /// Takes the transfer's next `bytes`: data into the file, trailer bytes aside.
+    fn take(&mut self, bytes: &[u8]) -> Result<(), ChunkError> {
+        let message_len = self.message_len();
+        let in_message = message_len
+            .saturating_sub(self.received)
+            .min(bytes.len() as u64);
+        let (data, trailer) = bytes.split_at(in_message as usize);
+        self.file
+            .write(data)
+            .map_err(|e| ChunkError::Storage(e.to_string()))?;
+        if let Some((hasher, sent)) = &mut self.checksum {
+            hasher.update(data);
+            if !trailer.is_empty() {
+                // The trailer starts at message_len; what came before it is data.
+                let at = (self.received + in_message - message_len) as usize;
+                sent[at..at + trailer.len()].copy_from_slice(trailer);
+            }
+        }
+        self.received += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Whether the bytes received are the ones the sender checksummed.
+    fn is_intact(&self) -> bool {
+        self.checksum
+            .as_ref()
+            .is_none_or(|(hasher, sent)| hasher.clone().finalize().to_le_bytes() == *sent)
+    }
 }
 
 /// The snapshots being received, at most one per peer (a new transfer from the same peer
@@ -47,6 +92,8 @@ pub(super) struct InboundTransfers {
 
 /// A chunk frame's header and payload.
 struct Chunk<'a> {
+    /// Whether the transfer ends with a CRC trailer.
+    checksummed: bool,
     id: u64,
     total: u64,
     offset: u64,
@@ -54,7 +101,7 @@ struct Chunk<'a> {
 }
 
 fn parse_chunk(frame: &[u8]) -> Result<Chunk<'_>, ChunkError> {
-    if frame.len() <= CHUNK_HEADER_BYTES || frame[0] != CHUNK_TAG {
+    if frame.len() <= CHUNK_HEADER_BYTES || ![CHUNK_TAG, LEGACY_CHUNK_TAG].contains(&frame[0]) {
         return Err(ChunkError::Truncated);
     }
     let mut header = &frame[1..CHUNK_HEADER_BYTES];
@@ -71,6 +118,7 @@ fn parse_chunk(frame: &[u8]) -> Result<Chunk<'_>, ChunkError> {
         return Err(ChunkError::Overrun);
     }
     Ok(Chunk {
+        checksummed: frame[0] == CHUNK_TAG,
         id,
         total,
         offset,
@@ -111,19 +159,19 @@ impl InboundTransfers {
                 .get_mut(&from)
                 .filter(|r| r.id == chunk.id && r.total == chunk.total)
                 .filter(|r| r.received == chunk.offset)
+                .filter(|r| r.checksum.is_some() == chunk.checksummed)
                 .ok_or(ChunkError::OutOfSequence {
                     id: chunk.id,
                     offset: chunk.offset,
                 })?;
-            receiving
-                .file
-                .write(chunk.payload)
-                .map_err(|e| ChunkError::Storage(e.to_string()))?;
-            receiving.received += chunk.payload.len() as u64;
+            receiving.take(chunk.payload)?;
         }
         let receiving = &self.by_peer[&from];
         if receiving.received < receiving.total {
             return Ok(None);
+        }
+        if !receiving.is_intact() {
+            return Err(ChunkError::Damaged);
         }
         let done = self.by_peer.remove(&from).expect("just found");
         Ok(Some(Received {
@@ -145,27 +193,37 @@ impl InboundTransfers {
 fn begin(chunk: &Chunk<'_>, frame: &Bytes, store: &SnapshotStore) -> Result<Receiving, ChunkError> {
     let payload = frame.slice(CHUNK_HEADER_BYTES..);
     let head: SnapshotHead = decode_snapshot_head(&payload).map_err(ChunkError::BadHead)?;
-    let declared = (head.head_bytes() as u64).checked_add(head.data_bytes());
+    let trailer = if chunk.checksummed { CHECKSUM_BYTES } else { 0 };
+    let declared = (head.head_bytes() as u64)
+        .checked_add(head.data_bytes())
+        .and_then(|n| n.checked_add(trailer as u64));
     if declared != Some(chunk.total) {
         return Err(ChunkError::SizeMismatch);
     }
     let snapshot = head.message().snapshot().expect("a snapshot head");
     let meta = storage::file_meta(snapshot);
-    let mut file = store
+    let file = store
         .create_incoming(meta, head.data_bytes())
         .map_err(|e| ChunkError::Storage(e.to_string()))?;
-    let write = file.write(&chunk.payload[head.head_bytes()..]);
-    if let Err(e) = write {
-        store.discard_incoming(file);
-        return Err(ChunkError::Storage(e.to_string()));
-    }
-    Ok(Receiving {
+    let head_bytes = head.head_bytes();
+    let checksum = chunk.checksummed.then(|| {
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(&chunk.payload[..head_bytes]);
+        (hasher, [0u8; CHECKSUM_BYTES])
+    });
+    let mut receiving = Receiving {
         id: chunk.id,
         total: chunk.total,
-        received: chunk.payload.len() as u64,
+        received: head_bytes as u64,
         message: head.into_message(),
         file,
-    })
+        checksum,
+    };
+    if let Err(e) = receiving.take(&chunk.payload[head_bytes..]) {
+        store.discard_incoming(receiving.file);
+        return Err(e);
+    }
+    Ok(receiving)
 }
 
 impl Server {
@@ -367,5 +425,104 @@ mod tests {
             Err(ChunkError::BadHead(_))
         ));
         assert!(files(&fs).is_empty(), "no file for a refused transfer");
+    }
+
+    /// The frames a sender from before the CRC trailer sent for the same transfer.
+    fn legacy(frames: &[Bytes]) -> Vec<Bytes> {
+        let total = u64::from_le_bytes(frames[0][9..17].try_into().unwrap());
+        let message_len = total - CHECKSUM_BYTES as u64;
+        frames
+            .iter()
+            .filter_map(|frame| {
+                let offset = u64::from_le_bytes(frame[17..25].try_into().unwrap());
+                let keep = message_len.saturating_sub(offset) as usize;
+                let payload = &frame[CHUNK_HEADER_BYTES..];
+                let payload = &payload[..keep.min(payload.len())];
+                if payload.is_empty() {
+                    return None;
+                }
+                let mut legacy = BytesMut::from(&frame[..CHUNK_HEADER_BYTES]);
+                legacy[0] = LEGACY_CHUNK_TAG;
+                legacy[9..17].copy_from_slice(&message_len.to_le_bytes());
+                legacy.extend_from_slice(payload);
+                Some(legacy.freeze())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_damaged_transfer_is_refused_and_a_legacy_one_still_received() {
+        let (fs, store) = store();
+        let (message, data, frames) = snapshot_frames(CHUNK_BYTES + 100);
+        let mut damaged = frames.clone();
+        let mut last = BytesMut::from(&damaged[1][..]);
+        last[CHUNK_HEADER_BYTES + 7] ^= 0x20;
+        damaged[1] = last.freeze();
+        let mut inbound = InboundTransfers::default();
+        assert!(inbound.receive(1, &damaged[0], &store).unwrap().is_none());
+        assert_eq!(
+            inbound.receive(1, &damaged[1], &store).unwrap_err(),
+            ChunkError::Damaged
+        );
+        assert!(files(&fs).is_empty(), "a damaged transfer leaves no file");
+        let old = legacy(&frames);
+        assert!(inbound.receive(1, &old[0], &store).unwrap().is_none());
+        let received = inbound.receive(1, &old[1], &store).unwrap().expect("whole");
+        assert_eq!(received.message, message.with_snapshot_data(Bytes::new()));
+        store.finish_incoming(received.file).unwrap();
+        assert_eq!(store.load(5, 2).unwrap().data(), &data);
+    }
+
+    /// Whatever a peer sends (chunks mutated, cut, reordered, repeated, from other peers), the
+    /// receiver never panics, never completes a snapshot whose bytes differ from the sender's,
+    /// and leaves no file behind once its transfers are done or dropped.
+    #[test]
+    fn garbage_chunks_never_panic_nor_leave_files() {
+        use quickcheck::{QuickCheck, TestResult};
+
+        fn property(edits: Vec<(u8, u16, u8)>) -> TestResult {
+            let (fs, store) = store();
+            let (message, data, frames) = snapshot_frames(2 * CHUNK_BYTES + 300);
+            let expected = message.with_snapshot_data(Bytes::new());
+            let mut inbound = InboundTransfers::default();
+            for (i, &(what, at, byte)) in edits.iter().enumerate() {
+                let frame = &frames[i % frames.len()];
+                let from = u64::from(what % 3);
+                let edited = match what % 5 {
+                    0 => frame.clone(),
+                    1 => {
+                        let mut bytes = BytesMut::from(&frame[..]);
+                        let at = usize::from(at) % bytes.len().min(CHUNK_HEADER_BYTES + 64);
+                        bytes[at] ^= byte | 1;
+                        bytes.freeze()
+                    }
+                    2 => frame.slice(..usize::from(at) % frame.len()),
+                    3 => frames[usize::from(at) % frames.len()].clone(),
+                    _ => Bytes::copy_from_slice(&[byte; 40]),
+                };
+                if let Ok(Some(received)) = inbound.receive(from, &edited, &store) {
+                    // Only an unedited transfer completes: its head and data are the sender's.
+                    if received.message != expected {
+                        return TestResult::failed();
+                    }
+                    store.finish_incoming(received.file).expect("seal");
+                    let whole = store.load(5, 2).expect("sealed file").data().clone();
+                    if whole != data {
+                        return TestResult::failed();
+                    }
+                }
+            }
+            for peer in 0..3 {
+                inbound.abort(peer, &store);
+            }
+            let left: Vec<String> = files(&fs)
+                .into_iter()
+                .filter(|name| name.ends_with(".tmp"))
+                .collect();
+            TestResult::from_bool(left.is_empty())
+        }
+        QuickCheck::new()
+            .tests(200)
+            .quickcheck(property as fn(Vec<(u8, u16, u8)>) -> TestResult);
     }
 }

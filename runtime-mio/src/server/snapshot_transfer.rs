@@ -6,7 +6,10 @@
 //!
 //! A chunk frame starts with [`CHUNK_TAG`], which no core message starts with (those start
 //! with the codec version), then `transfer_id total_bytes offset` as `u64` little-endian, then
-//! the bytes at `offset` of the message's encoding. A peer link is one ordered TCP stream, so a
+//! the bytes at `offset` of the transfer: the message's encoding, then the CRC-32 of that
+//! encoding (`u32` little-endian), so that the receiver keeps only what the sender sent.
+//! Frames tagged [`LEGACY_CHUNK_TAG`] (tallyd before the eighth session) carry no CRC; they
+//! are still received. A peer link is one ordered TCP stream, so a
 //! transfer's chunks arrive in order or not at all; a gap means the link broke (the sender hears
 //! `Disconnected`, reports the peer unreachable, and the core sends a new snapshot later).
 
@@ -19,8 +22,13 @@ use bytes::{BufMut, Bytes, BytesMut};
 use crate::wal::{SnapshotError, SnapshotReader};
 
 /// First byte of a chunk frame.
-pub(super) const CHUNK_TAG: u8 = 0xC5;
+pub(super) const CHUNK_TAG: u8 = 0xC8;
+/// First byte of a chunk frame without the CRC trailer.
+pub(super) const LEGACY_CHUNK_TAG: u8 = 0xC5;
 const _: () = assert!(CHUNK_TAG != tally_core::codec::CODEC_VERSION);
+const _: () = assert!(LEGACY_CHUNK_TAG != tally_core::codec::CODEC_VERSION);
+/// Bytes of the CRC trailer after a transfer's message.
+pub(super) const CHECKSUM_BYTES: usize = 4;
 pub(super) const CHUNK_HEADER_BYTES: usize = 1 + 8 + 8 + 8;
 /// Message bytes per chunk frame: far below the peer frame limit, and small enough that a
 /// heartbeat queued behind one waits about a millisecond on a gigabit link.
@@ -50,6 +58,8 @@ pub(super) enum ChunkError {
     Overrun,
     /// The first chunk does not start with a snapshot message's head.
     BadHead(tally_core::codec::DecodeError),
+    /// The transfer's bytes do not match the CRC the sender appended.
+    Damaged,
     /// The head declares more or less data than the transfer's total.
     SizeMismatch,
     /// The snapshot file could not be written.
@@ -72,6 +82,7 @@ impl fmt::Display for ChunkError {
             }
             Self::Overrun => f.write_str("snapshot chunk runs past its declared size"),
             Self::BadHead(e) => write!(f, "snapshot transfer without a snapshot head: {e}"),
+            Self::Damaged => f.write_str("snapshot transfer damaged: its CRC does not match"),
             Self::SizeMismatch => {
                 f.write_str("snapshot head declares a size other than its transfer's")
             }
@@ -89,8 +100,8 @@ struct Outbound {
 
 #[derive(Debug)]
 enum Stage {
-    /// Its chunks are being queued.
-    Sending(Chunks),
+    /// Its chunks are being queued (boxed: the reader and hasher are large, `Sent` is not).
+    Sending(Box<Chunks>),
     /// Every chunk was queued at this instant; the peer is receiving and installing it.
     Sent(Instant),
 }
@@ -141,19 +152,23 @@ struct Chunks {
     id: u64,
     head: Bytes,
     body: Body,
+    /// The message's bytes and the CRC trailer.
     total: usize,
     offset: usize,
+    /// CRC of the message bytes queued so far.
+    checksum: crc32fast::Hasher,
 }
 
 impl Chunks {
     fn new(id: u64, head: Bytes, body: Body) -> Chunks {
-        let total = head.len() + body.len();
+        let total = head.len() + body.len() + CHECKSUM_BYTES;
         Chunks {
             id,
             head,
             body,
             total,
             offset: 0,
+            checksum: crc32fast::Hasher::new(),
         }
     }
 
@@ -171,13 +186,24 @@ impl Chunks {
         frame.put_u64_le(self.total as u64);
         frame.put_u64_le(self.offset as u64);
         let end = self.offset + len;
-        let head_len = self.head.len();
-        if self.offset < head_len {
-            frame.put_slice(&self.head[self.offset..end.min(head_len)]);
+        let message_len = self.total - CHECKSUM_BYTES;
+        if self.offset < message_len {
+            let message_end = end.min(message_len);
+            let start = frame.len();
+            let head_len = self.head.len();
+            if self.offset < head_len {
+                frame.put_slice(&self.head[self.offset..message_end.min(head_len)]);
+            }
+            if message_end > head_len {
+                let at = self.offset.max(head_len) - head_len;
+                self.body.put(&mut frame, at, message_end - head_len - at)?;
+            }
+            self.checksum.update(&frame[start..]);
         }
-        if end > head_len {
-            let at = self.offset.max(head_len) - head_len;
-            self.body.put(&mut frame, at, end - head_len - at)?;
+        if end > message_len {
+            let crc = self.checksum.clone().finalize().to_le_bytes();
+            let from = self.offset.max(message_len) - message_len;
+            frame.put_slice(&crc[from..end - message_len]);
         }
         self.offset = end;
         Ok(frame.freeze())
@@ -249,7 +275,7 @@ impl SnapshotTransfers {
     pub(super) fn start(&mut self, to: u64, snapshot: (u64, u64), head: Bytes, body: Body) {
         assert!(!head.is_empty(), "a message encoding has a head");
         self.next_id += 1;
-        let stage = Stage::Sending(Chunks::new(self.next_id, head, body));
+        let stage = Stage::Sending(Box::new(Chunks::new(self.next_id, head, body)));
         self.outbound.insert(to, Outbound { snapshot, stage });
     }
 
@@ -396,7 +422,8 @@ pub(super) mod tests {
         pump_all(&mut sender, 2)
     }
 
-    /// The message bytes the frames carry, in order, checking their headers.
+    /// The message bytes the frames carry, in order, checking their headers and the CRC
+    /// trailer.
     fn joined(frames: &[Bytes]) -> Vec<u8> {
         let mut whole = Vec::new();
         for frame in frames {
@@ -405,7 +432,22 @@ pub(super) mod tests {
             assert_eq!(offset, whole.len() as u64, "in order, without gaps");
             whole.extend_from_slice(&frame[CHUNK_HEADER_BYTES..]);
         }
-        whole
+        let (message, crc) = whole.split_at(whole.len() - CHECKSUM_BYTES);
+        assert_eq!(crc, crc32fast::hash(message).to_le_bytes(), "the trailer");
+        message.to_vec()
+    }
+
+    #[test]
+    fn a_trailer_alone_in_the_last_chunk_is_sent_whole() {
+        // The message fills two chunks exactly; part of the CRC straddles, or all of it
+        // follows in a third.
+        for extra in [0, 2] {
+            let (head, data) = message_parts(8, 2 * CHUNK_BYTES - 8 - extra);
+            let frames = chunk_frames(head.clone(), data.clone());
+            assert_eq!(frames.len(), 3);
+            let whole = joined(&frames);
+            assert_eq!((&whole[..8], &whole[8..]), (&head[..], &data[..]));
+        }
     }
 
     #[test]

@@ -133,6 +133,9 @@ pub struct SnapshotStore {
     dir: PathBuf,
     config: SnapshotConfig,
     fs: Box<dyn Fs>,
+    /// Names the temporary files of incoming snapshots apart: two peers may send the same
+    /// snapshot at once (a leader change mid-transfer).
+    incoming_seq: std::sync::atomic::AtomicU64,
 }
 
 pub(super) fn file_name(index: u64, term: u64) -> String {
@@ -278,6 +281,7 @@ impl SnapshotStore {
             dir: dir.to_path_buf(),
             config,
             fs,
+            incoming_seq: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -291,6 +295,12 @@ impl SnapshotStore {
 
     pub(super) fn fs(&self) -> &dyn Fs {
         self.fs.as_ref()
+    }
+
+    /// A number no other incoming snapshot of this store has.
+    pub(super) fn next_incoming_seq(&self) -> u64 {
+        self.incoming_seq
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Writes a snapshot atomically: temporary file, fdatasync, rename, fsync of the directory.

@@ -80,13 +80,14 @@ impl SnapshotStore {
                 max,
             });
         }
-        // A name apart from `save`'s temporary file, which a snapshot of the same index and
-        // term taken here would use; `open` removes both kinds of leftover.
+        // A name apart from `save`'s temporary file (which a snapshot of the same index and
+        // term taken here would use) and from any other transfer's; `open` removes leftovers.
         let name = file_name(meta.index(), meta.term());
         let stem = name
             .strip_suffix(".snap")
             .expect("snapshot names end in .snap");
-        let tmp = self.dir().join(format!("{stem}.incoming.snap.tmp"));
+        let seq = self.next_incoming_seq();
+        let tmp = self.dir().join(format!("{stem}.incoming-{seq}.snap.tmp"));
         let mut file = self
             .fs()
             .create(&tmp)
@@ -206,6 +207,24 @@ mod tests {
             Err(SnapshotError::TooLarge { .. })
         ));
         assert!(fs.list_dir(Path::new("/snap")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn two_transfers_of_one_snapshot_keep_apart() {
+        let (fs, store) = new_store();
+        let meta = SnapshotMeta::new(9, 1, vec![1], vec![]);
+        let mut first = store.create_incoming(meta.clone(), 3).unwrap();
+        let mut second = store.create_incoming(meta, 3).unwrap();
+        first.write(&[1, 1, 1]).unwrap();
+        second.write(&[2, 2]).unwrap();
+        store.finish_incoming(first).unwrap();
+        assert_eq!(&store.load(9, 1).unwrap().data()[..], &[1, 1, 1]);
+        store.discard_incoming(second);
+        assert_eq!(
+            fs.list_dir(Path::new("/snap")).unwrap().len(),
+            1,
+            "the sealed one"
+        );
     }
 
     #[test]
