@@ -65,6 +65,10 @@ pub enum ProposeError {
     ConfChangePending,
     /// The change is not valid for the current membership.
     InvalidConfChange,
+    /// A learner may become a voter only once its log is nearly the leader's
+    /// ([`LEARNER_READY_PERCENT`](crate::LEARNER_READY_PERCENT)): a voter that must first
+    /// catch up counts towards the quorum without being able to vote in it.
+    LearnerNotReady,
     /// This node has been removed from the cluster.
     Removed,
 }
@@ -78,6 +82,7 @@ impl ProposeError {
             ProposeError::Busy => "too many uncommitted proposals",
             ProposeError::ConfChangePending => "a membership change is already pending",
             ProposeError::InvalidConfChange => "membership change does not apply",
+            ProposeError::LearnerNotReady => "the learner has not caught up with the leader",
             ProposeError::Removed => "this node was removed from the cluster",
         }
     }

@@ -77,7 +77,7 @@ pub use error::{
     CompactError, ConfigError, ProposeError, ReadIndexError, StepError, TransferError,
 };
 pub use message::{Message, MessageKind};
-pub use node::{Node, ProgressStatus, Status};
+pub use node::{LEARNER_READY_PERCENT, Node, ProgressStatus, Status};
 pub use progress::{ProgressState, is_majority, quorum_index};
 pub use types::{
     ConfChange, ConfChangeKind, ConfState, Entry, EntryKind, HardState, NO_NODE, NodeId, Recovered,

@@ -1,7 +1,7 @@
 //! Named scenarios, one per claim of the mission, each asserting the outcome it names.
 
 use tally_core::testing::{Cluster, Faults, SimConfig};
-use tally_core::{ConfChange, ConfChangeKind, NodeId, Role};
+use tally_core::{ConfChange, ConfChangeKind, NodeId, ProposeError, Role};
 use tally_tests::sim::{commit_with_retries, payload, wait_applied_on};
 
 const SEED: u64 = 0x7A11;
@@ -389,6 +389,44 @@ fn learner_replicates_without_voting_and_can_be_promoted() {
             .conf()
             .is_voter(learner)
     );
+}
+
+/// A learner that has not caught up is not promoted (etcd's readiness rule): as a voter it
+/// would count towards the quorum before it could vote. Once it holds the log, it is.
+#[test]
+fn a_learner_is_promoted_only_once_caught_up() {
+    let mut cluster = cluster(3);
+    for i in 0..20 {
+        assert!(commit_with_retries(&mut cluster, &payload(i)));
+    }
+    let learner = cluster.add_joining_member();
+    cluster.crash(learner);
+    change_membership(
+        &mut cluster,
+        ConfChange::new(ConfChangeKind::AddLearner, learner),
+        3,
+    );
+    assert!(cluster.run_until(300, |c| {
+        c.status(leader(c))
+            .is_some_and(|s| s.conf().is_learner(learner))
+    }));
+    let promote = ConfChange::new(ConfChangeKind::AddVoter, learner);
+    let refused = cluster
+        .with_node(leader(&cluster), |n| n.propose_conf_change(&promote))
+        .expect("leader is up");
+    assert_eq!(
+        refused,
+        Err(ProposeError::LearnerNotReady),
+        "the learner is down"
+    );
+    cluster.restart(learner);
+    let data = payload(99);
+    assert!(commit_with_retries(&mut cluster, &data));
+    assert!(
+        wait_applied_on(&mut cluster, &[learner], &data, 500),
+        "it catches up"
+    );
+    change_membership(&mut cluster, promote, 4);
 }
 
 #[test]

@@ -10,8 +10,12 @@ use bytes::Bytes;
 use super::Node;
 use crate::error::{CompactError, ProposeError};
 use crate::types::{
-    ConfChange, ConfChangeKind, ConfState, Entry, NO_NODE, Role, Snapshot, SnapshotMeta,
+    ConfChange, ConfChangeKind, ConfState, Entry, NO_NODE, NodeId, Role, Snapshot, SnapshotMeta,
 };
+
+/// How much of the leader's log a learner must hold before it may become a voter (etcd's
+/// `readyPercent`).
+pub const LEARNER_READY_PERCENT: u64 = 90;
 
 impl Node {
     /// Whether `change` is valid against the current membership (leader side).
@@ -21,6 +25,12 @@ impl Node {
         }
         let conf = self.tracker.conf();
         let node = change.node();
+        if change.kind() == ConfChangeKind::AddVoter
+            && conf.is_learner(node)
+            && !self.learner_caught_up(node)
+        {
+            return Err(ProposeError::LearnerNotReady);
+        }
         let valid = node != NO_NODE
             && match change.kind() {
                 ConfChangeKind::AddVoter => !conf.is_voter(node),
@@ -34,6 +44,15 @@ impl Node {
         } else {
             Err(ProposeError::InvalidConfChange)
         }
+    }
+
+    /// Whether learner `node` holds at least [`LEARNER_READY_PERCENT`] of the leader's log, as
+    /// etcd requires before promoting one.
+    fn learner_caught_up(&self, node: NodeId) -> bool {
+        let last = self.log.last_index();
+        self.tracker.get(node).is_some_and(|progress| {
+            progress.matched.saturating_mul(100) >= last.saturating_mul(LEARNER_READY_PERCENT)
+        })
     }
 
     /// Puts an applied `ConfChange` entry into effect. Invalid changes are ignored the same way

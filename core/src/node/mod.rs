@@ -7,6 +7,7 @@
 
 mod election;
 mod membership;
+pub use membership::LEARNER_READY_PERCENT;
 mod output;
 mod reads;
 mod replication;
@@ -259,7 +260,10 @@ impl Node {
         self.propose_entry(EntryKind::Normal, data)
     }
 
-    /// Proposes a single-step membership change. It takes effect when applied.
+    /// Proposes a single-step membership change. It takes effect when applied. The leader
+    /// refuses to promote a learner (`AddVoter` of a learner) that holds less than
+    /// [`LEARNER_READY_PERCENT`] of its log; a follower forwards the change, and the leader
+    /// drops a refused one.
     pub fn propose_conf_change(&mut self, change: &ConfChange) -> Result<(), ProposeError> {
         if self.role == Role::Leader {
             self.check_conf_change(change)?;

@@ -173,6 +173,10 @@ fn status_from_propose(error: tally_core::ProposeError) -> Status {
         tally_core::ProposeError::TransferInProgress => {
             status(GrpcCode::Unavailable, "etcdserver: leader changed")
         }
+        tally_core::ProposeError::LearnerNotReady => status(
+            GrpcCode::FailedPrecondition,
+            "etcdserver: can only promote a learner member which is in sync with leader",
+        ),
         tally_core::ProposeError::Removed => status(
             GrpcCode::FailedPrecondition,
             "etcdserver: the member has been permanently removed from the cluster",
