@@ -397,6 +397,61 @@ fn the_leader_compacts_history_older_than_the_retention() {
     assert_eq!(latest, "v2\n", "the latest revision stays");
 }
 
+/// etcd's strict reconfiguration check (on by default): with a member down, adding a voter
+/// or removing a healthy voter would leave no quorum of connected voters, so both are refused
+/// with etcd's errors; removing the member that is down, or adding a learner, is allowed.
+#[test]
+fn reconfigurations_that_would_lose_the_quorum_are_refused() {
+    let Some(mut c) = start(3, false) else { return };
+    let leader = c.wait_leader(Duration::from_secs(5)).expect("leader");
+    let (healthy, down) = ((leader + 1) % 3, (leader + 2) % 3);
+    let healthy_id = c.member_id(healthy).expect("id");
+    let down_id = c.member_id(down).expect("id");
+    c.kill(down);
+    let to_leader = c.endpoint(leader);
+    let refused = |c: &ProcCluster, args: &[&str], expected: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let output = c.etcdctl(&to_leader, args, None);
+            let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+            if stderr.contains(expected) {
+                return;
+            }
+            // The leader may not have noticed the link is down yet.
+            assert!(
+                Instant::now() < deadline,
+                "{args:?}: {stderr}\n{}",
+                c.logs()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let new_peer = format!(
+        "--peer-urls=http://127.0.0.1:{}",
+        tally_tests::process::free_port()
+    );
+    refused(
+        &c,
+        &["member", "add", "extra", &new_peer],
+        "unhealthy cluster",
+    );
+    let healthy_hex = format!("{healthy_id:x}");
+    refused(&c, &["member", "remove", &healthy_hex], "unhealthy cluster");
+    let list = c.ok(&to_leader, &["member", "list"]);
+    assert_eq!(list.lines().count(), 3, "nothing changed: {list}");
+    let learner = c.ok(
+        &to_leader,
+        &["member", "add", "learner", &new_peer, "--learner"],
+    );
+    assert!(learner.contains("added to cluster"), "{learner}");
+    c.ok(&to_leader, &["member", "remove", &format!("{down_id:x}")]);
+    let list = c.ok(&to_leader, &["member", "list"]);
+    assert!(
+        !list.contains(&format!("{down_id:x}")),
+        "the down member went: {list}"
+    );
+}
+
 /// gRPC's standard health service answers as etcd 3.4's does: the overall service ("") is
 /// SERVING for Check and Watch (whose stream stays open), and another name is unknown.
 #[test]

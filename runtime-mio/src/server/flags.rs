@@ -175,6 +175,7 @@ pub struct Flags {
     max_request_bytes: u32,
     max_txn_ops: usize,
     quota_backend_bytes: u64,
+    strict_reconfig_check: bool,
     wal_dir: Option<PathBuf>,
     max_snapshots: Option<usize>,
     /// etcd flags given and ignored, with why: for a warning at start.
@@ -297,6 +298,11 @@ impl Flags {
     pub fn max_txn_ops(&self) -> usize {
         self.max_txn_ops
     }
+    /// `--strict-reconfig-check` (default true): refuse membership changes that would leave
+    /// too few started, connected voters for a quorum.
+    pub fn strict_reconfig_check(&self) -> bool {
+        self.strict_reconfig_check
+    }
     /// `--quota-backend-bytes`: 0 (the default) is no quota.
     pub fn quota_backend_bytes(&self) -> u64 {
         self.quota_backend_bytes
@@ -350,10 +356,6 @@ const IGNORED_FLAGS: &[(&str, &str)] = &[
     (
         "initial-election-tick-advance",
         "elections start from randomized timers",
-    ),
-    (
-        "strict-reconfig-check",
-        "membership changes take effect on apply, one at a time",
     ),
     ("pre-vote", "PreVote is always on"),
     (
@@ -562,6 +564,10 @@ impl Raw {
         Ok(Flags {
             max_txn_ops: self.number("max-txn-ops", 128usize)?.max(1),
             quota_backend_bytes: self.number("quota-backend-bytes", 0u64)?,
+            strict_reconfig_check: match self.get("strict-reconfig-check") {
+                None => true,
+                Some(_) => self.boolean("strict-reconfig-check")?,
+            },
             wal_dir: self.get("wal-dir").map(PathBuf::from),
             max_snapshots,
             ignored: self.ignored.clone(),
@@ -620,6 +626,7 @@ const KNOWN_FLAGS: &[&str] = &[
     "wal-dir",
     "max-snapshots",
     "quota-backend-bytes",
+    "strict-reconfig-check",
 ];
 
 fn parse_initial_cluster(text: &str) -> Result<Vec<(String, Vec<Url>)>, FlagError> {

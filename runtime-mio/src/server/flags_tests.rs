@@ -109,6 +109,9 @@ fn a_production_etcd_command_line_parses() {
     assert_eq!(flags.max_txn_ops(), 512);
     assert_eq!(flags.max_snapshots(), Some(5));
     assert_eq!(flags.quota_backend_bytes(), 8 << 30);
+    assert!(flags.strict_reconfig_check());
+    let lax = parse(&["--strict-reconfig-check=false"]).expect("flag");
+    assert!(!lax.strict_reconfig_check());
     assert_eq!(
         flags.auto_compaction(),
         super::super::AutoCompactionConfig::Revision(1000)
@@ -121,7 +124,6 @@ fn a_production_etcd_command_line_parses() {
         "log-level",
         "enable-v2",
         "pre-vote",
-        "strict-reconfig-check",
         "grpc-keepalive-interval",
     ] {
         assert!(ignored.contains(&flag), "{flag} in {ignored:?}");

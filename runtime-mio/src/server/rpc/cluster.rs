@@ -46,6 +46,11 @@ impl Server {
         if self.peer_urls_taken(&request.peer_urls, id) {
             return self.reply_error(call, status_peer_urls_exist());
         }
+        if !request.is_learner {
+            if let Err(refused) = self.check_add_voter() {
+                return self.reply_error(call, refused);
+            }
+        }
         let member = Member {
             id,
             name: String::new(),
@@ -73,6 +78,9 @@ impl Server {
                 status(GrpcCode::NotFound, "etcdserver: member not found"),
             );
         }
+        if let Err(refused) = self.check_remove_voter(request.id) {
+            return self.reply_error(call, refused);
+        }
         self.propose_conf(
             call,
             &ConfChange::new(ConfChangeKind::RemoveNode, request.id),
@@ -97,11 +105,14 @@ impl Server {
                     "etcdserver: can only promote a learner member",
                 ),
             ),
-            Some(_) => self.propose_conf(
-                call,
-                &ConfChange::new(ConfChangeKind::AddVoter, request.id),
-                Method::MemberPromote,
-            ),
+            Some(_) => match self.check_promote() {
+                Err(refused) => self.reply_error(call, refused),
+                Ok(()) => self.propose_conf(
+                    call,
+                    &ConfChange::new(ConfChangeKind::AddVoter, request.id),
+                    Method::MemberPromote,
+                ),
+            },
         }
     }
 

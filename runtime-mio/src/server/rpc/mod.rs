@@ -7,6 +7,7 @@ mod kv;
 mod lease;
 mod maintenance;
 mod quota;
+mod reconfig;
 
 pub(in crate::server) use maintenance::ETCD_VERSION;
 pub(super) mod transport;

@@ -1,0 +1,99 @@
+//! etcd's `--strict-reconfig-check` (on by default): a membership change that would leave the
+//! cluster without a quorum of started, connected voting members is refused before it is
+//! proposed, with etcd's errors. "Started" is etcd's sense: the member has published its
+//! name. "Connected" is this member's peer link to it (itself counts as connected).
+
+use tally_kvstore::proto::Member;
+
+use super::status;
+use crate::grpc::{Code as GrpcCode, Status};
+use crate::server::event_loop::Server;
+
+pub(super) fn status_not_enough_started() -> Status {
+    status(
+        GrpcCode::FailedPrecondition,
+        "etcdserver: re-configuration failed due to not enough started members",
+    )
+}
+
+pub(super) fn status_unhealthy() -> Status {
+    status(GrpcCode::Unavailable, "etcdserver: unhealthy cluster")
+}
+
+fn quorum(voters: usize) -> usize {
+    voters / 2 + 1
+}
+
+fn is_started(member: &Member) -> bool {
+    !member.name.is_empty()
+}
+
+impl Server {
+    fn voting_members(&self) -> Vec<Member> {
+        self.members
+            .list()
+            .into_iter()
+            .filter(|m| !m.is_learner)
+            .collect()
+    }
+
+    fn is_connected_to(&self, id: u64) -> bool {
+        id == self.identity.member_id || self.peers.is_connected(id)
+    }
+
+    /// Whether a new voting member may be added: with it, the started voters still make a
+    /// quorum, and every voter is connected now.
+    pub(super) fn check_add_voter(&self) -> Result<(), Status> {
+        if !self.flags.strict_reconfig_check() {
+            return Ok(());
+        }
+        let voters = self.voting_members();
+        let started = voters.iter().filter(|m| is_started(m)).count();
+        if started < quorum(voters.len() + 1) {
+            return Err(status_not_enough_started());
+        }
+        if !voters.iter().all(|m| self.is_connected_to(m.id)) {
+            return Err(status_unhealthy());
+        }
+        Ok(())
+    }
+
+    /// Whether learner `id` may become a voter: with it counted as started, the started
+    /// voters make a quorum of the larger membership.
+    pub(super) fn check_promote(&self) -> Result<(), Status> {
+        if !self.flags.strict_reconfig_check() {
+            return Ok(());
+        }
+        let voters = self.voting_members();
+        let started = 1 + voters.iter().filter(|m| is_started(m)).count();
+        if started < quorum(voters.len() + 1) {
+            return Err(status_not_enough_started());
+        }
+        Ok(())
+    }
+
+    /// Whether voting member `id` may be removed: the started voters left make a quorum, and
+    /// unless `id` is down, the connected voters left do too.
+    pub(super) fn check_remove_voter(&self, id: u64) -> Result<(), Status> {
+        if !self.flags.strict_reconfig_check() {
+            return Ok(());
+        }
+        let voters = self.voting_members();
+        if !voters.iter().any(|m| m.id == id) {
+            return Ok(());
+        }
+        let left: Vec<&Member> = voters.iter().filter(|m| m.id != id).collect();
+        if left.iter().filter(|m| is_started(m)).count() < quorum(left.len()) {
+            return Err(status_not_enough_started());
+        }
+        // A member that is down is not part of the active quorum: removing it is safe.
+        if id != self.identity.member_id && !self.peers.is_connected(id) {
+            return Ok(());
+        }
+        let active = voters.iter().filter(|m| self.is_connected_to(m.id)).count();
+        if active - 1 < quorum(voters.len() - 1) {
+            return Err(status_unhealthy());
+        }
+        Ok(())
+    }
+}
