@@ -40,6 +40,11 @@ fn txn_cost_bytes(txn: &TxnRequest) -> u64 {
 }
 
 impl KvStore {
+    /// Whether any alarm is raised (etcd's `/health` is then false).
+    pub fn has_alarms(&self) -> bool {
+        !self.alarms.is_empty()
+    }
+
     /// Whether a NOSPACE alarm is raised (by any member).
     pub fn nospace(&self) -> bool {
         self.alarms

@@ -696,6 +696,11 @@ fn a_full_store_raises_nospace_on_every_member_until_disarmed() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    let health = http_get(c.members[2].client_port, "/health");
+    assert!(
+        health.starts_with("HTTP/1.1 503"),
+        "unhealthy while alarmed: {health}"
+    );
     let small = c.etcdctl(&c.endpoint(1), &["put", "small", "x"], None);
     assert!(
         String::from_utf8_lossy(&small.stderr).contains("database space exceeded"),
@@ -718,4 +723,9 @@ fn a_full_store_raises_nospace_on_every_member_until_disarmed() {
         std::thread::sleep(Duration::from_millis(200));
     }
     c.ok(&all, &["put", "small", "x"]);
+    let health = http_get(c.members[2].client_port, "/health");
+    assert!(
+        health.starts_with("HTTP/1.1 200"),
+        "healthy again: {health}"
+    );
 }

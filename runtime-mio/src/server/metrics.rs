@@ -90,7 +90,8 @@ impl super::event_loop::Server {
     pub(super) fn http_response(&self, path: &str) -> (u16, &'static str, Bytes) {
         match path {
             "/health" => {
-                let healthy = self.leader != NO_NODE;
+                // As etcd's: unhealthy without a leader, and while any alarm is raised.
+                let healthy = self.leader != NO_NODE && !self.kv.has_alarms();
                 let body = format!("{{\"health\":\"{healthy}\"}}");
                 (
                     if healthy { 200 } else { 503 },
