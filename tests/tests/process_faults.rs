@@ -561,6 +561,51 @@ fn snapshots_compact_the_log_and_a_lagging_member_catches_up_from_one() {
     refuses_to_start_from_a_damaged_snapshot(&mut c, lagging);
 }
 
+/// A flipped byte inside the written part of a member's WAL stops it at start with an error
+/// naming the segment and the offset, rather than a log cut short at the damage (which would
+/// forget acknowledged entries); the other members go on serving.
+#[test]
+fn a_damaged_wal_stops_the_member_naming_file_and_offset() {
+    let Some(mut c) = start(3, false) else { return };
+    let leader = c.wait_leader(Duration::from_secs(5)).expect("leader");
+    let victim = (leader + 1) % 3;
+    let live = endpoints_of(&mut c);
+    for i in 0..30 {
+        assert!(put(&c, &live, &format!("w{i:02}"), "v"));
+    }
+    c.kill(victim);
+    let wal_dir = c.members[victim].data_dir().join("member").join("wal");
+    let mut segments: Vec<_> = std::fs::read_dir(&wal_dir)
+        .expect("wal dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "wal"))
+        .collect();
+    segments.sort();
+    let first = segments.first().expect("a segment");
+    let mut bytes = std::fs::read(first).expect("read segment");
+    // Early in the segment: inside the bootstrap entries, long before the last write.
+    bytes[300] ^= 0x10;
+    std::fs::write(first, bytes).expect("write segment");
+    c.restart(victim);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.members[victim].is_running() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = c.members[victim].log_text();
+    let last = log.lines().last().unwrap_or_default();
+    let name = first.file_name().and_then(|n| n.to_str()).expect("name");
+    assert!(
+        !c.members[victim].is_running()
+            && last.contains("fatal")
+            && last.contains(name)
+            && last.contains("at byte offset"),
+        "a member with a damaged WAL must stop naming the segment\n{log}"
+    );
+    assert!(!log.contains("panicked"), "{log}");
+    let rest = c.endpoints(&[(victim + 1) % 3, (victim + 2) % 3]);
+    assert!(put(&c, &rest, "after", "damage"), "the others serve");
+}
+
 /// A flipped byte in a member's snapshot files stops it at start with a clear error,
 /// before it serves anything from a store built out of it.
 fn refuses_to_start_from_a_damaged_snapshot(c: &mut ProcCluster, member: usize) {
