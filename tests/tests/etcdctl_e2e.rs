@@ -701,6 +701,9 @@ fn a_full_store_raises_nospace_on_every_member_until_disarmed() {
         health.starts_with("HTTP/1.1 503"),
         "unhealthy while alarmed: {health}"
     );
+    // etcd lists raised alarms among the status errors (endpoint status's ERRORS column).
+    let status = c.ok(&c.endpoint(0), &["endpoint", "status", "-w", "json"]);
+    assert!(status.contains(" alarm:NOSPACE "), "{status}");
     let small = c.etcdctl(&c.endpoint(1), &["put", "small", "x"], None);
     assert!(
         String::from_utf8_lossy(&small.stderr).contains("database space exceeded"),

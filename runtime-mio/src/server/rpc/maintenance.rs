@@ -29,27 +29,30 @@ impl Server {
             raft_term: core.term(),
             raft_applied_index: core.applied(),
             is_learner: core.conf().is_learner(self.identity.member_id),
-            errors: self.fault_tolerance_notes(&core),
+            errors: self.status_errors(&core),
             ..proto::StatusResponse::default()
         };
         self.reply(call, response);
     }
 
-    /// etcd lists alarms here; tally also says how many members may fail, which `etcdctl
-    /// endpoint status` prints in its ERRORS column.
-    fn fault_tolerance_notes(&self, core: &tally_core::Status) -> Vec<String> {
-        let voters = core.conf().voters().len();
-        if voters == 0 {
-            return Vec::new();
+    /// What `etcdctl endpoint status` prints in its ERRORS column: as etcd, "no leader" and
+    /// every raised alarm (in etcd's text form); then how many members may fail.
+    fn status_errors(&mut self, core: &tally_core::Status) -> Vec<String> {
+        let mut errors = Vec::new();
+        if core.leader() == tally_core::NO_NODE {
+            errors.push("etcdserver: no leader".to_string());
         }
-        let tolerance = (voters - 1) / 2;
-        let mut notes = vec![format!(
-            "fault tolerance: {tolerance} of {voters} voting members may fail"
-        )];
-        if voters % 2 == 0 {
-            notes.push(format!("warning: even number of voting members ({voters})"));
+        let alarms = self.kv.alarm(&proto::AlarmRequest::default()).alarms;
+        for alarm in alarms {
+            let name = match proto::AlarmType::try_from(alarm.alarm) {
+                Ok(proto::AlarmType::Nospace) => "NOSPACE".to_string(),
+                Ok(proto::AlarmType::Corrupt) => "CORRUPT".to_string(),
+                _ => alarm.alarm.to_string(),
+            };
+            errors.push(format!("memberID:{} alarm:{name} ", alarm.member_id));
         }
-        notes
+        errors.extend(fault_tolerance_notes(core));
+        errors
     }
 
     pub(in crate::server) fn hash_kv(&mut self, call: CallId, request: proto::HashKvRequest) {
@@ -149,6 +152,22 @@ pub(in crate::server) fn snapshot_file_bytes(data: &Bytes) -> Bytes {
     let digest = ring::digest::digest(&ring::digest::SHA256, &file);
     file.extend_from_slice(digest.as_ref());
     Bytes::from(file)
+}
+
+/// tally's addition to the status errors: how many voting members may fail.
+fn fault_tolerance_notes(core: &tally_core::Status) -> Vec<String> {
+    let voters = core.conf().voters().len();
+    if voters == 0 {
+        return Vec::new();
+    }
+    let tolerance = (voters - 1) / 2;
+    let mut notes = vec![format!(
+        "fault tolerance: {tolerance} of {voters} voting members may fail"
+    )];
+    if voters % 2 == 0 {
+        notes.push(format!("warning: even number of voting members ({voters})"));
+    }
+    notes
 }
 
 #[cfg(test)]
