@@ -57,6 +57,17 @@ pub fn etcdctl_available() -> bool {
     found
 }
 
+/// A child process killed when dropped, so a failing test leaves no process behind.
+#[derive(Debug)]
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A port for a test member to listen on.
 ///
 /// Ports come from below Linux's ephemeral range (32768 and up by default): a port the kernel

@@ -301,7 +301,7 @@ fn restore_from(c: &ProcCluster, file: &std::path::Path) {
         tally_tests::process::free_port(),
         tally_tests::process::free_port(),
     );
-    let mut child = Command::new(tally_tests::process::tallyd_path())
+    let child = Command::new(tally_tests::process::tallyd_path())
         .arg("--name=restored")
         .arg(format!("--data-dir={}", dir.path().join("data").display()))
         .arg(format!("--listen-client-urls=http://127.0.0.1:{client}"))
@@ -313,6 +313,7 @@ fn restore_from(c: &ProcCluster, file: &std::path::Path) {
         .stderr(Stdio::null())
         .spawn()
         .expect("tallyd");
+    let child = tally_tests::process::KillOnDrop(child);
     let endpoint = format!("127.0.0.1:{client}");
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut value = String::new();
@@ -334,8 +335,7 @@ fn restore_from(c: &ProcCluster, file: &std::path::Path) {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     let _ = c;
     assert_eq!(value, "3\n", "the restored member serves the saved data");
 }
@@ -511,7 +511,7 @@ fn every_listen_url_is_served_each_with_its_scheme() {
     let certs = tally_tests::process::Certs::generate(dir.path());
     let port = tally_tests::process::free_port;
     let (https, http, peer, metrics1, metrics2) = (port(), port(), port(), port(), port());
-    let mut child = Command::new(tally_tests::process::tallyd_path())
+    let child = Command::new(tally_tests::process::tallyd_path())
         .arg("--name=multi")
         .arg(format!("--data-dir={}", dir.path().join("data").display()))
         .arg(format!(
@@ -532,6 +532,7 @@ fn every_listen_url_is_served_each_with_its_scheme() {
         .stderr(Stdio::null())
         .spawn()
         .expect("tallyd");
+    let child = tally_tests::process::KillOnDrop(child);
     let tls = vec![format!("--cacert={}", certs.ca.display())];
     let timeout = Duration::from_secs(15);
     etcdctl_until_ok(
@@ -559,8 +560,7 @@ fn every_listen_url_is_served_each_with_its_scheme() {
         http_get(metrics1, "/metrics"),
         http_get(metrics2, "/metrics"),
     ];
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     assert_eq!(
         over_http, "over-tls\n",
         "the plaintext URL serves the same store"
@@ -611,11 +611,12 @@ fn an_operators_etcd_flags_take_effect() {
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
+            .map(tally_tests::process::KillOnDrop)
             .expect("tallyd")
     };
     let endpoint = format!("127.0.0.1:{client}");
     let timeout = Duration::from_secs(15);
-    let mut child = spawn();
+    let child = spawn();
     etcdctl_until_ok(&endpoint, &[], &["put", "a", "1"], timeout);
     // Interactive txn on stdin: no compares, three puts on success, none on failure.
     let mut txn = Command::new("etcdctl")
@@ -629,12 +630,10 @@ fn an_operators_etcd_flags_take_effect() {
     let ops = "\nput x 1\nput y 2\nput z 3\n\n\n";
     std::io::Write::write_all(txn.stdin.as_mut().expect("stdin"), ops.as_bytes()).expect("txn");
     let refused = txn.wait_with_output().expect("etcdctl");
-    let _ = child.kill();
-    let _ = child.wait();
-    let mut child = spawn();
+    drop(child);
+    let child = spawn();
     let value = etcdctl_until_ok(&endpoint, &[], &["get", "a", "--print-value-only"], timeout);
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(
         stderr.contains("too many operations in txn request"),
