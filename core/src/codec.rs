@@ -157,17 +157,10 @@ impl SnapshotHead {
 /// of another kind.
 pub fn decode_snapshot_head(input: &Bytes) -> Result<SnapshotHead, DecodeError> {
     let mut reader = Reader { input, position: 0 };
-    let version = reader.u8()?;
-    if version != CODEC_VERSION {
-        return Err(DecodeError::UnsupportedVersion(version));
-    }
-    let kind = reader.u8()?;
+    let (kind, from, to, term) = reader.message_head()?;
     if kind != KIND_SNAPSHOT {
         return Err(DecodeError::NotSnapshot(kind));
     }
-    let from = reader.varint()?;
-    let to = reader.varint()?;
-    let term = reader.varint()?;
     let meta = reader.snapshot_meta()?;
     let data_bytes = reader.varint()?;
     let snapshot = Snapshot::new(meta, Bytes::new());
@@ -186,14 +179,7 @@ fn message_payload_bytes(message: &Message) -> usize {
 /// Decodes one whole message. Entry payloads share `input`'s buffer (no copy).
 pub fn decode(input: &Bytes) -> Result<Message, DecodeError> {
     let mut reader = Reader { input, position: 0 };
-    let version = reader.u8()?;
-    if version != CODEC_VERSION {
-        return Err(DecodeError::UnsupportedVersion(version));
-    }
-    let kind = reader.u8()?;
-    let from = reader.varint()?;
-    let to = reader.varint()?;
-    let term = reader.varint()?;
+    let (kind, from, to, term) = reader.message_head()?;
     let body = decode_body(kind, &mut reader)?;
     if reader.position != input.len() {
         return Err(DecodeError::TrailingBytes);
@@ -381,6 +367,15 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
+    /// What [`put_message_head`] writes: `(kind, from, to, term)` after the version.
+    fn message_head(&mut self) -> Result<(u8, NodeId, NodeId, u64), DecodeError> {
+        let version = self.u8()?;
+        if version != CODEC_VERSION {
+            return Err(DecodeError::UnsupportedVersion(version));
+        }
+        Ok((self.u8()?, self.varint()?, self.varint()?, self.varint()?))
+    }
+
     fn remaining(&self) -> usize {
         self.input.len() - self.position
     }

@@ -230,8 +230,8 @@ impl KvStore {
     /// Physically compacts up to `budget_keys` keys (fewer where keys have long histories).
     /// Returns whether work remains. Call it between applies until it returns false.
     pub fn compact_step(&mut self, budget_keys: usize) -> bool {
-        if self.copying {
-            // It would remove revisions the snapshot copy has yet to take.
+        if !self.compaction_step_ready() {
+            // Nothing to do, or a snapshot copy has yet to take the revisions it would remove.
             return self.mvcc.job.is_some();
         }
         self.mvcc.compact_step(budget_keys)

@@ -103,17 +103,23 @@ impl RevLog {
     pub(crate) fn remove(&mut self, rev: &Revision) -> Option<KeyValue> {
         let (ci, i) = self.find(*rev)?;
         self.chunks[ci].kvs[i].as_ref()?;
+        let kv = Arc::make_mut(&mut self.chunks[ci]).kvs[i].take()?;
+        self.removed_from(ci, 1);
+        Some(kv)
+    }
+
+    /// Accounts for `count` records just taken out of chunk `ci`: drops the chunk once empty,
+    /// squeezes it once mostly empty.
+    fn removed_from(&mut self, ci: usize, count: usize) {
+        self.len -= count;
         let c = Arc::make_mut(&mut self.chunks[ci]);
-        let kv = c.kvs[i].take()?;
-        c.live -= 1;
-        self.len -= 1;
+        c.live -= count;
         if c.live == 0 {
             self.chunks.remove(ci);
             self.firsts.remove(ci);
         } else if c.live * 4 < c.kvs.len() && c.kvs.len() >= 64 {
             c.squeeze();
         }
-        Some(kv)
     }
 
     /// Removes the records of `revs` (ascending), handing each to `removed`. Each chunk is
@@ -151,14 +157,7 @@ impl RevLog {
             for &i in &hits {
                 removed(c.kvs[i].take().expect("present, checked above"));
             }
-            c.live -= hits.len();
-            self.len -= hits.len();
-            if c.live == 0 {
-                self.chunks.remove(ci);
-                self.firsts.remove(ci);
-            } else if c.live * 4 < c.kvs.len() && c.kvs.len() >= 64 {
-                c.squeeze();
-            }
+            self.removed_from(ci, hits.len());
         }
     }
 
