@@ -6,7 +6,6 @@ use tally_core::{ConfChangeKind, Entry, EntryKind, Snapshot};
 use tally_kvstore::proto::Member;
 
 use super::event_loop::Server;
-use super::members::Members;
 use super::payload::{self, Payload};
 use super::rpc::Waiter;
 use super::startup::ServerError;
@@ -134,8 +133,9 @@ impl Server {
                 bytes,
             )
         } else {
-            let members = self.restore_from_memory(snapshot.data())?;
-            (members, snapshot.data().len() as u64)
+            let data = &snapshot.data()[..];
+            let members = super::startup::restore_store(data, &mut self.kv, "received snapshot")?;
+            (members, data.len() as u64)
         };
         for member in members.list() {
             if member.id != self.identity.member_id {
@@ -159,20 +159,6 @@ impl Server {
             snapshot.meta().index()
         );
         Ok(())
-    }
-
-    /// Restores the store from a snapshot that arrived whole in one peer frame.
-    fn restore_from_memory(&mut self, data: &bytes::Bytes) -> Result<Members, ServerError> {
-        let (table, kv_bytes) = payload::decode_snapshot(data).ok_or_else(|| {
-            ServerError::DataDir("received a snapshot that is not a tally snapshot".into())
-        })?;
-        let members = Members::decode(&table).ok_or_else(|| {
-            ServerError::DataDir("received snapshot has a damaged member table".into())
-        })?;
-        self.kv
-            .restore(&mut &kv_bytes[..])
-            .map_err(|e| ServerError::DataDir(format!("received kvstore snapshot: {e}")))?;
-        Ok(members)
     }
 
     /// Expired client requests get etcd's timeout error.
@@ -206,16 +192,10 @@ impl Server {
                 continue;
             }
             self.pending_revokes.insert(id, now);
-            let request_id = self.next_request_id();
-            let request = tally_kvstore::proto::InternalRequest {
-                id: request_id,
-                request: Some(
-                    tally_kvstore::proto::internal_request::Request::LeaseRevoke(
-                        tally_kvstore::proto::LeaseRevokeRequest { id },
-                    ),
-                ),
-            };
-            if self.node.propose(payload::encode_kv(&request)).is_err() {
+            let revoke = tally_kvstore::proto::internal_request::Request::LeaseRevoke(
+                tally_kvstore::proto::LeaseRevokeRequest { id },
+            );
+            if self.propose_request(revoke).is_err() {
                 self.pending_revokes.remove(&id);
             }
         }

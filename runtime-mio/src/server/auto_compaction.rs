@@ -14,10 +14,9 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use tally_kvstore::proto::{CompactionRequest, InternalRequest, internal_request};
+use tally_kvstore::proto::{CompactionRequest, internal_request};
 
 use super::event_loop::Server;
-use super::payload;
 
 /// What `--auto-compaction-mode` and `--auto-compaction-retention` asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,15 +187,12 @@ impl Server {
             // Compacted already (an idle store): done, as etcd counts ErrCompacted.
             return self.auto_compactor.proposed(now, revision);
         }
-        let request = InternalRequest {
-            id: self.next_request_id(),
-            request: Some(internal_request::Request::Compaction(CompactionRequest {
-                revision,
-                physical: false,
-            })),
-        };
+        let compaction = internal_request::Request::Compaction(CompactionRequest {
+            revision,
+            physical: false,
+        });
         // Nobody waits for it: a revision compacted meanwhile fails harmlessly at apply.
-        if self.node.propose(payload::encode_kv(&request)).is_ok() {
+        if self.propose_request(compaction).is_ok() {
             self.auto_compactor.proposed(now, revision);
             eprintln!("tallyd: auto-compaction: compacting to revision {revision}");
         }

@@ -17,7 +17,7 @@ use super::members::Members;
 use super::metrics::Metrics;
 use super::rpc::{CallKind, ConfWaiter, PendingRead, Waiter};
 use super::snapshot_inbound::InboundTransfers;
-use super::snapshot_transfer::{CHUNK_TAG, LEGACY_CHUNK_TAG, SnapshotTransfers};
+use super::snapshot_transfer::{SnapshotTransfers, is_chunk_frame};
 use super::snapshots::{SnapshotDone, SnapshotJob, SnapshotPacing, SnapshotTaking, SnapshotWorker};
 use super::startup::{Identity, Recovered, ServerError, io_error};
 use super::storage;
@@ -386,11 +386,7 @@ impl Server {
     fn drain_peers(&mut self) {
         while let Some(event) = self.peers.poll_event() {
             match event {
-                PeerEvent::Frame { from, frame }
-                    if frame
-                        .first()
-                        .is_some_and(|tag| [CHUNK_TAG, LEGACY_CHUNK_TAG].contains(tag)) =>
-                {
+                PeerEvent::Frame { from, frame } if is_chunk_frame(&frame) => {
                     self.receive_snapshot_chunk(from, &frame)
                 }
                 PeerEvent::Frame { from, frame } if frame.first() == Some(&QUERY_TAG) => {

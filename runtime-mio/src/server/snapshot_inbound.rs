@@ -16,7 +16,7 @@ use tally_core::codec::{SnapshotHead, decode_snapshot_head};
 use super::event_loop::Server;
 use super::snapshot_transfer::{
     CHECKSUM_BYTES, CHUNK_HEADER_BYTES, CHUNK_TAG, ChunkError, INBOUND_SNAPSHOT_BYTES_MAX,
-    LEGACY_CHUNK_TAG,
+    is_chunk_frame,
 };
 use super::storage;
 use crate::wal::{IncomingSnapshot, SnapshotStore};
@@ -101,7 +101,7 @@ struct Chunk<'a> {
 }
 
 fn parse_chunk(frame: &[u8]) -> Result<Chunk<'_>, ChunkError> {
-    if frame.len() <= CHUNK_HEADER_BYTES || ![CHUNK_TAG, LEGACY_CHUNK_TAG].contains(&frame[0]) {
+    if frame.len() <= CHUNK_HEADER_BYTES || !is_chunk_frame(frame) {
         return Err(ChunkError::Truncated);
     }
     let mut header = &frame[1..CHUNK_HEADER_BYTES];
@@ -282,7 +282,7 @@ mod tests {
 
     use super::super::snapshot_transfer::tests::chunk_frames;
     use super::super::snapshot_transfer::{
-        CHUNK_BYTES, CHUNK_HEADER_BYTES, INBOUND_SNAPSHOT_BYTES_MAX,
+        CHUNK_BYTES, CHUNK_HEADER_BYTES, INBOUND_SNAPSHOT_BYTES_MAX, LEGACY_CHUNK_TAG,
     };
     use super::*;
     use crate::wal::{Fs, MemFs, SnapshotConfig};

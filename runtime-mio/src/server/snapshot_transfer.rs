@@ -29,6 +29,13 @@ const _: () = assert!(CHUNK_TAG != tally_core::codec::CODEC_VERSION);
 const _: () = assert!(LEGACY_CHUNK_TAG != tally_core::codec::CODEC_VERSION);
 /// Bytes of the CRC trailer after a transfer's message.
 pub(super) const CHECKSUM_BYTES: usize = 4;
+
+/// Whether a peer frame is a snapshot chunk, with or without the CRC trailer.
+pub(super) fn is_chunk_frame(frame: &[u8]) -> bool {
+    frame
+        .first()
+        .is_some_and(|tag| [CHUNK_TAG, LEGACY_CHUNK_TAG].contains(tag))
+}
 pub(super) const CHUNK_HEADER_BYTES: usize = 1 + 8 + 8 + 8;
 /// Message bytes per chunk frame: far below the peer frame limit, and small enough that a
 /// heartbeat queued behind one waits about a millisecond on a gigabit link.

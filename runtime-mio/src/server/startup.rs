@@ -131,33 +131,41 @@ pub(super) struct Recovered {
 /// Bytes read from a snapshot file at a time when restoring from it.
 const RESTORE_READ_BYTES: usize = 1 << 20;
 
-/// Streams a snapshot file into the (fresh) store; its member table. The file's checksum is
-/// checked by reading it to the end, padding included, before the store is used.
+/// Streams a snapshot file into the (fresh) store; its member table.
 pub(super) fn restore_from_file(
     reader: crate::wal::SnapshotReader,
     kv: &mut KvStore,
 ) -> Result<Members, ServerError> {
     // The restore reads field by field; each read of the file is a system call.
-    let mut reader = std::io::BufReader::with_capacity(RESTORE_READ_BYTES, reader);
-    let damaged = |what: &str, e: &dyn std::fmt::Display| {
-        ServerError::DataDir(format!("the latest snapshot: {what}: {e}"))
+    let reader = std::io::BufReader::with_capacity(RESTORE_READ_BYTES, reader);
+    restore_store(reader, kv, "the latest snapshot")
+}
+
+/// Streams snapshot bytes (the payload prefix, then the kvstore snapshot) into the (fresh)
+/// store; its member table. `input` is read to its end, so a file's checksum is checked before
+/// the store is used. `what` names the snapshot in errors.
+pub(super) fn restore_store(
+    mut input: impl std::io::Read,
+    kv: &mut KvStore,
+    what: &str,
+) -> Result<Members, ServerError> {
+    let damaged = |part: &str, e: &dyn std::fmt::Display| {
+        ServerError::DataDir(format!("{what}: {part}: {e}"))
     };
-    let (table, kv_len) = payload::read_snapshot_prefix(&mut reader)
+    let (table, kv_len) = payload::read_snapshot_prefix(&mut input)
         .map_err(|e| damaged("read", &e))?
-        .ok_or_else(|| {
-            ServerError::DataDir("the latest snapshot is not a tally snapshot".into())
-        })?;
+        .ok_or_else(|| ServerError::DataDir(format!("{what} is not a tally snapshot")))?;
     let members = Members::decode(&table)
-        .ok_or_else(|| ServerError::DataDir("snapshot member table is damaged".into()))?;
-    let mut kv_bytes = std::io::Read::take(&mut reader, kv_len);
+        .ok_or_else(|| ServerError::DataDir(format!("{what}: its member table is damaged")))?;
+    let mut kv_bytes = std::io::Read::take(&mut input, kv_len);
     kv.restore(&mut kv_bytes)
         .map_err(|e| damaged("kvstore snapshot", &e))?;
     if kv_bytes.limit() != 0 {
-        return Err(ServerError::DataDir(
-            "the latest snapshot: its kvstore snapshot is shorter than recorded".into(),
-        ));
+        return Err(ServerError::DataDir(format!(
+            "{what}: its kvstore snapshot is shorter than recorded"
+        )));
     }
-    std::io::copy(&mut reader, &mut std::io::sink()).map_err(|e| damaged("read", &e))?;
+    std::io::copy(&mut input, &mut std::io::sink()).map_err(|e| damaged("read", &e))?;
     Ok(members)
 }
 

@@ -480,13 +480,8 @@ impl Server {
         if self.refuse_over_quota(call, &request) {
             return;
         }
-        let id = self.next_request_id();
-        let data = super::payload::encode_kv(&proto::InternalRequest {
-            id,
-            request: Some(request),
-        });
-        match self.node.propose(data) {
-            Ok(()) => {
+        match self.propose_request(request) {
+            Ok(id) => {
                 self.waiters.insert(id, waiter);
                 self.metrics.proposals_pending = self.waiters.len() as u64;
             }
@@ -495,6 +490,19 @@ impl Server {
                 self.reply_error(call, status_from_propose(error));
             }
         }
+    }
+
+    /// Proposes a store request under a fresh request id; that id, which its apply reports.
+    pub(in crate::server) fn propose_request(
+        &mut self,
+        request: proto::internal_request::Request,
+    ) -> Result<u64, tally_core::ProposeError> {
+        let id = self.next_request_id();
+        let data = super::payload::encode_kv(&proto::InternalRequest {
+            id,
+            request: Some(request),
+        });
+        self.node.propose(data).map(|()| id)
     }
 
     pub(super) fn answer_waiter(&mut self, waiter: Waiter, outcome: ApplyOutcome) {

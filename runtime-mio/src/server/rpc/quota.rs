@@ -31,19 +31,12 @@ impl Server {
         if self.kv.nospace() {
             return;
         }
-        let request = proto::InternalRequest {
-            id: self.next_request_id(),
-            request: Some(internal_request::Request::Alarm(proto::AlarmRequest {
-                action: AlarmAction::Activate as i32,
-                member_id: self.identity.member_id,
-                alarm: AlarmType::Nospace as i32,
-            })),
-        };
-        if self
-            .node
-            .propose(crate::server::payload::encode_kv(&request))
-            .is_ok()
-        {
+        let raise = internal_request::Request::Alarm(proto::AlarmRequest {
+            action: AlarmAction::Activate as i32,
+            member_id: self.identity.member_id,
+            alarm: AlarmType::Nospace as i32,
+        });
+        if self.propose_request(raise).is_ok() {
             eprintln!(
                 "tallyd: warning: a write would pass --quota-backend-bytes ({quota}); raising \
                  the NOSPACE alarm: writes are refused until room is made and it is disarmed"
