@@ -561,6 +561,30 @@ fn snapshots_compact_the_log_and_a_lagging_member_catches_up_from_one() {
     refuses_to_start_from_a_damaged_snapshot(&mut c, lagging);
 }
 
+/// The files of `dir` ending in `.extension`, sorted by name.
+fn files_with_extension(dir: &std::path::Path, extension: &str) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == extension))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Restarts `member` and waits up to 10 s for it to stop by itself; its whole log and this
+/// run's last line (the log file holds every run of the member: the verdict is the last line).
+fn restart_expecting_a_stop(c: &mut ProcCluster, member: usize) -> (String, String) {
+    c.restart(member);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.members[member].is_running() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = c.members[member].log_text();
+    let last = log.lines().last().unwrap_or_default().to_string();
+    (log, last)
+}
+
 /// A flipped byte inside the written part of a member's WAL stops it at start with an error
 /// naming the segment and the offset, rather than a log cut short at the damage (which would
 /// forget acknowledged entries); the other members go on serving.
@@ -575,24 +599,13 @@ fn a_damaged_wal_stops_the_member_naming_file_and_offset() {
     }
     c.kill(victim);
     let wal_dir = c.members[victim].data_dir().join("member").join("wal");
-    let mut segments: Vec<_> = std::fs::read_dir(&wal_dir)
-        .expect("wal dir")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "wal"))
-        .collect();
-    segments.sort();
+    let segments = files_with_extension(&wal_dir, "wal");
     let first = segments.first().expect("a segment");
     let mut bytes = std::fs::read(first).expect("read segment");
     // Early in the segment: inside the bootstrap entries, long before the last write.
     bytes[300] ^= 0x10;
     std::fs::write(first, bytes).expect("write segment");
-    c.restart(victim);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while c.members[victim].is_running() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let log = c.members[victim].log_text();
-    let last = log.lines().last().unwrap_or_default();
+    let (log, last) = restart_expecting_a_stop(&mut c, victim);
     let name = first.file_name().and_then(|n| n.to_str()).expect("name");
     assert!(
         !c.members[victim].is_running()
@@ -613,11 +626,7 @@ fn refuses_to_start_from_a_damaged_snapshot(c: &mut ProcCluster, member: usize) 
     c.kill(member);
     // Every file: the WAL's marker may point at the newest or, if the kill came between a
     // snapshot file and its marker, at the one before.
-    let files: Vec<_> = std::fs::read_dir(&snap_dir)
-        .expect("snap dir")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "snap"))
-        .collect();
+    let files = files_with_extension(&snap_dir, "snap");
     assert!(
         !files.is_empty(),
         "snapshot files in {}",
@@ -629,14 +638,7 @@ fn refuses_to_start_from_a_damaged_snapshot(c: &mut ProcCluster, member: usize) 
         bytes[middle] ^= 0x40;
         std::fs::write(file, bytes).expect("write snapshot");
     }
-    c.restart(member);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while c.members[member].is_running() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let log = c.members[member].log_text();
-    // The log file holds every run of this member: the verdict is this run's last line.
-    let last = log.lines().last().unwrap_or_default();
+    let (log, last) = restart_expecting_a_stop(c, member);
     assert!(
         !c.members[member].is_running() && last.contains("fatal") && last.contains("snapshot"),
         "a member with a damaged snapshot must stop with an error\n{log}"

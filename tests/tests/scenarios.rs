@@ -358,12 +358,10 @@ fn removed_leader_steps_down_and_the_rest_elect_a_successor() {
     assert!(commit_with_retries(&mut cluster, &payload(1)));
 }
 
-#[test]
-fn learner_replicates_without_voting_and_can_be_promoted() {
-    let mut cluster = cluster(3);
-    let learner = cluster.add_joining_member();
+/// Adds `learner` to a 3-voter cluster as a learner and waits until the leader has it so.
+fn add_learner(cluster: &mut Cluster, learner: NodeId) {
     change_membership(
-        &mut cluster,
+        cluster,
         ConfChange::new(ConfChangeKind::AddLearner, learner),
         3,
     );
@@ -371,6 +369,13 @@ fn learner_replicates_without_voting_and_can_be_promoted() {
         c.status(leader(c))
             .is_some_and(|s| s.conf().is_learner(learner))
     }));
+}
+
+#[test]
+fn learner_replicates_without_voting_and_can_be_promoted() {
+    let mut cluster = cluster(3);
+    let learner = cluster.add_joining_member();
+    add_learner(&mut cluster, learner);
     let data = payload(1);
     assert!(commit_with_retries(&mut cluster, &data));
     assert!(
@@ -401,15 +406,7 @@ fn a_learner_is_promoted_only_once_caught_up() {
     }
     let learner = cluster.add_joining_member();
     cluster.crash(learner);
-    change_membership(
-        &mut cluster,
-        ConfChange::new(ConfChangeKind::AddLearner, learner),
-        3,
-    );
-    assert!(cluster.run_until(300, |c| {
-        c.status(leader(c))
-            .is_some_and(|s| s.conf().is_learner(learner))
-    }));
+    add_learner(&mut cluster, learner);
     let promote = ConfChange::new(ConfChangeKind::AddVoter, learner);
     let refused = cluster
         .with_node(leader(&cluster), |n| n.propose_conf_change(&promote))

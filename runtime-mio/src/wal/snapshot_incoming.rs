@@ -148,6 +148,11 @@ mod tests {
 
     use super::super::{Fs, MemFs, SnapshotConfig, SnapshotError, SnapshotMeta, SnapshotStore};
 
+    /// The names in the store's directory.
+    fn names(fs: &MemFs) -> Vec<String> {
+        fs.list_dir(Path::new("/snap")).unwrap()
+    }
+
     fn new_store() -> (MemFs, SnapshotStore) {
         let fs = MemFs::default();
         let store = SnapshotStore::open(
@@ -187,11 +192,7 @@ mod tests {
             fs.read_file(name).unwrap(),
             saved_fs.read_file(name).unwrap()
         );
-        assert_eq!(
-            fs.list_dir(Path::new("/snap")).unwrap().len(),
-            1,
-            "no temporary file left"
-        );
+        assert_eq!(names(&fs).len(), 1, "no temporary file left");
     }
 
     #[test]
@@ -201,12 +202,12 @@ mod tests {
         let mut incoming = store.create_incoming(meta.clone(), 10).unwrap();
         incoming.write(&[1, 2, 3]).unwrap();
         store.discard_incoming(incoming);
-        assert!(fs.list_dir(Path::new("/snap")).unwrap().is_empty());
+        assert!(names(&fs).is_empty());
         assert!(matches!(
             store.create_incoming(meta, 1 << 20),
             Err(SnapshotError::TooLarge { .. })
         ));
-        assert!(fs.list_dir(Path::new("/snap")).unwrap().is_empty());
+        assert!(names(&fs).is_empty());
     }
 
     #[test]
@@ -220,11 +221,7 @@ mod tests {
         store.finish_incoming(first).unwrap();
         assert_eq!(&store.load(9, 1).unwrap().data()[..], &[1, 1, 1]);
         store.discard_incoming(second);
-        assert_eq!(
-            fs.list_dir(Path::new("/snap")).unwrap().len(),
-            1,
-            "the sealed one"
-        );
+        assert_eq!(names(&fs).len(), 1, "the sealed one");
     }
 
     #[test]
@@ -233,13 +230,13 @@ mod tests {
         let meta = SnapshotMeta::new(9, 1, vec![1], vec![]);
         let incoming = store.create_incoming(meta, 10).unwrap();
         drop(incoming);
-        assert_eq!(fs.list_dir(Path::new("/snap")).unwrap().len(), 1);
+        assert_eq!(names(&fs).len(), 1);
         let _reopened = SnapshotStore::open(
             Path::new("/snap"),
             SnapshotConfig::default(),
             Box::new(fs.clone()),
         )
         .unwrap();
-        assert!(fs.list_dir(Path::new("/snap")).unwrap().is_empty());
+        assert!(names(&fs).is_empty());
     }
 }
