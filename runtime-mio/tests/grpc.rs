@@ -354,7 +354,7 @@ fn grpc_silent_connections_time_out_in_ticks() {
 fn a_server_takes_listeners_up_to_its_limit() {
     use tally_runtime_mio::grpc::{GrpcServer, LISTENERS_MAX};
     let bind = || mio::net::TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let poll = mio::Poll::new().unwrap();
+    let mut poll = mio::Poll::new().unwrap();
     let waker = std::sync::Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).unwrap());
     let base = 1 << 24;
     let mut server = GrpcServer::new(bind(), base, poll.registry(), waker, config(), None).unwrap();
@@ -365,7 +365,14 @@ fn a_server_takes_listeners_up_to_its_limit() {
     assert_eq!(addrs.len(), LISTENERS_MAX);
     assert_eq!(addrs[0], server.local_addr());
     assert!(server.add_listener(bind(), poll.registry(), None).is_err());
-    for index in 0..LISTENERS_MAX {
+    // Each listener is registered under its own token: a connection to it wakes that token.
+    for index in [0, LISTENERS_MAX - 1] {
+        let _client = std::net::TcpStream::connect(addrs[index]).unwrap();
+        let mut events = mio::Events::with_capacity(16);
+        poll.poll(&mut events, Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let tokens: Vec<usize> = events.iter().map(|e| e.token().0).collect();
+        assert!(tokens.contains(&(base + index)), "{tokens:?}");
         assert!(server.owns(mio::Token(base + index)));
     }
 }
