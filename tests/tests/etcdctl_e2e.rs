@@ -382,6 +382,17 @@ fn membership(c: &mut ProcCluster) {
         .nth(1)
         .expect("member id")
         .to_string();
+    // Not started yet, the learner holds none of the log: the promotion is refused with
+    // etcd's error by the leader, and by a follower that forwards it (which used to time out).
+    let leader = c.wait_leader(Duration::from_secs(10)).expect("a leader");
+    for member in [leader, (leader + 1) % 3] {
+        let output = c.etcdctl(&c.endpoint(member), &["member", "promote", &id], None);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !output.status.success() && stderr.contains("in sync with leader"),
+            "member {member} (leader {leader}): {stderr}"
+        );
+    }
     c.start_joining(slot);
     // The learner catches up, then is promoted.
     let deadline = Instant::now() + Duration::from_secs(20);

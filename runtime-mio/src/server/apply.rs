@@ -178,7 +178,7 @@ impl Server {
         self.metrics.proposals_pending = self.waiters.len() as u64;
         self.expire_reads(now);
         self.expire_conf_waiters(now);
-        self.expire_lease_queries(now);
+        self.expire_leader_queries(now);
     }
 
     pub(super) fn revoke_expired_leases(&mut self, now: Instant) {

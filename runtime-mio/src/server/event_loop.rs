@@ -12,7 +12,7 @@ use tally_kvstore::{KvStore, WatchId};
 
 use super::auto_compaction::AutoCompactor;
 use super::flags::Flags;
-use super::lease_query::{ANSWER_TAG, QUERY_TAG};
+use super::leader_query::{ANSWER_TAG, PROMOTE_TAG, QUERY_TAG};
 use super::members::Members;
 use super::metrics::Metrics;
 use super::rpc::{CallKind, ConfWaiter, PendingRead, Waiter};
@@ -90,7 +90,7 @@ pub(super) struct Server {
     /// `--auto-compaction-*`: when the leader proposes a compaction.
     pub(super) auto_compactor: AutoCompactor,
     /// Follower `LeaseTimeToLive` calls waiting for the leader's answer.
-    pub(super) lease_queries: super::lease_query::LeaseQueries,
+    pub(super) leader_queries: super::leader_query::LeaderQueries,
     pub(super) read_batch: Vec<PendingRead>,
     pub(super) read_waiters: HashMap<u64, Vec<PendingRead>>,
     pub(super) ready_reads: VecDeque<(u64, Vec<PendingRead>)>,
@@ -250,7 +250,7 @@ impl Server {
             metrics_http,
             calls: HashMap::new(),
             waiters: HashMap::new(),
-            lease_queries: HashMap::new(),
+            leader_queries: HashMap::new(),
             auto_compactor,
             read_batch: Vec::new(),
             read_waiters: HashMap::new(),
@@ -392,8 +392,11 @@ impl Server {
                 PeerEvent::Frame { from, frame } if frame.first() == Some(&QUERY_TAG) => {
                     self.answer_lease_query(from, &frame)
                 }
+                PeerEvent::Frame { from, frame } if frame.first() == Some(&PROMOTE_TAG) => {
+                    self.answer_promote_query(from, &frame)
+                }
                 PeerEvent::Frame { from, frame } if frame.first() == Some(&ANSWER_TAG) => {
-                    self.finish_lease_query(from, &frame)
+                    self.finish_leader_query(from, &frame)
                 }
                 PeerEvent::Frame { from, frame } => self.step_peer_message(from, &frame),
                 PeerEvent::Connected { peer } => eprintln!("tallyd: peer {peer:x} connected"),

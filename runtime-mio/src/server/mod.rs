@@ -13,7 +13,7 @@ mod apply;
 mod auto_compaction;
 mod event_loop;
 pub mod flags;
-mod lease_query;
+mod leader_query;
 mod members;
 mod metrics;
 mod payload;

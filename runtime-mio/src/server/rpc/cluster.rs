@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use crate::grpc::Code as GrpcCode;
+use crate::grpc::{Code as GrpcCode, Status};
 use bytes::Bytes;
 use prost::Message as _;
 use tally_core::{ConfChange, ConfChangeKind};
@@ -88,31 +88,37 @@ impl Server {
         );
     }
 
+    /// On a follower the leader checks and proposes the promotion (`server::leader_query`):
+    /// only it knows whether the learner has caught up.
     pub(in crate::server) fn member_promote(
         &mut self,
         call: CallId,
         request: proto::MemberPromoteRequest,
     ) {
-        match self.members.get(request.id) {
-            None => self.reply_error(
+        if let Err(refused) = self.check_promote_member(request.id) {
+            return self.reply_error(call, refused);
+        }
+        if self.leader == self.node.id() {
+            self.propose_conf(
                 call,
-                status(GrpcCode::NotFound, "etcdserver: member not found"),
-            ),
-            Some(member) if !member.is_learner => self.reply_error(
-                call,
-                status(
-                    GrpcCode::FailedPrecondition,
-                    "etcdserver: can only promote a learner member",
-                ),
-            ),
-            Some(_) => match self.check_promote() {
-                Err(refused) => self.reply_error(call, refused),
-                Ok(()) => self.propose_conf(
-                    call,
-                    &ConfChange::new(ConfChangeKind::AddVoter, request.id),
-                    Method::MemberPromote,
-                ),
-            },
+                &ConfChange::new(ConfChangeKind::AddVoter, request.id),
+                Method::MemberPromote,
+            );
+        } else {
+            self.forward_promote(call, request.id);
+        }
+    }
+
+    /// Whether member `id` may be promoted, as far as this member's view of the membership
+    /// tells (the core checks the learner's log on the leader).
+    pub(in crate::server) fn check_promote_member(&self, id: u64) -> Result<(), Status> {
+        match self.members.get(id) {
+            None => Err(status(GrpcCode::NotFound, "etcdserver: member not found")),
+            Some(member) if !member.is_learner => Err(status(
+                GrpcCode::FailedPrecondition,
+                "etcdserver: can only promote a learner member",
+            )),
+            Some(_) => self.check_promote(),
         }
     }
 

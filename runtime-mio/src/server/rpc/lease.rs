@@ -1,6 +1,6 @@
 //! Leases: grant and revoke go through Raft; keep-alives are leader-local (a follower carries
 //! them through Raft as a checkpoint that restarts the lease's clock); time-to-live is the
-//! leader's (`server::lease_query`), and list is a local read.
+//! leader's (`server::leader_query`), and list is a local read.
 
 use std::time::Instant;
 

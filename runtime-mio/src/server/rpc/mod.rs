@@ -161,7 +161,7 @@ pub(super) fn status_from_kv(error: &KvError) -> Status {
     Status::from_code_u32(error.grpc_code().as_u32(), error.etcd_message())
 }
 
-fn status_from_propose(error: tally_core::ProposeError) -> Status {
+pub(super) fn status_from_propose(error: tally_core::ProposeError) -> Status {
     match error {
         tally_core::ProposeError::NoLeader => status_no_leader(),
         tally_core::ProposeError::TooLarge => status(

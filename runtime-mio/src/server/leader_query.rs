@@ -1,0 +1,520 @@
+//! Calls a follower cannot answer alone, put to the leader over the peer link.
+//!
+//! - `LeaseTimeToLive`: a lease's clock runs on the leader only (keep-alives sent to it are not
+//!   replicated), so a follower that answered from its own store would report the granted or
+//!   last checkpointed TTL of a lease that may be about to expire.
+//! - `MemberPromote`: only the leader knows how much of its log a learner holds (etcd's
+//!   readiness rule), and a follower's forwarded conf change that the leader refuses is dropped
+//!   without a word. So the leader checks and proposes the promotion, and says whether it did;
+//!   the follower answers its client once the change is applied, as for a local call.
+//!
+//! etcd forwards both calls to the leader; so do we, as tallyd-level frames on the one peer
+//! connection, beside Raft's messages and snapshot chunks:
+//!
+//! - lease query: [`QUERY_TAG`], query id (u64 LE), the encoded `LeaseTimeToLiveRequest`;
+//! - promote query: [`PROMOTE_TAG`], query id (u64 LE), the learner's member id (u64 LE);
+//! - answer: [`ANSWER_TAG`], query id (u64 LE), an [`AnswerStatus`] byte, then for `Ok` the
+//!   leader's encoded `LeaseTimeToLiveResponse` (nothing for a promotion), and for `Refused`
+//!   the gRPC code (one byte) and UTF-8 message the leader would have given its own client.
+//!
+//! A query the leader cannot answer (it lost the lead, or the answer is over a peer frame) gets a
+//! status the follower turns into etcd's error; a lost frame, or a leader too old to know the
+//! query, ends in the follower's request timeout.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use bytes::{BufMut as _, Bytes, BytesMut};
+use prost::Message as _;
+use tally_core::{ConfChange, ConfChangeKind};
+use tally_kvstore::proto;
+
+use super::event_loop::{REQUEST_TIMEOUT, Server};
+use super::rpc::{
+    ConfWaiter, Method, status, status_from_propose, status_no_leader, status_timeout,
+};
+use crate::grpc::{CallId, Code as GrpcCode, Status};
+
+pub(super) const QUERY_TAG: u8 = 0xC6;
+pub(super) const ANSWER_TAG: u8 = 0xC7;
+pub(super) const PROMOTE_TAG: u8 = 0xC9;
+const _: () = {
+    let tags = [QUERY_TAG, ANSWER_TAG, PROMOTE_TAG];
+    let mut i = 0;
+    while i < tags.len() {
+        assert!(tags[i] != tally_core::codec::CODEC_VERSION);
+        assert!(tags[i] != super::snapshot_transfer::CHUNK_TAG);
+        assert!(tags[i] != super::snapshot_transfer::LEGACY_CHUNK_TAG);
+        i += 1;
+    }
+};
+
+/// Tag and query id.
+const HEAD_BYTES: usize = 1 + 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(super) enum AnswerStatus {
+    Ok = 0,
+    /// The peer asked is not the lease primary or leader (any more).
+    NotLeader = 1,
+    /// The answer (a lease with very many keys) would not fit in one peer frame.
+    TooLarge = 2,
+    /// The leader refused the call, with the gRPC status that follows.
+    Refused = 3,
+}
+
+impl AnswerStatus {
+    fn from_byte(byte: u8) -> Option<Self> {
+        match byte {
+            0 => Some(Self::Ok),
+            1 => Some(Self::NotLeader),
+            2 => Some(Self::TooLarge),
+            3 => Some(Self::Refused),
+            _ => None,
+        }
+    }
+}
+
+/// Why a query or answer frame was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub(super) enum FrameError {
+    Truncated,
+    /// The frame's first byte is not the kind's tag.
+    WrongTag(u8),
+    UnknownStatus(u8),
+    Protobuf(prost::DecodeError),
+    /// A promotion's answer carried a body, or a refusal no valid code and message.
+    BadBody,
+}
+
+impl std::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Truncated => write!(f, "truncated leader query frame"),
+            Self::WrongTag(b) => write!(f, "leader query frame with tag {b:#x}"),
+            Self::UnknownStatus(b) => write!(f, "leader answer with unknown status {b}"),
+            Self::Protobuf(e) => write!(f, "leader query frame with a bad protobuf: {e}"),
+            Self::BadBody => write!(f, "leader answer with a malformed body"),
+        }
+    }
+}
+
+pub(super) fn encode_query(id: u64, request: &proto::LeaseTimeToLiveRequest) -> Bytes {
+    let mut frame = BytesMut::with_capacity(HEAD_BYTES + request.encoded_len());
+    frame.put_u8(QUERY_TAG);
+    frame.put_u64_le(id);
+    request
+        .encode(&mut frame)
+        .expect("BytesMut grows to fit a message");
+    frame.freeze()
+}
+
+pub(super) fn encode_promote_query(id: u64, learner: u64) -> Bytes {
+    let mut frame = BytesMut::with_capacity(HEAD_BYTES + 8);
+    frame.put_u8(PROMOTE_TAG);
+    frame.put_u64_le(id);
+    frame.put_u64_le(learner);
+    frame.freeze()
+}
+
+pub(super) fn encode_answer(id: u64, status: AnswerStatus, response: Option<&[u8]>) -> Bytes {
+    assert!(
+        status != AnswerStatus::Refused,
+        "a refusal is encoded by encode_refusal"
+    );
+    let body = response.unwrap_or_default();
+    assert!(
+        status == AnswerStatus::Ok || body.is_empty(),
+        "only an Ok answer carries a response"
+    );
+    let mut frame = BytesMut::with_capacity(HEAD_BYTES + 1 + body.len());
+    frame.put_u8(ANSWER_TAG);
+    frame.put_u64_le(id);
+    frame.put_u8(status as u8);
+    frame.put_slice(body);
+    frame.freeze()
+}
+
+pub(super) fn encode_refusal(id: u64, refused: &Status) -> Bytes {
+    let code = u8::try_from(refused.code().as_u32()).expect("gRPC codes fit a byte");
+    let message = refused.message().as_bytes();
+    let mut frame = BytesMut::with_capacity(HEAD_BYTES + 2 + message.len());
+    frame.put_u8(ANSWER_TAG);
+    frame.put_u64_le(id);
+    frame.put_u8(AnswerStatus::Refused as u8);
+    frame.put_u8(code);
+    frame.put_slice(message);
+    frame.freeze()
+}
+
+fn split_head(frame: &[u8], tag: u8) -> Result<(u64, &[u8]), FrameError> {
+    if frame.len() < HEAD_BYTES {
+        return Err(FrameError::Truncated);
+    }
+    if frame[0] != tag {
+        return Err(FrameError::WrongTag(frame[0]));
+    }
+    let id = u64::from_le_bytes(frame[1..HEAD_BYTES].try_into().expect("8 bytes"));
+    Ok((id, &frame[HEAD_BYTES..]))
+}
+
+pub(super) fn decode_query(
+    frame: &[u8],
+) -> Result<(u64, proto::LeaseTimeToLiveRequest), FrameError> {
+    let (id, body) = split_head(frame, QUERY_TAG)?;
+    let request = proto::LeaseTimeToLiveRequest::decode(body).map_err(FrameError::Protobuf)?;
+    Ok((id, request))
+}
+
+/// The query id and the learner's member id.
+pub(super) fn decode_promote_query(frame: &[u8]) -> Result<(u64, u64), FrameError> {
+    let (id, body) = split_head(frame, PROMOTE_TAG)?;
+    let learner = body.try_into().map_err(|_| FrameError::Truncated)?;
+    Ok((id, u64::from_le_bytes(learner)))
+}
+
+/// The query id, the status, and the rest of the frame (see [`Answer::from_parts`]).
+pub(super) fn decode_answer(frame: &[u8]) -> Result<(u64, AnswerStatus, &[u8]), FrameError> {
+    let (id, rest) = split_head(frame, ANSWER_TAG)?;
+    let (&status_byte, body) = rest.split_first().ok_or(FrameError::Truncated)?;
+    let status =
+        AnswerStatus::from_byte(status_byte).ok_or(FrameError::UnknownStatus(status_byte))?;
+    Ok((id, status, body))
+}
+
+/// What a follower asked the leader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum QueryKind {
+    LeaseTimeToLive,
+    Promote { learner: u64 },
+}
+
+/// An answer checked against the query it answers.
+#[derive(Debug, PartialEq)]
+pub(super) enum Answer<'a> {
+    /// The encoded `LeaseTimeToLiveResponse`, or nothing for a promotion (proposed).
+    Ok(&'a [u8]),
+    Failed(Status),
+}
+
+impl<'a> Answer<'a> {
+    /// Checked here so that a bad answer fails the query instead of reaching the client.
+    pub(super) fn from_parts(
+        kind: QueryKind,
+        answer_status: AnswerStatus,
+        body: &'a [u8],
+    ) -> Result<Self, FrameError> {
+        match answer_status {
+            AnswerStatus::Ok => {
+                match kind {
+                    QueryKind::LeaseTimeToLive => {
+                        proto::LeaseTimeToLiveResponse::decode(body)
+                            .map_err(FrameError::Protobuf)?;
+                    }
+                    QueryKind::Promote { .. } if !body.is_empty() => {
+                        return Err(FrameError::BadBody);
+                    }
+                    QueryKind::Promote { .. } => {}
+                }
+                Ok(Self::Ok(body))
+            }
+            AnswerStatus::NotLeader => Ok(Self::Failed(status_no_leader())),
+            AnswerStatus::TooLarge => Ok(Self::Failed(status(
+                GrpcCode::ResourceExhausted,
+                "etcdserver: lease time-to-live answer too large to forward",
+            ))),
+            AnswerStatus::Refused => {
+                let (&code, message) = body.split_first().ok_or(FrameError::BadBody)?;
+                let message = std::str::from_utf8(message).map_err(|_| FrameError::BadBody)?;
+                Ok(Self::Failed(Status::from_code_u32(
+                    u32::from(code),
+                    message,
+                )))
+            }
+        }
+    }
+}
+
+/// A follower's call waiting for the leader's answer.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct LeaderQuery {
+    call: CallId,
+    kind: QueryKind,
+    /// The member asked; an answer from anyone else is ignored.
+    leader: u64,
+    deadline: Instant,
+}
+
+/// Queries in flight, keyed by query id. At most one per open call, so the gRPC server's
+/// stream limits bound it.
+pub(super) type LeaderQueries = HashMap<u64, LeaderQuery>;
+
+impl Server {
+    /// `LeaseTimeToLive`: local on the lease primary, else asked of the leader.
+    pub(super) fn lease_time_to_live(
+        &mut self,
+        call: CallId,
+        request: proto::LeaseTimeToLiveRequest,
+    ) {
+        if self.kv.is_primary() || self.leader == self.node.id() {
+            let now = self.now_ms();
+            let response = self.kv.lease_time_to_live(&request, now);
+            self.reply(call, response);
+            return;
+        }
+        self.ask_leader(call, QueryKind::LeaseTimeToLive, |id| {
+            encode_query(id, &request)
+        });
+    }
+
+    /// A follower's `MemberPromote` of `learner`, already checked against its own view of
+    /// the membership: the leader checks it again and proposes it.
+    pub(super) fn forward_promote(&mut self, call: CallId, learner: u64) {
+        self.ask_leader(call, QueryKind::Promote { learner }, |id| {
+            encode_promote_query(id, learner)
+        });
+    }
+
+    fn ask_leader(&mut self, call: CallId, kind: QueryKind, encode: impl FnOnce(u64) -> Bytes) {
+        let leader = self.leader;
+        if leader == tally_core::NO_NODE {
+            self.reply_error(call, status_no_leader());
+            return;
+        }
+        let id = self.next_request_id();
+        if !self.peers.send(leader, encode(id)) {
+            self.reply_error(call, status_no_leader());
+            return;
+        }
+        let deadline = Instant::now() + REQUEST_TIMEOUT;
+        self.leader_queries.insert(
+            id,
+            LeaderQuery {
+                call,
+                kind,
+                leader,
+                deadline,
+            },
+        );
+    }
+
+    /// On the leader: answers a follower's lease query.
+    pub(super) fn answer_lease_query(&mut self, from: u64, frame: &[u8]) {
+        let (id, request) = match decode_query(frame) {
+            Ok(query) => query,
+            Err(e) => {
+                eprintln!("tallyd: peer {from:x}: {e}; dropped");
+                return;
+            }
+        };
+        if !self.kv.is_primary() {
+            self.peers
+                .send(from, encode_answer(id, AnswerStatus::NotLeader, None));
+            return;
+        }
+        let now = self.now_ms();
+        let response = self.kv.lease_time_to_live(&request, now);
+        let response = self.encode(response);
+        if !self
+            .peers
+            .send(from, encode_answer(id, AnswerStatus::Ok, Some(&response)))
+        {
+            self.peers
+                .send(from, encode_answer(id, AnswerStatus::TooLarge, None));
+        }
+    }
+
+    /// On the leader: checks and proposes a follower's promotion, and says how that went.
+    pub(super) fn answer_promote_query(&mut self, from: u64, frame: &[u8]) {
+        let (id, learner) = match decode_promote_query(frame) {
+            Ok(query) => query,
+            Err(e) => {
+                eprintln!("tallyd: peer {from:x}: {e}; dropped");
+                return;
+            }
+        };
+        if self.leader != self.node.id() {
+            self.peers
+                .send(from, encode_answer(id, AnswerStatus::NotLeader, None));
+            return;
+        }
+        let proposed = self.check_promote_member(learner).and_then(|()| {
+            let change = ConfChange::new(ConfChangeKind::AddVoter, learner);
+            self.node
+                .propose_conf_change(&change)
+                .map_err(status_from_propose)
+        });
+        let answer = match proposed {
+            Ok(()) => encode_answer(id, AnswerStatus::Ok, None),
+            Err(refused) => encode_refusal(id, &refused),
+        };
+        self.peers.send(from, answer);
+    }
+
+    /// On the follower: the leader's answer to one of its queries.
+    pub(super) fn finish_leader_query(&mut self, from: u64, frame: &[u8]) {
+        let (id, answer_status, body) = match decode_answer(frame) {
+            Ok(answer) => answer,
+            Err(e) => {
+                eprintln!("tallyd: peer {from:x}: {e}; dropped");
+                return;
+            }
+        };
+        let Some(query) = self.leader_queries.get(&id).copied() else {
+            return; // timed out already
+        };
+        if query.leader != from {
+            eprintln!(
+                "tallyd: peer {from:x} answered a query sent to {:x}; dropped",
+                query.leader
+            );
+            return;
+        }
+        let answer = match Answer::from_parts(query.kind, answer_status, body) {
+            Ok(answer) => answer,
+            Err(e) => {
+                eprintln!("tallyd: peer {from:x}: {e}; dropped");
+                return;
+            }
+        };
+        self.leader_queries.remove(&id);
+        match (answer, query.kind) {
+            (Answer::Failed(refused), _) => self.reply_error(query.call, refused),
+            (Answer::Ok(body), QueryKind::LeaseTimeToLive) => {
+                self.reply_encoded(query.call, Bytes::copy_from_slice(body))
+            }
+            // The leader answers before the entry can commit, and on the same connection as
+            // the commit index, so the apply comes after this and finds the waiter.
+            (Answer::Ok(_), QueryKind::Promote { learner }) => self.conf_waiters.push(ConfWaiter {
+                call: query.call,
+                node: learner,
+                method: Method::MemberPromote,
+                deadline: query.deadline,
+            }),
+        }
+    }
+
+    pub(super) fn expire_leader_queries(&mut self, now: Instant) {
+        let expired: Vec<u64> = self
+            .leader_queries
+            .iter()
+            .filter(|(_, q)| q.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some(query) = self.leader_queries.remove(&id) {
+                self.reply_error(query.call, status_timeout());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_query_round_trips() {
+        let request = proto::LeaseTimeToLiveRequest { id: 42, keys: true };
+        let frame = encode_query(7, &request);
+        assert_eq!(decode_query(&frame), Ok((7, request)));
+        let frame = encode_promote_query(8, 0xfeed);
+        assert_eq!(decode_promote_query(&frame), Ok((8, 0xfeed)));
+    }
+
+    #[test]
+    fn an_answer_round_trips_with_and_without_a_response() {
+        let response = proto::LeaseTimeToLiveResponse {
+            id: 42,
+            ttl: 12,
+            granted_ttl: 30,
+            ..Default::default()
+        }
+        .encode_to_vec();
+        let frame = encode_answer(9, AnswerStatus::Ok, Some(&response));
+        let (id, answer_status, body) = decode_answer(&frame).expect("answer");
+        assert_eq!(
+            (id, answer_status, body),
+            (9, AnswerStatus::Ok, &response[..])
+        );
+        assert_eq!(
+            Answer::from_parts(QueryKind::LeaseTimeToLive, answer_status, body),
+            Ok(Answer::Ok(&response[..]))
+        );
+        let frame = encode_answer(9, AnswerStatus::NotLeader, None);
+        assert_eq!(
+            decode_answer(&frame),
+            Ok((9, AnswerStatus::NotLeader, &[][..]))
+        );
+        let frame = encode_answer(10, AnswerStatus::Ok, None);
+        let (_, answer_status, body) = decode_answer(&frame).expect("answer");
+        let promote = QueryKind::Promote { learner: 3 };
+        assert_eq!(
+            Answer::from_parts(promote, answer_status, body),
+            Ok(Answer::Ok(&[][..]))
+        );
+    }
+
+    #[test]
+    fn a_refusal_carries_the_leaders_status() {
+        let refused = status_from_propose(tally_core::ProposeError::LearnerNotReady);
+        let frame = encode_refusal(11, &refused);
+        let (id, answer_status, body) = decode_answer(&frame).expect("answer");
+        assert_eq!((id, answer_status), (11, AnswerStatus::Refused));
+        let Ok(Answer::Failed(status)) =
+            Answer::from_parts(QueryKind::Promote { learner: 3 }, answer_status, body)
+        else {
+            panic!("a refusal is a failed answer");
+        };
+        assert_eq!(status.code(), GrpcCode::FailedPrecondition);
+        assert_eq!(
+            status.message(),
+            "etcdserver: can only promote a learner member which is in sync with leader"
+        );
+    }
+
+    #[test]
+    fn bad_frames_are_errors_not_panics() {
+        assert_eq!(decode_query(&[QUERY_TAG, 1, 2]), Err(FrameError::Truncated));
+        assert_eq!(decode_query(&[]), Err(FrameError::Truncated));
+        assert!(matches!(
+            decode_query(&[QUERY_TAG, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]),
+            Err(FrameError::Protobuf(_))
+        ));
+        let promote = encode_promote_query(1, 2);
+        assert_eq!(
+            decode_promote_query(&promote[..promote.len() - 1]),
+            Err(FrameError::Truncated)
+        );
+        assert_eq!(
+            decode_promote_query(&[&promote[..], &[0]].concat()),
+            Err(FrameError::Truncated)
+        );
+        let head = [ANSWER_TAG, 0, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(decode_answer(&head), Err(FrameError::Truncated));
+        let mut unknown = head.to_vec();
+        unknown.push(9);
+        assert_eq!(decode_answer(&unknown), Err(FrameError::UnknownStatus(9)));
+        let lease = QueryKind::LeaseTimeToLive;
+        let promote = QueryKind::Promote { learner: 1 };
+        assert!(matches!(
+            Answer::from_parts(lease, AnswerStatus::Ok, &[0xff, 0xff]),
+            Err(FrameError::Protobuf(_))
+        ));
+        assert_eq!(
+            Answer::from_parts(promote, AnswerStatus::Ok, &[1]),
+            Err(FrameError::BadBody)
+        );
+        for body in [&[][..], &[9, 0xff, 0xfe][..]] {
+            assert_eq!(
+                Answer::from_parts(promote, AnswerStatus::Refused, body),
+                Err(FrameError::BadBody)
+            );
+        }
+        // A query is not an answer.
+        let query = encode_query(1, &proto::LeaseTimeToLiveRequest::default());
+        assert_eq!(decode_answer(&query), Err(FrameError::WrongTag(QUERY_TAG)));
+    }
+}
