@@ -521,7 +521,8 @@ fn every_listen_url_is_served_each_with_its_scheme() {
     let dir = tally_tests::process::TempDir::new("listen-urls");
     let certs = tally_tests::process::Certs::generate(dir.path());
     let port = tally_tests::process::free_port;
-    let (https, http, peer, metrics1, metrics2) = (port(), port(), port(), port(), port());
+    let (https, http, metrics1, metrics2) = (port(), port(), port(), port());
+    let (peer, peer2) = (port(), port());
     let child = Command::new(tally_tests::process::tallyd_path())
         .arg("--name=multi")
         .arg(format!("--data-dir={}", dir.path().join("data").display()))
@@ -529,7 +530,9 @@ fn every_listen_url_is_served_each_with_its_scheme() {
             "--listen-client-urls=https://127.0.0.1:{https},http://127.0.0.1:{http}"
         ))
         .arg(format!("--advertise-client-urls=https://127.0.0.1:{https}"))
-        .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer}"))
+        .arg(format!(
+            "--listen-peer-urls=http://127.0.0.1:{peer},http://127.0.0.1:{peer2}"
+        ))
         .arg(format!(
             "--initial-advertise-peer-urls=http://127.0.0.1:{peer}"
         ))
@@ -571,7 +574,12 @@ fn every_listen_url_is_served_each_with_its_scheme() {
         http_get(metrics1, "/metrics"),
         http_get(metrics2, "/metrics"),
     ];
+    let second_peer_listener = std::net::TcpStream::connect(("127.0.0.1", peer2));
     drop(child);
+    assert!(
+        second_peer_listener.is_ok(),
+        "the second peer URL is served: {second_peer_listener:?}"
+    );
     assert_eq!(
         over_http, "over-tls\n",
         "the plaintext URL serves the same store"

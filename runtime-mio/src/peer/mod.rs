@@ -62,7 +62,7 @@ pub use error::{PeerError, TlsConfigError};
 pub use event::{PeerEvent, PeerStats};
 #[cfg(any(test, feature = "testing"))]
 pub use proxy::FaultProxy;
-pub use transport::PeerTransport;
+pub use transport::{LISTENERS_MAX, PeerTransport};
 
 /// Feeds arbitrary bytes to the peer wire decoders (frame splitter, hello, ack).
 ///

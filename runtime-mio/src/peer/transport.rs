@@ -17,6 +17,10 @@ use super::wire::SendQueue;
 
 mod links;
 
+/// Listeners one transport serves at most (etcd's `--listen-peer-urls` is a list). Their tokens
+/// come first in the transport's range.
+pub const LISTENERS_MAX: usize = 16;
+
 #[derive(Debug)]
 struct Peer {
     addr: SocketAddr,
@@ -34,7 +38,8 @@ struct Peer {
 pub struct PeerTransport {
     config: PeerConfig,
     local_id: u64,
-    listener: TcpListener,
+    /// At most [`LISTENERS_MAX`]; the first is never removed.
+    listeners: Vec<TcpListener>,
     local_addr: SocketAddr,
     token_base: usize,
     peers: BTreeMap<u64, Peer>,
@@ -51,8 +56,9 @@ pub struct PeerTransport {
 }
 
 impl PeerTransport {
-    /// Takes over `listener` (registered as `token_base`). Connections use the tokens after it:
-    /// the transport owns `token_base ..= token_base + connections_max + peers_max`.
+    /// Takes over `listener` (registered as `token_base`; [`Self::add_listener`] adds more).
+    /// Connections use the tokens after the listeners': the transport owns
+    /// `token_base .. token_base + LISTENERS_MAX + connections_max + peers_max`.
     /// Peers with a higher id than ours are dialed from the first [`Self::handle_timeouts`].
     pub fn new(
         mut listener: TcpListener,
@@ -69,7 +75,7 @@ impl PeerTransport {
         })?;
         let slots_max = config.connections_max() + config.peers_max();
         assert!(
-            token_base.checked_add(slots_max + 1).is_some(),
+            token_base.checked_add(LISTENERS_MAX + slots_max).is_some(),
             "token range overflows"
         );
         registry
@@ -82,7 +88,7 @@ impl PeerTransport {
             local_id: config.local_id(),
             rng: Rng::new(config.seed()),
             config,
-            listener,
+            listeners: vec![listener],
             local_addr,
             token_base,
             peers: BTreeMap::new(),
@@ -101,13 +107,39 @@ impl PeerTransport {
         Ok(transport)
     }
 
+    /// Accepts peers on `listener` too (with the same TLS settings as the first), e.g. a
+    /// second `--listen-peer-urls` address. Fails when [`LISTENERS_MAX`] are served already.
+    pub fn add_listener(
+        &mut self,
+        mut listener: TcpListener,
+        registry: &Registry,
+    ) -> Result<SocketAddr, PeerError> {
+        let index = self.listeners.len();
+        if index == LISTENERS_MAX {
+            return Err(PeerError::InvalidConfig(
+                "more than LISTENERS_MAX peer listeners",
+            ));
+        }
+        let io = |op| move |source| PeerError::Io { op, source };
+        let local_addr = listener.local_addr().map_err(io("listener address"))?;
+        registry
+            .register(
+                &mut listener,
+                Token(self.token_base + index),
+                Interest::READABLE,
+            )
+            .map_err(io("register listener"))?;
+        self.listeners.push(listener);
+        Ok(local_addr)
+    }
+
     /// Whether `token` belongs to this transport.
     pub fn owns(&self, token: Token) -> bool {
         let slots_max = self.config.connections_max() + self.config.peers_max();
-        token.0 >= self.token_base && token.0 <= self.token_base + slots_max
+        token.0 >= self.token_base && token.0 < self.token_base + LISTENERS_MAX + slots_max
     }
 
-    /// The address the listener is bound to.
+    /// The address the first listener is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
@@ -228,14 +260,14 @@ impl PeerTransport {
 
     /// Handles a readiness event for a token this transport [owns](Self::owns).
     pub fn handle_event(&mut self, registry: &Registry, event: &mio::event::Event, now: Instant) {
-        let token = event.token();
-        if token.0 == self.token_base {
-            self.accept_all(registry, now);
-            return;
-        }
-        let Some(slot) = token.0.checked_sub(self.token_base + 1) else {
+        let Some(index) = event.token().0.checked_sub(self.token_base) else {
             return;
         };
+        if index < LISTENERS_MAX {
+            self.accept_all(registry, index, now);
+            return;
+        }
+        let slot = index - LISTENERS_MAX;
         self.drive(
             registry,
             slot,
@@ -249,7 +281,9 @@ impl PeerTransport {
     pub fn handle_timeouts(&mut self, registry: &Registry, now: Instant) {
         if self.accept_retry_at.is_some_and(|t| t <= now) {
             self.accept_retry_at = None;
-            self.accept_all(registry, now);
+            for index in 0..self.listeners.len() {
+                self.accept_all(registry, index, now);
+            }
         }
         let mut due = std::mem::take(&mut self.scratch_ids);
         due.clear();
@@ -351,7 +385,7 @@ impl PeerTransport {
     }
 
     fn token(&self, slot: usize) -> Token {
-        Token(self.token_base + 1 + slot)
+        Token(self.token_base + LISTENERS_MAX + slot)
     }
 
     fn alloc_slot(&mut self) -> Option<usize> {

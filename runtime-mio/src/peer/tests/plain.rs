@@ -346,3 +346,41 @@ fn membership_changes() {
     assert!(!net.transport(1).send(2, Bytes::from_static(b"gone")));
     proxy.stop();
 }
+
+/// etcd's `--listen-peer-urls` is a list: a member reached on its second listener links up
+/// the same as on its first, and a transport refuses listeners beyond `LISTENERS_MAX`.
+#[test]
+fn every_listener_accepts_peers() {
+    let (first, second) = (listener(), listener());
+    let second_addr = second.local_addr().unwrap();
+    let one = listener();
+    let one_addr = one.local_addr().unwrap();
+    let mut net = Net::new();
+    net.start(config(2), first, &[(1, one_addr)]);
+    let registry = net.registry().try_clone().unwrap();
+    let added = net.transport(2).add_listener(second, &registry).unwrap();
+    assert_eq!(added, second_addr);
+    // The lower id dials: member 1 knows 2 only by its second listener.
+    net.start(config(1), one, &[(2, second_addr)]);
+    net.run_until("member 1 linked to 2", |net| {
+        net.transport(1).is_connected(2) && net.transport(2).is_connected(1)
+    });
+    assert!(
+        net.transport(1)
+            .send(2, Bytes::from_static(b"via the second listener"))
+    );
+    net.run_until("the frame arrived", |net| {
+        !net.member(2).frames_from(1).is_empty()
+    });
+    assert_eq!(
+        net.member(2).frames_from(1)[0],
+        &b"via the second listener"[..]
+    );
+    for _ in 2..crate::peer::LISTENERS_MAX {
+        net.transport(2)
+            .add_listener(listener(), &registry)
+            .unwrap();
+    }
+    let over = net.transport(2).add_listener(listener(), &registry);
+    assert!(matches!(over, Err(PeerError::InvalidConfig(_))), "{over:?}");
+}

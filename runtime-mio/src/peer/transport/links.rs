@@ -18,9 +18,13 @@ use crate::peer::wire::{self, HANDSHAKE_FRAME_BYTES_MAX, HandshakeStatus};
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 impl PeerTransport {
-    pub(super) fn accept_all(&mut self, registry: &Registry, now: Instant) {
+    /// Accepts every pending connection on listener `index` (none for an unknown one).
+    pub(super) fn accept_all(&mut self, registry: &Registry, index: usize, now: Instant) {
         loop {
-            match self.listener.accept() {
+            let Some(listener) = self.listeners.get(index) else {
+                return;
+            };
+            match listener.accept() {
                 Ok((stream, remote)) => self.accept_one(registry, stream, remote, now),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e)

@@ -100,13 +100,10 @@ pub(in crate::server) fn start_peers(
     token_base: usize,
     now: Instant,
 ) -> Result<PeerTransport, ServerError> {
-    let urls = flags.listen_peer_urls();
-    if let [_, ignored @ ..] = urls {
-        for url in ignored {
-            eprintln!("tallyd: warning: only the first --listen-peer-urls is served; not {url}");
-        }
-    }
-    let listener = listen(&urls[0], "peers")?;
+    let [first, rest @ ..] = flags.listen_peer_urls() else {
+        unreachable!("--listen-peer-urls has a default");
+    };
+    let listener = listen(first, "peers")?;
     let mut config = peer_config(flags, identity);
     let files = flags.peer_tls();
     if let Some((cert, key)) = files.cert_and_key() {
@@ -124,12 +121,20 @@ pub(in crate::server) fn start_peers(
         .filter(|m| m.id != identity.member_id)
         .filter_map(|m| Some((m.id, peer_addr(m.peer_urls.first()?)?)))
         .collect();
-    PeerTransport::new(listener, token_base, registry, config, &peers, now).map_err(|e| {
-        ServerError::Io {
-            what: "start peer transport".into(),
+    let peer_error = |what: String| {
+        move |e: crate::peer::PeerError| ServerError::Io {
+            what,
             source: std::io::Error::other(e.to_string()),
         }
-    })
+    };
+    let mut transport = PeerTransport::new(listener, token_base, registry, config, &peers, now)
+        .map_err(peer_error("start peer transport".into()))?;
+    for url in rest {
+        transport
+            .add_listener(listen(url, "peers")?, registry)
+            .map_err(peer_error(format!("serve peers on {url}")))?;
+    }
+    Ok(transport)
 }
 
 fn peer_addr(url: &str) -> Option<SocketAddr> {
