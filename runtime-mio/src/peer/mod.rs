@@ -29,7 +29,8 @@
 //! # Driving it from a mio loop
 //!
 //! 1. Create the transport with the bound listener and a `token_base`; it owns the tokens
-//!    `token_base ..= token_base + connections_max + peers_max`.
+//!    `token_base .. token_base + LISTENERS_MAX + connections_max + peers_max`.
+//!    [`PeerTransport::add_listener`] accepts peers on more addresses.
 //! 2. Poll with a timeout no later than [`PeerTransport::next_deadline`] (it may be in the
 //!    past: then poll without blocking).
 //! 3. For every event whose token the transport [owns](PeerTransport::owns), call
