@@ -63,6 +63,7 @@ mod message;
 mod node;
 mod progress;
 mod rng;
+pub use rng::SplitMix64;
 mod types;
 
 #[cfg(test)]

@@ -1,16 +1,19 @@
-//! A small seeded PRNG (SplitMix64). The core owns its randomness: no global RNG exists here.
+//! A small seeded PRNG. The core owns its randomness: no global RNG exists here.
 
+/// SplitMix64 (Steele, Lea and Flood): small, fast, seeded, and not for secrets. The core
+/// draws election jitter from it; a runtime may use it for its own jitter, so that one seed
+/// replays everything.
 #[derive(Debug, Clone)]
-pub(crate) struct Rng {
+pub struct SplitMix64 {
     state: u64,
 }
 
-impl Rng {
-    pub(crate) fn new(seed: u64) -> Self {
-        Rng { state: seed }
+impl SplitMix64 {
+    pub fn new(seed: u64) -> Self {
+        SplitMix64 { state: seed }
     }
 
-    pub(crate) fn next_u64(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.state;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -19,7 +22,7 @@ impl Rng {
     }
 
     /// A value in [0, bound). `bound` must be non-zero.
-    pub(crate) fn below(&mut self, bound: u64) -> u64 {
+    pub fn below(&mut self, bound: u64) -> u64 {
         assert!(bound > 0);
         self.next_u64() % bound
     }

@@ -25,7 +25,7 @@ use crate::error::{
 use crate::log::RaftLog;
 use crate::message::Message;
 use crate::progress::{ProgressState, Tracker};
-use crate::rng::Rng;
+use crate::rng::SplitMix64;
 use crate::types::{
     ConfChange, ConfState, Entry, EntryKind, HardState, NO_NODE, NodeId, Recovered, Role, Snapshot,
 };
@@ -38,7 +38,7 @@ use self::reads::ReadOnly;
 pub struct Node {
     id: NodeId,
     config: Config,
-    rng: Rng,
+    rng: SplitMix64,
     term: u64,
     vote: NodeId,
     leader: NodeId,
@@ -210,7 +210,7 @@ impl Node {
         let conf = log.snapshot().meta().conf().clone();
         let mut node = Node {
             id: config.id(),
-            rng: Rng::new(config.seed() ^ config.id().rotate_left(32)),
+            rng: SplitMix64::new(config.seed() ^ config.id().rotate_left(32)),
             term: hard_state.term(),
             vote: hard_state.vote(),
             leader: NO_NODE,

@@ -14,11 +14,11 @@ pub use fuzz::{fuzz_decode_message, fuzz_schedule};
 
 /// A small seeded PRNG for tests and simulations (SplitMix64).
 #[derive(Debug, Clone)]
-pub struct SimRng(crate::rng::Rng);
+pub struct SimRng(crate::SplitMix64);
 
 impl SimRng {
     pub fn new(seed: u64) -> Self {
-        SimRng(crate::rng::Rng::new(seed))
+        SimRng(crate::SplitMix64::new(seed))
     }
 
     pub fn next_u64(&mut self) -> u64 {

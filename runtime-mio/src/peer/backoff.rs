@@ -2,25 +2,7 @@
 
 use std::time::Duration;
 
-/// SplitMix64: small, seeded, good enough to spread reconnect attempts.
-#[derive(Debug, Clone)]
-pub(crate) struct Rng {
-    state: u64,
-}
-
-impl Rng {
-    pub(crate) fn new(seed: u64) -> Self {
-        Rng { state: seed }
-    }
-
-    pub(crate) fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
+use tally_core::SplitMix64;
 
 /// Delay before the next dial: `min(backoff_max_ms, backoff_min_ms * 2^failures)`, of which a
 /// random upper half is taken ("equal jitter"), so restarted members do not dial in lockstep.
@@ -49,7 +31,7 @@ impl Backoff {
         self.failures
     }
 
-    pub(crate) fn next_delay(&mut self, rng: &mut Rng) -> Duration {
+    pub(crate) fn next_delay(&mut self, rng: &mut SplitMix64) -> Duration {
         let factor = 1u64.checked_shl(self.failures.min(62)).unwrap_or(u64::MAX);
         let ceiling = self.min_ms.saturating_mul(factor).min(self.max_ms);
         self.failures = self.failures.saturating_add(1);
@@ -65,7 +47,7 @@ mod tests {
 
     #[test]
     fn grows_to_the_cap_and_resets() {
-        let mut rng = Rng::new(7);
+        let mut rng = SplitMix64::new(7);
         let mut backoff = Backoff::new(10, 1000);
         let mut previous_ceiling = 0;
         for failure in 0..20u32 {

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use mio::net::TcpListener;
 use mio::{Interest, Registry, Token};
 
-use super::backoff::{Backoff, Rng};
+use super::backoff::Backoff;
 use super::config::PeerConfig;
 use super::conn::{CloseReason, Conn, Phase, READ_CHUNK_BYTES};
 use super::error::PeerError;
@@ -47,7 +47,8 @@ pub struct PeerTransport {
     free_slots: Vec<usize>,
     inbound: usize,
     events: VecDeque<PeerEvent>,
-    rng: Rng,
+    /// Reconnect jitter, seeded through `PeerConfig` so that it replays like the core's.
+    rng: tally_core::SplitMix64,
     stats: PeerStats,
     scratch_ids: Vec<u64>,
     /// Read buffer shared by all connections (`READ_CHUNK_BYTES`).
@@ -86,7 +87,7 @@ impl PeerTransport {
             })?;
         let mut transport = PeerTransport {
             local_id: config.local_id(),
-            rng: Rng::new(config.seed()),
+            rng: tally_core::SplitMix64::new(config.seed()),
             config,
             listeners: vec![listener],
             local_addr,
