@@ -201,6 +201,40 @@ fn grpc_http1_health_and_metrics() {
     assert!(text.starts_with("HTTP/1.1 400"), "{text}");
 }
 
+/// A POST's body (the JSON gateway's requests) is read to its Content-Length, also when it
+/// comes in pieces, and one over `http1_body_bytes_max` is refused with 413.
+#[test]
+fn grpc_http1_post_bodies_are_read_whole_and_bounded() {
+    let server = spawn_server(config().with_http1_body_bytes_max(64 << 10), None);
+    let body = vec![b'j'; 40 << 10];
+    let mut stream = TcpStream::connect(server.addr()).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let head = format!(
+        "POST /echo HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("write");
+    for piece in body.chunks(7 << 10) {
+        std::thread::sleep(Duration::from_millis(5));
+        stream.write_all(piece).expect("write");
+    }
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out);
+    assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n"), "{:?}", &out[..40]);
+    assert!(out.ends_with(&body), "the body comes back whole");
+    let over = format!(
+        "POST /echo HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+        65 << 10
+    );
+    let text = String::from_utf8(raw_exchange(server.addr(), over.as_bytes())).expect("utf8");
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    let chunked = b"POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+    let text = String::from_utf8(raw_exchange(server.addr(), chunked)).expect("utf8");
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+}
+
 #[test]
 fn grpc_tls_with_alpn_and_client_certificates() {
     let pki = Pki::new("alpn");

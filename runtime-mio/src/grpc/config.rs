@@ -17,6 +17,7 @@ pub struct GrpcConfig {
     frame_bytes_max: u32,
     header_list_bytes_max: u32,
     http1_request_bytes_max: usize,
+    http1_body_bytes_max: usize,
     tls_buffer_bytes_max: usize,
     handshake_ticks_max: u32,
 }
@@ -40,6 +41,8 @@ impl Default for GrpcConfig {
             frame_bytes_max: 64 << 10,
             header_list_bytes_max: 16 << 10,
             http1_request_bytes_max: 8 << 10,
+            // JSON with base64 keys and values for a request of `request_bytes_max`.
+            http1_body_bytes_max: 4 << 20,
             tls_buffer_bytes_max: 256 << 10,
             // With the loop's 100 ms tick: ten seconds.
             handshake_ticks_max: 100,
@@ -117,6 +120,10 @@ impl GrpcConfig {
     setting!(
         /// The largest HTTP/1.1 request head (request line and headers).
         http1_request_bytes_max, with_http1_request_bytes_max, usize
+    );
+    setting!(
+        /// The largest HTTP/1.1 request body (the gateway's JSON); larger ones get 413.
+        http1_body_bytes_max, with_http1_body_bytes_max, usize
     );
     setting!(
         /// Encrypted bytes rustls buffers per connection before writes push back.

@@ -196,6 +196,7 @@ impl Conn {
                             request: id,
                             method: req.method,
                             path: req.path,
+                            body: req.body,
                         };
                         events.push(event);
                         (Phase::Http1 { conn, request }, false)
@@ -244,7 +245,11 @@ impl Conn {
                     return (Phase::Handshake(Box::pin(h2.handshake(io))), true);
                 }
                 Sniffed::Http1 => {
-                    let mut conn = Box::new(Http1Conn::new(io, config.http1_request_bytes_max()));
+                    let mut conn = Box::new(Http1Conn::new(
+                        io,
+                        config.http1_request_bytes_max(),
+                        config.http1_body_bytes_max(),
+                    ));
                     conn.push_initial(&buf);
                     return (
                         Phase::Http1 {

@@ -33,6 +33,13 @@ impl HttpRequestId {
     pub(crate) fn slot(self) -> usize {
         slot_of(self.0)
     }
+
+    /// An id for the application's call tables (e.g. a gateway request handled like a unary
+    /// call): ids come from one sequence, so it never equals a real call's. The server knows
+    /// no such call: `send_message` and `finish` on it do nothing.
+    pub fn as_call_id(self) -> CallId {
+        CallId(self.0)
+    }
 }
 
 /// What happened on the client port. Events for a call come in order: `Opened`, any number of
@@ -59,6 +66,8 @@ pub enum CallEvent {
         request: HttpRequestId,
         method: String,
         path: String,
+        /// As Content-Length said; at most `http1_body_bytes_max`.
+        body: Bytes,
     },
 }
 

@@ -1,5 +1,6 @@
-//! A minimal HTTP/1.1 server for `GET /health` and `GET /metrics` on the client port: one
-//! request per connection, answered with Content-Length and closed.
+//! A minimal HTTP/1.1 server for `GET /health`, `GET /metrics` and etcd's JSON gateway
+//! (`POST /v3/kv/range` and friends) on the client port: one request per connection, its body
+//! sized by Content-Length (no chunked bodies), answered with Content-Length and closed.
 
 use std::io;
 
@@ -47,12 +48,23 @@ pub(crate) fn sniff(buf: &[u8]) -> Sniffed {
 pub(crate) struct Http1Request {
     pub(crate) method: String,
     pub(crate) path: String,
+    pub(crate) body: Bytes,
+}
+
+/// A complete request head.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Head {
+    pub(crate) method: String,
+    pub(crate) path: String,
+    /// Bytes of the head, blank line included: the body starts there.
+    pub(crate) head_bytes: usize,
+    pub(crate) content_length: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Parsed {
     Partial,
-    Request(Http1Request),
+    Head(Head),
     Invalid(&'static str),
 }
 
@@ -74,15 +86,28 @@ pub(crate) fn parse_head(buf: &[u8]) -> Parsed {
     if method.is_empty() || !version.starts_with("HTTP/1.") || !path.starts_with('/') {
         return Parsed::Invalid("bad request line");
     }
+    let mut content_length = 0;
     for line in lines {
-        match line.split_once(':') {
-            Some((name, _)) if !name.is_empty() && !name.contains(' ') => {}
-            _ => return Parsed::Invalid("bad header line"),
+        let Some((name, value)) = line.split_once(':') else {
+            return Parsed::Invalid("bad header line");
+        };
+        if name.is_empty() || name.contains(' ') {
+            return Parsed::Invalid("bad header line");
+        }
+        if name.eq_ignore_ascii_case("content-length") {
+            match value.trim().parse() {
+                Ok(length) => content_length = length,
+                Err(_) => return Parsed::Invalid("bad Content-Length"),
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            return Parsed::Invalid("chunked request bodies are not supported");
         }
     }
-    Parsed::Request(Http1Request {
+    Parsed::Head(Head {
         method: method.to_string(),
         path: path.to_string(),
+        head_bytes: end + 4,
+        content_length,
     })
 }
 
@@ -93,9 +118,15 @@ fn reason(status: u16) -> &'static str {
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        409 => "Conflict",
+        412 => "Precondition Failed",
+        413 => "Payload Too Large",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
+        501 => "Not Implemented",
         503 => "Service Unavailable",
+        504 => "Gateway Timeout",
         _ => "Status",
     }
 }
@@ -136,16 +167,19 @@ pub(crate) enum Http1Step {
 pub(crate) struct Http1Conn {
     io: ConnIo,
     buf: Vec<u8>,
+    /// Of the head.
     request_bytes_max: usize,
+    body_bytes_max: usize,
     state: State,
 }
 
 impl Http1Conn {
-    pub(crate) fn new(io: ConnIo, request_bytes_max: usize) -> Http1Conn {
+    pub(crate) fn new(io: ConnIo, request_bytes_max: usize, body_bytes_max: usize) -> Http1Conn {
         Http1Conn {
             io,
             buf: Vec::new(),
             request_bytes_max,
+            body_bytes_max,
             state: State::Reading,
         }
     }
@@ -197,31 +231,47 @@ impl Http1Conn {
         }
     }
 
-    /// Reads until a full head is in; `None` means the state changed and the loop goes on.
+    /// Reads until the head and its body are in; `None` means the state changed and the loop
+    /// goes on.
     fn read_request(&mut self) -> io::Result<Option<Http1Step>> {
         loop {
-            match parse_head(&self.buf) {
-                Parsed::Request(request) => {
-                    self.state = State::Waiting;
-                    return Ok(Some(Http1Step::Request(request)));
+            let wanted_bytes = match parse_head(&self.buf) {
+                Parsed::Head(head) if head.content_length > self.body_bytes_max => {
+                    eprintln!(
+                        "grpc: http/1 request body over {} bytes",
+                        self.body_bytes_max
+                    );
+                    self.state = State::Writing(encode_response(413, "text/plain", b"too large"));
+                    return Ok(None);
                 }
+                Parsed::Head(head) if self.buf.len() >= head.head_bytes + head.content_length => {
+                    let end = head.head_bytes + head.content_length;
+                    let body = Bytes::copy_from_slice(&self.buf[head.head_bytes..end]);
+                    self.state = State::Waiting;
+                    return Ok(Some(Http1Step::Request(Http1Request {
+                        method: head.method,
+                        path: head.path,
+                        body,
+                    })));
+                }
+                Parsed::Head(head) => head.head_bytes + head.content_length,
                 Parsed::Invalid(why) => {
                     eprintln!("grpc: bad http/1 request: {why}");
                     self.state = State::Writing(encode_response(400, "text/plain", why.as_bytes()));
                     return Ok(None);
                 }
-                Parsed::Partial => {}
-            }
-            if self.buf.len() >= self.request_bytes_max {
-                eprintln!(
-                    "grpc: http/1 request head over {} bytes",
-                    self.request_bytes_max
-                );
-                self.state = State::Writing(encode_response(431, "text/plain", b"too large"));
-                return Ok(None);
-            }
-            let mut chunk = [0u8; 2048];
-            let room = (self.request_bytes_max - self.buf.len()).min(chunk.len());
+                Parsed::Partial if self.buf.len() >= self.request_bytes_max => {
+                    eprintln!(
+                        "grpc: http/1 request head over {} bytes",
+                        self.request_bytes_max
+                    );
+                    self.state = State::Writing(encode_response(431, "text/plain", b"too large"));
+                    return Ok(None);
+                }
+                Parsed::Partial => self.request_bytes_max,
+            };
+            let mut chunk = [0u8; 8192];
+            let room = (wanted_bytes - self.buf.len()).min(chunk.len());
             let n = self.io.read_some(&mut chunk[..room])?;
             if n == 0 {
                 return Ok(Some(Http1Step::Close));

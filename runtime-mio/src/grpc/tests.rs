@@ -1,7 +1,7 @@
 //! Unit tests of the pieces: framing, status encoding, sniffing and HTTP/1 parsing.
 
 use super::framing::{FrameError, MessageDecoder, encode};
-use super::http1::{Http1Request, Parsed, Sniffed, encode_response, parse_head, sniff};
+use super::http1::{Head, Parsed, Sniffed, encode_response, parse_head, sniff};
 use super::status::{Code, Status, percent_decode, percent_encode};
 
 #[test]
@@ -110,18 +110,32 @@ fn http1_head_parsing() {
         parse_head(b"GET /health HTTP/1.1\r\nHost: a\r\n"),
         Parsed::Partial
     );
-    let want = Http1Request {
+    let want = Head {
         method: "GET".into(),
         path: "/health".into(),
+        head_bytes: 33,
+        content_length: 0,
     };
     assert_eq!(
         parse_head(b"GET /health HTTP/1.1\r\nHost: a\r\n\r\n"),
-        Parsed::Request(want)
+        Parsed::Head(want)
     );
     assert!(matches!(
         parse_head(b"GET /x HTTP/1.0\r\n\r\n"),
-        Parsed::Request(_)
+        Parsed::Head(_)
     ));
+    let post = b"POST /v3/kv/put HTTP/1.1\r\ncontent-length:  12\r\n\r\n{}";
+    let Parsed::Head(head) = parse_head(post) else {
+        panic!("a POST head");
+    };
+    assert_eq!((head.head_bytes, head.content_length), (post.len() - 2, 12));
+    for bad in [
+        &b"POST /a HTTP/1.1\r\nContent-Length: -1\r\n\r\n"[..],
+        b"POST /a HTTP/1.1\r\nContent-Length: 1x\r\n\r\n",
+        b"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+    ] {
+        assert!(matches!(parse_head(bad), Parsed::Invalid(_)), "{bad:?}");
+    }
     assert!(matches!(
         parse_head(b"GET health HTTP/1.1\r\n\r\n"),
         Parsed::Invalid(_)

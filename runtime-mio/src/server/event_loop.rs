@@ -91,6 +91,7 @@ pub(super) struct Server {
     pub(super) auto_compactor: AutoCompactor,
     /// Follower `LeaseTimeToLive` calls waiting for the leader's answer.
     pub(super) leader_queries: super::leader_query::LeaderQueries,
+    pub(super) gateway_calls: super::gateway::GatewayCalls,
     pub(super) read_batch: Vec<PendingRead>,
     pub(super) read_waiters: HashMap<u64, Vec<PendingRead>>,
     pub(super) ready_reads: VecDeque<(u64, Vec<PendingRead>)>,
@@ -251,6 +252,7 @@ impl Server {
             calls: HashMap::new(),
             waiters: HashMap::new(),
             leader_queries: HashMap::new(),
+            gateway_calls: HashMap::new(),
             auto_compactor,
             read_batch: Vec::new(),
             read_waiters: HashMap::new(),
@@ -749,7 +751,12 @@ impl Server {
 }
 
 pub(super) fn grpc_config(flags: &Flags) -> GrpcConfig {
-    GrpcConfig::default().with_request_bytes_max(flags.max_request_bytes() as usize)
+    let request_bytes_max = flags.max_request_bytes() as usize;
+    // The gateway's JSON carries keys and values in base64 (4/3), plus field names.
+    let json_bytes_max = request_bytes_max.saturating_mul(2).max(64 << 10);
+    GrpcConfig::default()
+        .with_request_bytes_max(request_bytes_max)
+        .with_http1_body_bytes_max(json_bytes_max)
 }
 
 pub(super) fn peer_config(flags: &Flags, identity: &Identity) -> PeerConfig {

@@ -13,6 +13,7 @@ mod apply;
 mod auto_compaction;
 mod event_loop;
 pub mod flags;
+mod gateway;
 mod leader_query;
 mod members;
 mod metrics;

@@ -263,13 +263,15 @@ impl TestApp {
                 request,
                 method,
                 path,
+                body,
             } => {
                 let (status, body) = match (method.as_str(), path.as_str()) {
-                    ("GET", "/health") => (200, "{\"health\":\"true\"}"),
-                    ("GET", "/metrics") => (200, "tally_up 1\n"),
-                    _ => (404, "not found"),
+                    ("GET", "/health") => (200, Bytes::from_static(b"{\"health\":\"true\"}")),
+                    ("GET", "/metrics") => (200, Bytes::from_static(b"tally_up 1\n")),
+                    ("POST", "/echo") => (200, body),
+                    _ => (404, Bytes::from_static(b"not found")),
                 };
-                server.respond_http(request, status, "text/plain", Bytes::from(body));
+                server.respond_http(request, status, "text/plain", body);
             }
             _ => {}
         }

@@ -82,7 +82,11 @@ impl Server {
             }),
             Err(tally_core::TransferError::NotVoter(_)) => self.reply_error(
                 call,
-                status(GrpcCode::NotFound, "etcdserver: bad leader transferee"),
+                // etcd's ErrGRPCBadLeaderTransferee.
+                status(
+                    GrpcCode::FailedPrecondition,
+                    "etcdserver: bad leader transferee",
+                ),
             ),
             Err(error) => {
                 self.reply_error(call, status(GrpcCode::FailedPrecondition, error.as_str()))

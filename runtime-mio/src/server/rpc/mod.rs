@@ -254,12 +254,18 @@ impl Server {
     }
 
     pub(super) fn reply_encoded(&mut self, call: CallId, bytes: Bytes) {
+        if self.answer_gateway(call, Ok(&bytes)) {
+            return;
+        }
         let _ = self.clients.send_message(call, bytes);
         self.clients.finish(call, Status::ok());
         self.calls.remove(&call);
     }
 
     pub(super) fn reply_error(&mut self, call: CallId, status: Status) {
+        if self.answer_gateway(call, Err(&status)) {
+            return;
+        }
         self.clients.finish(call, status);
         self.calls.remove(&call);
         self.outbound.remove(&call);
@@ -333,9 +339,16 @@ impl Server {
                 self.flush_call(call);
                 self.maybe_finish_snapshot(call);
             }
-            CallEvent::Http { request, path, .. } => {
-                let (code, content_type, body) = self.http_response(&path);
-                self.clients.respond_http(request, code, content_type, body);
+            CallEvent::Http {
+                request,
+                method,
+                path,
+                body,
+            } => {
+                if !self.gateway_request(request, &method, &path, &body) {
+                    let (code, content_type, body) = self.http_response(&path);
+                    self.clients.respond_http(request, code, content_type, body);
+                }
             }
         }
     }
@@ -364,7 +377,7 @@ impl Server {
         self.outbound.remove(&call);
     }
 
-    fn handle_message(&mut self, call: CallId, message: Bytes) {
+    pub(super) fn handle_message(&mut self, call: CallId, message: Bytes) {
         let Some(kind) = self.calls.get(&call).copied() else {
             return;
         };

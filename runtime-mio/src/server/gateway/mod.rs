@@ -1,0 +1,215 @@
+//! etcd's HTTP/JSON gateway on the client port: `POST /v3/kv/put` with a JSON body, as
+//! `curl` users and HTTP-only tools call etcd (etcd's grpc-gateway; `/v3beta/` too).
+//!
+//! A gateway request becomes a unary call of the gRPC service: its JSON is transcoded to the
+//! request message (`json`, by the shapes in `schema`), handed to the same handler under a
+//! call id that only this table knows ([`crate::grpc::HttpRequestId::as_call_id`]), and the
+//! handler's reply or error comes back here instead of going to a gRPC stream
+//! ([`Server::answer_gateway`]). Answers are etcd's: the response message as JSON, or
+//! `{"error":…,"message":…,"code":…}` with grpc-gateway's HTTP status for the gRPC code.
+//!
+//! Not served: the streaming calls (Watch, LeaseKeepAlive, Snapshot), which etcd streams as
+//! chunked JSON, and the Auth service, which tallyd does not have. They get 501 with a JSON
+//! error. The table holds at most one call per open HTTP connection (`connections_max`).
+
+mod json;
+mod schema;
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+
+use super::event_loop::Server;
+use super::rpc::{CallKind, Method};
+use crate::grpc::{CallId, Code as GrpcCode, HttpRequestId, Status};
+use schema::Message;
+
+/// A gateway request waiting for its handler's answer.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct GatewayCall {
+    request: HttpRequestId,
+    response: &'static Message,
+}
+
+pub(super) type GatewayCalls = HashMap<CallId, GatewayCall>;
+
+/// What a gateway path serves.
+#[derive(Debug, Clone, Copy)]
+enum Route {
+    Unary {
+        method: Method,
+        request: &'static Message,
+        response: &'static Message,
+    },
+    /// A call etcd serves here that tallyd's gateway does not.
+    Unserved(&'static str),
+}
+
+fn route(path: &str) -> Option<Route> {
+    use schema::*;
+    let rest = path
+        .strip_prefix("/v3/")
+        .or_else(|| path.strip_prefix("/v3beta/"))?;
+    let unary = |method, request, response| Route::Unary {
+        method,
+        request,
+        response,
+    };
+    Some(match rest {
+        "kv/range" => unary(Method::Range, &RANGE_REQUEST, &RANGE_RESPONSE),
+        "kv/put" => unary(Method::Put, &PUT_REQUEST, &PUT_RESPONSE),
+        "kv/deleterange" => unary(
+            Method::DeleteRange,
+            &DELETE_RANGE_REQUEST,
+            &DELETE_RANGE_RESPONSE,
+        ),
+        "kv/txn" => unary(Method::Txn, &TXN_REQUEST, &TXN_RESPONSE),
+        "kv/compaction" => unary(Method::Compact, &COMPACTION_REQUEST, &HEADER_ONLY),
+        "lease/grant" => unary(
+            Method::LeaseGrant,
+            &LEASE_GRANT_REQUEST,
+            &LEASE_GRANT_RESPONSE,
+        ),
+        "lease/revoke" | "kv/lease/revoke" => {
+            unary(Method::LeaseRevoke, &LEASE_ID_REQUEST, &HEADER_ONLY)
+        }
+        "lease/timetolive" | "kv/lease/timetolive" => unary(
+            Method::LeaseTimeToLive,
+            &LEASE_TIME_TO_LIVE_REQUEST,
+            &LEASE_TIME_TO_LIVE_RESPONSE,
+        ),
+        "lease/leases" | "kv/lease/leases" => {
+            unary(Method::LeaseLeases, &EMPTY, &LEASE_LEASES_RESPONSE)
+        }
+        "cluster/member/add" => unary(Method::MemberAdd, &MEMBER_ADD_REQUEST, &MEMBER_ADD_RESPONSE),
+        "cluster/member/remove" => {
+            unary(Method::MemberRemove, &MEMBER_ID_REQUEST, &MEMBERS_RESPONSE)
+        }
+        "cluster/member/update" => unary(
+            Method::MemberUpdate,
+            &MEMBER_UPDATE_REQUEST,
+            &MEMBERS_RESPONSE,
+        ),
+        "cluster/member/list" => unary(Method::MemberList, &MEMBER_LIST_REQUEST, &MEMBERS_RESPONSE),
+        "cluster/member/promote" => {
+            unary(Method::MemberPromote, &MEMBER_ID_REQUEST, &MEMBERS_RESPONSE)
+        }
+        "maintenance/alarm" => unary(Method::Alarm, &ALARM_REQUEST, &ALARM_RESPONSE),
+        "maintenance/status" => unary(Method::Status, &EMPTY, &STATUS_RESPONSE),
+        "maintenance/defragment" => unary(Method::Defragment, &EMPTY, &HEADER_ONLY),
+        "maintenance/hash" => unary(Method::Hash, &EMPTY, &HASH_RESPONSE),
+        "maintenance/hashkv" => unary(Method::HashKv, &HASH_KV_REQUEST, &HASH_KV_RESPONSE),
+        "maintenance/transfer-leadership" => {
+            unary(Method::MoveLeader, &MOVE_LEADER_REQUEST, &HEADER_ONLY)
+        }
+        "watch" | "lease/keepalive" | "maintenance/snapshot" => Route::Unserved(
+            "tallyd's JSON gateway does not stream: use gRPC for watch, keep-alive and snapshot",
+        ),
+        _ if rest.starts_with("auth/") => {
+            Route::Unserved("etcdserver: the Auth service is not implemented by tallyd")
+        }
+        _ => return None,
+    })
+}
+
+/// grpc-gateway's HTTP status for a gRPC code (as etcd 3.4's gateway answers).
+fn http_status(code: GrpcCode) -> u16 {
+    match code {
+        GrpcCode::Ok => 200,
+        GrpcCode::Cancelled => 408,
+        GrpcCode::InvalidArgument | GrpcCode::OutOfRange => 400,
+        GrpcCode::DeadlineExceeded => 504,
+        GrpcCode::NotFound => 404,
+        GrpcCode::AlreadyExists | GrpcCode::Aborted => 409,
+        GrpcCode::PermissionDenied => 403,
+        GrpcCode::Unauthenticated => 401,
+        GrpcCode::ResourceExhausted => 429,
+        GrpcCode::FailedPrecondition => 412,
+        GrpcCode::Unimplemented => 501,
+        GrpcCode::Unavailable => 503,
+        GrpcCode::Unknown | GrpcCode::Internal | GrpcCode::DataLoss => 500,
+    }
+}
+
+/// etcd's gateway error body.
+fn error_body(status: &Status) -> Bytes {
+    let message = serde_json::to_string(status.message()).expect("a string serializes");
+    Bytes::from(format!(
+        "{{\"error\":{message},\"message\":{message},\"code\":{}}}",
+        status.code().as_u32()
+    ))
+}
+
+const JSON: &str = "application/json";
+
+impl Server {
+    /// Serves `path` if it is the gateway's, answering now or once the call is done; false
+    /// leaves the request to the plain HTTP endpoints.
+    pub(super) fn gateway_request(
+        &mut self,
+        request: HttpRequestId,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> bool {
+        let Some(route) = route(path) else {
+            return false;
+        };
+        if method != "POST" {
+            let body = Bytes::from_static(b"Method Not Allowed\n");
+            self.clients.respond_http(request, 405, "text/plain", body);
+            return true;
+        }
+        let (method, request_shape, response) = match route {
+            Route::Unary {
+                method,
+                request,
+                response,
+            } => (method, request, response),
+            Route::Unserved(why) => {
+                let refused = Status::new(GrpcCode::Unimplemented, why);
+                self.clients
+                    .respond_http(request, 501, JSON, error_body(&refused));
+                return true;
+            }
+        };
+        let message = match json::to_proto(request_shape, body) {
+            Ok(message) => message,
+            Err(e) => {
+                let refused = Status::new(GrpcCode::InvalidArgument, e.to_string());
+                self.clients
+                    .respond_http(request, 400, JSON, error_body(&refused));
+                return true;
+            }
+        };
+        let call = request.as_call_id();
+        self.gateway_calls
+            .insert(call, GatewayCall { request, response });
+        self.calls.insert(call, CallKind::Unary(method));
+        self.handle_message(call, Bytes::from(message));
+        true
+    }
+
+    /// Answers `call` if it is a gateway request (true), with `result`: the encoded response
+    /// message or the call's error.
+    pub(super) fn answer_gateway(&mut self, call: CallId, result: Result<&[u8], &Status>) -> bool {
+        let Some(gateway) = self.gateway_calls.remove(&call) else {
+            return false;
+        };
+        self.calls.remove(&call);
+        let (code, body) = match result.map(|wire| json::to_json(gateway.response, wire)) {
+            Ok(Ok(text)) => (200, Bytes::from(text)),
+            Ok(Err(e)) => {
+                eprintln!("tallyd: gateway: could not write a response as JSON: {e}");
+                let failed = Status::new(GrpcCode::Internal, e.to_string());
+                (500, error_body(&failed))
+            }
+            Err(status) => (http_status(status.code()), error_body(status)),
+        };
+        self.clients.respond_http(gateway.request, code, JSON, body);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,43 @@
+use super::*;
+
+#[test]
+fn etcds_paths_route_to_their_calls() {
+    for (path, want) in [
+        ("/v3/kv/range", Method::Range),
+        ("/v3beta/kv/put", Method::Put),
+        ("/v3/kv/lease/revoke", Method::LeaseRevoke),
+        ("/v3/lease/timetolive", Method::LeaseTimeToLive),
+        ("/v3/cluster/member/promote", Method::MemberPromote),
+        ("/v3/maintenance/transfer-leadership", Method::MoveLeader),
+    ] {
+        assert!(
+            matches!(route(path), Some(Route::Unary { method, .. }) if method == want),
+            "{path}"
+        );
+    }
+    for path in ["/v3/watch", "/v3/lease/keepalive", "/v3/auth/enable"] {
+        assert!(matches!(route(path), Some(Route::Unserved(_))), "{path}");
+    }
+    for path in [
+        "/v3/kv/nothing",
+        "/v3alpha/kv/range",
+        "/health",
+        "/v3",
+        "/v3/",
+    ] {
+        assert!(route(path).is_none(), "{path}");
+    }
+}
+
+#[test]
+fn errors_take_grpc_gateways_status_and_body() {
+    assert_eq!(http_status(GrpcCode::OutOfRange), 400);
+    assert_eq!(http_status(GrpcCode::NotFound), 404);
+    assert_eq!(http_status(GrpcCode::FailedPrecondition), 412);
+    assert_eq!(http_status(GrpcCode::Unavailable), 503);
+    let status = Status::new(GrpcCode::NotFound, "etcdserver: \"lease\" not found");
+    assert_eq!(
+        &error_body(&status)[..],
+        &br#"{"error":"etcdserver: \"lease\" not found","message":"etcdserver: \"lease\" not found","code":5}"#[..]
+    );
+}
