@@ -201,6 +201,23 @@ fn grpc_http1_health_and_metrics() {
     assert!(text.starts_with("HTTP/1.1 400"), "{text}");
 }
 
+/// A streamed answer (the JSON gateway's watch) goes out as HTTP/1.1 chunks, and ends with
+/// the last chunk and a close.
+#[test]
+fn grpc_http1_streams_answer_in_chunks() {
+    let server = spawn_server(config(), None);
+    let request =
+        b"POST /stream HTTP/1.1\r\nContent-Length: 26\r\n\r\none\n{\"result\":{}}\nsixteen!";
+    let text = String::from_utf8(raw_exchange(server.addr(), request)).expect("utf8");
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(text.contains("Transfer-Encoding: chunked\r\n"), "{text}");
+    assert!(!text.contains("Content-Length"), "{text}");
+    assert!(
+        text.ends_with("\r\n\r\n3\r\none\r\nd\r\n{\"result\":{}}\r\n8\r\nsixteen!\r\n0\r\n\r\n"),
+        "{text:?}"
+    );
+}
+
 /// A POST's body (the JSON gateway's requests) is read to its Content-Length, also when it
 /// comes in pieces, and one over `http1_body_bytes_max` is refused with 413.
 #[test]

@@ -34,6 +34,48 @@ fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
     (status, body)
 }
 
+/// Opens a streaming call (watch, keep-alive): the request is sent, the stream left open.
+fn open_stream(port: u16, path: &str, body: &str) -> std::net::TcpStream {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    stream
+}
+
+/// Reads a stream until its text holds `needle`; panics with what came after 10 s.
+fn read_until(stream: &mut std::net::TcpStream, text: &mut String, needle: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut buf = [0u8; 4096];
+    while !text.contains(needle) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {needle:?} in {text:?}"
+        );
+        match stream.read(&mut buf) {
+            Ok(0) => panic!("the stream ended before {needle:?}: {text:?}"),
+            Ok(n) => text.push_str(&String::from_utf8_lossy(&buf[..n])),
+            Err(_) => {} // read timeout: poll again
+        }
+    }
+}
+
+/// etcd's `etcd_debugging_mvcc_watcher_total` on `member`'s `/metrics`.
+fn watchers(c: &ProcCluster, member: usize) -> u64 {
+    let (status, text) = http(c.members[member].client_port, "GET", "/metrics", "");
+    assert_eq!(status, 200);
+    text.lines()
+        .find_map(|l| l.strip_prefix("etcd_debugging_mvcc_watcher_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no watcher gauge in {text}"))
+}
+
 fn post(c: &ProcCluster, member: usize, path: &str, body: &str) -> (u16, String) {
     http(c.members[member].client_port, "POST", path, body)
 }
@@ -120,6 +162,46 @@ fn the_json_gateway_serves_etcds_calls_on_every_member() {
     ok(&c, leader, "/v3/kv/lease/revoke", r#"{"ID":4242}"#);
     assert_eq!(c.ok(&all, &["get", "leased"]), "");
 
+    // Watch and keep-alive stream {"result":…} lines, as etcd's gateway does.
+    let mut watch = open_stream(
+        c.members[follower].client_port,
+        "/v3/watch",
+        r#"{"create_request":{"key":"dw==","prev_kv":true}}"#,
+    );
+    let mut watched = String::new();
+    read_until(&mut watch, &mut watched, r#""created":true}}"#);
+    assert!(
+        watched.starts_with("HTTP/1.1 200 OK\r\n") && watched.contains("chunked"),
+        "{watched}"
+    );
+    c.ok(&all, &["put", "w", "1"]);
+    c.ok(&all, &["put", "w", "2"]);
+    read_until(
+        &mut watch,
+        &mut watched,
+        r#""value":"Mg=="},"prev_kv":{"key":"dw==","#,
+    );
+    assert_eq!(watchers(&c, follower), 1);
+    // A client that hangs up ends its watch.
+    drop(watch);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while watchers(&c, follower) != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the watch outlived its client"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    ok(&c, leader, "/v3/lease/grant", r#"{"TTL":"60","ID":"4243"}"#);
+    let mut keep_alive = open_stream(
+        c.members[follower].client_port,
+        "/v3/lease/keepalive",
+        r#"{"ID":"4243"}"#,
+    );
+    let mut kept = String::new();
+    read_until(&mut keep_alive, &mut kept, r#""ID":"4243","TTL":"60"}}"#);
+    drop(keep_alive);
+
     let members = ok(&c, follower, "/v3/cluster/member/list", "");
     assert_eq!(members.matches("\"peerURLs\"").count(), 3, "{members}");
     let status = ok(&c, follower, "/v3/maintenance/status", "{}");
@@ -151,7 +233,7 @@ fn the_json_gateway_serves_etcds_calls_on_every_member() {
         ("/v3/kv/put", r#"{"key":"#, 400),
         ("/v3/kv/put", r#"{"key":"not base64!"}"#, 400),
         ("/v3/kv/put", r#"["a"]"#, 400),
-        ("/v3/watch", "{}", 501),
+        ("/v3/maintenance/snapshot", "{}", 501),
         ("/v3/kv/nothing", "{}", 404),
     ] {
         let (status, text) = post(&c, follower, path, body);

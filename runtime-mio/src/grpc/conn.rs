@@ -131,6 +131,54 @@ impl Conn {
         }
     }
 
+    /// Starts a chunked answer to `id` (see [`Http1Conn::start_stream`]).
+    pub(crate) fn start_http_stream(&mut self, id: HttpRequestId, status: u16, content_type: &str) {
+        if let Phase::Http1 { conn, request } = &mut self.phase {
+            if *request == Some(id) {
+                conn.start_stream(status, content_type);
+                self.wake();
+            }
+        }
+    }
+
+    /// False when `id` has no open stream here or the client is too far behind; the
+    /// connection is then closed, and the application hears `Cancelled`.
+    pub(crate) fn push_http_chunk(
+        &mut self,
+        id: HttpRequestId,
+        data: &[u8],
+        pending_bytes_max: usize,
+    ) -> bool {
+        let Phase::Http1 { conn, request } = &mut self.phase else {
+            return false;
+        };
+        if *request != Some(id) || !conn.is_streaming() {
+            return false;
+        }
+        let queued = conn.push_chunk(data, pending_bytes_max);
+        if !queued {
+            // `request` stays: the close that follows reports it `Cancelled`.
+            eprintln!(
+                "grpc: {}: closing an HTTP stream: over {pending_bytes_max} bytes unread",
+                self.peer
+            );
+            conn.end_stream();
+        }
+        self.wake();
+        queued
+    }
+
+    /// Ends the stream answering `id`; the connection closes once it is written.
+    pub(crate) fn end_http_stream(&mut self, id: HttpRequestId) {
+        if let Phase::Http1 { conn, request } = &mut self.phase {
+            if *request == Some(id) {
+                *request = None;
+                conn.end_stream();
+                self.wake();
+            }
+        }
+    }
+
     /// Counts a tick; returns true when the connection took too long to settle its protocol.
     pub(crate) fn tick(&mut self, handshake_ticks_max: u32) -> bool {
         let settling = match &self.phase {
@@ -152,10 +200,19 @@ impl Conn {
         false
     }
 
-    /// Ends every call (the application hears `Cancelled` for those it had not finished).
+    /// Ends every call (the application hears `Cancelled` for those it had not finished,
+    /// and for an HTTP/1.1 request it had not answered or whose stream was still open).
     pub(crate) fn close(&mut self, events: &mut Events) {
         for (_, mut call) in self.calls.drain() {
             call.cancel(events);
+        }
+        if let Phase::Http1 {
+            request: Some(id), ..
+        } = &self.phase
+        {
+            events.push(CallEvent::Cancelled {
+                call: id.as_call_id(),
+            });
         }
         self.phase = Phase::Closed;
     }
@@ -202,7 +259,14 @@ impl Conn {
                         (Phase::Http1 { conn, request }, false)
                     }
                     Http1Step::Idle => (Phase::Http1 { conn, request }, false),
-                    Http1Step::Close => (Phase::Closed, false),
+                    Http1Step::Close => {
+                        if let Some(id) = request {
+                            events.push(CallEvent::Cancelled {
+                                call: id.as_call_id(),
+                            });
+                        }
+                        (Phase::Closed, false)
+                    }
                 },
                 Phase::Closed => (Phase::Closed, false),
             };

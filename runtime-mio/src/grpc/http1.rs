@@ -1,6 +1,7 @@
 //! A minimal HTTP/1.1 server for `GET /health`, `GET /metrics` and etcd's JSON gateway
 //! (`POST /v3/kv/range` and friends) on the client port: one request per connection, its body
-//! sized by Content-Length (no chunked bodies), answered with Content-Length and closed.
+//! sized by Content-Length (no chunked bodies), answered with Content-Length and closed, or
+//! with a chunked stream (the gateway's watch) that ends when either side closes.
 
 use std::io;
 
@@ -131,6 +132,15 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
+fn stream_head(status: u16, content_type: &str) -> BytesMut {
+    let head = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n\
+         Connection: close\r\n\r\n",
+        reason(status)
+    );
+    BytesMut::from(head.as_bytes())
+}
+
 pub(crate) fn encode_response(status: u16, content_type: &str, body: &[u8]) -> Bytes {
     let head = format!(
         "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
@@ -150,6 +160,11 @@ enum State {
     /// The request went to the application; its answer has not come yet.
     Waiting,
     Writing(Bytes),
+    /// A chunked response the application feeds; `ended` once its last chunk is queued.
+    Streaming {
+        out: BytesMut,
+        ended: bool,
+    },
 }
 
 /// What a drive of an HTTP/1 connection produced.
@@ -195,6 +210,49 @@ impl Http1Conn {
         }
     }
 
+    /// Answers with a chunked response whose chunks come from [`Self::push_chunk`].
+    pub(crate) fn start_stream(&mut self, status: u16, content_type: &str) {
+        if matches!(self.state, State::Waiting) {
+            self.state = State::Streaming {
+                out: stream_head(status, content_type),
+                ended: false,
+            };
+        }
+    }
+
+    /// A stream is open and not ended.
+    pub(crate) fn is_streaming(&self) -> bool {
+        matches!(self.state, State::Streaming { ended: false, .. })
+    }
+
+    /// Queues one chunk; false (nothing queued) when no stream is open or `pending_bytes_max`
+    /// would be passed: the client reads too slowly, and the caller should end the exchange.
+    pub(crate) fn push_chunk(&mut self, data: &[u8], pending_bytes_max: usize) -> bool {
+        let State::Streaming { out, ended: false } = &mut self.state else {
+            return false;
+        };
+        if data.is_empty() {
+            return true;
+        }
+        if out.len() + data.len() > pending_bytes_max {
+            return false;
+        }
+        out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+        out.extend_from_slice(data);
+        out.extend_from_slice(b"\r\n");
+        true
+    }
+
+    /// Queues the last chunk; the connection closes once all is written.
+    pub(crate) fn end_stream(&mut self) {
+        if let State::Streaming { out, ended } = &mut self.state {
+            if !*ended {
+                out.extend_from_slice(b"0\r\n\r\n");
+                *ended = true;
+            }
+        }
+    }
+
     pub(crate) fn drive(&mut self) -> Http1Step {
         match self.drive_io() {
             Ok(step) => step,
@@ -226,6 +284,26 @@ impl Http1Conn {
                     self.io.flush_out()?;
                     let _ = self.io.shutdown();
                     return Ok(Http1Step::Close);
+                }
+                State::Streaming { out, ended } => {
+                    while !out.is_empty() {
+                        let n = self.io.write_some(out)?;
+                        if n == 0 {
+                            return Ok(Http1Step::Close);
+                        }
+                        out.advance(n);
+                    }
+                    self.io.flush_out()?;
+                    if *ended {
+                        let _ = self.io.shutdown();
+                        return Ok(Http1Step::Close);
+                    }
+                    // The client sends nothing more; reading tells us when it hangs up.
+                    let mut discard = [0u8; 512];
+                    return match self.io.read_some(&mut discard)? {
+                        0 => Ok(Http1Step::Close),
+                        _ => continue,
+                    };
                 }
             }
         }

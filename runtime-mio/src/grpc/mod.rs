@@ -327,6 +327,31 @@ impl GrpcServer {
         }
     }
 
+    /// Answers an HTTP/1.1 request with a chunked stream: feed it with `send_http_chunk`, end
+    /// it with `end_http_stream`. A client that hangs up ends it too (`Cancelled` for
+    /// `request.as_call_id()`).
+    pub fn start_http_stream(&mut self, request: HttpRequestId, status: u16, content_type: &str) {
+        if let Some(conn) = self.conn_mut(request.slot()) {
+            conn.start_http_stream(request, status, content_type);
+        }
+    }
+
+    /// Queues one chunk of a stream. False when the stream is gone, or when its client has
+    /// left `pending_send_bytes_max` bytes unread: the connection is then closed and the
+    /// application hears `Cancelled`.
+    pub fn send_http_chunk(&mut self, request: HttpRequestId, data: &[u8]) -> bool {
+        let pending_bytes_max = self.config.pending_send_bytes_max();
+        self.conn_mut(request.slot())
+            .is_some_and(|conn| conn.push_http_chunk(request, data, pending_bytes_max))
+    }
+
+    /// Ends a stream begun with `start_http_stream`; the connection closes once it is written.
+    pub fn end_http_stream(&mut self, request: HttpRequestId) {
+        if let Some(conn) = self.conn_mut(request.slot()) {
+            conn.end_http_stream(request);
+        }
+    }
+
     fn conn_mut(&mut self, slot: usize) -> Option<&mut Conn> {
         self.conns.get_mut(slot).and_then(Option::as_mut)
     }

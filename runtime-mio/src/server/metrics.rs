@@ -127,6 +127,7 @@ impl super::event_loop::Server {
             db_size_bytes: status.db_size_bytes(),
             keys: status.key_count(),
             quota_bytes: self.flags.quota_backend_bytes(),
+            watchers: self.watch_calls.len() as u64,
         }
     }
 }
@@ -137,6 +138,8 @@ pub struct StoreGauges {
     pub(super) db_size_bytes: u64,
     pub(super) keys: u64,
     pub(super) quota_bytes: u64,
+    /// Open watches, over all streams (gRPC and the JSON gateway).
+    pub(super) watchers: u64,
 }
 
 impl Metrics {
@@ -253,6 +256,13 @@ fn render_store(store: StoreGauges, out: &mut String) {
         "gauge",
         store.keys,
     );
+    metric(
+        out,
+        "etcd_debugging_mvcc_watcher_total",
+        "Open watches.",
+        "gauge",
+        store.watchers,
+    );
     let quota_help = "--quota-backend-bytes (0: none).";
     metric(
         out,
@@ -345,6 +355,7 @@ mod tests {
             db_size_bytes: 4096,
             keys: 3,
             quota_bytes: 0,
+            watchers: 2,
         };
         let text = metrics.render(store);
         assert!(text.contains("etcd_server_has_leader 1"));
@@ -353,6 +364,7 @@ mod tests {
         assert!(text.contains("etcd_disk_wal_fsync_duration_seconds_count 1"));
         assert!(text.contains("etcd_mvcc_db_total_size_in_bytes 4096"));
         assert!(text.contains("etcd_debugging_mvcc_keys_total 3"));
+        assert!(text.contains("etcd_debugging_mvcc_watcher_total 2"));
     }
 
     /// `etcdctl check datascale` reads process_resident_memory_bytes before and after its
@@ -363,6 +375,7 @@ mod tests {
             db_size_bytes: 0,
             keys: 0,
             quota_bytes: 0,
+            watchers: 0,
         };
         let text = Metrics::default().render(store);
         let value = |name: &str| -> f64 {

@@ -265,6 +265,15 @@ impl TestApp {
                 path,
                 body,
             } => {
+                if (method.as_str(), path.as_str()) == ("POST", "/stream") {
+                    // The body's lines, each as one chunk of a streamed answer.
+                    server.start_http_stream(request, 200, "text/plain");
+                    for line in body.split(|b| *b == b'\n') {
+                        assert!(server.send_http_chunk(request, line));
+                    }
+                    server.end_http_stream(request);
+                    return;
+                }
                 let (status, body) = match (method.as_str(), path.as_str()) {
                     ("GET", "/health") => (200, Bytes::from_static(b"{\"health\":\"true\"}")),
                     ("GET", "/metrics") => (200, Bytes::from_static(b"tally_up 1\n")),

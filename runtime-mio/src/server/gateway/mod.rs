@@ -8,9 +8,11 @@
 //! ([`Server::answer_gateway`]). Answers are etcd's: the response message as JSON, or
 //! `{"error":…,"message":…,"code":…}` with grpc-gateway's HTTP status for the gRPC code.
 //!
-//! Not served: the streaming calls (Watch, LeaseKeepAlive, Snapshot), which etcd streams as
-//! chunked JSON, and the Auth service, which tallyd does not have. They get 501 with a JSON
-//! error. The table holds at most one call per open HTTP connection (`connections_max`).
+//! Watch and LeaseKeepAlive stream as etcd's do: the body holds the one request, and the answer
+//! is a chunked stream of `{"result":…}` lines, open until the client hangs up. Not served:
+//! Snapshot (etcd streams the file as JSON chunks; use gRPC) and the Auth service, which
+//! tallyd does not have: 501 with a JSON error. The table holds at most one call per open
+//! HTTP connection (`connections_max`).
 
 mod json;
 mod schema;
@@ -24,11 +26,12 @@ use super::rpc::{CallKind, Method};
 use crate::grpc::{CallId, Code as GrpcCode, HttpRequestId, Status};
 use schema::Message;
 
-/// A gateway request waiting for its handler's answer.
+/// A gateway request waiting for its handler's answer, or a stream feeding one.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct GatewayCall {
     request: HttpRequestId,
     response: &'static Message,
+    streaming: bool,
 }
 
 pub(super) type GatewayCalls = HashMap<CallId, GatewayCall>;
@@ -38,6 +41,12 @@ pub(super) type GatewayCalls = HashMap<CallId, GatewayCall>;
 enum Route {
     Unary {
         method: Method,
+        request: &'static Message,
+        response: &'static Message,
+    },
+    /// A watch or keep-alive stream: one request in, responses out until the client leaves.
+    Stream {
+        kind: CallKind,
         request: &'static Message,
         response: &'static Message,
     },
@@ -102,9 +111,19 @@ fn route(path: &str) -> Option<Route> {
         "maintenance/transfer-leadership" => {
             unary(Method::MoveLeader, &MOVE_LEADER_REQUEST, &HEADER_ONLY)
         }
-        "watch" | "lease/keepalive" | "maintenance/snapshot" => Route::Unserved(
-            "tallyd's JSON gateway does not stream: use gRPC for watch, keep-alive and snapshot",
-        ),
+        "watch" => Route::Stream {
+            kind: CallKind::Watch,
+            request: &WATCH_REQUEST,
+            response: &WATCH_RESPONSE,
+        },
+        "lease/keepalive" => Route::Stream {
+            kind: CallKind::LeaseKeepAlive,
+            request: &LEASE_ID_REQUEST,
+            response: &LEASE_KEEP_ALIVE_RESPONSE,
+        },
+        "maintenance/snapshot" => {
+            Route::Unserved("tallyd's JSON gateway does not send snapshots: use gRPC")
+        }
         _ if rest.starts_with("auth/") => {
             Route::Unserved("etcdserver: the Auth service is not implemented by tallyd")
         }
@@ -160,12 +179,17 @@ impl Server {
             self.clients.respond_http(request, 405, "text/plain", body);
             return true;
         }
-        let (method, request_shape, response) = match route {
+        let (kind, request_shape, response) = match route {
             Route::Unary {
                 method,
                 request,
                 response,
-            } => (method, request, response),
+            } => (CallKind::Unary(method), request, response),
+            Route::Stream {
+                kind,
+                request,
+                response,
+            } => (kind, request, response),
             Route::Unserved(why) => {
                 let refused = Status::new(GrpcCode::Unimplemented, why);
                 self.clients
@@ -183,11 +207,44 @@ impl Server {
             }
         };
         let call = request.as_call_id();
-        self.gateway_calls
-            .insert(call, GatewayCall { request, response });
-        self.calls.insert(call, CallKind::Unary(method));
+        let streaming = !matches!(kind, CallKind::Unary(_));
+        self.gateway_calls.insert(
+            call,
+            GatewayCall {
+                request,
+                response,
+                streaming,
+            },
+        );
+        self.calls.insert(call, kind);
+        if streaming {
+            self.clients.start_http_stream(request, 200, JSON);
+        }
         self.handle_message(call, Bytes::from(message));
         true
+    }
+
+    /// Sends one message of a gateway stream (true), or leaves `call` to gRPC (false). A
+    /// client too far behind is cut off by the server, and `Cancelled` follows.
+    pub(super) fn stream_gateway(&mut self, call: CallId, wire: &[u8]) -> bool {
+        let Some(gateway) = self.gateway_calls.get(&call).copied() else {
+            return false;
+        };
+        match json::to_json(gateway.response, wire) {
+            Ok(text) => {
+                let line = format!("{{\"result\":{text}}}\n");
+                let _ = self
+                    .clients
+                    .send_http_chunk(gateway.request, line.as_bytes());
+            }
+            Err(e) => eprintln!("tallyd: gateway: could not write a message as JSON: {e}"),
+        }
+        true
+    }
+
+    /// A gateway stream's client left: forget the call.
+    pub(super) fn forget_gateway(&mut self, call: CallId) {
+        self.gateway_calls.remove(&call);
     }
 
     /// Answers `call` if it is a gateway request (true), with `result`: the encoded response
@@ -206,7 +263,15 @@ impl Server {
             }
             Err(status) => (http_status(status.code()), error_body(status)),
         };
-        self.clients.respond_http(gateway.request, code, JSON, body);
+        if gateway.streaming {
+            // The head went out with 200: etcd's gateway puts the error in the stream too.
+            let mut line = body.to_vec();
+            line.push(b'\n');
+            let _ = self.clients.send_http_chunk(gateway.request, &line);
+            self.clients.end_http_stream(gateway.request);
+        } else {
+            self.clients.respond_http(gateway.request, code, JSON, body);
+        }
         true
     }
 }

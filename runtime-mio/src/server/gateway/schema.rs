@@ -354,6 +354,63 @@ pub(super) static HASH_KV_RESPONSE: Message = Message {
     ],
 };
 
+const FILTER_TYPE: &[&str] = &["NOPUT", "NODELETE"];
+const EVENT_TYPE: &[&str] = &["PUT", "DELETE"];
+
+static WATCH_CREATE_REQUEST: Message = Message {
+    fields: &[
+        one(1, "key", Bytes),
+        one(2, "range_end", Bytes),
+        one(3, "start_revision", Int64),
+        one(4, "progress_notify", Bool),
+        many(5, "filters", Enum(FILTER_TYPE)),
+        one(6, "prev_kv", Bool),
+        one(7, "watch_id", Int64),
+        one(8, "fragment", Bool),
+    ],
+};
+
+static WATCH_CANCEL_REQUEST: Message = Message {
+    fields: &[one(1, "watch_id", Int64)],
+};
+
+pub(super) static WATCH_REQUEST: Message = Message {
+    fields: &[
+        one(1, "create_request", Msg(&WATCH_CREATE_REQUEST)),
+        one(2, "cancel_request", Msg(&WATCH_CANCEL_REQUEST)),
+        one(3, "progress_request", Msg(&EMPTY)),
+    ],
+};
+
+static EVENT: Message = Message {
+    fields: &[
+        one(1, "type", Enum(EVENT_TYPE)),
+        one(2, "kv", Msg(&KEY_VALUE)),
+        one(3, "prev_kv", Msg(&KEY_VALUE)),
+    ],
+};
+
+pub(super) static WATCH_RESPONSE: Message = Message {
+    fields: &[
+        one(1, "header", Msg(&HEADER)),
+        one(2, "watch_id", Int64),
+        one(3, "created", Bool),
+        one(4, "canceled", Bool),
+        one(5, "compact_revision", Int64),
+        one(6, "cancel_reason", Str),
+        one(7, "fragment", Bool),
+        many(11, "events", Msg(&EVENT)),
+    ],
+};
+
+pub(super) static LEASE_KEEP_ALIVE_RESPONSE: Message = Message {
+    fields: &[
+        one(1, "header", Msg(&HEADER)),
+        one(2, "ID", Int64),
+        one(3, "TTL", Int64),
+    ],
+};
+
 pub(super) static MOVE_LEADER_REQUEST: Message = Message {
     fields: &[one(1, "targetID", Uint64)],
 };

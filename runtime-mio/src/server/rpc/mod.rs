@@ -278,6 +278,9 @@ impl Server {
     }
 
     pub(super) fn stream_encoded(&mut self, call: CallId, bytes: Bytes) {
+        if self.stream_gateway(call, &bytes) {
+            return;
+        }
         let queue = self.outbound.entry(call).or_default();
         queue.push_back(bytes);
         self.flush_call(call);
@@ -370,6 +373,7 @@ impl Server {
     }
 
     fn close_stream(&mut self, call: CallId) {
+        self.forget_gateway(call);
         self.half_closed.remove(&call);
         if self.calls.remove(&call) == Some(CallKind::Watch) {
             self.cancel_watches_of(call);
