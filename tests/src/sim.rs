@@ -16,16 +16,17 @@ pub struct SeedReport {
     pub steps: u64,
 }
 
-/// The seeds to run: `SIM_SEED` alone, or `SIM_SEEDS` (default `default_count`) from 1.
+/// The seeds to run: `SIM_SEED` alone, or `SIM_SEEDS` (default `default_count`) seeds from
+/// `SIM_SEED_FROM` (default 1).
 pub fn seeds_from_env(default_count: u64) -> Vec<u64> {
     if let Some(seed) = std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()) {
         return vec![seed];
     }
-    let count = std::env::var("SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default_count);
-    (1..=count).collect()
+    let number = |name: &str| std::env::var(name).ok().and_then(|s| s.parse::<u64>().ok());
+    let count = number("SIM_SEEDS").unwrap_or(default_count);
+    // Long runs start past the seeds CI and earlier runs covered.
+    let first = number("SIM_SEED_FROM").unwrap_or(1);
+    (first..first.saturating_add(count)).collect()
 }
 
 /// Runs `body` for every seed; a failure names its seed and how to replay it.
