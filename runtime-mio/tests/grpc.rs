@@ -130,10 +130,10 @@ fn grpc_malformed_frames_end_the_call_not_the_connection() {
     // The stream ends inside a message.
     let reply = client.call_raw(BIDI, &[Bytes::from_static(&[0, 0, 0, 0, 9, 1, 2])]);
     assert_eq!(reply.grpc_status, Some(13), "{reply:?}");
-    // Not gRPC at all.
+    // Not gRPC at all: a plain HTTP request, which the application answers (404 here).
     let mut stream = client.open(UNARY, "application/json");
     client.send(&mut stream, Bytes::from_static(b"{}"), true);
-    assert_eq!(client.finish(&mut stream).http_status, 415);
+    assert_eq!(client.plain_response(&mut stream).0, 404);
     let reply = client.unary(UNARY, b"still here");
     assert_eq!(reply.grpc_status, Some(0));
 }
@@ -218,6 +218,44 @@ fn grpc_http1_streams_answer_in_chunks() {
     );
 }
 
+/// Over HTTP/2 (curl and Go's HTTP client negotiate it with TLS), a request that is not gRPC
+/// is a plain HTTP exchange, as etcd serves `/health` and its JSON gateway there: the body
+/// reaches the application whole, and answers go out whole or streamed, beside gRPC calls
+/// on the same connection.
+#[test]
+fn grpc_plain_http_over_h2_is_served_beside_calls() {
+    let server = spawn_server(config().with_http1_body_bytes_max(64 << 10), None);
+    let mut client = Client::connect(server.addr(), None);
+    let mut echo = client.open("/echo", "application/json");
+    client.send(&mut echo, Bytes::from_static(b"{\"key\":"), false);
+    client.send(&mut echo, Bytes::from_static(b"\"Zm9v\"}"), true);
+    assert_eq!(
+        client.plain_response(&mut echo),
+        (200, Bytes::from_static(b"{\"key\":\"Zm9v\"}"))
+    );
+    let mut stream = client.open("/stream", "application/json");
+    client.send(&mut stream, Bytes::from_static(b"one\ntwo"), true);
+    assert_eq!(
+        client.plain_response(&mut stream),
+        (200, Bytes::from_static(b"onetwo"))
+    );
+    // A client that resets an open stream ends it: the application hears Cancelled.
+    let mut held = client.open("/hold", "text/plain");
+    client.send(&mut held, Bytes::new(), true);
+    assert_eq!(client.recv_raw(&mut held), Bytes::from_static(b"held"));
+    drop(held);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while server.cancelled.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(std::time::Instant::now() < deadline, "no Cancelled event");
+        client.run(|_| std::task::Poll::Ready(()));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut over = client.open("/echo", "text/plain");
+    client.send(&mut over, Bytes::from(vec![b'x'; 65 << 10]), true);
+    assert_eq!(client.plain_response(&mut over).0, 413);
+    assert_eq!(client.unary(UNARY, b"still gRPC").grpc_status, Some(0));
+}
+
 /// A POST's body (the JSON gateway's requests) is read to its Content-Length, also when it
 /// comes in pieces, and one over `http1_body_bytes_max` is refused with 413.
 #[test]
@@ -276,6 +314,13 @@ fn grpc_tls_with_alpn_and_client_certificates() {
     }
     client.send(&mut stream, Bytes::new(), true);
     assert_eq!(client.finish(&mut stream).grpc_status, Some(0));
+    // `curl https://…/health` negotiates h2 too: plain HTTP is served on the TLS link.
+    let mut echo = client.open("/echo", "application/json");
+    client.send(&mut echo, Bytes::from_static(b"{}"), true);
+    assert_eq!(
+        client.plain_response(&mut echo),
+        (200, Bytes::from_static(b"{}"))
+    );
     // Without a client certificate the handshake fails; the server goes on.
     let anonymous = tls::client_config(&ca, None, &[tls::ALPN_H2]).expect("client tls");
     let stream = std::net::TcpStream::connect(server.addr()).expect("connect");

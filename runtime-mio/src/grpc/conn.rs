@@ -15,6 +15,7 @@ use http::{Method, Request, StatusCode};
 use super::call::{Call, CallDrive, refuse};
 use super::config::GrpcConfig;
 use super::events::{CallEvent, CallId, Events, HttpRequestId};
+use super::h2http::{EXCHANGES_PER_CONNECTION_MAX, H2Exchange};
 use super::h2io::{ConnIo, ConnWaker, Readiness};
 use super::http1::{H2_PREFACE, Http1Conn, Http1Step, Sniffed, sniff};
 use super::status::{Code, Status};
@@ -67,6 +68,8 @@ pub(crate) struct Conn {
     readiness: Arc<Readiness>,
     phase: Phase,
     calls: HashMap<u64, Call>,
+    /// Plain HTTP requests on HTTP/2 streams (`/health`, the JSON gateway), by request id.
+    exchanges: HashMap<u64, H2Exchange>,
     /// Already listed in `Events::stalled`.
     stalled: bool,
     /// Ticks spent before the protocol settled.
@@ -87,6 +90,7 @@ impl Conn {
                 buf: Vec::with_capacity(H2_PREFACE.len()),
             },
             calls: HashMap::new(),
+            exchanges: HashMap::new(),
             stalled: false,
             setup_ticks: 0,
         }
@@ -128,6 +132,9 @@ impl Conn {
                 conn.respond(status, content_type, body);
                 self.wake();
             }
+        } else if let Some(exchange) = self.exchanges.get_mut(&id.raw()) {
+            exchange.respond(status, content_type, Bytes::copy_from_slice(body));
+            self.wake();
         }
     }
 
@@ -138,6 +145,9 @@ impl Conn {
                 conn.start_stream(status, content_type);
                 self.wake();
             }
+        } else if let Some(exchange) = self.exchanges.get_mut(&id.raw()) {
+            exchange.start_stream(status, content_type);
+            self.wake();
         }
     }
 
@@ -150,7 +160,12 @@ impl Conn {
         pending_bytes_max: usize,
     ) -> bool {
         let Phase::Http1 { conn, request } = &mut self.phase else {
-            return false;
+            let Some(exchange) = self.exchanges.get_mut(&id.raw()) else {
+                return false;
+            };
+            let queued = exchange.push_chunk(data, pending_bytes_max);
+            self.wake();
+            return queued;
         };
         if *request != Some(id) || !conn.is_streaming() {
             return false;
@@ -176,6 +191,9 @@ impl Conn {
                 conn.end_stream();
                 self.wake();
             }
+        } else if let Some(exchange) = self.exchanges.get_mut(&id.raw()) {
+            exchange.end_stream();
+            self.wake();
         }
     }
 
@@ -205,6 +223,9 @@ impl Conn {
     pub(crate) fn close(&mut self, events: &mut Events) {
         for (_, mut call) in self.calls.drain() {
             call.cancel(events);
+        }
+        for (_, mut exchange) in self.exchanges.drain() {
+            exchange.cancel(events);
         }
         if let Phase::Http1 {
             request: Some(id), ..
@@ -410,6 +431,9 @@ impl Conn {
         for id in ended {
             self.calls.remove(&id);
         }
+        self.exchanges.retain(|_, exchange| {
+            matches!(exchange.drive(cx, events, &mut progress), CallDrive::Live)
+        });
         if !events.has_room() {
             self.stall(events);
         }
@@ -432,18 +456,28 @@ impl Conn {
         config: &GrpcConfig,
     ) {
         let (parts, recv) = request.into_parts();
-        if parts.method != Method::POST {
-            let status = Status::new(Code::Unimplemented, "grpc: method must be POST");
-            return refuse(respond, StatusCode::METHOD_NOT_ALLOWED, &status);
-        }
         let grpc_type = parts
             .headers
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/grpc"));
-        if !grpc_type {
-            let status = Status::new(Code::Unknown, "grpc: content-type must be application/grpc");
-            return refuse(respond, StatusCode::UNSUPPORTED_MEDIA_TYPE, &status);
+        if !grpc_type || parts.method != Method::POST {
+            // Plain HTTP over h2, as etcd serves it: `/health`, `/metrics`, the gateway.
+            if self.exchanges.len() >= EXCHANGES_PER_CONNECTION_MAX {
+                let status = Status::new(Code::Unavailable, "too many HTTP requests at once");
+                return refuse(respond, StatusCode::SERVICE_UNAVAILABLE, &status);
+            }
+            let id = events.next_http(self.slot);
+            let exchange = H2Exchange::new(
+                id,
+                parts.method.to_string(),
+                parts.uri.path().to_string(),
+                recv,
+                respond,
+                config.http1_body_bytes_max(),
+            );
+            self.exchanges.insert(id.raw(), exchange);
+            return;
         }
         if events.live_calls >= config.pending_calls_max() {
             let status = Status::new(Code::ResourceExhausted, "grpc: too many pending calls");

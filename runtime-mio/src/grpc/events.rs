@@ -30,6 +30,10 @@ impl CallId {
 }
 
 impl HttpRequestId {
+    pub(crate) fn raw(self) -> u64 {
+        self.0
+    }
+
     pub(crate) fn slot(self) -> usize {
         slot_of(self.0)
     }

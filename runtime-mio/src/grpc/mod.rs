@@ -1,6 +1,9 @@
 //! The client port: etcd's gRPC API over HTTP/2 (h2c with prior knowledge, or TLS with ALPN
-//! `h2`), plus plain HTTP/1.1 requests such as `GET /health` and `GET /metrics` on the same
-//! port. Sans-async: h2's futures are polled by hand from the mio loop; no tokio runtime exists.
+//! `h2`), plus plain HTTP requests such as `GET /health`, `GET /metrics` and the JSON gateway
+//! on the same port: over HTTP/1.1, or over HTTP/2 when the request is not gRPC (not a POST
+//! with `content-type: application/grpc`), as curl and Go's HTTP client send over TLS. Both
+//! reach the application as `CallEvent::Http`. Sans-async: h2's futures are polled by hand
+//! from the mio loop; no tokio runtime exists.
 //!
 //! # Driving it from a mio loop
 //!
@@ -14,8 +17,8 @@
 //!    When the waker's token `W` fires, call [`GrpcServer::on_wake`] (the waker may be shared
 //!    with other parts of the loop: `on_wake` is cheap when nothing is queued).
 //! 3. Drain [`GrpcServer::poll_call`] until `None`, answering with
-//!    [`GrpcServer::send_message`], [`GrpcServer::finish`] and [`GrpcServer::respond_http`]
-//!    (at any time later, from the loop thread).
+//!    [`GrpcServer::send_message`], [`GrpcServer::finish`] and [`GrpcServer::respond_http`] (or
+//!    [`GrpcServer::start_http_stream`] and its chunks), at any time later, from the loop thread.
 //! 4. At the end of the loop turn call [`GrpcServer::flush`]. `send_message`, `finish` and
 //!    `respond_http` only queue: they mark the connection and fire the mio waker, so without
 //!    `flush` the bytes go out one loop turn later (in `on_wake`). `flush` writes them now, and
@@ -40,6 +43,7 @@ mod config;
 mod conn;
 mod events;
 mod framing;
+mod h2http;
 mod h2io;
 mod hpack;
 mod http1;

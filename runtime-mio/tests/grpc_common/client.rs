@@ -268,6 +268,39 @@ impl Client {
         }
     }
 
+    /// The next DATA of a plain HTTP answer (empty at its end).
+    pub fn recv_raw(&mut self, stream: &mut Stream) -> Bytes {
+        self.ensure_headers(stream);
+        let Some(recv) = stream.body.as_mut() else {
+            return Bytes::new();
+        };
+        match self.run(|cx| recv.poll_data(cx)) {
+            Some(chunk) => {
+                let chunk = chunk.expect("response body");
+                let _ = recv.flow_control().release_capacity(chunk.len());
+                chunk
+            }
+            None => Bytes::new(),
+        }
+    }
+
+    /// The HTTP status and the whole response body, unframed (a plain HTTP answer).
+    pub fn plain_response(&mut self, stream: &mut Stream) -> (u16, Bytes) {
+        self.ensure_headers(stream);
+        let status = header(&stream.headers, "x-http-status")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let mut body = std::mem::take(&mut stream.buf);
+        if let Some(recv) = stream.body.as_mut() {
+            while let Some(chunk) = self.run(|cx| recv.poll_data(cx)) {
+                let chunk = chunk.expect("response body");
+                let _ = recv.flow_control().release_capacity(chunk.len());
+                body.extend_from_slice(&chunk);
+            }
+        }
+        (status, body.freeze())
+    }
+
     fn ensure_headers(&mut self, stream: &mut Stream) {
         if let Some(mut response) = stream.response.take() {
             let response = self

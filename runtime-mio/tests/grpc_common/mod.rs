@@ -265,6 +265,12 @@ impl TestApp {
                 path,
                 body,
             } => {
+                if (method.as_str(), path.as_str()) == ("POST", "/hold") {
+                    // A stream left open until the client goes (a JSON watch).
+                    server.start_http_stream(request, 200, "text/plain");
+                    assert!(server.send_http_chunk(request, b"held"));
+                    return;
+                }
                 if (method.as_str(), path.as_str()) == ("POST", "/stream") {
                     // The body's lines, each as one chunk of a streamed answer.
                     server.start_http_stream(request, 200, "text/plain");
