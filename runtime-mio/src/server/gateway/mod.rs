@@ -227,6 +227,9 @@ impl Server {
     /// Sends one message of a gateway stream (true), or leaves `call` to gRPC (false). A
     /// client too far behind is cut off by the server, and `Cancelled` follows.
     pub(super) fn stream_gateway(&mut self, call: CallId, wire: &[u8]) -> bool {
+        if self.gateway_calls.is_empty() {
+            return false; // the usual case, on every watch event: no lookup
+        }
         let Some(gateway) = self.gateway_calls.get(&call).copied() else {
             return false;
         };
@@ -250,6 +253,9 @@ impl Server {
     /// Answers `call` if it is a gateway request (true), with `result`: the encoded response
     /// message or the call's error.
     pub(super) fn answer_gateway(&mut self, call: CallId, result: Result<&[u8], &Status>) -> bool {
+        if self.gateway_calls.is_empty() {
+            return false; // the usual case, on every gRPC reply: no lookup
+        }
         let Some(gateway) = self.gateway_calls.remove(&call) else {
             return false;
         };
