@@ -279,6 +279,20 @@ fn grpc_http1_post_bodies_are_read_whole_and_bounded() {
     let _ = stream.read_to_end(&mut out);
     assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n"), "{:?}", &out[..40]);
     assert!(out.ends_with(&body), "the body comes back whole");
+    // curl asks `Expect: 100-continue` before a body over 1 KiB, and waits a second for it.
+    let mut stream = TcpStream::connect(server.addr()).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let head = "POST /echo HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
+    stream.write_all(head.as_bytes()).expect("write");
+    let mut go_ahead = [0u8; 25];
+    stream.read_exact(&mut go_ahead).expect("100 Continue");
+    assert_eq!(&go_ahead, b"HTTP/1.1 100 Continue\r\n\r\n");
+    stream.write_all(b"{}").expect("write");
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out);
+    assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n") && out.ends_with(b"{}"));
     let over = format!(
         "POST /echo HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
         65 << 10

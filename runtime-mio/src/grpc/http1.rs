@@ -60,6 +60,8 @@ pub(crate) struct Head {
     /// Bytes of the head, blank line included: the body starts there.
     pub(crate) head_bytes: usize,
     pub(crate) content_length: usize,
+    /// `Expect: 100-continue`: the client waits (curl, a second) for a go-ahead before the body.
+    pub(crate) expects_continue: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,6 +90,7 @@ pub(crate) fn parse_head(buf: &[u8]) -> Parsed {
         return Parsed::Invalid("bad request line");
     }
     let mut content_length = 0;
+    let mut expects_continue = false;
     for line in lines {
         let Some((name, value)) = line.split_once(':') else {
             return Parsed::Invalid("bad header line");
@@ -100,6 +103,8 @@ pub(crate) fn parse_head(buf: &[u8]) -> Parsed {
                 Ok(length) => content_length = length,
                 Err(_) => return Parsed::Invalid("bad Content-Length"),
             }
+        } else if name.eq_ignore_ascii_case("expect") {
+            expects_continue = value.trim().eq_ignore_ascii_case("100-continue");
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             return Parsed::Invalid("chunked request bodies are not supported");
         }
@@ -109,6 +114,7 @@ pub(crate) fn parse_head(buf: &[u8]) -> Parsed {
         path: path.to_string(),
         head_bytes: end + 4,
         content_length,
+        expects_continue,
     })
 }
 
@@ -186,6 +192,7 @@ pub(crate) struct Http1Conn {
     request_bytes_max: usize,
     body_bytes_max: usize,
     state: State,
+    continue_sent: bool,
 }
 
 impl Http1Conn {
@@ -196,6 +203,7 @@ impl Http1Conn {
             request_bytes_max,
             body_bytes_max,
             state: State::Reading,
+            continue_sent: false,
         }
     }
 
@@ -332,7 +340,15 @@ impl Http1Conn {
                         body,
                     })));
                 }
-                Parsed::Head(head) => head.head_bytes + head.content_length,
+                Parsed::Head(head) => {
+                    if head.expects_continue && !self.continue_sent {
+                        self.continue_sent = true;
+                        // Best effort: a client not told goes on after its own timeout.
+                        let _ = self.io.write_some(b"HTTP/1.1 100 Continue\r\n\r\n");
+                        let _ = self.io.flush_out();
+                    }
+                    head.head_bytes + head.content_length
+                }
                 Parsed::Invalid(why) => {
                     eprintln!("grpc: bad http/1 request: {why}");
                     self.state = State::Writing(encode_response(400, "text/plain", why.as_bytes()));

@@ -115,6 +115,7 @@ fn http1_head_parsing() {
         path: "/health".into(),
         head_bytes: 33,
         content_length: 0,
+        expects_continue: false,
     };
     assert_eq!(
         parse_head(b"GET /health HTTP/1.1\r\nHost: a\r\n\r\n"),
