@@ -166,7 +166,8 @@ fn the_json_gateway_serves_etcds_calls_on_every_member() {
     let mut watch = open_stream(
         c.members[follower].client_port,
         "/v3/watch",
-        r#"{"create_request":{"key":"dw==","prev_kv":true}}"#,
+        // Two requests in one body, one JSON object after the other.
+        r#"{"create_request":{"key":"dw==","prev_kv":true}} {"create_request":{"key":"eA=="}}"#,
     );
     let mut watched = String::new();
     read_until(&mut watch, &mut watched, r#""created":true}}"#);
@@ -176,12 +177,14 @@ fn the_json_gateway_serves_etcds_calls_on_every_member() {
     );
     c.ok(&all, &["put", "w", "1"]);
     c.ok(&all, &["put", "w", "2"]);
+    c.ok(&all, &["put", "x", "3"]);
     read_until(
         &mut watch,
         &mut watched,
         r#""value":"Mg=="},"prev_kv":{"key":"dw==","#,
     );
-    assert_eq!(watchers(&c, follower), 1);
+    read_until(&mut watch, &mut watched, r#""kv":{"key":"eA==""#);
+    assert_eq!(watchers(&c, follower), 2);
     // A client that hangs up ends its watch.
     drop(watch);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);

@@ -62,6 +62,27 @@ pub(super) fn to_proto(message: &Message, body: &[u8]) -> Result<Vec<u8>, Transc
     Ok(out)
 }
 
+/// Requests of a stream (a watch's creates and cancels) that one body may carry, one JSON
+/// object after another, as etcd's gateway reads a streamed body.
+pub(super) const STREAM_REQUESTS_MAX: usize = 64;
+
+/// Every JSON object in `body`, in order, as `message`'s wire bytes (none for an empty body).
+pub(super) fn to_protos(message: &Message, body: &[u8]) -> Result<Vec<Vec<u8>>, TranscodeError> {
+    let mut messages = Vec::new();
+    for value in serde_json::Deserializer::from_slice(body).into_iter::<Value>() {
+        let value = value.map_err(|e| TranscodeError::Syntax(e.to_string()))?;
+        if messages.len() == STREAM_REQUESTS_MAX {
+            return Err(TranscodeError::Shape(
+                "too many requests in one stream body",
+            ));
+        }
+        let mut out = Vec::new();
+        encode_message(message, &value, &mut out, 0)?;
+        messages.push(out);
+    }
+    Ok(messages)
+}
+
 /// `wire`, a `message`, as JSON text.
 pub(super) fn to_json(message: &Message, wire: &[u8]) -> Result<String, TranscodeError> {
     let mut out = String::new();

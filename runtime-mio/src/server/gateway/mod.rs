@@ -8,8 +8,9 @@
 //! ([`Server::answer_gateway`]). Answers are etcd's: the response message as JSON, or
 //! `{"error":…,"message":…,"code":…}` with grpc-gateway's HTTP status for the gRPC code.
 //!
-//! Watch and LeaseKeepAlive stream as etcd's do: the body holds the one request, and the answer
-//! is a chunked stream of `{"result":…}` lines, open until the client hangs up. Not served:
+//! Watch and LeaseKeepAlive stream as etcd's do: the body holds the requests (JSON objects one
+//! after another, e.g. two `create_request`s), and the answer is a chunked stream of
+//! `{"result":…}` lines, open until the client hangs up. Not served:
 //! Snapshot (etcd streams the file as JSON chunks; use gRPC) and the Auth service, which
 //! tallyd does not have: 501 with a JSON error. The table holds at most one call per open
 //! HTTP connection (`connections_max`).
@@ -197,8 +198,14 @@ impl Server {
                 return true;
             }
         };
-        let message = match json::to_proto(request_shape, body) {
-            Ok(message) => message,
+        let streaming = !matches!(kind, CallKind::Unary(_));
+        let messages = if streaming {
+            json::to_protos(request_shape, body)
+        } else {
+            json::to_proto(request_shape, body).map(|message| vec![message])
+        };
+        let messages = match messages {
+            Ok(messages) => messages,
             Err(e) => {
                 let refused = Status::new(GrpcCode::InvalidArgument, e.to_string());
                 self.clients
@@ -207,7 +214,6 @@ impl Server {
             }
         };
         let call = request.as_call_id();
-        let streaming = !matches!(kind, CallKind::Unary(_));
         self.gateway_calls.insert(
             call,
             GatewayCall {
@@ -220,7 +226,13 @@ impl Server {
         if streaming {
             self.clients.start_http_stream(request, 200, JSON);
         }
-        self.handle_message(call, Bytes::from(message));
+        for message in messages {
+            // A unary call answered (or a stream that failed) leaves the table: stop there.
+            if !self.gateway_calls.contains_key(&call) {
+                break;
+            }
+            self.handle_message(call, Bytes::from(message));
+        }
         true
     }
 

@@ -255,3 +255,31 @@ fn put_requests_round_trip() {
         .tests(300)
         .quickcheck(prop as fn(Vec<u8>, Vec<u8>, i64, bool) -> bool);
 }
+
+/// A streamed body (a watch) may carry several requests, one object after another.
+#[test]
+fn a_stream_body_holds_its_requests_in_order() {
+    let body = br#"{"create_request":{"key":"YQ=="}}
+        {"create_request":{"key":"Yg==","prev_kv":true}}{"cancel_request":{"watch_id":"3"}}"#;
+    let messages = super::to_protos(&schema::WATCH_REQUEST, body).expect("three requests");
+    let requests: Vec<proto::WatchRequest> = messages
+        .iter()
+        .map(|m| proto::WatchRequest::decode(&m[..]).expect("a request"))
+        .collect();
+    use proto::watch_request::RequestUnion;
+    assert!(matches!(
+        &requests[1].request_union,
+        Some(RequestUnion::CreateRequest(create)) if &create.key[..] == b"b" && create.prev_kv
+    ));
+    assert!(matches!(
+        &requests[2].request_union,
+        Some(RequestUnion::CancelRequest(cancel)) if cancel.watch_id == 3
+    ));
+    assert_eq!(
+        super::to_protos(&schema::WATCH_REQUEST, b" "),
+        Ok(Vec::new())
+    );
+    assert!(super::to_protos(&schema::WATCH_REQUEST, b"{} {").is_err());
+    let many = "{}".repeat(super::STREAM_REQUESTS_MAX + 1);
+    assert!(super::to_protos(&schema::WATCH_REQUEST, many.as_bytes()).is_err());
+}
