@@ -394,11 +394,12 @@ fn membership(c: &mut ProcCluster) {
         );
     }
     c.start_joining(slot);
-    // The learner catches up, then is promoted.
+    // The learner catches up, then is promoted, through a follower (which asks the leader).
+    let follower = c.endpoint((leader + 1) % 3);
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut promoted = String::new();
     while Instant::now() < deadline {
-        let output = c.etcdctl(&one, &["member", "promote", &id], None);
+        let output = c.etcdctl(&follower, &["member", "promote", &id], None);
         promoted = String::from_utf8_lossy(&output.stdout).into_owned()
             + &String::from_utf8_lossy(&output.stderr);
         if output.status.success() {
