@@ -27,4 +27,5 @@ mod storage;
 
 pub use auto_compaction::AutoCompactionConfig;
 pub use flags::{FlagError, Flags};
+pub use gateway::fuzz_gateway_json;
 pub use startup::{ServerError, restore_snapshot_file, run};

@@ -324,16 +324,17 @@ fn write_message(
         let (Some((index, field)), Some(value)) = (message.field(number), value) else {
             continue;
         };
+        let delimited_kind = matches!(field.kind, Kind::Bytes | Kind::Str | Kind::Message(_));
+        if matches!(value, WireValue::Varint(_)) && delimited_kind {
+            continue; // the wrong wire type: skipped as an unknown field would be
+        }
         let slot = &mut values[index];
         if !field.repeated {
             slot.clear();
         }
         match value {
             // Packed repeated scalars.
-            WireValue::Delimited(packed)
-                if field.repeated
-                    && !matches!(field.kind, Kind::Bytes | Kind::Str | Kind::Message(_)) =>
-            {
+            WireValue::Delimited(packed) if field.repeated && !delimited_kind => {
                 let mut inner = Reader { bytes: packed };
                 while !inner.bytes.is_empty() {
                     slot.push(scalar_json(field, inner.varint()?));
@@ -376,8 +377,8 @@ fn scalar_json(field: &Field, v: u64) -> String {
             Some(name) => format!("\"{name}\""),
             None => (v as i32).to_string(),
         },
-        // A varint where bytes were expected: not one of ours; show the number.
-        Kind::Bytes | Kind::Str | Kind::Message(_) => v.to_string(),
+        // Not reached: `write_message` skips varints for these.
+        Kind::Bytes | Kind::Str | Kind::Message(_) => "null".to_string(),
     }
 }
 

@@ -44,3 +44,21 @@ fn errors_take_grpc_gateways_status_and_body() {
         &br#"{"error":"etcdserver: \"lease\" not found","message":"etcdserver: \"lease\" not found","code":5}"#[..]
     );
 }
+
+#[test]
+fn the_fuzz_entry_holds_on_random_input_and_its_seeds() {
+    fn prop(data: Vec<u8>) -> bool {
+        fuzz_gateway_json(&data);
+        true
+    }
+    quickcheck::QuickCheck::new()
+        .tests(1000)
+        .quickcheck(prop as fn(Vec<u8>) -> bool);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/gateway_json");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("seed dir") {
+        fuzz_gateway_json(&std::fs::read(entry.expect("entry").path()).expect("seed"));
+        seen += 1;
+    }
+    assert!(seen >= 5, "only {seen} seeds in {}", dir.display());
+}
