@@ -78,6 +78,38 @@ fn response_head(status: Option<&Status>) -> Response<()> {
     response
 }
 
+/// Hands `out` (`out_bytes` in all) to h2 as flow control allows. True once all is handed
+/// over; false while h2 has no capacity (it wakes the connection when it has); `Err` when
+/// the stream is gone.
+pub(crate) fn send_queued(
+    send: &mut SendStream<Bytes>,
+    out: &mut VecDeque<Bytes>,
+    out_bytes: &mut usize,
+    cx: &mut Context<'_>,
+    progress: &mut bool,
+) -> Result<bool, ()> {
+    while let Some(front) = out.front_mut() {
+        send.reserve_capacity(*out_bytes);
+        let capacity = send.capacity();
+        if capacity == 0 {
+            match send.poll_capacity(cx) {
+                Poll::Ready(Some(Ok(_))) => continue,
+                Poll::Ready(Some(Err(_)) | None) => return Err(()),
+                Poll::Pending => return Ok(false),
+            }
+        }
+        let chunk = if capacity >= front.len() {
+            out.pop_front().unwrap_or_default()
+        } else {
+            front.split_to(capacity)
+        };
+        *out_bytes -= chunk.len();
+        send.send_data(chunk, false).map_err(|_| ())?;
+        *progress = true;
+    }
+    Ok(true)
+}
+
 /// Answers a stream that is not a gRPC call (wrong method or content type) and drops it.
 pub(crate) fn refuse(mut respond: SendResponse<Bytes>, http_status: StatusCode, status: &Status) {
     let mut response = response_head(Some(status));
@@ -300,24 +332,8 @@ impl Call {
         let Some(send) = &mut self.send else {
             return Err(());
         };
-        while let Some(front) = self.out.front_mut() {
-            send.reserve_capacity(self.out_bytes);
-            let capacity = send.capacity();
-            if capacity == 0 {
-                match send.poll_capacity(cx) {
-                    Poll::Ready(Some(Ok(_))) => continue,
-                    Poll::Ready(Some(Err(_)) | None) => return Err(()),
-                    Poll::Pending => return Ok(CallDrive::Live),
-                }
-            }
-            let chunk = if capacity >= front.len() {
-                self.out.pop_front().unwrap_or_default()
-            } else {
-                front.split_to(capacity)
-            };
-            self.out_bytes -= chunk.len();
-            send.send_data(chunk, false).map_err(|_| ())?;
-            *progress = true;
+        if !send_queued(send, &mut self.out, &mut self.out_bytes, cx, progress)? {
+            return Ok(CallDrive::Live);
         }
         if self.backpressured && !self.app_done {
             self.backpressured = false;

@@ -13,7 +13,7 @@ use h2::server::SendResponse;
 use h2::{RecvStream, SendStream};
 use http::{HeaderValue, Response, StatusCode};
 
-use super::call::CallDrive;
+use super::call::{CallDrive, send_queued};
 use super::events::{CallEvent, Events, HttpRequestId};
 
 /// Plain HTTP exchanges open at once on one HTTP/2 connection: each may hold a whole body.
@@ -239,24 +239,8 @@ impl H2Exchange {
         let Some(send) = &mut self.send else {
             return Ok(CallDrive::Live);
         };
-        while let Some(front) = self.out.front_mut() {
-            send.reserve_capacity(self.out_bytes);
-            let capacity = send.capacity();
-            if capacity == 0 {
-                match send.poll_capacity(cx) {
-                    Poll::Ready(Some(Ok(_))) => continue,
-                    Poll::Ready(Some(Err(_)) | None) => return Err(()),
-                    Poll::Pending => return Ok(CallDrive::Live),
-                }
-            }
-            let chunk = if capacity >= front.len() {
-                self.out.pop_front().unwrap_or_default()
-            } else {
-                front.split_to(capacity)
-            };
-            self.out_bytes -= chunk.len();
-            send.send_data(chunk, false).map_err(|_| ())?;
-            *progress = true;
+        if !send_queued(send, &mut self.out, &mut self.out_bytes, cx, progress)? {
+            return Ok(CallDrive::Live);
         }
         if self.ended {
             send.send_data(Bytes::new(), true).map_err(|_| ())?;
