@@ -138,26 +138,23 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-fn stream_head(status: u16, content_type: &str) -> BytesMut {
+/// A response head; `framing` is the Content-Length or Transfer-Encoding line.
+fn head(status: u16, content_type: &str, framing: &str, body_bytes: usize) -> BytesMut {
     let head = format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n\
+        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\n{framing}\r\n\
          Connection: close\r\n\r\n",
         reason(status)
     );
-    BytesMut::from(head.as_bytes())
+    let mut out = BytesMut::with_capacity(head.len() + body_bytes);
+    out.extend_from_slice(head.as_bytes());
+    out
 }
 
-pub(crate) fn encode_response(status: u16, content_type: &str, body: &[u8]) -> Bytes {
-    let head = format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n",
-        reason(status),
-        body.len()
-    );
-    let mut out = BytesMut::with_capacity(head.len() + body.len());
-    out.extend_from_slice(head.as_bytes());
+pub(crate) fn encode_response(status: u16, content_type: &str, body: &[u8]) -> BytesMut {
+    let length = format!("Content-Length: {}", body.len());
+    let mut out = head(status, content_type, &length, body.len());
     out.extend_from_slice(body);
-    out.freeze()
+    out
 }
 
 #[derive(Debug)]
@@ -165,9 +162,9 @@ enum State {
     Reading,
     /// The request went to the application; its answer has not come yet.
     Waiting,
-    Writing(Bytes),
-    /// A chunked response the application feeds; `ended` once its last chunk is queued.
-    Streaming {
+    /// Response bytes to write; the connection closes once they are out and `ended` holds. A
+    /// whole response is `ended` at once; a chunked one, when its last chunk is queued.
+    Sending {
         out: BytesMut,
         ended: bool,
     },
@@ -214,15 +211,22 @@ impl Http1Conn {
 
     pub(crate) fn respond(&mut self, status: u16, content_type: &str, body: &[u8]) {
         if matches!(self.state, State::Waiting) {
-            self.state = State::Writing(encode_response(status, content_type, body));
+            self.send_whole(encode_response(status, content_type, body));
         }
+    }
+
+    fn send_whole(&mut self, response: BytesMut) {
+        self.state = State::Sending {
+            out: response,
+            ended: true,
+        };
     }
 
     /// Answers with a chunked response whose chunks come from [`Self::push_chunk`].
     pub(crate) fn start_stream(&mut self, status: u16, content_type: &str) {
         if matches!(self.state, State::Waiting) {
-            self.state = State::Streaming {
-                out: stream_head(status, content_type),
+            self.state = State::Sending {
+                out: head(status, content_type, "Transfer-Encoding: chunked", 0),
                 ended: false,
             };
         }
@@ -230,13 +234,13 @@ impl Http1Conn {
 
     /// A stream is open and not ended.
     pub(crate) fn is_streaming(&self) -> bool {
-        matches!(self.state, State::Streaming { ended: false, .. })
+        matches!(self.state, State::Sending { ended: false, .. })
     }
 
     /// Queues one chunk; false (nothing queued) when no stream is open or `pending_bytes_max`
     /// would be passed: the client reads too slowly, and the caller should end the exchange.
     pub(crate) fn push_chunk(&mut self, data: &[u8], pending_bytes_max: usize) -> bool {
-        let State::Streaming { out, ended: false } = &mut self.state else {
+        let State::Sending { out, ended: false } = &mut self.state else {
             return false;
         };
         if data.is_empty() {
@@ -253,7 +257,7 @@ impl Http1Conn {
 
     /// Queues the last chunk; the connection closes once all is written.
     pub(crate) fn end_stream(&mut self) {
-        if let State::Streaming { out, ended } = &mut self.state {
+        if let State::Sending { out, ended } = &mut self.state {
             if !*ended {
                 out.extend_from_slice(b"0\r\n\r\n");
                 *ended = true;
@@ -281,19 +285,7 @@ impl Http1Conn {
                     }
                 }
                 State::Waiting => return Ok(Http1Step::Idle),
-                State::Writing(out) => {
-                    while !out.is_empty() {
-                        let n = self.io.write_some(out)?;
-                        if n == 0 {
-                            return Ok(Http1Step::Close);
-                        }
-                        out.advance(n);
-                    }
-                    self.io.flush_out()?;
-                    let _ = self.io.shutdown();
-                    return Ok(Http1Step::Close);
-                }
-                State::Streaming { out, ended } => {
+                State::Sending { out, ended } => {
                     while !out.is_empty() {
                         let n = self.io.write_some(out)?;
                         if n == 0 {
@@ -327,7 +319,7 @@ impl Http1Conn {
                         "grpc: http/1 request body over {} bytes",
                         self.body_bytes_max
                     );
-                    self.state = State::Writing(encode_response(413, "text/plain", b"too large"));
+                    self.send_whole(encode_response(413, "text/plain", b"too large"));
                     return Ok(None);
                 }
                 Parsed::Head(head) if self.buf.len() >= head.head_bytes + head.content_length => {
@@ -351,7 +343,7 @@ impl Http1Conn {
                 }
                 Parsed::Invalid(why) => {
                     eprintln!("grpc: bad http/1 request: {why}");
-                    self.state = State::Writing(encode_response(400, "text/plain", why.as_bytes()));
+                    self.send_whole(encode_response(400, "text/plain", why.as_bytes()));
                     return Ok(None);
                 }
                 Parsed::Partial if self.buf.len() >= self.request_bytes_max => {
@@ -359,7 +351,7 @@ impl Http1Conn {
                         "grpc: http/1 request head over {} bytes",
                         self.request_bytes_max
                     );
-                    self.state = State::Writing(encode_response(431, "text/plain", b"too large"));
+                    self.send_whole(encode_response(431, "text/plain", b"too large"));
                     return Ok(None);
                 }
                 Parsed::Partial => self.request_bytes_max,
