@@ -237,6 +237,13 @@ impl<'a> Answer<'a> {
     }
 }
 
+/// `decoded`'s value, or `None` after a log line naming the peer: a bad frame is dropped.
+fn dropped_if_bad<T>(from: u64, decoded: Result<T, FrameError>) -> Option<T> {
+    decoded
+        .map_err(|e| eprintln!("tallyd: peer {from:x}: {e}; dropped"))
+        .ok()
+}
+
 /// A follower's call waiting for the leader's answer.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct LeaderQuery {
@@ -302,12 +309,8 @@ impl Server {
 
     /// On the leader: answers a follower's lease query.
     pub(super) fn answer_lease_query(&mut self, from: u64, frame: &[u8]) {
-        let (id, request) = match decode_query(frame) {
-            Ok(query) => query,
-            Err(e) => {
-                eprintln!("tallyd: peer {from:x}: {e}; dropped");
-                return;
-            }
+        let Some((id, request)) = dropped_if_bad(from, decode_query(frame)) else {
+            return;
         };
         if !self.kv.is_primary() {
             self.peers
@@ -328,12 +331,8 @@ impl Server {
 
     /// On the leader: checks and proposes a follower's promotion, and says how that went.
     pub(super) fn answer_promote_query(&mut self, from: u64, frame: &[u8]) {
-        let (id, learner) = match decode_promote_query(frame) {
-            Ok(query) => query,
-            Err(e) => {
-                eprintln!("tallyd: peer {from:x}: {e}; dropped");
-                return;
-            }
+        let Some((id, learner)) = dropped_if_bad(from, decode_promote_query(frame)) else {
+            return;
         };
         if self.leader != self.node.id() {
             self.peers
@@ -355,12 +354,8 @@ impl Server {
 
     /// On the follower: the leader's answer to one of its queries.
     pub(super) fn finish_leader_query(&mut self, from: u64, frame: &[u8]) {
-        let (id, answer_status, body) = match decode_answer(frame) {
-            Ok(answer) => answer,
-            Err(e) => {
-                eprintln!("tallyd: peer {from:x}: {e}; dropped");
-                return;
-            }
+        let Some((id, answer_status, body)) = dropped_if_bad(from, decode_answer(frame)) else {
+            return;
         };
         let Some(query) = self.leader_queries.get(&id).copied() else {
             return; // timed out already
@@ -372,12 +367,10 @@ impl Server {
             );
             return;
         }
-        let answer = match Answer::from_parts(query.kind, answer_status, body) {
-            Ok(answer) => answer,
-            Err(e) => {
-                eprintln!("tallyd: peer {from:x}: {e}; dropped");
-                return;
-            }
+        let Some(answer) =
+            dropped_if_bad(from, Answer::from_parts(query.kind, answer_status, body))
+        else {
+            return;
         };
         self.leader_queries.remove(&id);
         match (answer, query.kind) {
