@@ -377,8 +377,9 @@ fn scalar_json(field: &Field, v: u64) -> String {
             Some(name) => format!("\"{name}\""),
             None => (v as i32).to_string(),
         },
-        // Not reached: `write_message` skips varints for these.
-        Kind::Bytes | Kind::Str | Kind::Message(_) => "null".to_string(),
+        Kind::Bytes | Kind::Str | Kind::Message(_) => {
+            unreachable!("write_message skips varints of length-delimited fields")
+        }
     }
 }
 

@@ -27,12 +27,12 @@ use super::rpc::{CallKind, Method};
 use crate::grpc::{CallId, Code as GrpcCode, HttpRequestId, Status};
 use schema::Message;
 
-/// A gateway request waiting for its handler's answer, or a stream feeding one.
+/// A gateway request waiting for its handler's answer, or a stream feeding one (whether it
+/// streams is its `CallKind` in the server's call table).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct GatewayCall {
     request: HttpRequestId,
     response: &'static Message,
-    streaming: bool,
 }
 
 pub(super) type GatewayCalls = HashMap<CallId, GatewayCall>;
@@ -214,14 +214,8 @@ impl Server {
             }
         };
         let call = request.as_call_id();
-        self.gateway_calls.insert(
-            call,
-            GatewayCall {
-                request,
-                response,
-                streaming,
-            },
-        );
+        self.gateway_calls
+            .insert(call, GatewayCall { request, response });
         self.calls.insert(call, kind);
         if streaming {
             self.clients.start_http_stream(request, 200, JSON);
@@ -271,7 +265,7 @@ impl Server {
         let Some(gateway) = self.gateway_calls.remove(&call) else {
             return false;
         };
-        self.calls.remove(&call);
+        let streaming = !matches!(self.calls.remove(&call), Some(CallKind::Unary(_)));
         let (code, body) = match result.map(|wire| json::to_json(gateway.response, wire)) {
             Ok(Ok(text)) => (200, Bytes::from(text)),
             Ok(Err(e)) => {
@@ -281,7 +275,7 @@ impl Server {
             }
             Err(status) => (http_status(status.code()), error_body(status)),
         };
-        if gateway.streaming {
+        if streaming {
             // The head went out with 200: etcd's gateway puts the error in the stream too.
             let mut line = body.to_vec();
             line.push(b'\n');
