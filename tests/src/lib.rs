@@ -1,6 +1,7 @@
 //! tally-tests: shared harnesses for the cluster simulation and the process-level tests.
 
 pub mod h2raw;
+pub mod http;
 pub mod process;
 pub mod proxy;
 pub mod sim;

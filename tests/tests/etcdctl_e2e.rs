@@ -5,6 +5,7 @@ use std::io::Read as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use tally_tests::http::get as http_get;
 use tally_tests::process::{Options, ProcCluster, etcdctl_available, json_u64};
 
 fn cluster(tls: bool) -> Option<ProcCluster> {
@@ -492,23 +493,6 @@ fn etcdctl_until_ok(endpoint: &str, extra: &[String], args: &[&str], timeout: Du
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-/// `GET path` on 127.0.0.1:`port` over plain HTTP/1.1: the response's text.
-fn http_get(port: u16, path: &str) -> String {
-    use std::io::Write as _;
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .expect("write");
-    let mut text = String::new();
-    let _ = stream.read_to_string(&mut text);
-    text
 }
 
 /// Every URL of `--listen-client-urls` serves clients, each with its own scheme (etcd takes a

@@ -7,21 +7,9 @@ use std::time::Duration;
 
 use tally_tests::process::{Options, ProcCluster, etcdctl_available};
 
-/// One HTTP/1.1 request over a plain TcpStream: the status code and the body.
+/// One HTTP/1.1 request: the status code and the body.
 fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("write");
-    let mut text = String::new();
-    let _ = stream.read_to_string(&mut text);
+    let text = tally_tests::http::request(port, method, path, body);
     let status = text
         .split(' ')
         .nth(1)
