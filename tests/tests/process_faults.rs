@@ -3,10 +3,12 @@
 
 use std::io::Write as _;
 use std::net::TcpStream;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use tally_tests::http::get as http_get;
 use tally_tests::process::{ELECTION_MS, Options, ProcCluster, etcdctl_available};
 
 fn start(size: usize, proxies: bool) -> Option<ProcCluster> {
@@ -471,21 +473,6 @@ fn the_grpc_health_service_answers_as_etcds() {
     assert_eq!(watch.as_deref(), Some(&[0x08, 0x03][..]), "SERVICE_UNKNOWN");
 }
 
-fn http_get(port: u16, path: &str) -> String {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .expect("request");
-    let mut response = String::new();
-    let _ = std::io::Read::read_to_string(&mut stream, &mut response);
-    response
-}
-
 #[test]
 fn crash_mid_write_loses_no_acknowledged_write() {
     let Some(mut c) = start(3, false) else { return };
@@ -836,4 +823,47 @@ fn a_keep_alive_that_closes_its_side_is_answered_by_followers_too() {
             .expect("a keep-alive answer before the stream ends");
         assert_eq!((response.id, response.ttl), (id, 60), "member {member}");
     }
+}
+
+/// A keep-alive sent to a follower that has not yet applied the lease's grant is not answered
+/// "not found" from that stale state: the follower confirms with the leader's commit index
+/// first (etcd forwards keep-alives to the leader). The follower here is cut off while the
+/// lease is granted and healed while its keep-alive waits.
+#[test]
+fn a_keep_alive_on_a_follower_behind_the_grant_finds_the_lease() {
+    let Some(mut c) = start(3, true) else { return };
+    let leader = c.wait_leader(Duration::from_secs(5)).expect("leader");
+    let behind = (leader + 1) % 3;
+    let behind_id = c.member_id(behind).expect("id");
+    c.control.isolate(behind_id);
+    let granted = c.ok(&c.endpoint(leader), &["lease", "grant", "60"]);
+    let lease = granted
+        .split_whitespace()
+        .nth(1)
+        .expect("lease id")
+        .to_string();
+    let keep_alive = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={}", c.endpoint(behind)))
+        .args([
+            "--command-timeout=10s",
+            "lease",
+            "keep-alive",
+            "--once",
+            &lease,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("etcdctl");
+    std::thread::sleep(Duration::from_millis(150));
+    c.control.heal();
+    let output = keep_alive.wait_with_output().expect("etcdctl");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(
+        text.contains(&format!("lease {lease} keepalived with TTL(60)")),
+        "{text}\n{}",
+        c.logs()
+    );
 }

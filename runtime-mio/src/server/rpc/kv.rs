@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use tally_kvstore::proto::RangeRequest;
 
-use super::{PendingRead, status_from_kv, status_no_leader, status_timeout};
+use super::{PendingRead, ReadKind, status_from_kv, status_no_leader, status_timeout};
 use crate::grpc::CallId;
 use crate::server::event_loop::{REQUEST_TIMEOUT, Server, WAITERS_MAX};
 
@@ -14,6 +14,11 @@ impl Server {
         if request.serializable {
             return self.serve_range(call, &request);
         }
+        self.read_linearizably(call, ReadKind::Range(request));
+    }
+
+    /// Serves `read` once this member has applied the leader's commit index as of now.
+    pub(in crate::server) fn read_linearizably(&mut self, call: CallId, read: ReadKind) {
         if self.read_batch.len() + self.waiters.len() >= WAITERS_MAX {
             return self.reply_error(
                 call,
@@ -26,7 +31,7 @@ impl Server {
         // Every linearizable read of this loop turn shares one ReadIndex round.
         self.read_batch.push(PendingRead {
             call,
-            request,
+            read,
             deadline: Instant::now() + REQUEST_TIMEOUT,
         });
     }
@@ -56,6 +61,18 @@ impl Server {
         }
     }
 
+    /// Whether a read for `call` waits for its index (a keep-alive stream's, say).
+    pub(in crate::server) fn has_pending_read(&self, call: CallId) -> bool {
+        let waiting = self
+            .read_waiters
+            .values()
+            .chain(self.ready_reads.iter().map(|(_, r)| r));
+        self.read_batch
+            .iter()
+            .chain(waiting.flatten())
+            .any(|read| read.call == call)
+    }
+
     /// Serves confirmed reads whose index the store has applied.
     pub(in crate::server) fn serve_ready_reads(&mut self) {
         let applied = self.node.status().applied();
@@ -65,9 +82,15 @@ impl Server {
             .is_some_and(|(index, _)| *index <= applied)
         {
             let (_, reads) = self.ready_reads.pop_front().expect("front exists");
-            for read in reads {
-                if self.calls.contains_key(&read.call) {
-                    self.serve_range(read.call, &read.request);
+            for pending in reads {
+                if !self.calls.contains_key(&pending.call) {
+                    continue;
+                }
+                match pending.read {
+                    ReadKind::Range(request) => self.serve_range(pending.call, &request),
+                    ReadKind::KeepAlive { lease } => {
+                        self.keep_alive_through_raft(pending.call, lease)
+                    }
                 }
             }
         }

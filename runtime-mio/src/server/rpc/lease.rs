@@ -7,7 +7,7 @@ use std::time::Instant;
 use prost::Message as _;
 use tally_kvstore::proto::{self, internal_request::Request};
 
-use super::Waiter;
+use super::{ReadKind, Waiter};
 use crate::grpc::CallId;
 use crate::server::event_loop::{REQUEST_TIMEOUT, Server};
 
@@ -34,31 +34,41 @@ impl Server {
             self.answer_keep_alive_local(call, request.id);
             return Ok(());
         }
-        let ttl = self.granted_ttl(request.id);
-        if ttl <= 0 {
-            self.stream(
-                call,
-                proto::LeaseKeepAliveResponse {
-                    header: None,
-                    id: request.id,
-                    ttl: 0,
-                },
-            );
+        if self.granted_ttl(request.id) <= 0 {
+            // This member may not have applied the grant yet: ask the log before "not found".
+            self.read_linearizably(call, ReadKind::KeepAlive { lease: request.id });
             return Ok(());
+        }
+        self.keep_alive_through_raft(call, request.id);
+        Ok(())
+    }
+
+    /// On a follower: renews `lease` by a checkpoint through Raft, answered once applied; a
+    /// lease this member does not know is not found (TTL 0, as etcd answers).
+    pub(in crate::server) fn keep_alive_through_raft(&mut self, call: CallId, lease: i64) {
+        let ttl = self.granted_ttl(lease);
+        if ttl <= 0 {
+            let response = proto::LeaseKeepAliveResponse {
+                header: None,
+                id: lease,
+                ttl: 0,
+            };
+            self.stream(call, response);
+            // The client may have closed its side while the read waited.
+            return self.finish_keep_alive_if_done(call);
         }
         let checkpoint = proto::LeaseCheckpointRequest {
             checkpoints: vec![proto::LeaseCheckpoint {
-                id: request.id,
+                id: lease,
                 remaining_ttl: ttl,
             }],
         };
         let waiter = Waiter::KeepAlive {
             call,
-            lease: request.id,
+            lease,
             deadline: Instant::now() + REQUEST_TIMEOUT,
         };
         self.propose_internal(call, Request::LeaseCheckpoint(checkpoint), waiter);
-        Ok(())
     }
 
     fn answer_keep_alive_local(&mut self, call: CallId, id: i64) {

@@ -128,12 +128,24 @@ impl Waiter {
     }
 }
 
-/// A linearizable range waiting for its read index to be confirmed and applied.
+/// A read waiting for its read index to be confirmed and applied.
 #[derive(Debug, Clone)]
 pub(super) struct PendingRead {
     pub(super) call: CallId,
-    pub(super) request: proto::RangeRequest,
+    pub(super) read: ReadKind,
     pub(super) deadline: Instant,
+}
+
+/// What a linearizable read serves once the store has caught up.
+#[derive(Debug, Clone)]
+pub(super) enum ReadKind {
+    Range(proto::RangeRequest),
+    /// A follower's keep-alive for a lease it does not know: not found only if the leader's
+    /// commit index, applied here, still has no such lease (it may be granted but not yet
+    /// applied on this member).
+    KeepAlive {
+        lease: i64,
+    },
 }
 
 /// A membership change or leader move waiting to take effect.
@@ -358,11 +370,14 @@ impl Server {
 
     /// Ends a keep-alive stream whose client has closed its side, once nothing is pending.
     pub(super) fn finish_keep_alive_if_done(&mut self, call: CallId) {
+        if !self.half_closed.contains(&call) {
+            return;
+        }
         let pending = self
             .waiters
             .values()
             .any(|w| matches!(w, Waiter::KeepAlive { call: c, .. } if *c == call));
-        if pending || !self.half_closed.contains(&call) {
+        if pending || self.has_pending_read(call) {
             return;
         }
         self.half_closed.remove(&call);
