@@ -78,6 +78,20 @@ fn response_head(status: Option<&Status>) -> Response<()> {
     response
 }
 
+/// Whether the client reset the stream (or it has no side left to answer on), whichever half
+/// of the response is current: the head not yet sent (`respond`) or the body (`send`).
+pub(crate) fn stream_reset(
+    send: &mut Option<SendStream<Bytes>>,
+    respond: &mut Option<SendResponse<Bytes>>,
+    cx: &mut Context<'_>,
+) -> bool {
+    match (send, respond) {
+        (Some(send), _) => send.poll_reset(cx).is_ready(),
+        (None, Some(respond)) => respond.poll_reset(cx).is_ready(),
+        (None, None) => true,
+    }
+}
+
 /// Hands `out` (`out_bytes` in all) to h2 as flow control allows. True once all is handed
 /// over; false while h2 has no capacity (it wakes the connection when it has); `Err` when
 /// the stream is gone.
@@ -242,12 +256,7 @@ impl Call {
     }
 
     fn poll_reset(&mut self, cx: &mut Context<'_>) -> bool {
-        let reset = match (&mut self.send, &mut self.respond) {
-            (Some(send), _) => send.poll_reset(cx),
-            (None, Some(respond)) => respond.poll_reset(cx),
-            (None, None) => return true,
-        };
-        reset.is_ready()
+        stream_reset(&mut self.send, &mut self.respond, cx)
     }
 
     fn drive_recv(

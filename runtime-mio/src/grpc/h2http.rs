@@ -13,7 +13,7 @@ use h2::server::SendResponse;
 use h2::{RecvStream, SendStream};
 use http::{HeaderValue, Response, StatusCode};
 
-use super::call::{CallDrive, send_queued};
+use super::call::{CallDrive, send_queued, stream_reset};
 use super::events::{CallEvent, Events, HttpRequestId};
 
 /// Plain HTTP exchanges open at once on one HTTP/2 connection: each may hold a whole body.
@@ -155,12 +155,7 @@ impl H2Exchange {
         events: &mut Events,
         progress: &mut bool,
     ) -> CallDrive {
-        let reset = match (&mut self.send, &mut self.respond) {
-            (Some(send), _) => send.poll_reset(cx).is_ready(),
-            (None, Some(respond)) => respond.poll_reset(cx).is_ready(),
-            (None, None) => true,
-        };
-        let result = if reset {
+        let result = if stream_reset(&mut self.send, &mut self.respond, cx) {
             Err(())
         } else {
             self.drive_recv(cx, events, progress)
