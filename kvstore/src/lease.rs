@@ -166,6 +166,22 @@ impl Lessor {
         Ok(lease.ttl_secs)
     }
 
+    /// A replicated keep-alive, applied on every member at the same index: the lease's clock
+    /// restarts from the granted TTL. Every member forgets its checkpointed remaining TTL, so a
+    /// later leader resumes the full TTL; the primary also moves the expiry to `now + TTL` on its
+    /// own clock. Returns the granted TTL.
+    pub(crate) fn renew(&mut self, id: i64) -> Result<i64, KvError> {
+        let now_ms = self.now_ms;
+        let lease = self.leases.get_mut(&id).ok_or(KvError::LeaseNotFound)?;
+        lease.remaining_ttl_secs = 0;
+        if self.primary {
+            // Also when the expiry has passed: the answer must be the same on every member, and
+            // a revocation already proposed still removes the lease when it is applied.
+            lease.expiry_ms = Some(now_ms.saturating_add(ms(lease.ttl_secs)));
+        }
+        Ok(lease.ttl_secs)
+    }
+
     /// (granted TTL, remaining TTL) in seconds. The remaining TTL is the primary's clock; a
     /// follower answers with the checkpointed or granted TTL.
     pub(crate) fn ttls(&self, id: i64, now_ms: u64) -> Option<(i64, i64)> {

@@ -3,7 +3,8 @@
 use crate::error::KvError;
 use crate::proto::{
     AlarmResponse, CompactionResponse, DeleteRangeResponse, LeaseCheckpointResponse,
-    LeaseGrantResponse, LeaseRevokeResponse, PutResponse, RangeResponse, TxnResponse,
+    LeaseGrantResponse, LeaseKeepAliveResponse, LeaseRevokeResponse, PutResponse, RangeResponse,
+    TxnResponse,
 };
 
 /// The response to one replicated request.
@@ -20,6 +21,8 @@ pub enum ApplyResponse {
     LeaseGrant(LeaseGrantResponse),
     LeaseRevoke(LeaseRevokeResponse),
     LeaseCheckpoint(LeaseCheckpointResponse),
+    /// A replicated keep-alive: the lease's granted TTL, as the keep-alive stream answers.
+    LeaseRenew(LeaseKeepAliveResponse),
     Alarm(AlarmResponse),
 }
 

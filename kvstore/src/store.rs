@@ -139,6 +139,7 @@ impl KvStore {
             Some(Request::LeaseCheckpoint(c)) => {
                 Ok(ApplyResponse::LeaseCheckpoint(self.lease_checkpoint(c)))
             }
+            Some(Request::LeaseRenew(r)) => self.lease_renew(r).map(ApplyResponse::LeaseRenew),
             Some(Request::Alarm(a)) => Ok(ApplyResponse::Alarm(self.alarm(a))),
         };
         ApplyOutcome::new(raft_index, req.id, result, wait)
@@ -278,6 +279,22 @@ impl KvStore {
         LeaseCheckpointResponse {
             header: header(self.mvcc.current_rev),
         }
+    }
+
+    /// A keep-alive replicated through Raft (one that reached a member that is not the lease's
+    /// primary): applied at the same index everywhere, it restarts the lease's clock on the
+    /// primary at the store's current time ([`KvStore::set_now_ms`]) and clears the checkpointed
+    /// remaining TTL on every member.
+    pub fn lease_renew(
+        &mut self,
+        req: &LeaseKeepAliveRequest,
+    ) -> Result<LeaseKeepAliveResponse, KvError> {
+        let ttl = self.lessor.renew(req.id)?;
+        Ok(LeaseKeepAliveResponse {
+            header: header(self.mvcc.current_rev),
+            id: req.id,
+            ttl,
+        })
     }
 
     /// Leader-local keep-alive: restarts the lease's clock at `now_ms`. When the runtime uses

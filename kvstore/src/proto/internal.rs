@@ -4,7 +4,9 @@
 //! oneof so that exactly one request travels per entry.
 
 use super::rpc_kv::{CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest};
-use super::rpc_lease::{LeaseCheckpointRequest, LeaseGrantRequest, LeaseRevokeRequest};
+use super::rpc_lease::{
+    LeaseCheckpointRequest, LeaseGrantRequest, LeaseKeepAliveRequest, LeaseRevokeRequest,
+};
 use super::rpc_maintenance::AlarmRequest;
 
 /// One replicated request. `id` lets the proposer match the outcome to its waiting client.
@@ -14,7 +16,7 @@ pub struct InternalRequest {
     pub id: u64,
     #[prost(
         oneof = "internal_request::Request",
-        tags = "3, 4, 5, 6, 7, 8, 9, 10, 11"
+        tags = "3, 4, 5, 6, 7, 8, 9, 10, 11, 20"
     )]
     pub request: Option<internal_request::Request>,
 }
@@ -40,5 +42,10 @@ pub mod internal_request {
         Alarm(super::AlarmRequest),
         #[prost(message, tag = "11")]
         LeaseCheckpoint(super::LeaseCheckpointRequest),
+        /// tally's own: a keep-alive that reached a member other than the lease's primary,
+        /// replicated so that the primary renews the lease when it applies the entry, whichever
+        /// member that is by then. Its tag lies outside etcd's `InternalRaftRequest` numbers.
+        #[prost(message, tag = "20")]
+        LeaseRenew(super::LeaseKeepAliveRequest),
     }
 }

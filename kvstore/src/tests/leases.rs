@@ -235,3 +235,70 @@ fn checkpoints_carry_remaining_ttls_to_the_next_leader() {
     assert!(follower.expired_leases(64_999, 10).is_empty());
     assert_eq!(follower.expired_leases(65_000, 10), vec![1]);
 }
+
+fn renew_through_apply(kv: &mut KvStore, index: u64, id: i64) -> Result<i64, KvError> {
+    let bytes = InternalRequest {
+        id: index,
+        request: Some(Request::LeaseRenew(LeaseKeepAliveRequest { id })),
+    }
+    .encode_to_vec();
+    match kv.apply(index, &bytes[..]).into_result() {
+        Ok(ApplyResponse::LeaseRenew(r)) => {
+            assert_eq!(r.id, id);
+            Ok(r.ttl)
+        }
+        Ok(other) => panic!("{other:?}"),
+        Err(e) => Err(e),
+    }
+}
+
+/// A keep-alive that reached a follower is replicated; the primary renews the lease when it
+/// applies it, so a lease kept alive only through followers never expires on the leader.
+#[test]
+fn a_replicated_keep_alive_renews_the_lease_on_the_primary() {
+    let mut leader = KvStore::new(KvConfig::default());
+    let mut follower = KvStore::new(KvConfig::default());
+    leader.promote(0, 0);
+    for kv in [&mut leader, &mut follower] {
+        kv.lease_grant(&LeaseGrantRequest { ttl: 3, id: 5 })
+            .unwrap();
+        put_with(kv, "lock", 5);
+    }
+    // Keep-alives every second, each applied by every member at the same index.
+    for (index, now_ms) in (1..=10).zip((1_000..).step_by(1_000)) {
+        for kv in [&mut leader, &mut follower] {
+            kv.set_now_ms(now_ms);
+            assert_eq!(renew_through_apply(kv, index, 5), Ok(3));
+        }
+        let ttl = leader.lease_time_to_live(&LeaseTimeToLiveRequest { id: 5, keys: false }, now_ms);
+        assert_eq!(
+            ttl.ttl, 3,
+            "renewed at {now_ms} ms, the lease lives 3 s from then"
+        );
+    }
+    assert!(leader.expired_leases(12_999, 10).is_empty());
+    assert_eq!(leader.expired_leases(13_000, 10), vec![5]);
+    assert_eq!(get(&leader, "lock", 0).unwrap().count, 1);
+    assert_eq!(get(&follower, "lock", 0).unwrap().count, 1);
+
+    // A checkpointed remaining TTL is cleared everywhere, so a later leader resumes the full TTL.
+    let short = LeaseCheckpointRequest {
+        checkpoints: vec![LeaseCheckpoint {
+            id: 5,
+            remaining_ttl: 1,
+        }],
+    };
+    follower.lease_checkpoint(&short);
+    follower.set_now_ms(20_000);
+    assert_eq!(renew_through_apply(&mut follower, 11, 5), Ok(3));
+    follower.promote(20_000, 0);
+    assert!(follower.expired_leases(22_999, 10).is_empty());
+    assert_eq!(follower.expired_leases(23_000, 10), vec![5]);
+
+    // A lease that is gone is not found, on every member alike.
+    let mut gone = KvStore::new(KvConfig::default());
+    assert_eq!(
+        renew_through_apply(&mut gone, 1, 5),
+        Err(KvError::LeaseNotFound)
+    );
+}

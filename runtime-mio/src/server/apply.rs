@@ -13,6 +13,8 @@ use super::startup::ServerError;
 impl Server {
     pub(super) fn apply_entries(&mut self, entries: Vec<Entry>) {
         let started = Instant::now();
+        // A replicated keep-alive restarts the lease's clock at the primary's apply time.
+        self.kv.set_now_ms(self.now_ms());
         for entry in entries {
             match entry.kind() {
                 EntryKind::ConfChange => self.apply_conf_change(&entry),
@@ -107,16 +109,7 @@ impl Server {
             _ => {}
         }
         self.answer_conf_waiters(id);
-        self.warn_if_even_voters();
-    }
-
-    fn warn_if_even_voters(&self) {
-        let voters = self.node.status().conf().voters().len();
-        if voters > 0 && voters % 2 == 0 {
-            eprintln!(
-                "tallyd: warning: the cluster now has an even number of voting members ({voters})"
-            );
-        }
+        log_fault_tolerance(self.node.status().conf().voters().len());
     }
 
     pub(super) fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), ServerError> {
@@ -216,4 +209,27 @@ impl Server {
             }
         }
     }
+}
+
+/// How many voting members may fail: logged at start and on every membership change, and
+/// exported on `/metrics` (`tally_cluster_fault_tolerance`), never in Status's errors, which
+/// etcd keeps for real errors.
+pub(super) fn log_fault_tolerance(voters: usize) {
+    if voters == 0 {
+        return;
+    }
+    eprintln!(
+        "tallyd: fault tolerance: {} of {voters} voting members may fail",
+        fault_tolerance(voters)
+    );
+    if voters % 2 == 0 {
+        eprintln!(
+            "tallyd: warning: the cluster has an even number of voting members ({voters}): one more member adds no fault tolerance"
+        );
+    }
+}
+
+/// Voting members that may fail with a quorum left.
+pub(super) fn fault_tolerance(voters: usize) -> usize {
+    voters.saturating_sub(1) / 2
 }

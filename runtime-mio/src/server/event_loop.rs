@@ -221,6 +221,7 @@ impl Server {
                 .join(", "),
             peers.local_addr()
         );
+        super::apply::log_fault_tolerance(node.status().conf().voters().len());
         let auto_compactor = AutoCompactor::new(flags.auto_compaction(), now, kv.revision());
         let tick_interval = Duration::from_millis(flags.heartbeat_interval_ms());
         let mut node = node;

@@ -128,11 +128,12 @@ impl super::event_loop::Server {
             keys: status.key_count(),
             quota_bytes: self.flags.quota_backend_bytes(),
             watchers: self.watch_calls.len() as u64,
+            voting_members: self.node.status().conf().voters().len() as u64,
         }
     }
 }
 
-/// Figures of the store and its limits, read when `/metrics` is asked for.
+/// Figures of the store, its limits and the membership, read when `/metrics` is asked for.
 #[derive(Debug, Clone, Copy)]
 pub struct StoreGauges {
     pub(super) db_size_bytes: u64,
@@ -140,6 +141,7 @@ pub struct StoreGauges {
     pub(super) quota_bytes: u64,
     /// Open watches, over all streams (gRPC and the JSON gateway).
     pub(super) watchers: u64,
+    pub(super) voting_members: u64,
 }
 
 impl Metrics {
@@ -218,6 +220,20 @@ impl Metrics {
             &mut out,
         );
         render_store(store, &mut out);
+        gauge(
+            &mut out,
+            "tally_cluster_voting_members",
+            "Voting members in the cluster's configuration.",
+            "gauge",
+            store.voting_members,
+        );
+        gauge(
+            &mut out,
+            "tally_cluster_fault_tolerance",
+            "Voting members that may fail while a quorum remains.",
+            "gauge",
+            super::apply::fault_tolerance(store.voting_members as usize) as u64,
+        );
         render_process(self.start_time_seconds, &mut out);
         out
     }
@@ -356,6 +372,7 @@ mod tests {
             keys: 3,
             quota_bytes: 0,
             watchers: 2,
+            voting_members: 5,
         };
         let text = metrics.render(store);
         assert!(text.contains("etcd_server_has_leader 1"));
@@ -365,6 +382,8 @@ mod tests {
         assert!(text.contains("etcd_mvcc_db_total_size_in_bytes 4096"));
         assert!(text.contains("etcd_debugging_mvcc_keys_total 3"));
         assert!(text.contains("etcd_debugging_mvcc_watcher_total 2"));
+        assert!(text.contains("tally_cluster_voting_members 5"));
+        assert!(text.contains("tally_cluster_fault_tolerance 2"));
     }
 
     /// `etcdctl check datascale` reads process_resident_memory_bytes before and after its
@@ -376,6 +395,7 @@ mod tests {
             keys: 0,
             quota_bytes: 0,
             watchers: 0,
+            voting_members: 0,
         };
         let text = Metrics::default().render(store);
         let value = |name: &str| -> f64 {

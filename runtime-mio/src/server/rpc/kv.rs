@@ -61,18 +61,6 @@ impl Server {
         }
     }
 
-    /// Whether a read for `call` waits for its index (a keep-alive stream's, say).
-    pub(in crate::server) fn has_pending_read(&self, call: CallId) -> bool {
-        let waiting = self
-            .read_waiters
-            .values()
-            .chain(self.ready_reads.iter().map(|(_, r)| r));
-        self.read_batch
-            .iter()
-            .chain(waiting.flatten())
-            .any(|read| read.call == call)
-    }
-
     /// Serves confirmed reads whose index the store has applied.
     pub(in crate::server) fn serve_ready_reads(&mut self) {
         let applied = self.node.status().applied();
@@ -88,9 +76,6 @@ impl Server {
                 }
                 match pending.read {
                     ReadKind::Range(request) => self.serve_range(pending.call, &request),
-                    ReadKind::KeepAlive { lease } => {
-                        self.keep_alive_through_raft(pending.call, lease)
-                    }
                 }
             }
         }

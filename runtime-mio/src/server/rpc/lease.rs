@@ -1,13 +1,14 @@
-//! Leases: grant and revoke go through Raft; keep-alives are leader-local (a follower carries
-//! them through Raft as a checkpoint that restarts the lease's clock); time-to-live is the
-//! leader's (`server::leader_query`), and list is a local read.
+//! Leases: grant and revoke go through Raft; a keep-alive is answered by the lease's primary
+//! (the leader's lessor) from its own clock, and any other member replicates it so that the
+//! primary renews the lease when it applies it; time-to-live is the leader's
+//! (`server::leader_query`), and list is a local read.
 
 use std::time::Instant;
 
 use prost::Message as _;
 use tally_kvstore::proto::{self, internal_request::Request};
 
-use super::{ReadKind, Waiter};
+use super::Waiter;
 use crate::grpc::CallId;
 use crate::server::event_loop::{REQUEST_TIMEOUT, Server};
 
@@ -32,43 +33,25 @@ impl Server {
         let request = proto::LeaseKeepAliveRequest::decode(message)?;
         if self.kv.is_primary() {
             self.answer_keep_alive_local(call, request.id);
-            return Ok(());
+        } else {
+            self.renew_through_raft(call, request.id);
         }
-        if self.granted_ttl(request.id) <= 0 {
-            // This member may not have applied the grant yet: ask the log before "not found".
-            self.read_linearizably(call, ReadKind::KeepAlive { lease: request.id });
-            return Ok(());
-        }
-        self.keep_alive_through_raft(call, request.id);
         Ok(())
     }
 
-    /// On a follower: renews `lease` by a checkpoint through Raft, answered once applied; a
-    /// lease this member does not know is not found (TTL 0, as etcd answers).
-    pub(in crate::server) fn keep_alive_through_raft(&mut self, call: CallId, lease: i64) {
-        let ttl = self.granted_ttl(lease);
-        if ttl <= 0 {
-            let response = proto::LeaseKeepAliveResponse {
-                header: None,
-                id: lease,
-                ttl: 0,
-            };
-            self.stream(call, response);
-            // The client may have closed its side while the read waited.
-            return self.finish_keep_alive_if_done(call);
-        }
-        let checkpoint = proto::LeaseCheckpointRequest {
-            checkpoints: vec![proto::LeaseCheckpoint {
-                id: lease,
-                remaining_ttl: ttl,
-            }],
-        };
+    /// Off the lease's primary: the keep-alive is replicated, and the primary (the leader that
+    /// applies it, whichever member that is by then) restarts the lease's clock when it applies
+    /// it, as etcd's forward to the leader's lessor does. The answer comes from the apply here,
+    /// so a lease granted but not yet applied on this member is found, and a lease that is gone
+    /// gets TTL 0 (etcd's "not found" answer on the stream).
+    fn renew_through_raft(&mut self, call: CallId, lease: i64) {
         let waiter = Waiter::KeepAlive {
             call,
             lease,
             deadline: Instant::now() + REQUEST_TIMEOUT,
         };
-        self.propose_internal(call, Request::LeaseCheckpoint(checkpoint), waiter);
+        let request = proto::LeaseKeepAliveRequest { id: lease };
+        self.propose_internal(call, Request::LeaseRenew(request), waiter);
     }
 
     fn answer_keep_alive_local(&mut self, call: CallId, id: i64) {
@@ -87,9 +70,9 @@ impl Server {
         );
     }
 
-    /// A follower's keep-alive was applied as a checkpoint.
-    pub(in crate::server) fn answer_keep_alive(&mut self, call: CallId, id: i64) {
-        let ttl = self.granted_ttl(id);
+    /// A replicated keep-alive was applied: `ttl` is the lease's granted TTL, or 0 when the
+    /// lease no longer exists.
+    pub(in crate::server) fn answer_keep_alive(&mut self, call: CallId, id: i64, ttl: i64) {
         self.stream(
             call,
             proto::LeaseKeepAliveResponse {
@@ -99,11 +82,5 @@ impl Server {
             },
         );
         self.finish_keep_alive_if_done(call);
-    }
-
-    fn granted_ttl(&mut self, id: i64) -> i64 {
-        let request = proto::LeaseTimeToLiveRequest { id, keys: false };
-        let now = self.now_ms();
-        self.kv.lease_time_to_live(&request, now).granted_ttl.max(0)
     }
 }

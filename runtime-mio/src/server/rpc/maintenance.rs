@@ -36,7 +36,7 @@ impl Server {
     }
 
     /// What `etcdctl endpoint status` prints in its ERRORS column: as etcd, "no leader" and
-    /// every raised alarm (in etcd's text form); then how many members may fail.
+    /// every raised alarm (in etcd's text form), nothing on a healthy member.
     fn status_errors(&mut self, core: &tally_core::Status) -> Vec<String> {
         let mut errors = Vec::new();
         if core.leader() == tally_core::NO_NODE {
@@ -51,7 +51,6 @@ impl Server {
             };
             errors.push(format!("memberID:{} alarm:{name} ", alarm.member_id));
         }
-        errors.extend(fault_tolerance_notes(core));
         errors
     }
 
@@ -72,6 +71,10 @@ impl Server {
                 call,
                 status(GrpcCode::FailedPrecondition, "etcdserver: not leader"),
             );
+        }
+        if request.target_id == self.identity.member_id {
+            // etcd answers a move to the leader itself as done: leadership is where it was asked.
+            return self.reply(call, proto::MoveLeaderResponse::default());
         }
         match self.node.transfer_leader(request.target_id) {
             Ok(()) => self.conf_waiters.push(ConfWaiter {
@@ -105,8 +108,9 @@ impl Server {
         }
     }
 
-    /// Streams the snapshot as `etcdctl snapshot save` expects: the data, zero padding to a
-    /// multiple of 512 bytes, then the SHA-256 of all that.
+    /// Streams the snapshot as etcd 3.4 does and `etcdctl snapshot save` expects: the data
+    /// (zero-padded to a multiple of 512 bytes) in chunks, each with the bytes still to come
+    /// after it, then the SHA-256 of the data as a message of its own (remaining 0).
     pub(in crate::server) fn handle_snapshot(
         &mut self,
         call: CallId,
@@ -120,18 +124,14 @@ impl Server {
             &self.members.encode(),
             &kv_bytes,
         ));
-        let total = file.len();
-        let mut sent = 0;
-        while sent < total {
-            let end = (sent + SNAPSHOT_CHUNK_BYTES).min(total);
+        for (blob, remaining_bytes) in snapshot_messages(&file) {
             let response = proto::SnapshotResponse {
                 header: None,
-                remaining_bytes: (total - end) as u64,
-                blob: file.slice(sent..end),
+                remaining_bytes,
+                blob,
                 version: String::new(),
             };
             self.stream(call, response);
-            sent = end;
         }
         self.maybe_finish_snapshot(call);
         Ok(())
@@ -147,6 +147,29 @@ impl Server {
     }
 }
 
+/// The Snapshot stream's messages for `file` (as [`snapshot_file_bytes`] makes it): each blob
+/// with its `remaining_bytes`. The data goes in chunks of at most `SNAPSHOT_CHUNK_BYTES`, each
+/// telling how much data follows it; the SHA-256 trailer goes last, alone, with 0.
+fn snapshot_messages(file: &Bytes) -> Vec<(Bytes, u64)> {
+    assert!(
+        file.len() >= SHA256_BYTES && (file.len() - SHA256_BYTES) % 512 == 0,
+        "a snapshot file is padded data and its hash: {} bytes",
+        file.len()
+    );
+    let data_len = file.len() - SHA256_BYTES;
+    let mut messages = Vec::with_capacity(data_len.div_ceil(SNAPSHOT_CHUNK_BYTES) + 1);
+    let mut sent = 0;
+    while sent < data_len {
+        let end = (sent + SNAPSHOT_CHUNK_BYTES).min(data_len);
+        messages.push((file.slice(sent..end), (data_len - end) as u64));
+        sent = end;
+    }
+    messages.push((file.slice(data_len..), 0));
+    messages
+}
+
+const SHA256_BYTES: usize = 32;
+
 /// The exported snapshot: data, zero padding to 512·n, SHA-256 trailer.
 pub(in crate::server) fn snapshot_file_bytes(data: &Bytes) -> Bytes {
     let padded_len = data.len().div_ceil(512) * 512;
@@ -158,25 +181,33 @@ pub(in crate::server) fn snapshot_file_bytes(data: &Bytes) -> Bytes {
     Bytes::from(file)
 }
 
-/// tally's addition to the status errors: how many voting members may fail.
-fn fault_tolerance_notes(core: &tally_core::Status) -> Vec<String> {
-    let voters = core.conf().voters().len();
-    if voters == 0 {
-        return Vec::new();
-    }
-    let tolerance = (voters - 1) / 2;
-    let mut notes = vec![format!(
-        "fault tolerance: {tolerance} of {voters} voting members may fail"
-    )];
-    if voters % 2 == 0 {
-        notes.push(format!("warning: even number of voting members ({voters})"));
-    }
-    notes
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// etcd 3.4's framing: data chunks counting down what is left, then the hash alone.
+    #[test]
+    fn the_snapshot_stream_ends_with_the_hash_alone() {
+        let data = Bytes::from(vec![7u8; SNAPSHOT_CHUNK_BYTES + 1000]);
+        let file = snapshot_file_bytes(&data);
+        let messages = snapshot_messages(&file);
+        let padded = (SNAPSHOT_CHUNK_BYTES + 1000).div_ceil(512) * 512;
+        let shape: Vec<(usize, u64)> = messages.iter().map(|(b, r)| (b.len(), *r)).collect();
+        assert_eq!(
+            shape,
+            [
+                (SNAPSHOT_CHUNK_BYTES, (padded - SNAPSHOT_CHUNK_BYTES) as u64),
+                (padded - SNAPSHOT_CHUNK_BYTES, 0),
+                (SHA256_BYTES, 0),
+            ]
+        );
+        let joined: Vec<u8> = messages.iter().flat_map(|(b, _)| b.to_vec()).collect();
+        assert_eq!(
+            joined,
+            file.to_vec(),
+            "etcdctl writes the blobs one after another"
+        );
+    }
 
     #[test]
     fn exported_snapshots_pass_etcdctls_restore_check_and_ours() {

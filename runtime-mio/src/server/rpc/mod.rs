@@ -110,7 +110,7 @@ pub(super) enum Waiter {
         revision: i64,
         deadline: Instant,
     },
-    /// A keep-alive on a follower, carried through Raft as a lease checkpoint.
+    /// A keep-alive off the lease's primary, replicated so that the primary renews the lease.
     KeepAlive {
         call: CallId,
         lease: i64,
@@ -140,12 +140,6 @@ pub(super) struct PendingRead {
 #[derive(Debug, Clone)]
 pub(super) enum ReadKind {
     Range(proto::RangeRequest),
-    /// A follower's keep-alive for a lease it does not know: not found only if the leader's
-    /// commit index, applied here, still has no such lease (it may be granted but not yet
-    /// applied on this member).
-    KeepAlive {
-        lease: i64,
-    },
 }
 
 /// A membership change or leader move waiting to take effect.
@@ -198,14 +192,28 @@ pub(super) fn status_from_propose(error: tally_core::ProposeError) -> Status {
     }
 }
 
-/// Every etcd response carries a header in field 1.
+/// Which header etcd 3.4 puts in a response's field 1: clients check for it (and for its
+/// absence), so each response type says what etcd's handler fills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum HeaderFill {
+    /// Cluster ID, member ID, revision and Raft term (the KV, Lease and Watch services, Status,
+    /// Hash and HashKV).
+    Full,
+    /// Cluster ID, member ID and Raft term, no revision (the Cluster service).
+    NoRevision,
+    /// No header at all (Alarm, Defragment, MoveLeader, the Snapshot stream).
+    Absent,
+}
+
 pub(super) trait HasHeader: prost::Message + Sized {
+    const FILL: HeaderFill;
     fn header_mut(&mut self) -> &mut Option<ResponseHeader>;
 }
 
 macro_rules! has_header {
-    ($($ty:ident),* $(,)?) => {
+    ($fill:ident: $($ty:ident),* $(,)?) => {
         $(impl HasHeader for proto::$ty {
+            const FILL: HeaderFill = HeaderFill::$fill;
             fn header_mut(&mut self) -> &mut Option<ResponseHeader> {
                 &mut self.header
             }
@@ -214,7 +222,7 @@ macro_rules! has_header {
 }
 
 has_header!(
-    RangeResponse,
+    Full: RangeResponse,
     PutResponse,
     DeleteRangeResponse,
     TxnResponse,
@@ -225,16 +233,20 @@ has_header!(
     LeaseTimeToLiveResponse,
     LeaseLeasesResponse,
     WatchResponse,
-    MemberAddResponse,
+    StatusResponse,
+    HashResponse,
+    HashKvResponse,
+);
+has_header!(
+    NoRevision: MemberAddResponse,
     MemberRemoveResponse,
     MemberUpdateResponse,
     MemberListResponse,
     MemberPromoteResponse,
-    AlarmResponse,
-    StatusResponse,
+);
+has_header!(
+    Absent: AlarmResponse,
     DefragmentResponse,
-    HashResponse,
-    HashKvResponse,
     SnapshotResponse,
     MoveLeaderResponse,
 );
@@ -254,8 +266,18 @@ impl Server {
     }
 
     pub(super) fn encode<M: HasHeader>(&self, mut message: M) -> Bytes {
-        let revision = message.header_mut().as_ref().map_or(0, |h| h.revision);
-        *message.header_mut() = Some(self.header(revision));
+        let header = match M::FILL {
+            HeaderFill::Full => {
+                let revision = message.header_mut().as_ref().map_or(0, |h| h.revision);
+                Some(self.header(revision))
+            }
+            HeaderFill::NoRevision => Some(ResponseHeader {
+                revision: 0,
+                ..self.header(0)
+            }),
+            HeaderFill::Absent => None,
+        };
+        *message.header_mut() = header;
         Bytes::from(message.encode_to_vec())
     }
 
@@ -377,7 +399,7 @@ impl Server {
             .waiters
             .values()
             .any(|w| matches!(w, Waiter::KeepAlive { call: c, .. } if *c == call));
-        if pending || self.has_pending_read(call) {
+        if pending {
             return;
         }
         self.half_closed.remove(&call);
@@ -566,7 +588,13 @@ impl Server {
                     Err(error) => self.reply_error(call, status_from_kv(&error)),
                 }
             }
-            Waiter::KeepAlive { call, lease, .. } => self.answer_keep_alive(call, lease),
+            Waiter::KeepAlive { call, lease, .. } => {
+                let ttl = match outcome.into_result() {
+                    Ok(ApplyResponse::LeaseRenew(response)) => response.ttl,
+                    _ => 0,
+                };
+                self.answer_keep_alive(call, lease, ttl)
+            }
             Waiter::PhysicalCompaction { call, response, .. } => self.reply_encoded(call, response),
         }
     }
