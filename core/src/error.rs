@@ -27,6 +27,8 @@ pub enum ConfigError {
     BootstrapWithoutSelf,
     /// Recovered entries that are not contiguous after the snapshot.
     RecoveredLogNotContiguous,
+    /// A recovered commit index beyond the recovered log: committed entries were lost.
+    RecoveredCommitBeyondLog,
 }
 
 impl ConfigError {
@@ -43,6 +45,9 @@ impl ConfigError {
             }
             ConfigError::RecoveredLogNotContiguous => {
                 "recovered entries are not contiguous after the snapshot"
+            }
+            ConfigError::RecoveredCommitBeyondLog => {
+                "recovered commit index is beyond the recovered log"
             }
         }
     }
@@ -140,6 +145,9 @@ pub enum StepError {
     BadSender,
     /// Entries that are not contiguous, or whose terms exceed the message's term.
     MalformedEntries,
+    /// A commit index or an acknowledgement beyond this node's log, which no correct peer
+    /// sends.
+    IndexBeyondLog,
 }
 
 impl StepError {
@@ -148,6 +156,7 @@ impl StepError {
             StepError::WrongRecipient => "message addressed to another node",
             StepError::BadSender => "message from an invalid sender",
             StepError::MalformedEntries => "message carries malformed entries",
+            StepError::IndexBeyondLog => "message names an index beyond this node's log",
         }
     }
 }

@@ -67,6 +67,8 @@ pub use rng::SplitMix64;
 mod types;
 
 #[cfg(test)]
+mod rules_tests;
+#[cfg(test)]
 mod tests;
 
 #[cfg(any(test, feature = "testing"))]

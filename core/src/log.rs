@@ -206,8 +206,15 @@ impl RaftLog {
         self.persist_clip = self.persist_clip.min(index - 1);
     }
 
+    /// Raises the commit index to `index`. Callers pass only indexes this log holds: one beyond
+    /// it means the commit rule counted entries that are not here.
     pub(crate) fn commit_to(&mut self, index: u64) -> bool {
-        let index = index.min(self.last_index());
+        let last = self.last_index();
+        assert!(
+            index <= last,
+            "commit index {index} is beyond the last log index {last}: the commit rule counted \
+             an entry this log does not hold, or the log was truncated or lost"
+        );
         if index > self.committed {
             self.committed = index;
             return true;
@@ -257,7 +264,13 @@ impl RaftLog {
 
     /// Records that the `Persist` in flight, which ended at `index`, is durable.
     pub(crate) fn persisted_to(&mut self, index: u64) {
-        let index = index.min(self.persist_clip).min(self.last_index());
+        let index = index.min(self.persist_clip);
+        let last = self.last_index();
+        assert!(
+            index <= last,
+            "persisted index {index} is beyond the last log index {last}: the log shrank while \
+             the write was in flight without clipping what its acknowledgement vouches for"
+        );
         if index > self.persisted {
             self.persisted = index;
         }

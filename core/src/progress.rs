@@ -110,11 +110,18 @@ impl Progress {
         }
     }
 
-    /// Records an append ending at `last_index` that was just sent.
-    pub(crate) fn sent_append(&mut self, last_index: u64, entry_count: usize) {
+    /// Records an append ending at `last_index` that was just sent. The sender checks
+    /// [`Progress::is_paused`] first, so a full in-flight window here is a flow-control bug.
+    pub(crate) fn sent_append(&mut self, last_index: u64, entry_count: usize, inflight_max: u32) {
         match self.state {
             ProgressState::Replicate => {
                 if entry_count > 0 {
+                    let inflight = self.inflight.len();
+                    assert!(
+                        inflight < inflight_max as usize,
+                        "append ending at index {last_index} sent into a full in-flight window \
+                         ({inflight} of {inflight_max}): the sender did not check is_paused"
+                    );
                     self.next = last_index + 1;
                     self.inflight.push_back(last_index);
                 }

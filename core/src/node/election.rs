@@ -217,7 +217,12 @@ impl Node {
         self.set_leader(leader);
     }
 
-    fn become_pre_candidate(&mut self) {
+    pub(super) fn become_pre_candidate(&mut self) {
+        assert_ne!(
+            self.role,
+            Role::Leader,
+            "invalid role transition Leader -> PreCandidate: a leader never campaigns"
+        );
         self.role = Role::PreCandidate;
         self.transferee = NO_NODE;
         self.tracker.clear();
@@ -225,7 +230,12 @@ impl Node {
         self.set_leader(NO_NODE);
     }
 
-    fn become_candidate(&mut self) {
+    pub(super) fn become_candidate(&mut self) {
+        assert_ne!(
+            self.role,
+            Role::Leader,
+            "invalid role transition Leader -> Candidate: a leader never campaigns"
+        );
         self.term += 1;
         self.vote = self.id;
         self.role = Role::Candidate;
@@ -236,11 +246,13 @@ impl Node {
         self.set_leader(NO_NODE);
     }
 
-    fn become_leader(&mut self) {
+    pub(super) fn become_leader(&mut self) {
         assert_eq!(
             self.role,
             Role::Candidate,
-            "only a candidate becomes leader"
+            "invalid role transition {:?} -> Leader: only a candidate that won its election \
+             becomes leader",
+            self.role
         );
         self.role = Role::Leader;
         self.reset_election_timer();

@@ -199,6 +199,10 @@ impl Node {
             }
             term = entry.term();
         }
+        let last_index = snapshot.meta().index() + entries.len() as u64;
+        if hard_state.commit() > last_index {
+            return Err(ConfigError::RecoveredCommitBeyondLog);
+        }
         let mut node = Node::build(config, RaftLog::new(snapshot, entries, true), hard_state)?;
         node.log.commit_to(hard_state.commit());
         node.barrier.mark_hard_state_persisted(node.hard_state());
@@ -410,6 +414,19 @@ impl Node {
         assert!(self.vote == NO_NODE || self.term > 0);
         if self.role == Role::Leader {
             assert_eq!(self.leader, self.id);
+        }
+    }
+}
+
+#[cfg(test)]
+impl Node {
+    /// Drives a role transition directly, so tests can prove that the invalid ones panic.
+    pub(crate) fn transition_to(&mut self, role: Role) {
+        match role {
+            Role::Follower => self.become_follower(self.term, NO_NODE),
+            Role::PreCandidate => self.become_pre_candidate(),
+            Role::Candidate => self.become_candidate(),
+            Role::Leader => self.become_leader(),
         }
     }
 }

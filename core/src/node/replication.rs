@@ -118,7 +118,7 @@ impl Node {
             },
         );
         let progress = self.tracker.get_mut(to).expect("progress exists");
-        progress.sent_append(sent_last, count);
+        progress.sent_append(sent_last, count, inflight_max);
         progress.state == ProgressState::Replicate
             && sent_last < last_index
             && !progress.is_paused(inflight_max)
@@ -170,7 +170,6 @@ impl Node {
         hint_index: u64,
         hint_term: u64,
     ) {
-        let last_index = self.log.last_index();
         let Some(progress) = self.tracker.get_mut(from) else {
             return;
         };
@@ -190,7 +189,7 @@ impl Node {
             }
             return;
         }
-        let index = index.min(last_index);
+        // `validate` refused acknowledgements beyond this log, so `matched` stays within it.
         if !progress.acknowledge(index) {
             return;
         }

@@ -40,6 +40,7 @@ impl Node {
                 floor_term = entry.term();
             }
         }
+        self.validate_indexes(message)?;
         if let Body::Snapshot { snapshot } = &message.body {
             let meta = snapshot.meta();
             // u64::MAX cannot be a snapshot index: the log must be able to continue after it.
@@ -50,6 +51,27 @@ impl Node {
             {
                 return Err(StepError::MalformedEntries);
             }
+        }
+        Ok(())
+    }
+
+    /// Refuses a message that names an index beyond this node's log where no correct peer can:
+    /// a leader tells a follower a commit index of at most what the follower acknowledged, and a
+    /// follower acknowledges to its leader at most what that leader sent. Trusting either would
+    /// commit or count entries this node does not hold.
+    fn validate_indexes(&self, message: &Message) -> Result<(), StepError> {
+        let last_index = self.log.last_index();
+        let beyond = match message.body {
+            Body::Heartbeat { commit, .. } => commit > last_index,
+            Body::AppendResp {
+                reject: false,
+                index,
+                ..
+            } => self.role == Role::Leader && message.term == self.term && index > last_index,
+            _ => false,
+        };
+        if beyond {
+            return Err(StepError::IndexBeyondLog);
         }
         Ok(())
     }

@@ -5,9 +5,9 @@
 //! simulated, and every random choice comes from a seeded PRNG, so a seed replays exactly.
 
 mod cluster;
-mod disk;
+pub(crate) mod disk;
 mod fuzz;
-mod invariants;
+pub(crate) mod invariants;
 
 pub use cluster::{Cluster, Faults, SimConfig};
 pub use fuzz::{fuzz_decode_message, fuzz_schedule};
