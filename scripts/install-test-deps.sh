@@ -3,7 +3,13 @@
 # (Debian's etcd-client and etcd-server: the reference the compatibility tests compare against)
 # and protoc (protobuf-compiler: the etcd-client crate, another project's client that the
 # process tests drive tally with, compiles etcd's protos with it). Elsewhere it only checks.
+# Python's grpcio, with which tests/fixtures/etcd34/record.py sends the raw gRPC requests
+# whose answers are compared with etcd's, comes from PyPI.
 set -euo pipefail
+
+if command -v python3 >/dev/null && ! python3 -c 'import grpc' 2>/dev/null; then
+    python3 -m pip install -q grpcio
+fi
 
 missing=()
 command -v etcdctl >/dev/null || missing+=(etcd-client)

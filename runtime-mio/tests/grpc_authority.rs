@@ -131,7 +131,7 @@ fn serve(mut poll: Poll, mut server: GrpcServer, stop: &AtomicBool, client_url: 
     while !stop.load(Ordering::SeqCst) {
         poll.poll(&mut events, Some(Duration::from_millis(100)))
             .expect("poll");
-        server.tick();
+        server.tick(poll.registry(), std::time::Instant::now());
         for event in events.iter() {
             if server.owns(event.token()) {
                 server.handle_event(poll.registry(), event);

@@ -175,6 +175,7 @@ pub struct Member {
     log: PathBuf,
     child: Option<Child>,
     extra_args: Vec<String>,
+    open_files_max: Option<u64>,
 }
 
 impl Member {
@@ -227,6 +228,9 @@ pub struct Options {
     pub auto_compaction_retention: Option<&'static str>,
     /// More flags for every member.
     pub extra_args: &'static [&'static str],
+    /// The open files limit (soft and hard) every member starts with, instead of this
+    /// process's: to see a member run short of file descriptors.
+    pub open_files_max: Option<u64>,
 }
 
 impl ProcCluster {
@@ -261,6 +265,7 @@ impl ProcCluster {
                 peer_port,
                 advertised_peer_port,
                 child: None,
+                open_files_max: options.open_files_max,
                 extra_args: options
                     .snapshot_count
                     .map(|n| format!("--snapshot-count={n}"))
@@ -353,13 +358,45 @@ impl ProcCluster {
 
     fn spawn(&mut self, index: usize, state: &str) {
         let args = self.args(index, state);
+        self.spawn_with_args(index, args);
+    }
+
+    /// Starts a killed member again on its data directory, with each flag named in `flags`
+    /// (as `--name=value`) given that value instead of the cluster's.
+    pub fn restart_with(&mut self, index: usize, flags: &[String]) {
+        assert!(
+            self.members[index].child.is_none(),
+            "member {index} is running"
+        );
+        let mut args = self.args(index, "new");
+        for flag in flags {
+            let name = flag.split('=').next().expect("--name=value");
+            args.retain(|a| a.split('=').next() != Some(name));
+            args.push(flag.clone());
+        }
+        self.spawn_with_args(index, args);
+    }
+
+    fn spawn_with_args(&mut self, index: usize, args: Vec<String>) {
         let member = &mut self.members[index];
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&member.log)
             .expect("log file");
-        let child = Command::new(tallyd_path())
+        let mut command = match member.open_files_max {
+            None => Command::new(tallyd_path()),
+            Some(limit) => {
+                // The shell sets the limit, then becomes tallyd (same pid, so kill works).
+                let mut command = Command::new("sh");
+                command
+                    .arg("-c")
+                    .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+                    .arg(tallyd_path());
+                command
+            }
+        };
+        let child = command
             .args(&args)
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -399,6 +436,7 @@ impl ProcCluster {
             advertised_peer_port: peer_port,
             child: None,
             extra_args: Vec::new(),
+            open_files_max: None,
         });
         index
     }

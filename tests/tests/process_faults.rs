@@ -323,14 +323,15 @@ fn bad_input_on_peer_and_client_ports_is_survived() {
         matches!(status, Some(code) if code != 0),
         "malformed protobuf gets a gRPC error: {status:?}"
     );
-    // An unknown method is UNIMPLEMENTED; a request over --max-request-bytes is RESOURCE_EXHAUSTED.
+    // An unknown method is UNIMPLEMENTED; a message over the gRPC receive limit
+    // (--max-request-bytes plus etcd's 512 KiB allowance) is RESOURCE_EXHAUSTED, as in etcd.
     let port = c.members[target].client_port;
     assert_eq!(
         tally_tests::h2raw::unary(port, "/etcdserverpb.KV/NoSuchMethod", &[]),
         Some(12)
     );
     assert_eq!(
-        tally_tests::h2raw::unary(port, "/etcdserverpb.KV/Put", &vec![0u8; 2 << 20]),
+        tally_tests::h2raw::unary(port, "/etcdserverpb.KV/Put", &vec![0u8; 3 << 20]),
         Some(8)
     );
     // Plain HTTP health and metrics share the client port.
@@ -439,19 +440,25 @@ fn reconfigurations_that_would_lose_the_quorum_are_refused() {
     );
     let healthy_hex = format!("{healthy_id:x}");
     refused(&c, &["member", "remove", &healthy_hex], "unhealthy cluster");
+    // As etcd 3.4's mayAddMember: a learner too needs every voter connected.
+    refused(
+        &c,
+        &["member", "add", "learner", &new_peer, "--learner"],
+        "unhealthy cluster",
+    );
     let list = c.ok(&to_leader, &["member", "list"]);
     assert_eq!(list.lines().count(), 3, "nothing changed: {list}");
-    let learner = c.ok(
-        &to_leader,
-        &["member", "add", "learner", &new_peer, "--learner"],
-    );
-    assert!(learner.contains("added to cluster"), "{learner}");
     c.ok(&to_leader, &["member", "remove", &format!("{down_id:x}")]);
     let list = c.ok(&to_leader, &["member", "list"]);
     assert!(
         !list.contains(&format!("{down_id:x}")),
         "the down member went: {list}"
     );
+    let learner = c.ok(
+        &to_leader,
+        &["member", "add", "learner", &new_peer, "--learner"],
+    );
+    assert!(learner.contains("added to cluster"), "{learner}");
 }
 
 /// gRPC's standard health service answers as etcd 3.4's does: the overall service ("") is

@@ -23,8 +23,12 @@ use super::http1::H2_PREFACE;
 
 const FRAME_HEAD_BYTES: usize = 9;
 const KIND_HEADERS: u8 = 0x1;
+const KIND_SETTINGS: u8 = 0x4;
+const KIND_PING: u8 = 0x6;
 const KIND_CONTINUATION: u8 = 0x9;
 const FLAG_END_STREAM: u8 = 0x1;
+/// SETTINGS and PING acknowledgements.
+const FLAG_ACK: u8 = 0x1;
 const FLAG_END_HEADERS: u8 = 0x4;
 const FLAG_PADDED: u8 = 0x8;
 const FLAG_PRIORITY: u8 = 0x20;
@@ -198,6 +202,9 @@ pub(crate) struct AuthorityFilter {
     held_at: usize,
     decoder: Decoder,
     failed: Option<FilterError>,
+    /// The client's SETTINGS and PING frames (acknowledgements aside) seen so far.
+    settings_frames: u64,
+    ping_frames: u64,
 }
 
 impl AuthorityFilter {
@@ -217,7 +224,16 @@ impl AuthorityFilter {
             held_at: 0,
             decoder: Decoder::new(limits.dynamic_table_bytes_max),
             failed: None,
+            settings_frames: 0,
+            ping_frames: 0,
         }
+    }
+
+    /// (SETTINGS, PING) frames from the client so far, acknowledgements aside, counted as
+    /// their headers pass: the first SETTINGS completes the client's side of the handshake,
+    /// and PINGs are policed against etcd's `--grpc-keepalive-min-time`.
+    pub(crate) fn control_frames(&self) -> (u64, u64) {
+        (self.settings_frames, self.ping_frames)
     }
 
     /// One read for h2: fills `buf` with filtered bytes from pending output, held-back input,
@@ -396,6 +412,11 @@ impl AuthorityFilter {
             }
             (_, Some(_)) => return Err(FilterError::ExpectedContinuation { kind }),
             (_, None) => {
+                match kind {
+                    KIND_SETTINGS if flags & FLAG_ACK == 0 => self.settings_frames += 1,
+                    KIND_PING if flags & FLAG_ACK == 0 => self.ping_frames += 1,
+                    _ => {}
+                }
                 out.put(&mut self.pending, &head, consumed);
                 self.stage = match len {
                     0 => Stage::Head { have: 0 },

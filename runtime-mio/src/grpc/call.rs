@@ -35,9 +35,6 @@ impl std::fmt::Display for CallError {
 
 impl std::error::Error for CallError {}
 
-/// etcd's text for a request over --max-request-bytes.
-pub(crate) const TOO_LARGE: &str = "etcdserver: request is too large";
-
 const CONTENT_TYPE: &str = "application/grpc";
 
 fn frame_status(error: &FrameError) -> Status {
@@ -49,7 +46,12 @@ fn frame_status(error: &FrameError) -> Status {
         FrameError::BadFlag(flag) => {
             Status::new(Code::Internal, format!("grpc: invalid message flag {flag}"))
         }
-        FrameError::TooLarge { .. } => Status::new(Code::ResourceExhausted, TOO_LARGE),
+        // grpc-go's own refusal, which etcd's clients see for a message over the server's
+        // receive limit (etcd's --max-request-bytes plus its gRPC overhead allowance).
+        FrameError::TooLarge { len, len_max } => Status::new(
+            Code::ResourceExhausted,
+            format!("grpc: received message larger than max ({len} vs. {len_max})"),
+        ),
         FrameError::Truncated => Status::new(Code::Internal, "grpc: stream ended inside a message"),
     }
 }

@@ -19,7 +19,11 @@ pub struct GrpcConfig {
     http1_request_bytes_max: usize,
     http1_body_bytes_max: usize,
     tls_buffer_bytes_max: usize,
-    handshake_ticks_max: u32,
+    handshake_ms_max: u64,
+    idle_ms_max: u64,
+    keepalive_interval_ms: u64,
+    keepalive_ack_ms_max: u64,
+    client_ping_interval_ms_min: u64,
 }
 
 impl Default for GrpcConfig {
@@ -44,8 +48,17 @@ impl Default for GrpcConfig {
             // JSON with base64 keys and values for a request of `request_bytes_max`.
             http1_body_bytes_max: 4 << 20,
             tls_buffer_bytes_max: 256 << 10,
-            // With the loop's 100 ms tick: ten seconds.
-            handshake_ticks_max: 100,
+            // Long enough for a TLS handshake over a slow link, short enough that sockets
+            // that never get anywhere do not pile up between evictions.
+            handshake_ms_max: 5_000,
+            // etcd never closes an idle connection; its clients reconnect on the GOAWAY this
+            // sends, so a few minutes only costs an idle client one reconnect.
+            idle_ms_max: 5 * 60 * 1000,
+            // etcd's --grpc-keepalive-interval, --grpc-keepalive-timeout and
+            // --grpc-keepalive-min-time defaults.
+            keepalive_interval_ms: 2 * 60 * 60 * 1000,
+            keepalive_ack_ms_max: 20_000,
+            client_ping_interval_ms_min: 5_000,
         }
     }
 }
@@ -67,7 +80,10 @@ macro_rules! setting {
 
 impl GrpcConfig {
     setting!(
-        /// Open client connections (gRPC and HTTP/1); more are accepted and closed at once.
+        /// Open client connections (gRPC and HTTP/1). A connection accepted past it closes
+        /// the one idle longest (no open stream) to make room; only when every connection has
+        /// an open stream is the new one closed at once. `tallyd` derives it from the open
+        /// files limit (see [`super::connections_max_for_open_files`]).
         connections_max, with_connections_max, usize
     );
     setting!(
@@ -130,9 +146,30 @@ impl GrpcConfig {
         tls_buffer_bytes_max, with_tls_buffer_bytes_max, usize
     );
     setting!(
-        /// Calls to `GrpcServer::tick` a connection may take to settle its protocol (TLS
-        /// handshake, HTTP/2 preface and SETTINGS, or an HTTP/1 request head) before it is
-        /// closed; 0 disables the limit.
-        handshake_ticks_max, with_handshake_ticks_max, u32
+        /// Milliseconds a connection may take to settle its protocol (TLS handshake, HTTP/2
+        /// preface and the client's SETTINGS, or an HTTP/1 request head) before it is closed;
+        /// 0 disables the limit. Measured by `GrpcServer::tick`.
+        handshake_ms_max, with_handshake_ms_max, u64
+    );
+    setting!(
+        /// Milliseconds a settled connection may go with no open stream and nothing received
+        /// before it is closed (HTTP/2 with GOAWAY NO_ERROR first); 0 disables the limit.
+        idle_ms_max, with_idle_ms_max, u64
+    );
+    setting!(
+        /// etcd's `--grpc-keepalive-interval`: milliseconds with nothing received after which
+        /// the server PINGs an HTTP/2 connection; 0 sends no keep-alive pings.
+        keepalive_interval_ms, with_keepalive_interval_ms, u64
+    );
+    setting!(
+        /// etcd's `--grpc-keepalive-timeout`: milliseconds after a keep-alive PING within
+        /// which something must arrive, else the connection is closed.
+        keepalive_ack_ms_max, with_keepalive_ack_ms_max, u64
+    );
+    setting!(
+        /// etcd's `--grpc-keepalive-min-time`: the least milliseconds between a client's PINGs
+        /// while it has a stream open; more often is a strike, and past
+        /// `liveness::PING_STRIKES_MAX` strikes the connection gets GOAWAY ENHANCE_YOUR_CALM.
+        client_ping_interval_ms_min, with_client_ping_interval_ms_min, u64
     );
 }

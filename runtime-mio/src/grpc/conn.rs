@@ -18,6 +18,7 @@ use super::events::{CallEvent, CallId, Events, HttpRequestId};
 use super::h2http::{EXCHANGES_PER_CONNECTION_MAX, H2Exchange};
 use super::h2io::{ConnIo, ConnWaker, Readiness};
 use super::http1::{H2_PREFACE, Http1Conn, Http1Step, Sniffed, sniff};
+use super::liveness::Liveness;
 use super::status::{Code, Status};
 use super::tls::{ALPN_H2, ALPN_HTTP1};
 
@@ -72,12 +73,20 @@ pub(crate) struct Conn {
     exchanges: HashMap<u64, H2Exchange>,
     /// Already listed in `Events::stalled`.
     stalled: bool,
-    /// Ticks spent before the protocol settled.
-    setup_ticks: u32,
+    liveness: Liveness,
+    /// Keep-alive pings, once the connection speaks HTTP/2.
+    ping_pong: Option<h2::PingPong>,
 }
 
 impl Conn {
-    pub(crate) fn new(slot: usize, peer: SocketAddr, io: ConnIo, wake: Arc<ConnWaker>) -> Conn {
+    /// A connection accepted when the server's sequence number was `accepted_seq`.
+    pub(crate) fn new(
+        slot: usize,
+        peer: SocketAddr,
+        io: ConnIo,
+        wake: Arc<ConnWaker>,
+        accepted_seq: u64,
+    ) -> Conn {
         let waker = Waker::from(Arc::clone(&wake));
         Conn {
             slot,
@@ -92,7 +101,8 @@ impl Conn {
             calls: HashMap::new(),
             exchanges: HashMap::new(),
             stalled: false,
-            setup_ticks: 0,
+            liveness: Liveness::new(accepted_seq),
+            ping_pong: None,
         }
     }
 
@@ -197,27 +207,6 @@ impl Conn {
         }
     }
 
-    /// Counts a tick; returns true when the connection took too long to settle its protocol.
-    pub(crate) fn tick(&mut self, handshake_ticks_max: u32) -> bool {
-        let settling = match &self.phase {
-            Phase::Sniff { .. } | Phase::Handshake(_) => true,
-            Phase::Http1 { conn, .. } => conn.is_reading(),
-            Phase::H2(_) | Phase::Closed => false,
-        };
-        if !settling || handshake_ticks_max == 0 {
-            return false;
-        }
-        self.setup_ticks = self.setup_ticks.saturating_add(1);
-        if self.setup_ticks > handshake_ticks_max {
-            eprintln!(
-                "grpc: {}: closing connection: no request after {} ticks",
-                self.peer, handshake_ticks_max
-            );
-            return true;
-        }
-        false
-    }
-
     /// Ends every call (the application hears `Cancelled` for those it had not finished,
     /// and for an HTTP/1.1 request it had not answered or whose stream was still open).
     pub(crate) fn close(&mut self, events: &mut Events) {
@@ -252,7 +241,10 @@ impl Conn {
             let (next, again) = match phase {
                 Phase::Sniff { io, buf } => self.drive_sniff(io, buf, config, h2),
                 Phase::Handshake(mut handshake) => match handshake.as_mut().poll(&mut cx) {
-                    Poll::Ready(Ok(conn)) => (Phase::H2(Box::new(conn)), true),
+                    Poll::Ready(Ok(mut conn)) => {
+                        self.ping_pong = conn.ping_pong();
+                        (Phase::H2(Box::new(conn)), true)
+                    }
                     Poll::Ready(Err(e)) => {
                         eprintln!("grpc: {}: HTTP/2 handshake failed: {e}", self.peer);
                         (Phase::Closed, false)
@@ -393,6 +385,11 @@ impl Conn {
         config: &GrpcConfig,
     ) -> (bool, bool) {
         let mut progress = false;
+        if let Some(ping_pong) = &mut self.ping_pong {
+            // The answer itself is not needed (any bytes count), but h2 takes no new PING
+            // until its last one's pong is collected.
+            let _ = ping_pong.poll_pong(cx);
+        }
         // Accept while there is room for the events; otherwise only drive the connection's
         // I/O (so responses still go out) and leave new streams waiting in h2.
         loop {
@@ -495,6 +492,9 @@ impl Conn {
         );
     }
 }
+
+#[path = "conn_liveness.rs"]
+mod liveness_view;
 
 fn is_reset(e: &h2::Error) -> bool {
     e.get_io().is_some_and(|io| {

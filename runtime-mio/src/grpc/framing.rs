@@ -12,8 +12,8 @@ pub(crate) enum FrameError {
     Compressed,
     /// A flag other than 0 or 1.
     BadFlag(u8),
-    /// The prefix announces more than `request_bytes_max`.
-    TooLarge { len: usize },
+    /// The prefix announces `len` bytes, more than the decoder's `len_max`.
+    TooLarge { len: usize, len_max: usize },
     /// The stream ended inside a message.
     Truncated,
 }
@@ -61,7 +61,10 @@ impl MessageDecoder {
         let len_bytes = [self.buf[1], self.buf[2], self.buf[3], self.buf[4]];
         let len = usize::try_from(u32::from_be_bytes(len_bytes)).unwrap_or(usize::MAX);
         if len > self.message_bytes_max {
-            return Err(FrameError::TooLarge { len });
+            return Err(FrameError::TooLarge {
+                len,
+                len_max: self.message_bytes_max,
+            });
         }
         if self.buf.len() < PREFIX_BYTES + len {
             self.buf.reserve(PREFIX_BYTES + len - self.buf.len());

@@ -20,7 +20,7 @@
 
 use std::io::{self, Read, Write};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake};
 
@@ -34,11 +34,15 @@ use super::authority::{AuthorityFilter, FilterLimits};
 /// Whether the socket may have bytes to read or room to write. Cleared when a read or write
 /// comes back short or would block (edge-triggered epoll then reports the next arrival or
 /// room), set by the connection's mio events. Shared with the connection because h2 owns the
-/// `ConnIo` once the connection speaks HTTP/2.
+/// `ConnIo` once the connection speaks HTTP/2; for the same reason it also counts what arrived
+/// (bytes, and the client's SETTINGS and PING frames), for the idle and keep-alive rules.
 #[derive(Debug)]
 pub(crate) struct Readiness {
     readable: AtomicBool,
     writable: AtomicBool,
+    received_bytes: AtomicU64,
+    h2_settings: AtomicU64,
+    h2_pings: AtomicU64,
 }
 
 impl Readiness {
@@ -46,7 +50,25 @@ impl Readiness {
         Readiness {
             readable: AtomicBool::new(true),
             writable: AtomicBool::new(true),
+            received_bytes: AtomicU64::new(0),
+            h2_settings: AtomicU64::new(0),
+            h2_pings: AtomicU64::new(0),
         }
+    }
+
+    /// Bytes read from the socket so far (TLS records included).
+    pub(crate) fn received_bytes(&self) -> u64 {
+        self.received_bytes.load(Ordering::Relaxed)
+    }
+
+    /// The client's HTTP/2 SETTINGS frames so far, acknowledgements aside.
+    pub(crate) fn h2_settings(&self) -> u64 {
+        self.h2_settings.load(Ordering::Relaxed)
+    }
+
+    /// The client's HTTP/2 PING frames so far, acknowledgements aside.
+    pub(crate) fn h2_pings(&self) -> u64 {
+        self.h2_pings.load(Ordering::Relaxed)
     }
 
     /// Records a mio event for the socket.
@@ -61,7 +83,11 @@ impl Readiness {
 
     fn read(&self, stream: &mut TcpStream, buf: &mut [u8]) -> io::Result<usize> {
         let wanted = buf.len();
-        gated(&self.readable, wanted, || stream.read(buf))
+        let read = gated(&self.readable, wanted, || stream.read(buf));
+        if let Ok(n) = read {
+            self.received_bytes.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        read
     }
 
     fn write(&self, stream: &mut TcpStream, buf: &[u8]) -> io::Result<usize> {
@@ -340,6 +366,11 @@ impl AsyncRead for ConnIo {
         let read = match this.h2_filter.take() {
             Some(mut filter) => {
                 let read = filter.read(buf.initialize_unfilled(), |into| this.read_some(into));
+                let (settings, pings) = filter.control_frames();
+                this.readiness
+                    .h2_settings
+                    .store(settings, Ordering::Relaxed);
+                this.readiness.h2_pings.store(pings, Ordering::Relaxed);
                 this.h2_filter = Some(filter);
                 read
             }

@@ -28,8 +28,11 @@
 //!    until that turn's `flush`, queuing fires no waker (a waker write per response, and the
 //!    empty loop turn it causes, are most of what a small response costs beyond its own write).
 //!
-//! 5. Optionally call [`GrpcServer::tick`] on every loop tick, so connections that never get
-//!    to a request (a silent socket, a stalled TLS handshake) are closed.
+//! 5. Call [`GrpcServer::tick`] with the loop's `Instant` on every loop tick (a tenth of a
+//!    second or so): it applies the handshake, idle and keep-alive limits (see `liveness.rs`)
+//!    and resumes accepting where a full server left newcomers in the listen backlog. Without
+//!    it no connection times out, and a full server takes no new connection (it evicts only
+//!    connections a tick has seen).
 //!
 //! Sockets are registered once, readable and writable, edge-triggered; the server reads and
 //! writes until `WouldBlock` and never re-registers.
@@ -37,6 +40,7 @@
 //! A unary call is `Opened`, `Message`, `HalfClosed`, answered by one `send_message` and
 //! `finish(Status::ok())`. Streaming calls use the same events and methods.
 
+mod admission;
 mod authority;
 mod call;
 mod config;
@@ -48,6 +52,8 @@ mod h2io;
 mod hpack;
 mod http1;
 mod huffman;
+mod liveness;
+mod open_files;
 mod status;
 pub mod tls;
 
@@ -66,12 +72,14 @@ pub use authority::fuzz_hpack;
 pub use call::CallError;
 pub use config::GrpcConfig;
 pub use events::{CallEvent, CallId, HttpRequestId};
+pub use open_files::{FDS_RESERVED, connections_max_for_open_files, open_files_max};
 pub use status::{Code, Status, percent_decode};
 pub use tls::TlsError;
 
 use conn::{Conn, Drive};
 use events::Events;
-use h2io::{ConnIo, ConnWaker, WakeQueue};
+use h2io::WakeQueue;
+use liveness::{CloseLog, Timeouts};
 
 /// Tokens the server may use from `token_base`: its listeners, then one per connection.
 pub const TOKEN_SPAN: usize = 1 << 20;
@@ -104,7 +112,15 @@ pub struct GrpcServer {
     turn_open: bool,
     events: Events,
     config: GrpcConfig,
+    timeouts: Timeouts,
     h2: h2::server::Builder,
+    /// Grows at every accept and every tick: a connection's last activity in this order
+    /// decides which one is evicted first.
+    seq: u64,
+    /// An accept ran out of file descriptors with nothing to evict: retried at the next tick,
+    /// as the edge-triggered listener reports no connection that is already waiting.
+    accept_blocked: bool,
+    close_log: CloseLog,
 }
 
 impl GrpcServer {
@@ -153,8 +169,12 @@ impl GrpcServer {
                 config.pending_events_max(),
                 config.pending_event_bytes_max(),
             ),
+            timeouts: Timeouts::new(&config),
             config,
             h2,
+            seq: 0,
+            accept_blocked: false,
+            close_log: CloseLog::default(),
         })
     }
 
@@ -250,26 +270,6 @@ impl GrpcServer {
         }
     }
 
-    /// Advances the server's clock by one loop tick (the same tick the loop gives core):
-    /// connections that have not settled their protocol within
-    /// [`GrpcConfig::handshake_ticks_max`] ticks are closed. Optional; without it no
-    /// connection times out.
-    pub fn tick(&mut self) {
-        let ticks_max = self.config.handshake_ticks_max();
-        for slot in 0..self.conns.len() {
-            let expired = self.conns[slot]
-                .as_mut()
-                .is_some_and(|conn| conn.tick(ticks_max));
-            if expired {
-                if let Some(mut conn) = self.conns[slot].take() {
-                    conn.close(&mut self.events);
-                    self.free_slots.push(slot);
-                    self.open_conns -= 1;
-                }
-            }
-        }
-    }
-
     /// The next event, oldest first.
     #[must_use]
     pub fn poll_call(&mut self) -> Option<CallEvent> {
@@ -300,6 +300,7 @@ impl GrpcServer {
         conn.call_mut(call)
             .ok_or(CallError::UnknownCall)?
             .queue(&message, pending_max)?;
+        conn.on_response();
         conn.wake();
         Ok(())
     }
@@ -313,6 +314,7 @@ impl GrpcServer {
         if let Some(c) = conn.call_mut(call) {
             if c.finish(status) {
                 self.events.live_calls -= 1;
+                conn.on_response();
                 conn.wake();
             }
         }
@@ -327,6 +329,7 @@ impl GrpcServer {
         body: Bytes,
     ) {
         if let Some(conn) = self.conn_mut(request.slot()) {
+            conn.on_response();
             conn.respond_http(request, status, content_type, &body);
         }
     }
@@ -362,65 +365,6 @@ impl GrpcServer {
 
     fn wake_loop(&self) {
         self.wake.notify_loop();
-    }
-
-    /// Accepts what listener `index` has pending.
-    fn accept(&mut self, registry: &mio::Registry, index: usize) {
-        let Some(listener) = self.listeners.get(index) else {
-            return;
-        };
-        let tls_config = listener.tls.clone();
-        loop {
-            let (mut stream, peer) = match self.listeners[index].socket.accept() {
-                Ok(accepted) => accepted,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    // EMFILE and friends: the connection stays in the backlog for a later edge.
-                    eprintln!("grpc: accept failed: {e}");
-                    return;
-                }
-            };
-            if self.open_conns >= self.config.connections_max() {
-                eprintln!(
-                    "grpc: {peer}: refused, {} connections open",
-                    self.open_conns
-                );
-                continue;
-            }
-            let _ = stream.set_nodelay(true);
-            let tls = match &tls_config {
-                Some(config) => match rustls::ServerConnection::new(Arc::clone(config)) {
-                    Ok(mut tls) => {
-                        tls.set_buffer_limit(Some(self.config.tls_buffer_bytes_max()));
-                        Some(Box::new(tls))
-                    }
-                    Err(e) => {
-                        eprintln!("grpc: {peer}: TLS setup failed: {e}");
-                        continue;
-                    }
-                },
-                None => None,
-            };
-            let slot = self.free_slots.pop().unwrap_or(self.conns.len());
-            let token = Token(self.token_base + LISTENERS_MAX + slot);
-            let interest = Interest::READABLE | Interest::WRITABLE;
-            if let Err(e) = registry.register(&mut stream, token, interest) {
-                eprintln!("grpc: {peer}: register failed: {e}");
-                self.free_slots.push(slot);
-                continue;
-            }
-            let waker = Arc::new(ConnWaker::new(slot, Arc::clone(&self.wake)));
-            let conn = Conn::new(slot, peer, ConnIo::new(stream, tls), waker);
-            if slot == self.conns.len() {
-                self.conns.push(Some(conn));
-            } else {
-                self.conns[slot] = Some(conn);
-            }
-            self.open_conns += 1;
-            // Data may have arrived with the handshake already.
-            self.drive(slot);
-        }
     }
 
     fn drive(&mut self, slot: usize) {

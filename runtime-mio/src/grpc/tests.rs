@@ -32,7 +32,10 @@ fn framing_refuses_before_buffering_the_body() {
     decoder.push(&[0, 0, 0, 0, 11]);
     assert_eq!(
         decoder.next_message(),
-        Err(FrameError::TooLarge { len: 11 })
+        Err(FrameError::TooLarge {
+            len: 11,
+            len_max: 10
+        })
     );
     let mut decoder = MessageDecoder::new(10);
     decoder.push(&[0, 0xff, 0xff, 0xff, 0xff]);

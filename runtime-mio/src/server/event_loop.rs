@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use mio::{Events, Poll, Token, Waker};
 use tally_core::{Action, NO_NODE, Node};
-use tally_kvstore::{KvStore, WatchId};
+use tally_kvstore::KvStore;
 
 use super::auto_compaction::AutoCompactor;
+use super::bootstrap_check::{self, BootstrapCheck, CheckOutcome};
 use super::flags::Flags;
 use super::leader_query::{ANSWER_TAG, PROMOTE_TAG, QUERY_TAG};
 use super::members::Members;
@@ -95,7 +96,7 @@ pub(super) struct Server {
     pub(super) read_batch: Vec<PendingRead>,
     pub(super) read_waiters: HashMap<u64, Vec<PendingRead>>,
     pub(super) ready_reads: VecDeque<(u64, Vec<PendingRead>)>,
-    pub(super) watch_calls: HashMap<WatchId, CallId>,
+    pub(super) watch_streams: super::rpc::WatchStreams,
     pub(super) conf_waiters: Vec<ConfWaiter>,
     /// Keep-alive streams whose client closed its side while answers were still pending.
     pub(super) half_closed: std::collections::HashSet<CallId>,
@@ -107,6 +108,11 @@ pub(super) struct Server {
     next_tick: Instant,
     next_progress_notify: Instant,
     pub(super) leader: u64,
+    /// Whether this member belongs to its cluster yet (see `startup::Recovered::joined`).
+    pub(super) joined: bool,
+    /// While a bootstrapping member waits for its peers to say they do not know it, it
+    /// neither ticks nor steps nor persists (`server::bootstrap_check`).
+    bootstrap_check: Option<BootstrapCheck>,
     pub(super) pending_revokes: HashMap<i64, Instant>,
     attributes_published: bool,
     last_slow_warning: Option<Instant>,
@@ -175,6 +181,8 @@ impl Server {
             kv,
             members,
             opened,
+            joined,
+            bootstraps,
         } = recovered;
         let poll = Poll::new().map_err(io_error("create poll"))?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(io_error("create waker"))?);
@@ -224,6 +232,12 @@ impl Server {
         super::apply::log_fault_tolerance(node.status().conf().voters().len());
         let auto_compactor = AutoCompactor::new(flags.auto_compaction(), now, kv.revision());
         let tick_interval = Duration::from_millis(flags.heartbeat_interval_ms());
+        let others: Vec<u64> = members
+            .ids()
+            .filter(|id| *id != identity.member_id)
+            .collect();
+        let bootstrap_check = (bootstraps && !others.is_empty())
+            .then(|| BootstrapCheck::new(identity.member_id, others, now));
         let mut node = node;
         // The recovered snapshot came from its file: keep it there, not in memory too.
         let recovered_snapshot = node.status().snapshot_index();
@@ -258,7 +272,7 @@ impl Server {
             read_batch: Vec::new(),
             read_waiters: HashMap::new(),
             ready_reads: VecDeque::new(),
-            watch_calls: HashMap::new(),
+            watch_streams: super::rpc::WatchStreams::default(),
             conf_waiters: Vec::new(),
             half_closed: std::collections::HashSet::new(),
             outbound: HashMap::new(),
@@ -268,6 +282,8 @@ impl Server {
             next_tick: now + tick_interval,
             next_progress_notify: now + PROGRESS_NOTIFY_INTERVAL,
             leader: NO_NODE,
+            joined,
+            bootstrap_check,
             pending_revokes: HashMap::new(),
             attributes_published: false,
             last_slow_warning: None,
@@ -279,7 +295,10 @@ impl Server {
 
     pub(super) fn run(&mut self) -> Result<(), ServerError> {
         let mut events = Events::with_capacity(1024);
-        self.drain_actions()?;
+        self.ask_peers_about_this_member();
+        if self.bootstrap_check.is_none() {
+            self.drain_actions()?;
+        }
         loop {
             let now = Instant::now();
             let mut timeout = self.next_tick.saturating_duration_since(now);
@@ -332,10 +351,15 @@ impl Server {
         self.drain_wal()?;
         self.drain_snapshot_writer()?;
         self.drain_peers();
+        self.advance_bootstrap_check(now)?;
         phases.mark("peers");
         self.drain_clients();
         self.flush_read_batch();
         phases.mark("clients");
+        if self.bootstrap_check.is_some() {
+            // Nothing of the core moves until the check has passed.
+            return Ok(());
+        }
         if now >= self.next_tick {
             // At most one tick per turn, as Go's ticker drops ticks for a busy receiver: after
             // a stalled turn, a burst of ticks would expire election timers before the peer
@@ -401,8 +425,23 @@ impl Server {
                 PeerEvent::Frame { from, frame } if frame.first() == Some(&ANSWER_TAG) => {
                     self.finish_leader_query(from, &frame)
                 }
+                PeerEvent::Frame { from, frame }
+                    if frame.first() == Some(&bootstrap_check::QUERY_TAG) =>
+                {
+                    self.answer_bootstrap_query(from, &frame)
+                }
+                PeerEvent::Frame { from, frame }
+                    if frame.first() == Some(&bootstrap_check::ANSWER_TAG) =>
+                {
+                    if let Some(check) = self.bootstrap_check.as_mut() {
+                        let _ = check.on_answer(from, &frame, Instant::now());
+                    }
+                }
                 PeerEvent::Frame { from, frame } => self.step_peer_message(from, &frame),
-                PeerEvent::Connected { peer } => eprintln!("tallyd: peer {peer:x} connected"),
+                PeerEvent::Connected { peer } => {
+                    eprintln!("tallyd: peer {peer:x} connected");
+                    self.ask_peers_about_this_member();
+                }
                 PeerEvent::Disconnected { peer } => {
                     eprintln!("tallyd: peer {peer:x} disconnected");
                     // Chunks after a gap would be refused: the core sends a new snapshot.
@@ -426,8 +465,63 @@ impl Server {
         }
     }
 
+    /// Asks every peer that has not answered yet whether it knows this member as one that
+    /// has run (while the bootstrap check is pending).
+    fn ask_peers_about_this_member(&mut self) {
+        let Some(check) = &self.bootstrap_check else {
+            return;
+        };
+        let query = check.query();
+        for peer in check.unanswered() {
+            let _ = self.peers.send(peer, query.clone());
+        }
+    }
+
+    /// A bootstrapping peer asks whether this member knows it as one that has run: it has if
+    /// its client URLs, which a member publishes once it has a leader, are in the table (as
+    /// etcd's check; names come from `--initial-cluster` and say nothing).
+    fn answer_bootstrap_query(&mut self, from: u64, frame: &[u8]) {
+        let Some(asked) = bootstrap_check::decode_query(frame) else {
+            return eprintln!("tallyd: malformed bootstrap query from peer {from:x}; dropped");
+        };
+        if asked != from {
+            return eprintln!("tallyd: peer {from:x} asked about another member; dropped");
+        }
+        let has_run = self
+            .members
+            .get(asked)
+            .is_some_and(|m| !m.client_urls.is_empty());
+        let _ = self
+            .peers
+            .send(from, bootstrap_check::encode_answer(asked, has_run));
+    }
+
+    fn advance_bootstrap_check(&mut self, now: Instant) -> Result<(), ServerError> {
+        let Some(check) = &self.bootstrap_check else {
+            return Ok(());
+        };
+        match check.outcome(now) {
+            CheckOutcome::Pending => Ok(()),
+            CheckOutcome::Passed => {
+                self.bootstrap_check = None;
+                self.drain_actions()
+            }
+            CheckOutcome::AlreadyBootstrapped { peer } => Err(ServerError::DataDir(format!(
+                "member {:x} has already been bootstrapped (peer {peer:x} knows it); its data directory {} is new or was wiped. \
+                 To bring it back: etcdctl member remove {:x}, etcdctl member add, then start it with --initial-cluster-state existing",
+                self.identity.member_id,
+                self.flags.data_dir().display(),
+                self.identity.member_id
+            ))),
+        }
+    }
+
     /// Steps a message that arrived on `from`'s link.
     pub(super) fn step_message(&mut self, from: u64, message: tally_core::Message) {
+        if self.bootstrap_check.is_some() {
+            // Votes and acknowledgements wait until this member is known to be new.
+            return;
+        }
         if message.from() != from {
             return eprintln!(
                 "tallyd: peer {from:x} sent a message claiming another sender; dropped"
@@ -661,6 +755,7 @@ impl Server {
     fn on_leader_changed(&mut self, leader: u64, term: u64) {
         let was_leader = self.leader == self.identity.member_id;
         self.leader = leader;
+        self.joined |= leader != NO_NODE;
         self.metrics.has_leader = leader != NO_NODE;
         self.metrics.is_leader = leader == self.identity.member_id;
         if leader == NO_NODE {
@@ -710,9 +805,9 @@ impl Server {
 
     fn on_tick(&mut self, now: Instant) {
         self.kv.set_now_ms(self.now_ms());
-        self.clients.tick();
+        self.clients.tick(self.poll.registry(), now);
         if let Some(http) = self.metrics_http.as_mut() {
-            http.tick();
+            http.tick(self.poll.registry(), now);
         }
         if self.leader != NO_NODE && !self.attributes_published {
             self.publish_attributes();
@@ -752,17 +847,25 @@ impl Server {
 }
 
 pub(super) fn grpc_config(flags: &Flags) -> GrpcConfig {
+    /// etcd's `grpcOverheadBytes`.
+    const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
     let request_bytes_max = flags.max_request_bytes() as usize;
     // The gateway's JSON carries keys and values in base64 (4/3), plus field names.
     let json_bytes_max = request_bytes_max.saturating_mul(2).max(64 << 10);
+    // Unreadable (no /proc): assume the usual soft limit rather than none.
+    let open_files_max = crate::grpc::open_files_max().unwrap_or(1024);
     GrpcConfig::default()
-        .with_request_bytes_max(request_bytes_max)
+        // As etcd's gRPC server: a message up to --max-request-bytes plus this allowance is
+        // read, and one over --max-request-bytes is then refused as "request is too large"
+        // when proposed; one over the allowance is refused by the gRPC layer.
+        .with_request_bytes_max(request_bytes_max + GRPC_OVERHEAD_BYTES)
         .with_http1_body_bytes_max(json_bytes_max)
+        .with_connections_max(crate::grpc::connections_max_for_open_files(open_files_max))
+        .with_client_ping_interval_ms_min(flags.grpc_keepalive_min_time_ms())
+        .with_keepalive_interval_ms(flags.grpc_keepalive_interval_ms())
+        .with_keepalive_ack_ms_max(flags.grpc_keepalive_timeout_ms())
 }
 
-pub(super) fn peer_config(flags: &Flags, identity: &Identity) -> PeerConfig {
-    PeerConfig::new(
-        identity.member_id,
-        flags.initial_cluster_token().to_string(),
-    )
+pub(super) fn peer_config(identity: &Identity) -> PeerConfig {
+    PeerConfig::new(identity.member_id, identity.token.clone())
 }

@@ -4,7 +4,7 @@ use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
-use super::auto_compaction::AutoCompactionConfig;
+use super::auto_compaction::{AutoCompactionConfig, parse_go_duration};
 
 /// A URL as etcd takes them: `http://host:port` or `https://host:port`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,8 +150,11 @@ pub const USAGE: &str = "usage: tallyd [flags]   (etcd's flag names; --flag valu
   --auto-compaction-retention R       periodic: hours, or a duration such as 30m;
                                       revision: revisions to keep (default 0: off)
   --restore-snapshot FILE             seed a new data dir from an `etcdctl snapshot save` file
-Other etcd flags are accepted with a warning where ignoring them is safe (logging, profiling,
-keep-alive tuning), refused where not
+  --grpc-keepalive-min-time D         least interval between a client's pings (default 5s)
+  --grpc-keepalive-interval D         ping a client silent this long (default 2h)
+  --grpc-keepalive-timeout D          close when a ping gets no answer within (default 20s)
+Other etcd flags are accepted with a warning where ignoring them is safe (logging,
+profiling), refused where not
 (--auto-tls, CRLs, cipher suites, allowed hostnames and CNs, auth tokens, discovery, proxy).";
 
 /// Everything `tallyd` was told on its command line.
@@ -182,6 +185,45 @@ pub struct Flags {
     ignored: Vec<(String, &'static str)>,
     auto_compaction: AutoCompactionConfig,
     restore_snapshot: Option<PathBuf>,
+    grpc_keepalive: GrpcKeepalive,
+}
+
+/// etcd's `--grpc-keepalive-*` flags, in milliseconds, with zeros already replaced by the
+/// grpc-go defaults etcd falls back to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct GrpcKeepalive {
+    min_time_ms: u64,
+    interval_ms: u64,
+    timeout_ms: u64,
+}
+
+/// grpc-go's `EnforcementPolicy` default `MinTime`, which etcd leaves in place for
+/// `--grpc-keepalive-min-time=0`.
+const GRPC_DEFAULT_MIN_TIME_MS: u64 = 5 * 60 * 1000;
+/// grpc-go's `ServerParameters` defaults, which etcd leaves in place unless both
+/// `--grpc-keepalive-interval` and `--grpc-keepalive-timeout` are above zero.
+const GRPC_DEFAULT_INTERVAL_MS: u64 = 2 * 60 * 60 * 1000;
+const GRPC_DEFAULT_TIMEOUT_MS: u64 = 20_000;
+/// grpc-go raises a shorter server keep-alive interval to this.
+const GRPC_INTERVAL_MS_MIN: u64 = 1000;
+
+impl GrpcKeepalive {
+    fn new(min_time_ms: u64, interval_ms: u64, timeout_ms: u64) -> GrpcKeepalive {
+        let (interval_ms, timeout_ms) = if interval_ms == 0 || timeout_ms == 0 {
+            (GRPC_DEFAULT_INTERVAL_MS, GRPC_DEFAULT_TIMEOUT_MS)
+        } else {
+            (interval_ms.max(GRPC_INTERVAL_MS_MIN), timeout_ms)
+        };
+        GrpcKeepalive {
+            min_time_ms: if min_time_ms == 0 {
+                GRPC_DEFAULT_MIN_TIME_MS
+            } else {
+                min_time_ms
+            },
+            interval_ms,
+            timeout_ms,
+        }
+    }
 }
 
 /// Certificate files for one side (clients or peers).
@@ -325,6 +367,19 @@ impl Flags {
     pub fn restore_snapshot(&self) -> Option<&PathBuf> {
         self.restore_snapshot.as_ref()
     }
+    /// `--grpc-keepalive-min-time` (default 5s): clients pinging more often while they have a
+    /// stream open get GOAWAY ENHANCE_YOUR_CALM, as from grpc-go.
+    pub fn grpc_keepalive_min_time_ms(&self) -> u64 {
+        self.grpc_keepalive.min_time_ms
+    }
+    /// `--grpc-keepalive-interval` (default 2h): the server pings a client silent this long.
+    pub fn grpc_keepalive_interval_ms(&self) -> u64 {
+        self.grpc_keepalive.interval_ms
+    }
+    /// `--grpc-keepalive-timeout` (default 20s): how long a ping may go unanswered.
+    pub fn grpc_keepalive_timeout_ms(&self) -> u64 {
+        self.grpc_keepalive.timeout_ms
+    }
 }
 
 const BOOL_FLAGS: &[&str] = &[
@@ -364,18 +419,6 @@ const IGNORED_FLAGS: &[(&str, &str)] = &[
     ),
     ("backend-batch-limit", "there is no bbolt backend"),
     ("backend-batch-interval", "there is no bbolt backend"),
-    (
-        "grpc-keepalive-min-time",
-        "client keep-alive pings are answered, never enforced",
-    ),
-    (
-        "grpc-keepalive-interval",
-        "client keep-alive pings are answered, never enforced",
-    ),
-    (
-        "grpc-keepalive-timeout",
-        "client keep-alive pings are answered, never enforced",
-    ),
     ("socket-reuse-port", "listeners bind once"),
     ("socket-reuse-address", "listeners bind once"),
     (
@@ -466,6 +509,22 @@ impl Raw {
                 value: value.to_string(),
             }),
         }
+    }
+
+    /// A Go duration (`5s`, `2h`, `1m30s`, `0`), as etcd's `time.Duration` flags take, in
+    /// milliseconds rounded up (so `1ns` is not zero).
+    fn duration_ms(&self, name: &str, default_ms: u64) -> Result<u64, FlagError> {
+        let text = match self.get(name) {
+            None => return Ok(default_ms),
+            Some("0") => return Ok(0),
+            Some(text) => text,
+        };
+        let duration = parse_go_duration(text).ok_or_else(|| FlagError::BadValue {
+            flag: format!("--{name}"),
+            value: text.to_string(),
+        })?;
+        let ms = duration.as_nanos().div_ceil(1_000_000);
+        Ok(u64::try_from(ms).unwrap_or(u64::MAX))
     }
 
     fn boolean(&self, name: &str) -> Result<bool, FlagError> {
@@ -561,7 +620,13 @@ impl Raw {
             None => None,
             Some(_) => Some(self.number("max-snapshots", 0usize)?.max(1)),
         };
+        let grpc_keepalive = GrpcKeepalive::new(
+            self.duration_ms("grpc-keepalive-min-time", 5_000)?,
+            self.duration_ms("grpc-keepalive-interval", GRPC_DEFAULT_INTERVAL_MS)?,
+            self.duration_ms("grpc-keepalive-timeout", GRPC_DEFAULT_TIMEOUT_MS)?,
+        );
         Ok(Flags {
+            grpc_keepalive,
             max_txn_ops: self.number("max-txn-ops", 128usize)?.max(1),
             quota_backend_bytes: self.number("quota-backend-bytes", 0u64)?,
             strict_reconfig_check: match self.get("strict-reconfig-check") {
@@ -627,6 +692,9 @@ const KNOWN_FLAGS: &[&str] = &[
     "max-snapshots",
     "quota-backend-bytes",
     "strict-reconfig-check",
+    "grpc-keepalive-min-time",
+    "grpc-keepalive-interval",
+    "grpc-keepalive-timeout",
 ];
 
 fn parse_initial_cluster(text: &str) -> Result<Vec<(String, Vec<Url>)>, FlagError> {

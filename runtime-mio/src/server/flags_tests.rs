@@ -124,10 +124,14 @@ fn a_production_etcd_command_line_parses() {
         "log-level",
         "enable-v2",
         "pre-vote",
-        "grpc-keepalive-interval",
     ] {
         assert!(ignored.contains(&flag), "{flag} in {ignored:?}");
     }
+    assert!(
+        !ignored.contains(&"grpc-keepalive-interval"),
+        "it is honoured"
+    );
+    assert_eq!(flags.grpc_keepalive_interval_ms(), 2 * 3600 * 1000);
     assert!(!ignored.contains(&"auto-tls"), "asked for nothing");
     let defaults = parse(&[]).expect("defaults");
     assert_eq!((defaults.max_txn_ops(), defaults.wal_dir()), (128, None));
@@ -154,6 +158,54 @@ fn etcd_flags_that_would_weaken_security_are_refused() {
         assert!(
             error.to_string().contains("not supported by tallyd"),
             "{error}"
+        );
+    }
+}
+
+/// etcd's keep-alive flags are Go durations with etcd's defaults; a zero leaves grpc-go's
+/// default in place, as etcd passes only positive values to grpc-go.
+#[test]
+fn grpc_keepalive_flags_are_go_durations() {
+    let defaults = parse(&[]).expect("defaults");
+    assert_eq!(defaults.grpc_keepalive_min_time_ms(), 5_000);
+    assert_eq!(defaults.grpc_keepalive_interval_ms(), 2 * 3600 * 1000);
+    assert_eq!(defaults.grpc_keepalive_timeout_ms(), 20_000);
+    let tuned = parse(&[
+        "--grpc-keepalive-min-time=1m30s",
+        "--grpc-keepalive-interval",
+        "10s",
+        "--grpc-keepalive-timeout=1.5s",
+    ])
+    .expect("durations");
+    assert_eq!(tuned.grpc_keepalive_min_time_ms(), 90_000);
+    assert_eq!(tuned.grpc_keepalive_interval_ms(), 10_000);
+    assert_eq!(tuned.grpc_keepalive_timeout_ms(), 1_500);
+    assert!(tuned.ignored().is_empty());
+    let zeros =
+        parse(&["--grpc-keepalive-min-time=0", "--grpc-keepalive-timeout=0s"]).expect("zeros");
+    assert_eq!(
+        zeros.grpc_keepalive_min_time_ms(),
+        5 * 60 * 1000,
+        "grpc-go's policy"
+    );
+    assert_eq!(zeros.grpc_keepalive_interval_ms(), 2 * 3600 * 1000);
+    assert_eq!(zeros.grpc_keepalive_timeout_ms(), 20_000);
+    let tiny = parse(&[
+        "--grpc-keepalive-interval=10ms",
+        "--grpc-keepalive-min-time=1ns",
+    ])
+    .expect("tiny");
+    assert_eq!(tiny.grpc_keepalive_interval_ms(), 1_000, "grpc-go's floor");
+    assert_eq!(
+        tiny.grpc_keepalive_min_time_ms(),
+        1,
+        "rounded up, not to zero"
+    );
+    for bad in ["5", "5x", "-5s", ""] {
+        let flag = format!("--grpc-keepalive-min-time={bad}");
+        assert!(
+            matches!(parse(&[flag.as_str()]), Err(FlagError::BadValue { .. })),
+            "{bad:?}"
         );
     }
 }

@@ -109,8 +109,9 @@ impl super::event_loop::Server {
                 200,
                 "application/json",
                 Bytes::from(format!(
-                    "{{\"etcdserver\":\"{v}\",\"etcdcluster\":\"{v}\"}}",
-                    v = super::rpc::ETCD_VERSION
+                    "{{\"etcdserver\":\"{}\",\"etcdcluster\":\"{}\"}}",
+                    super::rpc::ETCD_VERSION,
+                    super::rpc::ETCD_CLUSTER_VERSION
                 )),
             ),
             _ => (
@@ -127,7 +128,7 @@ impl super::event_loop::Server {
             db_size_bytes: status.db_size_bytes(),
             keys: status.key_count(),
             quota_bytes: self.flags.quota_backend_bytes(),
-            watchers: self.watch_calls.len() as u64,
+            watchers: self.watch_streams.len() as u64,
             voting_members: self.node.status().conf().voters().len() as u64,
         }
     }

@@ -11,9 +11,11 @@
 
 mod apply;
 mod auto_compaction;
+mod bootstrap_check;
 mod event_loop;
 pub mod flags;
 mod gateway;
+mod identity_file;
 mod leader_query;
 mod members;
 mod metrics;

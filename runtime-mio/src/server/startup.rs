@@ -10,6 +10,7 @@ use tally_kvstore::{KvConfig, KvStore};
 
 use super::event_loop::Server;
 use super::flags::Flags;
+use super::identity_file;
 use super::members::{Members, cluster_id, member_id};
 use super::{payload, storage};
 
@@ -62,6 +63,9 @@ pub(super) fn io_error(what: impl Into<String>) -> impl FnOnce(std::io::Error) -
 pub(super) struct Identity {
     pub(super) member_id: u64,
     pub(super) cluster_id: u64,
+    /// `--initial-cluster-token` as the cluster was started with: peers' hellos carry it, and
+    /// new members' IDs derive from it.
+    pub(super) token: String,
     pub(super) initial: Members,
 }
 
@@ -98,6 +102,7 @@ pub(super) fn identity(flags: &Flags) -> Identity {
     Identity {
         member_id: me,
         cluster_id: cluster,
+        token: token.to_string(),
         initial: Members::new(cluster, initial),
     }
 }
@@ -126,6 +131,13 @@ pub(super) struct Recovered {
     pub(super) kv: KvStore,
     pub(super) members: Members,
     pub(super) opened: storage::Opened,
+    /// Whether the member belongs to its cluster already: it recovered its data or bootstraps
+    /// a new cluster. A member joining an existing one has not joined until it hears from a
+    /// leader, and until then serves no data (its store is empty, not the cluster's).
+    pub(super) joined: bool,
+    /// Whether it bootstraps a new cluster from an empty data directory: it asks its peers
+    /// first (`server::bootstrap_check`).
+    pub(super) bootstraps: bool,
 }
 
 /// Bytes read from a snapshot file at a time when restoring from it.
@@ -177,6 +189,8 @@ pub(super) fn recover(flags: &Flags, id: &Identity) -> Result<Recovered, ServerE
     if let Some(reader) = opened.snapshot.take() {
         members = restore_from_file(reader, &mut kv)?;
     }
+    let joined = opened.recovered.is_some() || !flags.initial_cluster_existing();
+    let bootstraps = opened.recovered.is_none() && !flags.initial_cluster_existing();
     let node = match &opened.recovered {
         Some(recovered) => {
             let snapshot = recovered.snapshot();
@@ -213,6 +227,8 @@ pub(super) fn recover(flags: &Flags, id: &Identity) -> Result<Recovered, ServerE
         kv,
         members,
         opened,
+        joined,
+        bootstraps,
     })
 }
 
@@ -224,17 +240,47 @@ pub fn run(flags: Flags) -> Result<(), ServerError> {
     if let Some(file) = flags.restore_snapshot() {
         restore_snapshot_file(&flags, file)?;
     }
-    let identity = identity(&flags);
-    let voters = identity.initial.ids().count();
-    if voters % 2 == 0 {
-        eprintln!(
-            "tallyd: warning: the cluster has an even number of voting members ({voters}); it tolerates no more failures than {} members would",
-            voters - 1
-        );
-    }
+    let from_flags = identity(&flags);
+    let stored = identity_file::load(flags.data_dir())?;
+    let identity = match &stored {
+        Some(stored) => {
+            warn_of_ignored_flags(&flags, &from_flags, stored);
+            stored.clone()
+        }
+        None => from_flags,
+    };
     let recovered = recover(&flags, &identity)?;
+    if stored.is_none() {
+        // Written before the member sends or serves anything: from now on this is who it is.
+        identity_file::store(flags.data_dir(), &identity)?;
+    }
     let mut server = Server::start(flags, identity, recovered)?;
     server.run()
+}
+
+/// Once bootstrapped, a member's identity and initial membership come from its data
+/// directory, as etcd's do: the `--initial-cluster*` flags that would say otherwise are
+/// ignored, one warning line each.
+fn warn_of_ignored_flags(flags: &Flags, from_flags: &Identity, bootstrapped: &Identity) {
+    let why = format!(
+        "member {:x} of cluster {:x} has already been bootstrapped; its identity and membership come from {}",
+        bootstrapped.member_id,
+        bootstrapped.cluster_id,
+        flags.data_dir().display()
+    );
+    if flags.initial_cluster_token() != bootstrapped.token {
+        eprintln!("tallyd: warning: --initial-cluster-token is ignored: {why}");
+    }
+    let cluster = |members: &Members| -> Vec<(u64, String, Vec<String>)> {
+        members
+            .list()
+            .into_iter()
+            .map(|m| (m.id, m.name, m.peer_urls))
+            .collect()
+    };
+    if cluster(&from_flags.initial) != cluster(&bootstrapped.initial) {
+        eprintln!("tallyd: warning: --initial-cluster is ignored: {why}");
+    }
 }
 
 /// `--restore-snapshot FILE`: seeds an empty data directory from a file written by

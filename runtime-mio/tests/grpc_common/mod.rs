@@ -99,8 +99,9 @@ fn run_loop(mut poll: Poll, mut server: GrpcServer, stop: &AtomicBool, cancelled
     while !stop.load(Ordering::SeqCst) {
         let timeout = next_tick.saturating_duration_since(std::time::Instant::now());
         poll.poll(&mut events, Some(timeout)).expect("poll");
-        if std::time::Instant::now() >= next_tick {
-            server.tick();
+        let now = std::time::Instant::now();
+        if now >= next_tick {
+            server.tick(poll.registry(), now);
             next_tick += tick;
         }
         for event in events.iter() {

@@ -26,14 +26,25 @@ impl Server {
         );
     }
 
+    /// Checked in etcd 3.4's order: the URLs, then the strict reconfiguration check, then what
+    /// etcd's leader checks as it applies the change (peer URLs, ID, the one-learner limit).
     pub(in crate::server) fn member_add(&mut self, call: CallId, request: proto::MemberAddRequest) {
-        if request.peer_urls.is_empty() {
+        if request.peer_urls.is_empty() || !request.peer_urls.iter().all(|u| is_peer_url(u)) {
             return self.reply_error(
                 call,
-                status(GrpcCode::InvalidArgument, "etcdserver: peer URLs are empty"),
+                status(
+                    GrpcCode::InvalidArgument,
+                    "etcdserver: given member URLs are invalid",
+                ),
             );
         }
-        let id = member_id(&request.peer_urls, self.flags.initial_cluster_token());
+        if let Err(refused) = self.check_add_member(request.is_learner) {
+            return self.reply_error(call, refused);
+        }
+        let id = member_id(&request.peer_urls, &self.identity.token);
+        if self.peer_urls_taken(&request.peer_urls, None) {
+            return self.reply_error(call, status_peer_urls_exist());
+        }
         if self.members.get(id).is_some() {
             return self.reply_error(
                 call,
@@ -43,13 +54,15 @@ impl Server {
                 ),
             );
         }
-        if self.peer_urls_taken(&request.peer_urls, id) {
-            return self.reply_error(call, status_peer_urls_exist());
-        }
-        if !request.is_learner {
-            if let Err(refused) = self.check_add_voter() {
-                return self.reply_error(call, refused);
-            }
+        let learners = self.members.list().iter().filter(|m| m.is_learner).count();
+        if request.is_learner && learners + 1 > LEARNERS_MAX {
+            return self.reply_error(
+                call,
+                status(
+                    GrpcCode::FailedPrecondition,
+                    "etcdserver: too many learner members in cluster",
+                ),
+            );
         }
         let member = Member {
             id,
@@ -134,7 +147,7 @@ impl Server {
                 status(GrpcCode::NotFound, "etcdserver: member not found"),
             );
         };
-        if self.peer_urls_taken(&request.peer_urls, member.id) {
+        if self.peer_urls_taken(&request.peer_urls, Some(member.id)) {
             return self.reply_error(call, status_peer_urls_exist());
         }
         member.peer_urls = request.peer_urls;
@@ -154,11 +167,12 @@ impl Server {
 
     /// Whether a member other than `id` listens on one of `urls`: two members on one peer
     /// URL would take each other's peer traffic (etcd refuses it the same way).
-    fn peer_urls_taken(&self, urls: &[String], id: u64) -> bool {
+    /// Whether a member other than `except` has one of `urls` as a peer URL.
+    fn peer_urls_taken(&self, urls: &[String], except: Option<u64>) -> bool {
         self.members
             .list()
             .iter()
-            .filter(|m| m.id != id)
+            .filter(|m| Some(m.id) != except)
             .any(|m| m.peer_urls.iter().any(|u| urls.contains(u)))
     }
 
@@ -230,9 +244,61 @@ impl Server {
     }
 }
 
+/// Learners a cluster may have at once: etcd 3.4's `maxLearners`.
+const LEARNERS_MAX: usize = 1;
+
+/// Whether `url` is a peer URL etcd accepts: `scheme://host:port`, with scheme http, https,
+/// unix or unixs, and no path, query or fragment.
+fn is_peer_url(url: &str) -> bool {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return false;
+    };
+    if !matches!(scheme, "http" | "https" | "unix" | "unixs") {
+        return false;
+    }
+    let host_port = rest.strip_suffix('/').unwrap_or(rest);
+    if host_port.contains(['/', '?', '#', ' ']) {
+        return false;
+    }
+    match host_port.rsplit_once(':') {
+        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok(),
+        None => false,
+    }
+}
+
 fn status_peer_urls_exist() -> crate::grpc::Status {
     status(
         GrpcCode::FailedPrecondition,
         "etcdserver: Peer URLs already exists",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_peer_url;
+
+    /// What etcd 3.4's MemberAdd takes as a peer URL, and what it answers "given member URLs
+    /// are invalid" for.
+    #[test]
+    fn peer_urls_are_scheme_host_and_port() {
+        for good in [
+            "http://127.0.0.1:2380",
+            "https://node-1.example:2380",
+            "http://[::1]:2380",
+            "unix://socket:1",
+        ] {
+            assert!(is_peer_url(good), "{good}");
+        }
+        for bad in [
+            "not a url",
+            "127.0.0.1:2380",
+            "ftp://127.0.0.1:2380",
+            "http://127.0.0.1",
+            "http://127.0.0.1:2380/path",
+            "http://:2380",
+            "http://127.0.0.1:port",
+        ] {
+            assert!(!is_peer_url(bad), "{bad}");
+        }
+    }
 }

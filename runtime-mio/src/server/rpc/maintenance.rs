@@ -12,7 +12,9 @@ use crate::grpc::{CallId, Status};
 use crate::server::event_loop::{REQUEST_TIMEOUT, Server};
 
 /// The etcd version tally answers with (the API level it implements).
-pub(in crate::server) const ETCD_VERSION: &str = "3.4.0";
+pub(in crate::server) const ETCD_VERSION: &str = "3.4.23";
+/// The cluster version etcd reports beside it (`/version`'s `etcdcluster`): major.minor.0.
+pub(in crate::server) const ETCD_CLUSTER_VERSION: &str = "3.4.0";
 /// Bytes per message of a snapshot download.
 const SNAPSHOT_CHUNK_BYTES: usize = 32 * 1024;
 
@@ -56,7 +58,14 @@ impl Server {
 
     pub(in crate::server) fn hash_kv(&mut self, call: CallId, request: proto::HashKvRequest) {
         match self.kv.hash_kv(request.revision) {
-            Ok(response) => self.reply(call, response),
+            // etcd 3.4's HashKV has no hash_revision (a later release added it).
+            Ok(response) => self.reply(
+                call,
+                proto::HashKvResponse {
+                    hash_revision: 0,
+                    ..response
+                },
+            ),
             Err(error) => self.reply_error(call, status_from_kv(&error)),
         }
     }

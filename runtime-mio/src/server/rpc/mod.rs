@@ -9,9 +9,10 @@ mod maintenance;
 mod quota;
 mod reconfig;
 
-pub(in crate::server) use maintenance::ETCD_VERSION;
+pub(in crate::server) use maintenance::{ETCD_CLUSTER_VERSION, ETCD_VERSION};
 pub(super) mod transport;
 mod watch;
+mod watch_streams;
 
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,7 @@ use tally_kvstore::{ApplyOutcome, ApplyResponse, KvError};
 
 use super::event_loop::{REQUEST_TIMEOUT, Server, WAITERS_MAX};
 use crate::grpc::{CallEvent, CallId, Code as GrpcCode, Status};
+pub(super) use watch_streams::WatchStreams;
 
 /// How long a `physical` compaction's answer may wait for the store to remove what it
 /// compacted, once the compaction itself is committed.
@@ -151,6 +153,27 @@ pub(super) struct ConfWaiter {
     pub(super) deadline: Instant,
 }
 
+/// What a learner serves, as etcd 3.4's interceptor decides: Status, and serializable ranges
+/// (its own, possibly stale, copy); every other call and every stream is refused. A request
+/// that does not decode passes, to get the same unmarshalling error as on any member.
+fn learner_serves(kind: CallKind, message: &[u8]) -> bool {
+    match kind {
+        CallKind::Unary(Method::Status) => true,
+        CallKind::Unary(Method::Range) => {
+            proto::RangeRequest::decode(message).map_or(true, |request| request.serializable)
+        }
+        _ => false,
+    }
+}
+
+/// etcd's ErrGPRCNotSupportedForLearner.
+fn status_learner() -> Status {
+    status(
+        GrpcCode::Unavailable,
+        "etcdserver: rpc not supported for learner",
+    )
+}
+
 pub(super) fn status(code: GrpcCode, message: &str) -> Status {
     Status::new(code, message)
 }
@@ -265,8 +288,14 @@ impl Server {
         }
     }
 
-    pub(super) fn encode<M: HasHeader>(&self, mut message: M) -> Bytes {
-        let header = match M::FILL {
+    pub(super) fn encode<M: HasHeader>(&self, message: M) -> Bytes {
+        self.encode_with(message, M::FILL)
+    }
+
+    /// Encodes `message` with the header `fill` asks for, which for a few messages depends on
+    /// their content (a watch canceled for compaction carries no revision).
+    fn encode_with<M: HasHeader>(&self, mut message: M, fill: HeaderFill) -> Bytes {
+        let header = match fill {
             HeaderFill::Full => {
                 let revision = message.header_mut().as_ref().map_or(0, |h| h.revision);
                 Some(self.header(revision))
@@ -311,6 +340,12 @@ impl Server {
         self.stream_encoded(call, bytes);
     }
 
+    /// Sends one message on a streaming call, with the header `fill` asks for.
+    pub(super) fn stream_with<M: HasHeader>(&mut self, call: CallId, message: M, fill: HeaderFill) {
+        let bytes = self.encode_with(message, fill);
+        self.stream_encoded(call, bytes);
+    }
+
     pub(super) fn stream_encoded(&mut self, call: CallId, bytes: Bytes) {
         if self.stream_gateway(call, &bytes) {
             return;
@@ -350,6 +385,10 @@ impl Server {
     pub(super) fn handle_call_event(&mut self, event: CallEvent) {
         match event {
             CallEvent::Opened { call, path } => match call_kind(&path) {
+                // etcd refuses every stream on a learner as it opens.
+                Some(kind) if self.is_learner() && !matches!(kind, CallKind::Unary(_)) => {
+                    self.clients.finish(call, status_learner())
+                }
                 Some(kind) => {
                     self.calls.insert(call, kind);
                 }
@@ -390,6 +429,13 @@ impl Server {
         }
     }
 
+    /// Whether this member is a learner, which serves only what etcd lets a learner serve.
+    fn is_learner(&self) -> bool {
+        self.members
+            .get(self.identity.member_id)
+            .is_some_and(|member| member.is_learner)
+    }
+
     /// Ends a keep-alive stream whose client has closed its side, once nothing is pending.
     pub(super) fn finish_keep_alive_if_done(&mut self, call: CallId) {
         if !self.half_closed.contains(&call) {
@@ -422,6 +468,9 @@ impl Server {
         let Some(kind) = self.calls.get(&call).copied() else {
             return;
         };
+        if self.is_learner() && !learner_serves(kind, &message) {
+            return self.reply_error(call, status_learner());
+        }
         let result = match kind {
             CallKind::Unary(method) => self.handle_unary(call, method, &message),
             CallKind::Watch => self.handle_watch(call, &message),

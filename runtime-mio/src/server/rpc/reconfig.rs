@@ -41,15 +41,16 @@ impl Server {
         id == self.identity.member_id || self.peers.is_connected(id)
     }
 
-    /// Whether a new voting member may be added: with it, the started voters still make a
-    /// quorum, and every voter is connected now.
-    pub(super) fn check_add_voter(&self) -> Result<(), Status> {
+    /// Whether a new member may be added (etcd's `mayAddMember`): a voter only if, with it,
+    /// the started voters still make a quorum; a voter or a learner only while every voter is
+    /// connected now.
+    pub(super) fn check_add_member(&self, is_learner: bool) -> Result<(), Status> {
         if !self.flags.strict_reconfig_check() {
             return Ok(());
         }
         let voters = self.voting_members();
         let started = voters.iter().filter(|m| is_started(m)).count();
-        if started < quorum(voters.len() + 1) {
+        if !is_learner && started < quorum(voters.len() + 1) {
             return Err(status_not_enough_started());
         }
         if !voters.iter().all(|m| self.is_connected_to(m.id)) {

@@ -104,7 +104,7 @@ pub(in crate::server) fn start_peers(
         unreachable!("--listen-peer-urls has a default");
     };
     let listener = listen(first, "peers")?;
-    let mut config = peer_config(flags, identity);
+    let mut config = peer_config(identity);
     let files = flags.peer_tls();
     if let Some((cert, key)) = files.cert_and_key() {
         // Peer links always verify the other member against the trusted CA (mutual TLS).

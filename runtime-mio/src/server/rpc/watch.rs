@@ -1,9 +1,10 @@
 //! The Watch service: one bidirectional stream carries many watchers.
 
 use prost::Message as _;
-use tally_kvstore::WatchId;
 use tally_kvstore::proto::{self, watch_request::RequestUnion};
 
+use super::HeaderFill;
+use super::watch_streams::WatchIdError;
 use crate::grpc::CallId;
 use crate::server::event_loop::Server;
 
@@ -15,35 +16,38 @@ impl Server {
     ) -> Result<(), prost::DecodeError> {
         let request = proto::WatchRequest::decode(message)?;
         match request.request_union {
-            Some(RequestUnion::CreateRequest(create)) => match self.kv.watch_create(&create) {
-                Ok(id) => {
-                    self.watch_calls.insert(id, call);
-                }
-                Err(error) => {
+            Some(RequestUnion::CreateRequest(create)) => {
+                let created = self
+                    .watch_streams
+                    .pick_id(call, create.watch_id)
+                    .map_err(WatchIdError::etcd_message)
+                    .and_then(|wire_id| {
+                        let id = self
+                            .kv
+                            .watch_create(&create)
+                            .map_err(|error| error.etcd_message())?;
+                        self.watch_streams.insert(call, wire_id, id);
+                        Ok(())
+                    });
+                if let Err(reason) = created {
                     // etcd answers a refused create with created + canceled and a reason.
                     let response = proto::WatchResponse {
                         watch_id: -1,
                         created: true,
                         canceled: true,
-                        cancel_reason: error.etcd_message().to_string(),
+                        cancel_reason: reason.to_string(),
                         ..proto::WatchResponse::default()
                     };
                     self.stream(call, response);
                 }
-            },
+            }
             Some(RequestUnion::CancelRequest(cancel)) => {
-                if let Some(id) = self.watch_of(call, cancel.watch_id) {
+                if let Some(id) = self.watch_streams.find(call, cancel.watch_id) {
                     let _ = self.kv.watch_cancel(id);
                 }
             }
             Some(RequestUnion::ProgressRequest(_)) => {
-                let ids: Vec<WatchId> = self
-                    .watch_calls
-                    .iter()
-                    .filter(|(_, c)| **c == call)
-                    .map(|(id, _)| *id)
-                    .collect();
-                for id in ids {
+                for id in self.watch_streams.of_stream(call) {
                     let _ = self.kv.request_progress(id);
                 }
             }
@@ -53,36 +57,29 @@ impl Server {
         Ok(())
     }
 
-    fn watch_of(&self, call: CallId, wire_id: i64) -> Option<WatchId> {
-        self.watch_calls
-            .iter()
-            .find(|(id, c)| **c == call && id.get() as i64 == wire_id)
-            .map(|(id, _)| *id)
-    }
-
     pub(in crate::server) fn cancel_watches_of(&mut self, call: CallId) {
-        let ids: Vec<WatchId> = self
-            .watch_calls
-            .iter()
-            .filter(|(_, c)| **c == call)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in ids {
-            self.watch_calls.remove(&id);
+        for id in self.watch_streams.remove_stream(call) {
             let _ = self.kv.watch_cancel(id);
         }
     }
 
     /// Sends every queued watch response to its stream.
     pub(in crate::server) fn deliver_watch_events(&mut self) {
-        while let Some((id, response)) = self.kv.poll_watch_event() {
-            let Some(&call) = self.watch_calls.get(&id) else {
+        while let Some((id, mut response)) = self.kv.poll_watch_event() {
+            let Some((call, wire_id)) = self.watch_streams.get(id) else {
                 continue;
             };
             if response.canceled {
-                self.watch_calls.remove(&id);
+                self.watch_streams.remove(id);
             }
-            if self.calls.contains_key(&call) {
+            if !self.calls.contains_key(&call) {
+                continue;
+            }
+            response.watch_id = wire_id;
+            if response.compact_revision != 0 {
+                // etcd's answer to a watch from a compacted revision carries no revision.
+                self.stream_with(call, response, HeaderFill::NoRevision);
+            } else {
                 self.stream(call, response);
             }
         }

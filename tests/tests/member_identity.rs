@@ -1,0 +1,156 @@
+//! Once a member has bootstrapped, its identity and membership come from its data directory,
+//! as etcd's do: restarting it with another `--initial-cluster-token` or another
+//! `--initial-cluster` changes neither its member ID nor the member list it serves.
+
+use std::time::{Duration, Instant};
+
+use tally_tests::process::{Options, ProcCluster, etcdctl_available};
+
+fn start() -> Option<ProcCluster> {
+    if !etcdctl_available() {
+        return None;
+    }
+    let mut cluster = ProcCluster::start(3, Options::default());
+    assert!(
+        cluster.wait_leader(Duration::from_secs(20)).is_some(),
+        "no leader\n{}",
+        cluster.logs()
+    );
+    Some(cluster)
+}
+
+/// `member list` as etcdctl prints it, through `member`, sorted.
+fn member_list(c: &ProcCluster, member: usize) -> Vec<String> {
+    let text = c.ok(&c.endpoint(member), &["member", "list"]);
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    lines.sort();
+    lines
+}
+
+/// Restarts `member` with `flags` changed; waits until it serves a linearizable read again
+/// (it rejoined its cluster under its old ID) and returns its member ID then.
+fn restart_changed(c: &mut ProcCluster, member: usize, flags: &[String]) -> u64 {
+    c.kill(member);
+    c.restart_with(member, flags);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let read = c.etcdctl(&c.endpoint(member), &["get", "probe"], None);
+        if read.status.success() {
+            return c.member_id(member).expect("member id");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!(
+        "member {member} did not rejoin after a restart with {flags:?}\n{}",
+        c.logs()
+    );
+}
+
+#[test]
+fn a_restart_with_another_cluster_token_keeps_the_member_id() {
+    let Some(mut c) = start() else { return };
+    let member = 1;
+    let id = c.member_id(member).expect("member id");
+    let before = member_list(&c, 0);
+    c.ok(&c.endpoint(0), &["put", "probe", "1"]);
+    let after_id = restart_changed(
+        &mut c,
+        member,
+        &["--initial-cluster-token=another-token".to_string()],
+    );
+    assert_eq!(after_id, id, "the member ID changed\n{}", c.logs());
+    assert_eq!(member_list(&c, member), before);
+    let log = c.members[member].log_text();
+    assert!(
+        log.contains("--initial-cluster-token is ignored"),
+        "no warning:\n{log}"
+    );
+}
+
+#[test]
+fn a_restart_with_another_initial_cluster_keeps_the_member_list() {
+    let Some(mut c) = start() else { return };
+    let member = 2;
+    let id = c.member_id(member).expect("member id");
+    let before = member_list(&c, 0);
+    c.ok(&c.endpoint(0), &["put", "probe", "1"]);
+    // A typo in the flags: the member's own URL is right, another member's name and URL are not.
+    let own = c.peer_url(member);
+    let name = c.members[member].name.clone();
+    let first = c.members[0].name.clone();
+    let wrong = format!(
+        "--initial-cluster={name}={own},{first}=http://127.0.0.1:1,stranger=http://127.0.0.1:2"
+    );
+    let after_id = restart_changed(&mut c, member, &[wrong]);
+    assert_eq!(after_id, id, "the member ID changed\n{}", c.logs());
+    assert_eq!(
+        member_list(&c, member),
+        before,
+        "the member list follows the flags\n{}",
+        c.logs()
+    );
+    let log = c.members[member].log_text();
+    assert!(
+        log.contains("--initial-cluster is ignored"),
+        "no warning:\n{log}"
+    );
+}
+
+/// A member started to join a cluster that never added it hears from no leader: it must not
+/// serve its empty store as if it were the cluster's.
+#[test]
+fn a_member_that_has_not_joined_serves_no_reads() {
+    let Some(mut c) = start() else { return };
+    c.ok(&c.endpoint(0), &["put", "probe", "1"]);
+    let stranger = c.add_member_slot();
+    c.start_joining(stranger);
+    std::thread::sleep(Duration::from_millis(1500));
+    for consistency in ["s", "l"] {
+        let read = c.etcdctl(
+            &c.endpoint(stranger),
+            &["get", "probe", &format!("--consistency={consistency}")],
+            None,
+        );
+        let text = String::from_utf8_lossy(&read.stdout).into_owned()
+            + &String::from_utf8_lossy(&read.stderr);
+        assert!(
+            !read.status.success() && text.contains("no leader"),
+            "a member that never joined answered a --consistency={consistency} read: {text}\n{}",
+            c.logs()
+        );
+    }
+}
+
+/// A member whose data directory was wiped, started again with the same flags, would vote and
+/// acknowledge as if it had never run: its peers know it has, and it refuses to start with
+/// etcd's message, leaving its data directory empty; the cluster goes on.
+#[test]
+fn a_member_with_a_wiped_data_dir_refuses_to_start() {
+    let Some(mut c) = start() else { return };
+    for n in 0..5 {
+        c.ok(&c.endpoint(0), &["put", &format!("k{n}"), "v"]);
+    }
+    let wiped = 2;
+    c.kill(wiped);
+    std::fs::remove_dir_all(c.members[wiped].data_dir()).expect("wipe the data dir");
+    // Twice: a refused start must leave nothing that lets the next one through.
+    for attempt in 1..=2 {
+        c.restart(wiped);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while c.members[wiped].is_running() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let log = c.members[wiped].log_text();
+        assert!(
+            !c.members[wiped].is_running(),
+            "start {attempt}: a wiped member kept running:\n{log}"
+        );
+        assert_eq!(
+            log.matches("has already been bootstrapped").count(),
+            attempt,
+            "start {attempt}:\n{log}"
+        );
+        c.kill(wiped);
+    }
+    c.ok(&c.endpoint(0), &["put", "after", "v"]);
+}
