@@ -405,6 +405,29 @@ impl ProcCluster {
         member.child = Some(child);
     }
 
+    /// `kill -STOP`: the member stops where it is, as in a long GC or VM pause; its sockets
+    /// stay open and queue. [`ProcCluster::resume`] wakes it with its stale view.
+    pub fn pause(&self, index: usize) {
+        self.signal(index, "-STOP");
+    }
+
+    /// `kill -CONT` after [`ProcCluster::pause`].
+    pub fn resume(&self, index: usize) {
+        self.signal(index, "-CONT");
+    }
+
+    fn signal(&self, index: usize, signal: &str) {
+        let Some(child) = self.members[index].child.as_ref() else {
+            return;
+        };
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {signal} member {index}");
+    }
+
     /// `kill -9`.
     pub fn kill(&mut self, index: usize) {
         if let Some(mut child) = self.members[index].child.take() {

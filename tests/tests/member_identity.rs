@@ -154,3 +154,26 @@ fn a_member_with_a_wiped_data_dir_refuses_to_start() {
     }
     c.ok(&c.endpoint(0), &["put", "after", "v"]);
 }
+
+/// A member removed from its cluster stops, as etcd's does, with etcd's reason.
+#[test]
+fn a_removed_member_stops() {
+    let Some(mut c) = start() else { return };
+    let removed = 2;
+    let id = c.member_id(removed).expect("member id");
+    c.ok(&c.endpoint(0), &["member", "remove", &format!("{id:x}")]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while c.members[removed].is_running() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = c.members[removed].log_text();
+    assert!(
+        !c.members[removed].is_running(),
+        "a removed member runs on:\n{log}"
+    );
+    assert!(
+        log.contains("permanently removed from the cluster"),
+        "{log}"
+    );
+    c.ok(&c.endpoint(0), &["put", "after", "v"]);
+}

@@ -251,13 +251,19 @@ impl Liveness {
         } else {
             IDLE_PING_INTERVAL_MIN
         };
+        if self.strikes_cleared && new_pings > 0 {
+            // grpc-go forgives the ping after each response it sends. Arrivals are seen a
+            // tick at a time, so every ping of a tick in which the server answered is forgiven:
+            // a busy client's BDP pings follow its responses, many to a tick.
+            self.strikes_cleared = false;
+            self.ping_strikes = 0;
+            self.last_ping_earliest = Some(previous_tick_at);
+            return false;
+        }
         // Past a few, more pings in one tick change nothing: the verdict is already out.
         let counted = new_pings.min(u64::from(PING_STRIKES_MAX) + 2);
         for _ in 0..counted {
-            if self.strikes_cleared {
-                self.strikes_cleared = false;
-                self.ping_strikes = 0;
-            } else if let Some(earliest) = self.last_ping_earliest {
+            if let Some(earliest) = self.last_ping_earliest {
                 // The longest the client can have waited: from the earliest its previous
                 // ping can have arrived to now.
                 if now.duration_since(earliest) < interval_min {

@@ -308,3 +308,16 @@ fn closes_are_reported_together_at_most_every_ten_seconds() {
     let second = log.report(now + Duration::from_secs(10)).expect("a report");
     assert_eq!(second, "closed client connections: 1 idle");
 }
+
+/// A busy client's BDP pings follow the responses, many to a tick: none of them is a strike.
+#[test]
+fn pings_in_a_tick_with_responses_are_all_forgiven() {
+    let mut c = Clock::new();
+    for _ in 0..20 {
+        for _ in 0..10 {
+            c.ping();
+            c.liveness.on_response();
+        }
+        assert_eq!(c.run(BUSY, Duration::from_millis(100)), None);
+    }
+}

@@ -101,9 +101,10 @@ impl Server {
                     .remove_peer(self.poll.registry(), id, Instant::now());
                 eprintln!("tallyd: member {id:x} removed");
                 if id == self.identity.member_id {
-                    eprintln!(
-                        "tallyd: this member was removed from the cluster; it serves no more writes"
-                    );
+                    // As etcd: stop after a few ticks, so that the removal's commit still
+                    // reaches the others.
+                    eprintln!("tallyd: this member was removed from the cluster; stopping");
+                    self.removed_at = Some(Instant::now());
                 }
             }
             _ => {}

@@ -43,6 +43,8 @@ const WATCH_SYNC_RECORDS_PER_TURN: usize = 1000;
 pub(super) const LEASE_REVOKES_PER_TICK_MAX: usize = 64;
 /// Client requests waiting for commit or a read index at once.
 pub(super) const WAITERS_MAX: usize = 100_000;
+/// Ticks a removed member keeps running before it stops (etcd's stopWithDelay of 10 ticks).
+const REMOVED_STOP_TICKS: u32 = 10;
 
 /// The outstanding WAL write of a core `Persist`.
 #[derive(Debug, Clone, Copy)]
@@ -113,6 +115,8 @@ pub(super) struct Server {
     /// While a bootstrapping member waits for its peers to say they do not know it, it
     /// neither ticks nor steps nor persists (`server::bootstrap_check`).
     bootstrap_check: Option<BootstrapCheck>,
+    /// When this member applied its own removal: it stops [`REMOVED_STOP_TICKS`] later.
+    pub(super) removed_at: Option<Instant>,
     pub(super) pending_revokes: HashMap<i64, Instant>,
     attributes_published: bool,
     last_slow_warning: Option<Instant>,
@@ -284,6 +288,7 @@ impl Server {
             leader: NO_NODE,
             joined,
             bootstrap_check,
+            removed_at: None,
             pending_revokes: HashMap::new(),
             attributes_published: false,
             last_slow_warning: None,
@@ -352,6 +357,12 @@ impl Server {
         self.drain_snapshot_writer()?;
         self.drain_peers();
         self.advance_bootstrap_check(now)?;
+        if self
+            .removed_at
+            .is_some_and(|at| now >= at + self.tick_interval * REMOVED_STOP_TICKS)
+        {
+            return Err(ServerError::Removed);
+        }
         phases.mark("peers");
         self.drain_clients();
         self.flush_read_batch();

@@ -157,6 +157,9 @@ Other etcd flags are accepted with a warning where ignoring them is safe (loggin
 profiling), refused where not
 (--auto-tls, CRLs, cipher suites, allowed hostnames and CNs, auth tokens, discovery, proxy).";
 
+/// etcd's default `--quota-backend-bytes` (`DefaultQuotaBytes`): 2 GiB.
+pub const QUOTA_BACKEND_BYTES_DEFAULT: u64 = 2 << 30;
+
 /// Everything `tallyd` was told on its command line.
 #[derive(Debug, Clone)]
 pub struct Flags {
@@ -345,9 +348,14 @@ impl Flags {
     pub fn strict_reconfig_check(&self) -> bool {
         self.strict_reconfig_check
     }
-    /// `--quota-backend-bytes`: 0 (the default) is no quota.
+    /// `--quota-backend-bytes`, as etcd reads it: 0 (the default) means etcd's default quota,
+    /// [`QUOTA_BACKEND_BYTES_DEFAULT`].
     pub fn quota_backend_bytes(&self) -> u64 {
-        self.quota_backend_bytes
+        if self.quota_backend_bytes == 0 {
+            QUOTA_BACKEND_BYTES_DEFAULT
+        } else {
+            self.quota_backend_bytes
+        }
     }
     /// `--wal-dir`, when given.
     pub fn wal_dir(&self) -> Option<&PathBuf> {
@@ -501,6 +509,20 @@ impl Raw {
             .map(|(_, v)| v.as_str())
     }
 
+    /// `--quota-backend-bytes`. etcd reads a negative quota as "none"; a member that keeps its
+    /// store in memory must have one, so a negative value is refused, naming why.
+    fn quota_bytes(&self) -> Result<u64, FlagError> {
+        if let Some(value) = self.get("quota-backend-bytes") {
+            if value.trim_start().starts_with('-') {
+                return Err(FlagError::Unsupported {
+                    flag: "--quota-backend-bytes with a negative value".into(),
+                    why: "etcd reads it as no quota at all, and tally keeps its store in memory, so it must have a bound: give a size in bytes, or 0 for the 2 GiB default",
+                });
+            }
+        }
+        self.number("quota-backend-bytes", 0u64)
+    }
+
     fn number<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, FlagError> {
         match self.get(name) {
             None => Ok(default),
@@ -628,7 +650,7 @@ impl Raw {
         Ok(Flags {
             grpc_keepalive,
             max_txn_ops: self.number("max-txn-ops", 128usize)?.max(1),
-            quota_backend_bytes: self.number("quota-backend-bytes", 0u64)?,
+            quota_backend_bytes: self.quota_bytes()?,
             strict_reconfig_check: match self.get("strict-reconfig-check") {
                 None => true,
                 Some(_) => self.boolean("strict-reconfig-check")?,

@@ -135,7 +135,18 @@ fn a_production_etcd_command_line_parses() {
     assert!(!ignored.contains(&"auto-tls"), "asked for nothing");
     let defaults = parse(&[]).expect("defaults");
     assert_eq!((defaults.max_txn_ops(), defaults.wal_dir()), (128, None));
-    assert_eq!(defaults.quota_backend_bytes(), 0, "no quota unless asked");
+    assert_eq!(
+        defaults.quota_backend_bytes(),
+        2 << 30,
+        "etcd's 2 GiB unless asked"
+    );
+    let zero = parse(&["--quota-backend-bytes=0"]).expect("0 is etcd's default");
+    assert_eq!(zero.quota_backend_bytes(), 2 << 30);
+    let negative = parse(&["--quota-backend-bytes=-1"]).expect_err("no quota is refused");
+    assert!(
+        negative.to_string().contains("must have a bound"),
+        "{negative}"
+    );
     assert!(defaults.ignored().is_empty());
 }
 

@@ -280,7 +280,7 @@ fn render_store(store: StoreGauges, out: &mut String) {
         "gauge",
         store.watchers,
     );
-    let quota_help = "--quota-backend-bytes (0: none).";
+    let quota_help = "The space quota: --quota-backend-bytes, 2 GiB by default.";
     metric(
         out,
         "etcd_server_quota_backend_bytes",

@@ -30,6 +30,10 @@ pub enum ServerError {
     BadSnapshotFile(String),
     /// The WAL failed: nothing more can be made durable.
     WalFailed(String),
+    /// The flags ask for what this machine cannot give.
+    Settings(String),
+    /// This member was removed from its cluster (etcd stops such a member too).
+    Removed,
 }
 
 impl fmt::Display for ServerError {
@@ -41,6 +45,10 @@ impl fmt::Display for ServerError {
             ServerError::DataDir(e) => write!(f, "data directory: {e}"),
             ServerError::BadSnapshotFile(e) => write!(f, "snapshot file: {e}"),
             ServerError::WalFailed(e) => write!(f, "write-ahead log failed: {e}"),
+            ServerError::Settings(e) => write!(f, "{e}"),
+            ServerError::Removed => {
+                f.write_str("the member has been permanently removed from the cluster")
+            }
         }
     }
 }
@@ -237,6 +245,7 @@ pub fn run(flags: Flags) -> Result<(), ServerError> {
     for (flag, why) in flags.ignored() {
         eprintln!("tallyd: warning: etcd's flag --{flag} is ignored: {why}");
     }
+    check_quota_fits_in_memory(flags.quota_backend_bytes())?;
     if let Some(file) = flags.restore_snapshot() {
         restore_snapshot_file(&flags, file)?;
     }
@@ -256,6 +265,28 @@ pub fn run(flags: Flags) -> Result<(), ServerError> {
     }
     let mut server = Server::start(flags, identity, recovered)?;
     server.run()
+}
+
+/// The store lives in memory: a quota larger than the machine's memory is no bound at all, and
+/// the member would run out of memory before the NOSPACE alarm could stop the writes.
+fn check_quota_fits_in_memory(quota_bytes: u64) -> Result<(), ServerError> {
+    let Some(memory_bytes) = memory_total_bytes() else {
+        return Ok(());
+    };
+    if quota_bytes > memory_bytes {
+        return Err(ServerError::Settings(format!(
+            "--quota-backend-bytes {quota_bytes} is more than this machine's memory ({memory_bytes} bytes): tally keeps its store in memory, so the quota must fit in it"
+        )));
+    }
+    Ok(())
+}
+
+/// `MemTotal` of /proc/meminfo, in bytes; `None` where it cannot be read.
+fn memory_total_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
 }
 
 /// Once bootstrapped, a member's identity and initial membership come from its data
