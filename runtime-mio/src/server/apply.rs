@@ -176,6 +176,12 @@ impl Server {
     }
 
     pub(super) fn revoke_expired_leases(&mut self, now: Instant) {
+        let status = self.node.status();
+        if status.applied() < status.commit() {
+            // A committed keep-alive not applied yet may renew a lease that looks expired: decide
+            // once the store has caught up with the log.
+            return;
+        }
         self.pending_revokes
             .retain(|_, since| now.duration_since(*since) < super::event_loop::REQUEST_TIMEOUT);
         let expired = self

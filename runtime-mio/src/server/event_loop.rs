@@ -280,7 +280,7 @@ impl Server {
             conf_waiters: Vec::new(),
             half_closed: std::collections::HashSet::new(),
             outbound: HashMap::new(),
-            next_request_id: (identity.member_id & 0xffff) << 48,
+            next_request_id: first_request_id(identity.member_id),
             started: now,
             tick_interval,
             next_tick: now + tick_interval,
@@ -764,8 +764,13 @@ impl Server {
     }
 
     fn on_leader_changed(&mut self, leader: u64, term: u64) {
-        let was_leader = self.leader == self.identity.member_id;
         self.leader = leader;
+        if leader != self.identity.member_id && self.kv.is_primary() {
+            // However it stepped down (to no leader first, or straight to another), this
+            // member's clock no longer runs leases: a keep-alive it answered alone would never
+            // reach the real leader, which would let the lease expire.
+            self.kv.demote();
+        }
         self.joined |= leader != NO_NODE;
         self.metrics.has_leader = leader != NO_NODE;
         self.metrics.is_leader = leader == self.identity.member_id;
@@ -786,8 +791,6 @@ impl Server {
             // A new leader extends every lease by an election timeout, as etcd does.
             self.kv
                 .promote(self.now_ms(), self.flags.election_timeout_ms());
-        } else if was_leader {
-            self.kv.demote();
         }
         if !self.attributes_published {
             self.publish_attributes();
@@ -875,6 +878,17 @@ pub(super) fn grpc_config(flags: &Flags) -> GrpcConfig {
         .with_client_ping_interval_ms_min(flags.grpc_keepalive_min_time_ms())
         .with_keepalive_interval_ms(flags.grpc_keepalive_interval_ms())
         .with_keepalive_ack_ms_max(flags.grpc_keepalive_timeout_ms())
+}
+
+/// Where this run's request IDs start: the member in the top 16 bits, and below them the wall
+/// clock in microseconds. An entry proposed before a restart may be applied after it, and its
+/// ID must not match a waiter of the new run: the new run starts past every ID the previous
+/// one used, unless it issued more than one request per microsecond or the clock went back.
+fn first_request_id(member_id: u64) -> u64 {
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64);
+    ((member_id & 0xffff) << 48) | (micros & ((1 << 48) - 1))
 }
 
 pub(super) fn peer_config(identity: &Identity) -> PeerConfig {
