@@ -7,147 +7,35 @@ use alloc::vec::Vec;
 use bytes::Bytes;
 
 use super::SimRng;
+use super::clocks::{ClientCall, Clock};
+use super::config::SimConfig;
 use super::disk::{Disk, StateMachine};
+use super::faults::{Faults, LeaderFate};
 use super::invariants::Checker;
+use super::network::InFlight;
 use crate::action::{Action, Persist};
-use crate::codec;
 use crate::config::Config;
 use crate::error::{ProposeError, ReadIndexError};
 use crate::node::{Node, Status};
 use crate::types::{NodeId, Role};
 
-/// Fault rates of the simulated world. Rates are per mille, per message or per tick.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Faults {
-    drop_per_mille: u32,
-    duplicate_per_mille: u32,
-    delay_ticks_max: u32,
-    persist_delay_ticks_max: u32,
-    crash_per_mille: u32,
-    restart_per_mille: u32,
-    partition_per_mille: u32,
-    heal_per_mille: u32,
-}
-
-impl Faults {
-    /// A perfect world: no loss, no delay, instant disks.
-    pub fn none() -> Self {
-        Faults {
-            drop_per_mille: 0,
-            duplicate_per_mille: 0,
-            delay_ticks_max: 0,
-            persist_delay_ticks_max: 0,
-            crash_per_mille: 0,
-            restart_per_mille: 0,
-            partition_per_mille: 0,
-            heal_per_mille: 0,
-        }
-    }
-
-    /// A reliable network with latency and slow disks, but no loss, crashes or partitions.
-    pub fn latency() -> Self {
-        Faults {
-            delay_ticks_max: 2,
-            persist_delay_ticks_max: 2,
-            ..Faults::none()
-        }
-    }
-
-    /// Everything at once: loss, duplication, reordering, slow disks, crashes and partitions.
-    pub fn chaos() -> Self {
-        Faults {
-            drop_per_mille: 50,
-            duplicate_per_mille: 30,
-            delay_ticks_max: 3,
-            persist_delay_ticks_max: 3,
-            crash_per_mille: 4,
-            restart_per_mille: 60,
-            partition_per_mille: 5,
-            heal_per_mille: 40,
-        }
-    }
-
-    pub fn with_drop_per_mille(mut self, rate: u32) -> Self {
-        self.drop_per_mille = rate;
-        self
-    }
-}
-
-/// How to build a simulated cluster.
-#[derive(Debug, Clone)]
-pub struct SimConfig {
-    nodes: usize,
-    seed: u64,
-    election_ticks: u32,
-    heartbeat_ticks: u32,
-    snapshot_interval_entries: u64,
-    message_bytes_max: u64,
-    check_invariants: bool,
-    faults: Faults,
-}
-
-impl SimConfig {
-    pub fn new(nodes: usize, seed: u64) -> Self {
-        SimConfig {
-            nodes,
-            seed,
-            election_ticks: 10,
-            heartbeat_ticks: 2,
-            snapshot_interval_entries: 64,
-            message_bytes_max: 4096,
-            check_invariants: true,
-            faults: Faults::none(),
-        }
-    }
-
-    pub fn with_faults(mut self, faults: Faults) -> Self {
-        self.faults = faults;
-        self
-    }
-
-    /// Invariant checks cost more than the protocol itself; benchmarks turn them off.
-    pub fn with_invariant_checks(mut self, enabled: bool) -> Self {
-        self.check_invariants = enabled;
-        self
-    }
-
-    /// 0 disables snapshots.
-    pub fn with_snapshot_interval_entries(mut self, entries: u64) -> Self {
-        self.snapshot_interval_entries = entries;
-        self
-    }
-
-    /// Small by default, so tests exercise multi-message catch-up.
-    pub fn with_message_bytes_max(mut self, bytes: u64) -> Self {
-        self.message_bytes_max = bytes;
-        self
-    }
-
-    pub fn election_ticks(&self) -> u32 {
-        self.election_ticks
-    }
-
-    pub fn seed(&self) -> u64 {
-        self.seed
-    }
-}
-
 #[derive(Debug)]
-struct Member {
-    id: NodeId,
-    node: Option<Node>,
-    disk: Disk,
-    state: StateMachine,
+pub(super) struct Member {
+    pub(super) id: NodeId,
+    pub(super) node: Option<Node>,
+    pub(super) disk: Disk,
+    pub(super) state: StateMachine,
     /// The outstanding write and the virtual time it completes at.
-    persist: Option<(u64, Persist)>,
-}
-
-#[derive(Debug, Clone)]
-struct InFlight {
-    deliver_at: u64,
-    from: NodeId,
-    to: NodeId,
-    bytes: Bytes,
+    pub(super) persist: Option<(u64, Persist)>,
+    pub(super) clock: Clock,
+    /// Client calls waiting for this member to resume from a pause.
+    pub(super) calls: Vec<ClientCall>,
+    /// A crash a Figure 8 episode scheduled for this member as leader.
+    pub(super) fate: Option<LeaderFate>,
+    /// When a crashed member restarts, if a fault scheduled it.
+    pub(super) restart_at: Option<u64>,
+    /// Crash once the current step is done, and restart this many ticks later (0: at once).
+    pub(super) crash_after_step: Option<u64>,
 }
 
 /// Message rounds delivered per tick before time moves on (bounds zero-delay ping-pong).
@@ -156,13 +44,19 @@ const DELIVERY_ROUNDS_MAX: usize = 64;
 /// A cluster of simulated nodes, driven by one seed.
 #[derive(Debug)]
 pub struct Cluster {
-    config: SimConfig,
-    rng: SimRng,
-    now: u64,
-    members: Vec<Member>,
-    network: Vec<InFlight>,
+    pub(super) config: SimConfig,
+    pub(super) rng: SimRng,
+    pub(super) now: u64,
+    pub(super) members: Vec<Member>,
+    pub(super) network: Vec<InFlight>,
     /// Partition group of each member; members talk only within a group.
-    groups: Vec<u8>,
+    pub(super) groups: Vec<u8>,
+    /// Member ids in the order they tick within one tick of the world (by clock skew).
+    pub(super) tick_order: Vec<NodeId>,
+    /// A Figure 8 episode runs until this tick.
+    pub(super) figure_8_until: u64,
+    /// The members that leaders of a Figure 8 episode may reach, as a bit set by id.
+    pub(super) figure_8_witnesses: u16,
     checker: Checker,
     commits: Vec<u64>,
     /// Reads in flight: request -> the applied index every acknowledged write had reached.
@@ -185,6 +79,9 @@ impl Cluster {
             members: Vec::new(),
             network: Vec::new(),
             groups: Vec::new(),
+            tick_order: Vec::new(),
+            figure_8_until: 0,
+            figure_8_witnesses: 0,
             checker: Checker::default(),
             commits: Vec::new(),
             reads: BTreeMap::new(),
@@ -219,15 +116,26 @@ impl Cluster {
             self.members.len() + 1,
             "member ids are dense from 1"
         );
+        let clock = Clock::drawn(&mut self.rng, &self.config.faults);
         self.members.push(Member {
             id,
             node: Some(node),
             disk: Disk::default(),
             state: StateMachine::default(),
             persist: None,
+            clock,
+            calls: Vec::new(),
+            fate: None,
+            restart_at: None,
+            crash_after_step: None,
         });
         self.groups.push(0);
         self.commits.push(0);
+        self.tick_order.push(id);
+        // Stable: members with the same skew tick in id order.
+        let members = &self.members;
+        self.tick_order
+            .sort_by_key(|&id| core::cmp::Reverse(members[id as usize - 1].clock.skew()));
     }
 
     /// Adds a member that joins the running cluster (it still has to be added by a
@@ -251,8 +159,12 @@ impl Cluster {
         self.steps
     }
 
+    /// Changes the faults from the next tick on. A Figure 8 episode under way ends, with the
+    /// leader crashes it scheduled; pauses run their course (see `resume`), and the clocks
+    /// keep the rates they were built with.
     pub fn set_faults(&mut self, faults: Faults) {
         self.config.faults = faults;
+        self.end_figure_8();
     }
 
     pub fn member_ids(&self) -> Vec<NodeId> {
@@ -265,6 +177,11 @@ impl Cluster {
 
     pub fn status(&self, id: NodeId) -> Option<Status> {
         self.member(id).node.as_ref().map(Node::status)
+    }
+
+    /// Member `id`'s node, to inspect; `None` while it is down.
+    pub fn node(&self, id: NodeId) -> Option<&Node> {
+        self.member(id).node.as_ref()
     }
 
     /// The live leader with the highest term, if any.
@@ -285,15 +202,25 @@ impl Cluster {
             .collect()
     }
 
-    /// Runs `f` on a live node, then carries out the actions it caused.
+    /// Runs `f` on a live node, then carries out the actions it caused. `None` if the node
+    /// is down or paused.
     pub fn with_node<R>(&mut self, id: NodeId, f: impl FnOnce(&mut Node) -> R) -> Option<R> {
-        let result = f(self.member_mut(id).node.as_mut()?);
+        let member = self.member_mut(id);
+        if member.clock.is_paused() {
+            return None;
+        }
+        let result = f(member.node.as_mut()?);
         self.drain(id);
         Some(result)
     }
 
+    /// Proposes `payload` at member `id`. A paused member takes the call when it resumes
+    /// (and `Ok` means only that it was queued).
     pub fn propose(&mut self, id: NodeId, payload: &[u8]) -> Result<(), ProposeError> {
         let data = Bytes::copy_from_slice(payload);
+        if self.queue_if_paused(id, ClientCall::Propose(data.clone())) {
+            return Ok(());
+        }
         self.with_node(id, |node| node.propose(data))
             .unwrap_or(Err(ProposeError::NoLeader))
     }
@@ -301,6 +228,12 @@ impl Cluster {
     /// Proposes every payload in one turn (one drain), as a runtime batches one loop turn.
     /// Returns how many were accepted.
     pub fn propose_batch(&mut self, id: NodeId, payloads: &[Bytes]) -> usize {
+        if self.is_up(id) && self.is_paused(id) {
+            for data in payloads {
+                self.queue_if_paused(id, ClientCall::Propose(data.clone()));
+            }
+            return payloads.len();
+        }
         self.with_node(id, |node| {
             payloads
                 .iter()
@@ -316,11 +249,14 @@ impl Cluster {
     }
 
     /// Starts a linearizable read; its `ReadReady` index is checked against every write
-    /// acknowledged before this call.
+    /// acknowledged before this call. A paused member takes the call when it resumes.
     pub fn read_index(&mut self, id: NodeId, request: u64) -> Result<(), ReadIndexError> {
         // A reused id would mix two reads' floors; the caller must not reuse one in flight.
         let previous = self.reads.insert(request, self.checker.applied_len());
         assert!(previous.is_none(), "read id {request} is already in flight");
+        if self.queue_if_paused(id, ClientCall::Read(request)) {
+            return Ok(());
+        }
         self.with_node(id, |node| node.read_index(request))
             .unwrap_or(Err(ReadIndexError::NoLeader))
     }
@@ -352,6 +288,18 @@ impl Cluster {
         (state.applied(), state.hash())
     }
 
+    /// A paused member queues client calls; returns whether it queued this one.
+    fn queue_if_paused(&mut self, id: NodeId, call: ClientCall) -> bool {
+        let member = self.member_mut(id);
+        let queued = member.node.is_some() && member.clock.is_paused();
+        if queued {
+            member.calls.push(call);
+        }
+        queued
+    }
+
+    /// Kills member `id` (paused or not): whatever it had not persisted is lost, and so are
+    /// the client calls waiting for it.
     pub fn crash(&mut self, id: NodeId) {
         let torn = self.rng.chance(500);
         let cut = self.rng.next_u64();
@@ -359,6 +307,10 @@ impl Cluster {
         if member.node.take().is_none() {
             return;
         }
+        member.clock.unpause();
+        member.calls.clear();
+        member.fate = None;
+        member.crash_after_step = None;
         if let Some((_, persist)) = member.persist.take() {
             // A crash mid-write may leave any prefix of the entries, but never the hard state.
             if torn && persist.snapshot().is_none() {
@@ -370,20 +322,36 @@ impl Cluster {
         self.commits[id as usize - 1] = 0;
     }
 
+    /// Starts crashed member `id` from what its disk holds. A disk on which nothing was
+    /// written is an empty data directory: as the runtime does, a member of the initial
+    /// cluster bootstraps again and a later one joins again.
     pub fn restart(&mut self, id: NodeId) {
         let config = self.node_config(id);
+        let initial = id as usize <= self.config.nodes;
+        let voters: Vec<NodeId> = (1..=self.config.nodes as NodeId).collect();
         let member = self.member_mut(id);
         if member.node.is_some() {
             return;
         }
-        let recovered = member.disk.recover();
-        member.state = StateMachine::decode(member.disk.snapshot().data());
-        assert_eq!(
-            member.state.applied(),
-            member.disk.snapshot().meta().index(),
-            "snapshot state matches its index"
-        );
-        member.node = Some(Node::restart(config, recovered).expect("recovered state is valid"));
+        member.restart_at = None;
+        let node = if member.disk.is_empty() {
+            member.state = StateMachine::default();
+            if initial {
+                Node::bootstrap(config, &voters).expect("valid bootstrap config")
+            } else {
+                Node::join(config).expect("valid join config")
+            }
+        } else {
+            let recovered = member.disk.recover();
+            member.state = StateMachine::decode(member.disk.snapshot().data());
+            assert_eq!(
+                member.state.applied(),
+                member.disk.snapshot().meta().index(),
+                "snapshot state matches its index"
+            );
+            Node::restart(config, recovered).expect("recovered state is valid")
+        };
+        member.node = Some(node);
         self.drain(id);
     }
 
@@ -441,81 +409,16 @@ impl Cluster {
                 break;
             }
         }
-        for id in self.member_ids() {
-            if self.is_up(id) {
-                self.with_node(id, Node::tick);
-            }
-        }
-    }
-
-    fn inject_faults(&mut self) {
-        let faults = self.config.faults;
-        for id in self.member_ids() {
-            if self.is_up(id) {
-                if self.rng.chance(faults.crash_per_mille) {
-                    self.crash(id);
-                }
-            } else if self.rng.chance(faults.restart_per_mille) {
-                self.restart(id);
-            }
-        }
-        if self.rng.chance(faults.partition_per_mille) {
-            for slot in 0..self.groups.len() {
-                self.groups[slot] = (self.rng.below(2)) as u8;
-            }
-        } else if self.rng.chance(faults.heal_per_mille) {
-            self.heal();
-        }
-    }
-
-    /// Delivers the messages due now, in random order. Returns whether any was due.
-    fn deliver_due(&mut self) -> bool {
-        let now = self.now;
-        let mut due = Vec::new();
-        let mut position = 0;
-        while position < self.network.len() {
-            if self.network[position].deliver_at <= now {
-                due.push(self.network.swap_remove(position));
-            } else {
-                position += 1;
-            }
-        }
-        if due.is_empty() {
-            return false;
-        }
-        // Reordering: a random permutation of everything due.
-        for i in (1..due.len()).rev() {
-            let j = self.rng.below(i as u64 + 1) as usize;
-            due.swap(i, j);
-        }
-        for message in due {
-            self.deliver(message);
-        }
-        true
-    }
-
-    fn deliver(&mut self, in_flight: InFlight) {
-        let connected =
-            self.groups[in_flight.from as usize - 1] == self.groups[in_flight.to as usize - 1];
-        if !connected || !self.is_up(in_flight.to) {
-            return;
-        }
-        let message =
-            codec::decode(&in_flight.bytes).expect("the simulator only carries encoded messages");
-        let stepped = self.with_node(in_flight.to, |node| node.step(message));
-        assert!(
-            matches!(stepped, Some(Ok(()))),
-            "valid message refused: {stepped:?}"
-        );
+        self.tick_clocks();
     }
 
     /// Completes the writes due by `now`. Returns whether any completed.
-    fn complete_persists(&mut self, now: u64) -> bool {
+    pub(super) fn complete_persists(&mut self, now: u64) -> bool {
         let mut completed = false;
         for id in self.member_ids() {
             let member = self.member_mut(id);
             let due = member.persist.as_ref().is_some_and(|(at, _)| *at <= now);
-            if !due || member.node.is_none() {
+            if !due || member.node.is_none() || member.clock.is_paused() {
                 continue;
             }
             let (_, persist) = member.persist.take().expect("due write exists");
@@ -533,7 +436,7 @@ impl Cluster {
     }
 
     /// Carries out every action of node `id`, then checks the invariants.
-    fn drain(&mut self, id: NodeId) {
+    pub(super) fn drain(&mut self, id: NodeId) {
         loop {
             let Some(node) = self.member_mut(id).node.as_mut() else {
                 return;
@@ -547,6 +450,7 @@ impl Cluster {
         if self.config.check_invariants {
             self.check();
         }
+        self.after_step(id);
     }
 
     fn carry_out(&mut self, id: NodeId, action: Action) {
@@ -610,35 +514,6 @@ impl Cluster {
         }
     }
 
-    fn send(&mut self, message: crate::message::Message) {
-        let faults = self.config.faults;
-        let bytes = Bytes::from(codec::encode_to_vec(&message));
-        if self.config.check_invariants {
-            assert_eq!(
-                codec::decode(&bytes).as_ref(),
-                Ok(&message),
-                "codec round trip"
-            );
-        }
-        if self.rng.chance(faults.drop_per_mille) {
-            return;
-        }
-        let copies = if self.rng.chance(faults.duplicate_per_mille) {
-            2
-        } else {
-            1
-        };
-        for _ in 0..copies {
-            let delay = self.rng.below(u64::from(faults.delay_ticks_max) + 1);
-            self.network.push(InFlight {
-                deliver_at: self.now + delay,
-                from: message.from(),
-                to: message.to(),
-                bytes: bytes.clone(),
-            });
-        }
-    }
-
     fn check(&mut self) {
         let nodes: Vec<Option<&Node>> = self.members.iter().map(|m| m.node.as_ref()).collect();
         let result = self.checker.check_step(&nodes, &mut self.commits);
@@ -659,55 +534,11 @@ impl Cluster {
         );
     }
 
-    fn member(&self, id: NodeId) -> &Member {
+    pub(super) fn member(&self, id: NodeId) -> &Member {
         &self.members[id as usize - 1]
     }
 
-    fn member_mut(&mut self, id: NodeId) -> &mut Member {
+    pub(super) fn member_mut(&mut self, id: NodeId) -> &mut Member {
         &mut self.members[id as usize - 1]
-    }
-
-    /// Fuzzing: messages in flight, so a schedule can pick one.
-    pub(crate) fn in_flight_len(&self) -> usize {
-        self.network.len()
-    }
-
-    /// Fuzzing: delivers (or drops, or duplicates) the message at `position` now.
-    pub(crate) fn fuzz_message(&mut self, position: usize, how: u8) {
-        if self.network.is_empty() {
-            return;
-        }
-        let position = position % self.network.len();
-        match how % 3 {
-            0 => {
-                let message = self.network.swap_remove(position);
-                self.deliver(message);
-            }
-            1 => {
-                self.network.swap_remove(position);
-            }
-            _ => {
-                let message = self.network[position].clone();
-                self.deliver(message);
-            }
-        }
-    }
-
-    /// Fuzzing: completes member `id`'s outstanding write now.
-    pub(crate) fn fuzz_complete_persist(&mut self, id: NodeId) {
-        if let Some(member) = self.members.get_mut(id as usize - 1) {
-            if let Some((at, _)) = member.persist.as_mut() {
-                *at = 0;
-            }
-        }
-        self.complete_persists(0);
-    }
-
-    /// Fuzzing: ticks one member.
-    pub(crate) fn fuzz_tick(&mut self, id: NodeId) {
-        self.now += 1;
-        if self.is_up(id) {
-            self.with_node(id, Node::tick);
-        }
     }
 }

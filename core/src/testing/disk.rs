@@ -70,6 +70,13 @@ impl Disk {
     pub(crate) fn snapshot(&self) -> &Snapshot {
         &self.snapshot
     }
+
+    /// Whether nothing was ever written: no hard state, snapshot or entry.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.hard_state == HardState::default()
+            && self.snapshot == Snapshot::default()
+            && self.entries.is_empty()
+    }
 }
 
 /// A state machine that folds applied payloads into a hash chain, so two members agree on

@@ -3,10 +3,11 @@
 use alloc::format;
 use bytes::Bytes;
 
-use super::cluster::{Cluster, Faults, SimConfig};
+use super::{Cluster, Faults, SimConfig};
 use crate::codec;
 use crate::config::Config;
 use crate::node::Node;
+use crate::types::NodeId;
 
 /// `core_decode_message`: decoding (a whole message, or a snapshot message's head) never
 /// panics; whatever decodes survives its own encoding, and stepping it into a node never
@@ -74,4 +75,51 @@ pub fn fuzz_schedule(data: &[u8]) {
         }
     }
     let _ = cluster.in_flight_len();
+}
+
+/// Direct control of the simulated world, for schedules.
+impl Cluster {
+    /// Fuzzing: messages in flight, so a schedule can pick one.
+    pub(crate) fn in_flight_len(&self) -> usize {
+        self.network.len()
+    }
+
+    /// Fuzzing: delivers (or drops, or duplicates) the message at `position` now.
+    pub(crate) fn fuzz_message(&mut self, position: usize, how: u8) {
+        if self.network.is_empty() {
+            return;
+        }
+        let position = position % self.network.len();
+        match how % 3 {
+            0 => {
+                let message = self.network.swap_remove(position);
+                self.deliver(message);
+            }
+            1 => {
+                self.network.swap_remove(position);
+            }
+            _ => {
+                let message = self.network[position].clone();
+                self.deliver(message);
+            }
+        }
+    }
+
+    /// Fuzzing: completes member `id`'s outstanding write now.
+    pub(crate) fn fuzz_complete_persist(&mut self, id: NodeId) {
+        if let Some(member) = self.members.get_mut(id as usize - 1) {
+            if let Some((at, _)) = member.persist.as_mut() {
+                *at = 0;
+            }
+        }
+        self.complete_persists(0);
+    }
+
+    /// Fuzzing: ticks one member.
+    pub(crate) fn fuzz_tick(&mut self, id: NodeId) {
+        self.now += 1;
+        if self.is_up(id) {
+            self.with_node(id, Node::tick);
+        }
+    }
 }

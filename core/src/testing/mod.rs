@@ -1,15 +1,28 @@
 //! Testing support (feature `testing`): a deterministic cluster simulator with Raft's safety
 //! invariants checked after every step, and the entry points of the fuzz targets.
 //!
-//! Everything here is driven by one seed. Time is virtual, the network and the disks are
-//! simulated, and every random choice comes from a seeded PRNG, so a seed replays exactly.
+//! Everything here is driven by one seed. Time is virtual, the network, the disks and each
+//! node's clock are simulated, and every random choice comes from a seeded PRNG, so a seed
+//! replays exactly.
+//!
+//! - `cluster`: the members, the client calls, crashes and restarts, and the step loop;
+//! - `config`: how to build a cluster; `faults`: the fault rates and their injection;
+//! - `clocks`: each node's drifting, skewed clock, and pauses;
+//! - `network`: messages in flight; `disk`: what survives a crash;
+//! - `invariants`: the safety checks run after every step.
 
+mod clocks;
 mod cluster;
+mod config;
 pub(crate) mod disk;
+mod faults;
 mod fuzz;
 pub(crate) mod invariants;
+mod network;
 
-pub use cluster::{Cluster, Faults, SimConfig};
+pub use cluster::Cluster;
+pub use config::SimConfig;
+pub use faults::Faults;
 pub use fuzz::{fuzz_decode_message, fuzz_schedule};
 
 /// A small seeded PRNG for tests and simulations (SplitMix64).

@@ -1,59 +1,80 @@
 //! `tally-sim`: watch a simulated tally cluster survive faults.
 //!
 //! ```text
-//! cargo run --release -p tally-tests --bin tally-sim -- [--nodes 5] [--seed 7] [--ticks 600]
+//! cargo run --release -p tally-tests --bin tally-sim -- [--seed 7] [--nodes 5] [--ticks 500]
 //! ```
-//! Runs a cluster under chaos (loss, duplication, delay, slow disks, crashes, partitions) with
-//! a steady write load, prints its state every 50 ticks, then heals it and proves that every
-//! acknowledged write is on every member.
+//! Runs exactly what `SIM_SEED=<seed>` runs in `cargo test -p tally-tests --test sim_seeds`:
+//! the seed's cluster (3 + seed % 3 nodes) under chaos (loss, duplication, delay, slow disks,
+//! crashes, partitions, drifting clocks, pauses, Figure 8 leader crashes, crashes right after
+//! a vote) with a random load of writes and reads, printing its state every 50 ticks; then it
+//! heals the cluster and proves that every acknowledged write is on every member. `--nodes`
+//! and `--ticks` change the run, which then no longer replays the test's seed.
 
 use tally_core::Role;
-use tally_core::testing::{Cluster, Faults, SimConfig, SimRng};
-use tally_tests::sim::{heal_and_check_liveness, payload};
+use tally_core::testing::Cluster;
+use tally_tests::sim::{CHAOS_TICKS, SeedRun, nodes_for_seed};
 
 fn main() {
-    let mut nodes = 5usize;
     let mut seed = 7u64;
-    let mut ticks = 600u64;
+    let mut nodes = None;
+    let mut ticks = CHAOS_TICKS;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args.next().and_then(|v| v.parse::<u64>().ok());
         match (flag.as_str(), value) {
-            ("--nodes", Some(v)) if (1..=9).contains(&v) => nodes = v as usize,
+            ("--nodes", Some(v)) if (1..=9).contains(&v) => nodes = Some(v as usize),
             ("--seed", Some(v)) => seed = v,
             ("--ticks", Some(v)) => ticks = v,
             _ => {
-                eprintln!("usage: tally-sim [--nodes 1..9] [--seed N] [--ticks N]");
+                eprintln!("usage: tally-sim [--seed N] [--nodes 1..9] [--ticks N]");
                 std::process::exit(2);
             }
         }
     }
+    let replays = nodes.is_none_or(|n| n == nodes_for_seed(seed)) && ticks == CHAOS_TICKS;
+    let mut run = match nodes {
+        Some(nodes) => SeedRun::with_nodes(seed, nodes),
+        None => SeedRun::new(seed),
+    };
+    let nodes = run.cluster().member_ids().len();
+    let clocks: Vec<String> = run
+        .cluster()
+        .member_ids()
+        .into_iter()
+        .map(|id| {
+            format!(
+                "n{id} {:.2}x",
+                f64::from(run.cluster().clock_rate_per_mille(id)) / 1000.0
+            )
+        })
+        .collect();
     println!(
-        "tally-sim: {nodes} nodes, seed {seed}, {ticks} ticks of chaos (replay with the same seed)"
+        "tally-sim: {nodes} nodes, seed {seed}, {ticks} ticks of chaos; clocks {}",
+        clocks.join(", ")
     );
-    let mut cluster = Cluster::new(SimConfig::new(nodes, seed).with_faults(Faults::chaos()));
-    let mut rng = SimRng::new(seed);
-    let mut next_payload = 0;
+    if replays {
+        println!("this is the run SIM_SEED={seed} checks in the sim_seeds test");
+    } else {
+        println!("--nodes/--ticks changed the run: it is not the sim_seeds test's seed {seed}");
+    }
     for tick in 1..=ticks {
-        let target = rng.below(nodes as u64) + 1;
-        if rng.chance(500) {
-            next_payload += 1;
-            let _maybe = cluster.propose(target, &payload(next_payload));
-        }
-        cluster.run_ticks(1);
+        run.chaos_tick();
         if tick % 50 == 0 {
-            print_state(&cluster, tick);
+            print_state(run.cluster(), tick);
         }
     }
-    println!("healing: stopping faults, restarting crashed members, joining partitions");
-    heal_and_check_liveness(&mut cluster, &mut next_payload);
-    print_state(&cluster, cluster.now());
+    println!("healing: stopping faults, resuming paused members, restarting crashed ones");
+    run.heal();
+    print_state(run.cluster(), run.cluster().now());
+    let report = run.report();
     println!(
-        "ok: {} of {next_payload} proposed writes were acknowledged; every member holds all of them; \
+        "ok: {} of {} proposed writes were acknowledged; every member holds all of them; \
          safety invariants held over {} steps",
-        cluster.acknowledged_count(),
-        cluster.steps()
+        report.acknowledged,
+        run.proposed(),
+        report.steps
     );
+    println!("summary {}", report.summary(seed));
 }
 
 fn print_state(cluster: &Cluster, tick: u64) {
@@ -67,13 +88,17 @@ fn print_state(cluster: &Cluster, tick: u64) {
                     Role::Candidate | Role::PreCandidate => "c",
                     _ => "f",
                 };
+                let paused = if cluster.is_paused(id) { " paused" } else { "" };
                 line.push_str(&format!(
-                    "  n{id}={role} t{} c{}",
+                    "  n{id}={role} t{} c{}{paused}",
                     status.term(),
                     status.commit()
                 ));
             }
         }
+    }
+    if cluster.in_figure_8() {
+        line.push_str("  [figure 8]");
     }
     println!("{line}  acknowledged={}", cluster.acknowledged_count());
 }
