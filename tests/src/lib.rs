@@ -2,6 +2,8 @@
 
 pub mod h2raw;
 pub mod http;
+pub mod kv_sim;
+pub mod linearizability;
 pub mod process;
 pub mod proxy;
 pub mod sim;

@@ -4,7 +4,7 @@ use bytes::Bytes;
 use prost::Message;
 
 use super::model::{Model, ModelRange, ModelWrite};
-use super::ops::{EndKind, Op, TxnOp, key, key_range};
+use super::ops::{EndKind, LEASE_SLOTS, Op, TxnOp, key, key_range, lease_id};
 use crate::config::KvConfig;
 use crate::error::KvError;
 use crate::outcome::ApplyResponse;
@@ -193,6 +193,14 @@ impl Harness {
                 Ok(())
             }
             Op::SnapshotRoundTrip => self.round_trip(),
+            Op::LeaseGrant { lease, ttl } => self.lease_grant(lease_id(*lease), i64::from(*ttl)),
+            Op::LeaseRevoke { lease } => self.lease_revoke(lease_id(*lease)),
+            Op::LeaseRenew { lease } => self.lease_renew(lease_id(*lease)),
+            Op::PutWithLease {
+                key: k,
+                value: v,
+                lease,
+            } => self.put_with_lease(*k, *v, lease_id(*lease)),
             Op::Garbage(bytes) => {
                 // Bytes that decode to a real write would change the state behind the model's
                 // back: those are skipped; everything else must leave the data untouched.
@@ -247,6 +255,113 @@ impl Harness {
             got == Ok(ApplyResponse::Put(want.clone())),
             "put: got {got:?}, want {want:?}"
         );
+        Ok(())
+    }
+
+    fn lease_grant(&mut self, id: i64, ttl: i64) -> Result<(), String> {
+        let ttl_secs_min = self.store.config().lease_ttl_secs_min();
+        let want = self
+            .model
+            .lease_grant(id, ttl, ttl_secs_min)
+            .map(|granted| {
+                ApplyResponse::LeaseGrant(LeaseGrantResponse {
+                    header: hdr(self.model.current()),
+                    id,
+                    ttl: granted,
+                    error: String::new(),
+                })
+            });
+        let got = self.apply(Request::LeaseGrant(LeaseGrantRequest { ttl, id }));
+        check!(got == want, "lease grant {id}: got {got:?}, want {want:?}");
+        self.check_leases()
+    }
+
+    fn lease_revoke(&mut self, id: i64) -> Result<(), String> {
+        let want = self
+            .model
+            .lease_revoke(id)
+            .map(|rev| ApplyResponse::LeaseRevoke(LeaseRevokeResponse { header: hdr(rev) }));
+        let got = self.apply(Request::LeaseRevoke(LeaseRevokeRequest { id }));
+        check!(got == want, "lease revoke {id}: got {got:?}, want {want:?}");
+        self.check_leases()
+    }
+
+    fn lease_renew(&mut self, id: i64) -> Result<(), String> {
+        let want = match self.model.lease_ttl(id) {
+            Some(ttl) => Ok(ApplyResponse::LeaseRenew(LeaseKeepAliveResponse {
+                header: hdr(self.model.current()),
+                id,
+                ttl,
+            })),
+            None => Err(KvError::LeaseNotFound),
+        };
+        let got = self.apply(Request::LeaseRenew(LeaseKeepAliveRequest { id }));
+        check!(got == want, "lease renew {id}: got {got:?}, want {want:?}");
+        self.check_leases()
+    }
+
+    fn put_with_lease(&mut self, k: u8, v: u8, lease: i64) -> Result<(), String> {
+        let req = PutRequest {
+            key: key(k),
+            value: value(v),
+            lease,
+            ..PutRequest::default()
+        };
+        let want = if self.model.lease_ttl(lease).is_some() {
+            let mut w = self.model.begin();
+            w.put_with_lease(&req.key, &req.value, lease);
+            let rev = self.model.commit(w);
+            Ok(ApplyResponse::Put(PutResponse {
+                header: hdr(rev),
+                prev_kv: None,
+            }))
+        } else {
+            Err(KvError::LeaseNotFound)
+        };
+        let got = self.apply(Request::Put(req));
+        check!(
+            got == want,
+            "put with lease {lease}: got {got:?}, want {want:?}"
+        );
+        self.check_leases()
+    }
+
+    /// The store's leases and each one's keys are the model's.
+    fn check_leases(&mut self) -> Result<(), String> {
+        let ids: Vec<i64> = self
+            .store
+            .lease_leases()
+            .leases
+            .iter()
+            .map(|l| l.id)
+            .collect();
+        check!(
+            ids == self.model.lease_ids(),
+            "leases {ids:?}, want {:?}",
+            self.model.lease_ids()
+        );
+        for slot in 0..LEASE_SLOTS {
+            let id = lease_id(slot);
+            let ttl = self
+                .store
+                .lease_time_to_live(&LeaseTimeToLiveRequest { id, keys: true }, 0);
+            match self.model.lease_ttl(id) {
+                Some(granted) => {
+                    check!(
+                        ttl.granted_ttl == granted,
+                        "lease {id}: granted TTL {}, want {granted}",
+                        ttl.granted_ttl
+                    );
+                    let want = self.model.lease_keys(id);
+                    check!(
+                        ttl.keys == want,
+                        "lease {id}: keys {:?}, want {want:?}",
+                        ttl.keys
+                    );
+                }
+                None => check!(ttl.ttl == -1, "lease {id} revoked but answers {ttl:?}"),
+            }
+        }
         Ok(())
     }
 
@@ -568,6 +683,24 @@ impl Harness {
             copy.range(&all) == self.store.range(&all),
             "range differs after restore"
         );
+        // Lease attachments are rebuilt from the keys on restore: revoking any lease must do
+        // the same on the restored copy as on the original.
+        for lease in self.model.lease_ids() {
+            let revoke = InternalRequest {
+                id: 1,
+                request: Some(Request::LeaseRevoke(LeaseRevokeRequest { id: lease })),
+            }
+            .encode_to_vec();
+            let mut original = self.store.snapshot_copy();
+            let mut restored = copy.snapshot_copy();
+            let index = self.index + 1;
+            let want = original.apply(index, &revoke[..]);
+            let got = restored.apply(index, &revoke[..]);
+            check!(
+                got == want && restored.hash() == original.hash(),
+                "revoking lease {lease} after restore: got {got:?}, want {want:?}"
+            );
+        }
         // Corrupt one byte but fix the checksum: the parser must cope without panicking.
         for i in [8usize, 20, buf.len() / 3, buf.len() * 2 / 3] {
             let mut forged = buf.clone();

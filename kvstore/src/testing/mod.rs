@@ -8,7 +8,7 @@ mod ops;
 
 pub use driver::Harness;
 pub use model::{Model, ModelRange, ModelWrite};
-pub use ops::{EndKind, Op, TxnOp, key, key_range, ops_from_bytes};
+pub use ops::{EndKind, LEASE_SLOTS, Op, TxnOp, key, key_range, lease_id, ops_from_bytes};
 
 /// The fuzz target's body: decodes `data` into operations, runs them against the store and the
 /// model, and panics on the first difference.

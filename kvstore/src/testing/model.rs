@@ -39,12 +39,15 @@ impl ModelRange {
     }
 }
 
-/// Every revision's full map, and every revision's events.
+/// Every revision's full map, every revision's events, and the leases by ID with their granted
+/// TTL. A lease's keys are not tracked apart: they are the keys whose current version carries
+/// its ID, which is what etcd's revoke deletes.
 #[derive(Clone, Debug)]
 pub struct Model {
     revs: Vec<BTreeMap<Bytes, KeyValue>>,
     events: Vec<Vec<Event>>,
     compact_rev: i64,
+    leases: BTreeMap<i64, i64>,
 }
 
 impl Default for Model {
@@ -78,6 +81,12 @@ impl ModelWrite {
 
     /// Puts `key`; returns the previous version.
     pub fn put(&mut self, key: &Bytes, value: &Bytes) -> Option<KeyValue> {
+        self.put_with_lease(key, value, 0)
+    }
+
+    /// Puts `key` attached to `lease` (0: none, which also detaches it from any lease); returns
+    /// the previous version.
+    pub fn put_with_lease(&mut self, key: &Bytes, value: &Bytes, lease: i64) -> Option<KeyValue> {
         let prev = self.map.get(key).cloned();
         let kv = KeyValue {
             key: key.clone(),
@@ -85,7 +94,7 @@ impl ModelWrite {
             mod_revision: self.rev,
             version: prev.as_ref().map_or(1, |p| p.version + 1),
             value: value.clone(),
-            lease: 0,
+            lease,
         };
         self.map.insert(key.clone(), kv.clone());
         self.events.push(Event {
@@ -129,6 +138,7 @@ impl Model {
             revs: vec![BTreeMap::new(), BTreeMap::new()],
             events: vec![Vec::new(), Vec::new()],
             compact_rev: 0,
+            leases: BTreeMap::new(),
         }
     }
 
@@ -201,5 +211,57 @@ impl Model {
         }
         self.compact_rev = rev;
         Ok(())
+    }
+
+    /// Grants lease `id` (non-zero) for `ttl_secs`, raised to `ttl_secs_min` as etcd raises it.
+    /// Returns the granted TTL.
+    pub fn lease_grant(
+        &mut self,
+        id: i64,
+        ttl_secs: i64,
+        ttl_secs_min: i64,
+    ) -> Result<i64, KvError> {
+        assert_ne!(id, 0, "the model cannot predict a store-chosen lease ID");
+        if ttl_secs > crate::LEASE_TTL_SECS_MAX {
+            return Err(KvError::LeaseTtlTooLarge);
+        }
+        if self.leases.contains_key(&id) {
+            return Err(KvError::LeaseExists);
+        }
+        let granted = ttl_secs.max(ttl_secs_min);
+        self.leases.insert(id, granted);
+        Ok(granted)
+    }
+
+    /// The granted TTL of lease `id`, if it exists.
+    pub fn lease_ttl(&self, id: i64) -> Option<i64> {
+        self.leases.get(&id).copied()
+    }
+
+    /// Every lease ID, in order.
+    pub fn lease_ids(&self) -> Vec<i64> {
+        self.leases.keys().copied().collect()
+    }
+
+    /// The keys attached to lease `id` now, in key order.
+    pub fn lease_keys(&self, id: i64) -> Vec<Bytes> {
+        self.map_at(self.current())
+            .values()
+            .filter(|kv| kv.lease == id)
+            .map(|kv| kv.key.clone())
+            .collect()
+    }
+
+    /// Revokes lease `id`: its keys are deleted in one revision, in key order. Returns the
+    /// current revision after it.
+    pub fn lease_revoke(&mut self, id: i64) -> Result<i64, KvError> {
+        if self.leases.remove(&id).is_none() {
+            return Err(KvError::LeaseNotFound);
+        }
+        let mut w = self.begin();
+        for key in self.lease_keys(id) {
+            w.delete(&ModelRange::from_wire(&key, &Bytes::new()));
+        }
+        Ok(self.commit(w))
     }
 }

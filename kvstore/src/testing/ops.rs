@@ -97,6 +97,33 @@ pub enum Op {
     },
     SnapshotRoundTrip,
     Garbage(Vec<u8>),
+    /// Grants the lease of slot `lease` (ID `lease % LEASE_SLOTS + 1`) for `ttl` seconds.
+    LeaseGrant {
+        lease: u8,
+        ttl: u8,
+    },
+    /// Revokes the lease of slot `lease`: its keys go in one revision.
+    LeaseRevoke {
+        lease: u8,
+    },
+    /// The replicated keep-alive of the lease of slot `lease`.
+    LeaseRenew {
+        lease: u8,
+    },
+    /// Puts `key` attached to the lease of slot `lease`.
+    PutWithLease {
+        key: u8,
+        value: u8,
+        lease: u8,
+    },
+}
+
+/// Lease slots: few, so that grants, puts and revokes meet the same leases often.
+pub const LEASE_SLOTS: u8 = 3;
+
+/// The lease ID of slot `lease`: never 0, which would ask the store to pick one.
+pub fn lease_id(lease: u8) -> i64 {
+    i64::from(lease % LEASE_SLOTS) + 1
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -187,6 +214,18 @@ impl Reader<'_> {
             12 => Op::Drain,
             13 => Op::Sync { budget: self.u8()? },
             14 => Op::SnapshotRoundTrip,
+            // Kind 15 splits on its high bits; the lowest four values stay garbage.
+            _ if kind >= 0xc0 => Op::PutWithLease {
+                key: self.u8()?,
+                value: self.u8()?,
+                lease: self.u8()?,
+            },
+            _ if kind >= 0xa0 => Op::LeaseRenew { lease: self.u8()? },
+            _ if kind >= 0x80 => Op::LeaseRevoke { lease: self.u8()? },
+            _ if kind >= 0x40 => Op::LeaseGrant {
+                lease: self.u8()?,
+                ttl: self.u8()? % 12,
+            },
             _ => {
                 let n = self.u8()? as usize % 16;
                 let take = n.min(self.0.len());

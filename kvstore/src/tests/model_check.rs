@@ -1,5 +1,6 @@
-//! Test 1: quickcheck sequences of put, delete, txn, compact, range (and watches, physical
-//! compaction steps and snapshot round trips) against the naive model.
+//! Test 1: quickcheck sequences of put, delete, txn, compact, range, lease grant, renew and
+//! revoke, and puts attached to leases (and watches, physical compaction steps and snapshot
+//! round trips) against the naive model.
 
 use quickcheck::{Arbitrary, Gen, QuickCheck, TestResult};
 
@@ -38,7 +39,7 @@ fn txn_ops(g: &mut Gen) -> Vec<TxnOp> {
 
 fn op(g: &mut Gen) -> Op {
     let b = bool::arbitrary(g);
-    match u8::arbitrary(g) % 20 {
+    match u8::arbitrary(g) % 26 {
         0..=5 => Op::Put {
             key: u8::arbitrary(g),
             value: u8::arbitrary(g) % 4,
@@ -83,7 +84,23 @@ fn op(g: &mut Gen) -> Op {
         18 => Op::Sync {
             budget: u8::arbitrary(g),
         },
-        _ => Op::SnapshotRoundTrip,
+        19 => Op::SnapshotRoundTrip,
+        20 => Op::LeaseGrant {
+            lease: u8::arbitrary(g),
+            // Below the store's minimum TTL now and then, which it raises.
+            ttl: u8::arbitrary(g) % 8,
+        },
+        21 => Op::LeaseRevoke {
+            lease: u8::arbitrary(g),
+        },
+        22 => Op::LeaseRenew {
+            lease: u8::arbitrary(g),
+        },
+        _ => Op::PutWithLease {
+            key: u8::arbitrary(g),
+            value: u8::arbitrary(g) % 4,
+            lease: u8::arbitrary(g),
+        },
     }
 }
 
