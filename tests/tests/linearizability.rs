@@ -77,6 +77,15 @@ struct Shared {
 }
 
 impl Shared {
+    fn new() -> Shared {
+        Shared {
+            history: Mutex::new(History::new()),
+            started: Instant::now(),
+            acknowledged: Mutex::new(Vec::new()),
+            stop: AtomicBool::new(false),
+        }
+    }
+
     fn now_ns(&self) -> u64 {
         self.started.elapsed().as_nanos() as u64
     }
@@ -250,12 +259,7 @@ fn keep_history(history: &History, dir: &std::path::Path, name: &str) -> std::pa
 fn histories_under_kills_pauses_and_partitions_are_linearizable() {
     let Some(mut c) = start() else { return };
     let seconds = run_seconds();
-    let shared = Arc::new(Shared {
-        history: Mutex::new(History::new()),
-        started: Instant::now(),
-        acknowledged: Mutex::new(Vec::new()),
-        stop: AtomicBool::new(false),
-    });
+    let shared = Arc::new(Shared::new());
     let endpoints: Vec<String> = (0..3)
         .map(|i| format!("http://{}", c.endpoint(i)))
         .collect();
@@ -474,12 +478,7 @@ async fn watch_holders(holders: Vec<Arc<Holder>>, endpoints: Vec<String>, shared
 fn leases_kept_alive_through_followers_survive_kills_pauses_and_partitions() {
     let Some(mut c) = start() else { return };
     let seconds = run_seconds();
-    let shared = Arc::new(Shared {
-        history: Mutex::new(History::new()),
-        started: Instant::now(),
-        acknowledged: Mutex::new(Vec::new()),
-        stop: AtomicBool::new(false),
-    });
+    let shared = Arc::new(Shared::new());
     let leader = c.wait_leader(Duration::from_secs(10)).expect("leader");
     let endpoints: Vec<String> = (0..3)
         .map(|i| format!("http://{}", c.endpoint(i)))

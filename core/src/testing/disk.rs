@@ -8,7 +8,7 @@ use crate::types::{Entry, EntryKind, HardState, Recovered, Snapshot};
 
 /// What survives a crash: the durable hard state, snapshot and log.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Disk {
+pub struct Disk {
     hard_state: HardState,
     snapshot: Snapshot,
     entries: Vec<Entry>,
@@ -17,7 +17,7 @@ pub(crate) struct Disk {
 impl Disk {
     /// Writes a `Persist` in the documented order. `entry_limit` models a crash part-way
     /// through: only that many entries reach the disk, and the hard state does not.
-    pub(crate) fn write(&mut self, persist: &Persist, entry_limit: Option<usize>) {
+    pub fn write(&mut self, persist: &Persist, entry_limit: Option<usize>) {
         if let Some(snapshot) = persist.snapshot() {
             // A snapshot from the leader replaces the whole log.
             self.snapshot = snapshot.clone();
@@ -40,7 +40,7 @@ impl Disk {
     }
 
     /// A snapshot the application took: the log before it is purged.
-    pub(crate) fn save_snapshot(&mut self, snapshot: Snapshot) {
+    pub fn save_snapshot(&mut self, snapshot: Snapshot) {
         let index = snapshot.meta().index();
         if index <= self.snapshot.meta().index() {
             return;
@@ -49,7 +49,7 @@ impl Disk {
         self.snapshot = snapshot;
     }
 
-    pub(crate) fn recover(&self) -> Recovered {
+    pub fn recover(&self) -> Recovered {
         // Entries must continue the snapshot; a gap (possible after a torn write that
         // followed a snapshot install) ends the recovered log.
         let mut entries = Vec::new();
@@ -67,12 +67,12 @@ impl Disk {
         Recovered::new(self.hard_state, self.snapshot.clone(), entries)
     }
 
-    pub(crate) fn snapshot(&self) -> &Snapshot {
+    pub fn snapshot(&self) -> &Snapshot {
         &self.snapshot
     }
 
     /// Whether nothing was ever written: no hard state, snapshot or entry.
-    pub(crate) fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.hard_state == HardState::default()
             && self.snapshot == Snapshot::default()
             && self.entries.is_empty()

@@ -22,6 +22,7 @@ mod network;
 
 pub use cluster::Cluster;
 pub use config::SimConfig;
+pub use disk::Disk;
 pub use faults::Faults;
 pub use fuzz::{fuzz_decode_message, fuzz_schedule};
 

@@ -76,7 +76,6 @@
 
 mod checks;
 mod clients;
-mod disk;
 mod events;
 mod replica;
 mod world;

@@ -5,9 +5,9 @@ use bytes::Bytes;
 use tally_core::testing::SimRng;
 use tally_core::{Action, Config, Node, NodeId, Persist, Role, codec};
 
-use super::disk::Disk;
 use super::events::{Answer, OpId, Request, SimEvent};
 use super::replica::Replica;
+use tally_core::testing::Disk;
 
 /// Virtual time moves in steps of one tick of a perfect clock.
 pub(crate) const STEP_MS: u64 = 100;
