@@ -326,7 +326,7 @@ fn histories_under_kills_pauses_and_partitions_are_linearizable() {
                 "failed.txt",
             );
             std::mem::forget(out);
-            panic!("{verdict:?}\nhistory kept in {}", path.display());
+            panic!("{verdict}\nhistory kept in {}", path.display());
         }
     }
     let acknowledged = shared.acknowledged.lock().expect("lock").clone();
