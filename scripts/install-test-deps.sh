@@ -3,15 +3,18 @@
 # (Debian's etcd-client and etcd-server: the reference the compatibility tests compare against)
 # and protoc (protobuf-compiler: the etcd-client crate, another project's client that the
 # process tests drive tally with, compiles etcd's protos with it). Elsewhere it only checks.
-# Python's grpcio, with which tests/fixtures/etcd34/record.py sends the raw gRPC requests
-# whose answers are compared with etcd's, comes from PyPI.
+# Python's grpcio is what tests/fixtures/etcd34/record.py sends its raw gRPC requests with,
+# whose answers are compared with etcd's.
 set -euo pipefail
 
-if command -v python3 >/dev/null && ! python3 -c 'import grpc' 2>/dev/null; then
-    python3 -m pip install -q grpcio
-fi
-
 missing=()
+# A Python from pip's world (as a pyenv one) takes grpcio from PyPI; Debian's own python3
+# refuses pip installs (PEP 668), so there it comes from Debian's python3-grpcio.
+if ! command -v python3 >/dev/null; then
+    missing+=(python3 python3-grpcio)
+elif ! python3 -c 'import grpc' 2>/dev/null; then
+    python3 -m pip install -q grpcio 2>/dev/null || missing+=(python3-grpcio)
+fi
 command -v etcdctl >/dev/null || missing+=(etcd-client)
 command -v etcd >/dev/null || missing+=(etcd-server)
 command -v protoc >/dev/null || missing+=(protobuf-compiler)

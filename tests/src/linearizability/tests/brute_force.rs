@@ -1,5 +1,5 @@
-//! An independent oracle straight from the definition, used to cross-check
-//! the search (including its pruning rules) on small histories.
+//! A second checker that tries every order of a small history, straight from the definition
+//! of linearizability: the search, with its pruning rules, must agree with it.
 
 use std::collections::BTreeMap;
 
