@@ -368,7 +368,17 @@ impl ProcCluster {
             self.members[index].child.is_none(),
             "member {index} is running"
         );
-        let mut args = self.args(index, "new");
+        self.spawn_changed(index, "new", flags);
+    }
+
+    /// [`ProcCluster::start_joining`] with each flag named in `flags` changed, as
+    /// [`ProcCluster::restart_with`] does.
+    pub fn start_joining_with(&mut self, index: usize, flags: &[String]) {
+        self.spawn_changed(index, "existing", flags);
+    }
+
+    fn spawn_changed(&mut self, index: usize, state: &str, flags: &[String]) {
+        let mut args = self.args(index, state);
         for flag in flags {
             let name = flag.split('=').next().expect("--name=value");
             args.retain(|a| a.split('=').next() != Some(name));

@@ -4,6 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use etcd_client::{Client, GetOptions};
+use tally_tests::http::get as http_get;
 use tally_tests::process::{Options, ProcCluster, etcdctl_available};
 
 fn start() -> Option<ProcCluster> {
@@ -96,8 +98,13 @@ fn a_restart_with_another_initial_cluster_keeps_the_member_list() {
     );
 }
 
+/// The error text of a client call's answer; `None` when it succeeded.
+fn error_of<T: std::fmt::Debug>(result: Result<T, etcd_client::Error>) -> Option<String> {
+    result.err().map(|e| e.to_string())
+}
+
 /// A member started to join a cluster that never added it hears from no leader: it must not
-/// serve its empty store as if it were the cluster's.
+/// serve its empty store as if it were the cluster's, report itself healthy, or run on.
 #[test]
 fn a_member_that_has_not_joined_serves_no_reads() {
     let Some(mut c) = start() else { return };
@@ -105,20 +112,56 @@ fn a_member_that_has_not_joined_serves_no_reads() {
     let stranger = c.add_member_slot();
     c.start_joining(stranger);
     std::thread::sleep(Duration::from_millis(1500));
-    for consistency in ["s", "l"] {
-        let read = c.etcdctl(
-            &c.endpoint(stranger),
-            &["get", "probe", &format!("--consistency={consistency}")],
-            None,
-        );
-        let text = String::from_utf8_lossy(&read.stdout).into_owned()
-            + &String::from_utf8_lossy(&read.stderr);
+    let health = http_get(c.members[stranger].client_port, "/health");
+    assert!(health.contains("\"health\":\"false\""), "{health}");
+    // Another project's client, which does not retry: each answer as the member gave it.
+    let endpoint = format!("http://{}", c.endpoint(stranger));
+    let answers = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(async move {
+            let mut client = Client::connect([endpoint], None).await.expect("connect");
+            let serializable = GetOptions::new().with_serializable();
+            let mut answers = vec![
+                (
+                    "serializable get",
+                    error_of(client.get("probe", Some(serializable)).await),
+                ),
+                (
+                    "linearizable get",
+                    error_of(client.get("probe", None).await),
+                ),
+                ("lease list", error_of(client.leases().await)),
+                ("member list", error_of(client.member_list().await)),
+            ];
+            let watch = match client.watch("probe", None).await {
+                Ok(mut stream) => error_of(stream.message().await),
+                Err(e) => Some(e.to_string()),
+            };
+            answers.push(("watch", watch));
+            answers
+        });
+    for (what, answer) in answers {
         assert!(
-            !read.status.success() && text.contains("no leader"),
-            "a member that never joined answered a --consistency={consistency} read: {text}\n{}",
+            answer
+                .as_deref()
+                .is_some_and(|e| e.contains("etcdserver: no leader")),
+            "a member that never joined answered a {what}: {answer:?}\n{}",
             c.logs()
         );
     }
+    // Its peers do not know it: it stops, saying so, as etcd does.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while c.members[stranger].is_running() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let log = c.members[stranger].log_text();
+    assert!(!c.members[stranger].is_running(), "it runs on:\n{log}");
+    assert!(
+        log.contains("cannot join its cluster") && log.contains("unknown member id"),
+        "{log}"
+    );
 }
 
 /// A member whose data directory was wiped, started again with the same flags, would vote and

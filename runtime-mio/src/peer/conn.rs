@@ -56,6 +56,27 @@ impl CloseReason {
     pub(crate) fn counts_as_rejection(&self) -> bool {
         !matches!(self, Self::Replaced | Self::Removed | Self::AddressChanged)
     }
+
+    /// Whether the two ends refused each other for a reason that retrying does not fix: a
+    /// certificate the other end does not trust, another cluster, a member the other end does
+    /// not know, a protocol version it does not speak. A peer that is down, slow or restarting
+    /// ends a connection in other ways.
+    pub(crate) fn is_refusal(&self) -> bool {
+        let refused = |status: &HandshakeStatus| {
+            matches!(
+                status,
+                HandshakeStatus::VersionMismatch
+                    | HandshakeStatus::ClusterTokenMismatch
+                    | HandshakeStatus::UnknownMember
+                    | HandshakeStatus::WrongMember
+            )
+        };
+        match self {
+            Self::Tls(_) | Self::AckFromWrongMember(_) => true,
+            Self::Rejected(status) | Self::RefusedByPeer(status) => refused(status),
+            _ => false,
+        }
+    }
 }
 
 impl fmt::Display for CloseReason {

@@ -24,6 +24,17 @@ pub enum PeerEvent {
         /// The member.
         peer: u64,
     },
+    /// A handshake failed for a reason that retrying does not fix (see
+    /// `CloseReason::is_refusal`): the two ends do not trust each other's certificates, belong
+    /// to different clusters, or one does not know the other. The transport keeps retrying;
+    /// what to make of it is the caller's decision (tallyd stops a member that never joined).
+    Refused {
+        /// The member dialed, when this end dialed; `None` for an inbound connection refused
+        /// before its hello named the member.
+        peer: Option<u64>,
+        /// Why, for a log line or an exit message.
+        reason: String,
+    },
 }
 
 /// Counters, for metrics and tests.

@@ -54,6 +54,8 @@ pub struct PeerTransport {
     /// Read buffer shared by all connections (`READ_CHUNK_BYTES`).
     scratch: Vec<u8>,
     accept_retry_at: Option<Instant>,
+    /// Dial every peer, not only those with a higher id (see [`Self::set_dial_every_peer`]).
+    dial_every_peer: bool,
 }
 
 impl PeerTransport {
@@ -101,6 +103,7 @@ impl PeerTransport {
             scratch_ids: Vec::new(),
             scratch: vec![0; READ_CHUNK_BYTES],
             accept_retry_at: None,
+            dial_every_peer: false,
         };
         for &(id, addr) in peers {
             transport.add_peer(id, addr, now)?;
@@ -382,7 +385,22 @@ impl PeerTransport {
     }
 
     fn dials(&self, id: u64) -> bool {
-        self.local_id < id
+        self.local_id < id || self.dial_every_peer
+    }
+
+    /// Normally only the member with the lower id dials. A member that has not joined its
+    /// cluster dials every peer too: a peer that does not know it, or belongs to another
+    /// cluster, never dials it, and only a dial of its own gets the refusal that says why
+    /// ([`PeerEvent::Refused`]). A peer with a lower id that does know it answers "the member
+    /// with the lower id must dial" and dials it itself.
+    pub fn set_dial_every_peer(&mut self, on: bool, now: Instant) {
+        self.dial_every_peer = on;
+        let local_id = self.local_id;
+        for (&id, peer) in &mut self.peers {
+            if id < local_id && peer.slot.is_none() {
+                peer.next_dial = on.then_some(now);
+            }
+        }
     }
 
     fn token(&self, slot: usize) -> Token {

@@ -13,6 +13,7 @@ use tally_kvstore::KvStore;
 use super::auto_compaction::AutoCompactor;
 use super::bootstrap_check::{self, BootstrapCheck, CheckOutcome};
 use super::flags::Flags;
+use super::join_watchdog::JoinWatchdog;
 use super::leader_query::{ANSWER_TAG, PROMOTE_TAG, QUERY_TAG};
 use super::members::Members;
 use super::metrics::Metrics;
@@ -115,6 +116,8 @@ pub(super) struct Server {
     /// While a bootstrapping member waits for its peers to say they do not know it, it
     /// neither ticks nor steps nor persists (`server::bootstrap_check`).
     bootstrap_check: Option<BootstrapCheck>,
+    /// Stops this member if its peers keep refusing it before it has joined.
+    join_watchdog: JoinWatchdog,
     /// When this member applied its own removal: it stops [`REMOVED_STOP_TICKS`] later.
     pub(super) removed_at: Option<Instant>,
     pub(super) pending_revokes: HashMap<i64, Instant>,
@@ -242,6 +245,8 @@ impl Server {
             .collect();
         let bootstrap_check = (bootstraps && !others.is_empty())
             .then(|| BootstrapCheck::new(identity.member_id, others, now));
+        let mut peers = peers;
+        peers.set_dial_every_peer(!joined, now);
         let mut node = node;
         // The recovered snapshot came from its file: keep it there, not in memory too.
         let recovered_snapshot = node.status().snapshot_index();
@@ -288,6 +293,7 @@ impl Server {
             leader: NO_NODE,
             joined,
             bootstrap_check,
+            join_watchdog: JoinWatchdog::default(),
             removed_at: None,
             pending_revokes: HashMap::new(),
             attributes_published: false,
@@ -363,6 +369,9 @@ impl Server {
         {
             return Err(ServerError::Removed);
         }
+        if let Some(reason) = self.join_watchdog.should_stop(self.joined, now) {
+            return Err(ServerError::CannotJoin(reason.to_string()));
+        }
         phases.mark("peers");
         self.drain_clients();
         self.flush_read_batch();
@@ -412,6 +421,16 @@ impl Server {
         );
     }
 
+    /// Why this member cannot join its cluster, while it has not and its peers refuse it.
+    pub(super) fn join_refusal(&self) -> Option<String> {
+        if self.joined {
+            return None;
+        }
+        self.join_watchdog
+            .current_refusal(Instant::now())
+            .map(str::to_string)
+    }
+
     pub(super) fn now_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
     }
@@ -451,7 +470,12 @@ impl Server {
                 PeerEvent::Frame { from, frame } => self.step_peer_message(from, &frame),
                 PeerEvent::Connected { peer } => {
                     eprintln!("tallyd: peer {peer:x} connected");
+                    self.join_watchdog.on_connected();
                     self.ask_peers_about_this_member();
+                }
+                PeerEvent::Refused { reason, .. } => {
+                    // The transport logged it; only a member that has not joined acts on it.
+                    self.join_watchdog.on_refused(&reason, Instant::now());
                 }
                 PeerEvent::Disconnected { peer } => {
                     eprintln!("tallyd: peer {peer:x} disconnected");
@@ -771,7 +795,10 @@ impl Server {
             // reach the real leader, which would let the lease expire.
             self.kv.demote();
         }
-        self.joined |= leader != NO_NODE;
+        if !self.joined && leader != NO_NODE {
+            self.joined = true;
+            self.peers.set_dial_every_peer(false, Instant::now());
+        }
         self.metrics.has_leader = leader != NO_NODE;
         self.metrics.is_leader = leader == self.identity.member_id;
         if leader == NO_NODE {

@@ -16,6 +16,7 @@ mod event_loop;
 pub mod flags;
 mod gateway;
 mod identity_file;
+mod join_watchdog;
 mod leader_query;
 mod members;
 mod metrics;

@@ -34,6 +34,8 @@ pub enum ServerError {
     Settings(String),
     /// This member was removed from its cluster (etcd stops such a member too).
     Removed,
+    /// Its peers refused this member for as long as `join_watchdog` allows: why.
+    CannotJoin(String),
 }
 
 impl fmt::Display for ServerError {
@@ -49,6 +51,11 @@ impl fmt::Display for ServerError {
             ServerError::Removed => {
                 f.write_str("the member has been permanently removed from the cluster")
             }
+            ServerError::CannotJoin(reason) => write!(
+                f,
+                "the member cannot join its cluster: its peers refuse it ({reason}); check \
+                 --initial-cluster, --initial-cluster-token and the peer certificates"
+            ),
         }
     }
 }
@@ -139,9 +146,10 @@ pub(super) struct Recovered {
     pub(super) kv: KvStore,
     pub(super) members: Members,
     pub(super) opened: storage::Opened,
-    /// Whether the member belongs to its cluster already: it recovered its data or bootstraps
-    /// a new cluster. A member joining an existing one has not joined until it hears from a
-    /// leader, and until then serves no data (its store is empty, not the cluster's).
+    /// Whether the member belongs to its cluster already: its recovered log holds a leader's
+    /// entry. Any other member (bootstrapping, joining, or one that never heard from a leader)
+    /// joins when it first hears from a leader, and until then serves no data: its store is
+    /// empty, not the cluster's.
     pub(super) joined: bool,
     /// Whether it bootstraps a new cluster from an empty data directory: it asks its peers
     /// first (`server::bootstrap_check`).
@@ -189,6 +197,16 @@ pub(super) fn restore_store(
     Ok(members)
 }
 
+/// Whether a recovered log shows that this member belonged to its cluster: it holds an entry
+/// (or a snapshot) of a term after the bootstrap entries' term 1, which only a leader writes.
+/// A member that never got that far (its peers refused it, say) has nothing of the cluster to
+/// serve yet.
+fn heard_from_a_leader(recovered: &tally_core::Recovered) -> bool {
+    let snapshot_term = recovered.snapshot().meta().term();
+    let entry_term = recovered.entries().last().map_or(0, |entry| entry.term());
+    snapshot_term.max(entry_term) >= 2
+}
+
 pub(super) fn recover(flags: &Flags, id: &Identity) -> Result<Recovered, ServerError> {
     let mut opened = storage::open(&storage::Layout::of(flags))?;
     let config = core_config(flags, id.member_id);
@@ -197,7 +215,7 @@ pub(super) fn recover(flags: &Flags, id: &Identity) -> Result<Recovered, ServerE
     if let Some(reader) = opened.snapshot.take() {
         members = restore_from_file(reader, &mut kv)?;
     }
-    let joined = opened.recovered.is_some() || !flags.initial_cluster_existing();
+    let joined = opened.recovered.as_ref().is_some_and(heard_from_a_leader);
     let bootstraps = opened.recovered.is_none() && !flags.initial_cluster_existing();
     let node = match &opened.recovered {
         Some(recovered) => {

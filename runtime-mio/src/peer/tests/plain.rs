@@ -132,7 +132,16 @@ fn a_transport_with_the_wrong_cluster_token_never_connects() {
     });
     assert!(!net.transport(1).is_connected(2));
     assert!(!net.transport(2).is_connected(1));
-    assert!(net.member(2).log.is_empty());
+    // Nothing but the refusals, each saying why.
+    let log = &net.member(2).log;
+    assert!(!log.is_empty());
+    assert!(
+        log.iter().all(|e| matches!(
+            e,
+            PeerEvent::Refused { peer: None, reason } if reason.contains("cluster token mismatch")
+        )),
+        "{log:?}"
+    );
 }
 
 #[test]
@@ -383,4 +392,68 @@ fn every_listener_accepts_peers() {
     }
     let over = net.transport(2).add_listener(listener(), &registry);
     assert!(matches!(over, Err(PeerError::InvalidConfig(_))), "{over:?}");
+}
+
+/// A member its peer does not know hears why only by dialing: with the higher id it would not,
+/// so a member that has not joined dials every peer. Both ends report the refusal; a peer that
+/// is merely down reports none.
+#[test]
+fn a_member_that_dials_every_peer_hears_that_it_is_unknown() {
+    let (known, stranger, down) = (1, 9, 5);
+    let known_listener = listener();
+    let known_addr = known_listener.local_addr().unwrap();
+    let down_addr = listener().local_addr().unwrap(); // closed when dropped: connection refused
+    let mut net = Net::new();
+    net.start(config(known), known_listener, &[]);
+    net.start(
+        config(stranger),
+        listener(),
+        &[(known, known_addr), (down, down_addr)],
+    );
+    net.run_for(Duration::from_millis(300));
+    let refused = |net: &mut Net, id| {
+        net.member(id)
+            .log
+            .iter()
+            .filter(|e| matches!(e, PeerEvent::Refused { .. }))
+            .count()
+    };
+    assert_eq!(refused(&mut net, stranger), 0, "only the lower id dials");
+
+    net.transport(stranger)
+        .set_dial_every_peer(true, std::time::Instant::now());
+    net.run_until("the stranger is refused", |net| refused(net, stranger) > 0);
+    let reasons: Vec<String> = net
+        .member(stranger)
+        .log
+        .iter()
+        .filter_map(|e| match e {
+            PeerEvent::Refused { peer, reason } => {
+                assert_eq!(*peer, Some(known), "only the peer that answered refuses");
+                Some(reason.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(
+        reasons.iter().all(|r| r.contains("unknown member id")),
+        "{reasons:?}"
+    );
+    assert!(
+        refused(&mut net, known) > 0,
+        "the peer that refused reports it too"
+    );
+    assert_eq!(
+        net.member(stranger)
+            .count(&PeerEvent::Connected { peer: known }),
+        0
+    );
+
+    // Dialing only upwards again, the stranger stops dialing its lower peer.
+    net.transport(stranger)
+        .set_dial_every_peer(false, std::time::Instant::now());
+    net.run_for(Duration::from_millis(200));
+    let before = refused(&mut net, stranger);
+    net.run_for(Duration::from_millis(500));
+    assert_eq!(refused(&mut net, stranger), before);
 }

@@ -150,10 +150,16 @@ impl PeerTransport {
 
     /// Schedules the next dial; logs only the first failure of an outage.
     fn dial_failed(&mut self, id: u64, reason: &dyn std::fmt::Display, now: Instant) {
+        let dials = self.dials(id);
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
         peer.slot = None;
+        if !dials {
+            // The peer dials this member (it stopped dialing every peer meanwhile).
+            peer.next_dial = None;
+            return;
+        }
         if peer.backoff.failures() == 0 {
             eprintln!(
                 "tally peer {:x}: cannot reach peer {id:x} at {}: {reason} (retrying with backoff)",
@@ -362,6 +368,16 @@ impl PeerTransport {
         if conn.is_inbound() {
             self.inbound -= 1;
         }
+        if reason.is_refusal() && !matches!(conn.phase, Phase::Established { .. }) {
+            let (peer, reason) = match conn.dialed {
+                Some(id) => (
+                    Some(id),
+                    format!("peer {id:x} at {}: {reason}", conn.remote()),
+                ),
+                None => (None, format!("connection from {}: {reason}", conn.remote())),
+            };
+            self.events.push_back(PeerEvent::Refused { peer, reason });
+        }
         match (conn.phase, conn.dialed) {
             (Phase::Established { peer: id }, _) => {
                 let Some(peer) = self.peers.get_mut(&id) else {
@@ -382,7 +398,7 @@ impl PeerTransport {
                     self.local_id
                 );
                 self.events.push_back(PeerEvent::Disconnected { peer: id });
-                if self.local_id < id {
+                if self.local_id < id || self.dial_every_peer {
                     let delay = peer.backoff.next_delay(&mut self.rng);
                     peer.next_dial = Some(now + delay);
                 }

@@ -1,6 +1,8 @@
 //! gRPC's standard health service (`grpc.health.v1.Health`), which etcd serves on its client
 //! port for load balancers and probes: the overall service (named "") is SERVING while the
-//! member runs, as etcd 3.4 reports it; any other name is unknown.
+//! member runs, as etcd 3.4 reports it, and NOT_SERVING until it has joined its cluster (so a
+//! balancer sends no client to a member that answers only "no leader"); any other name is
+//! unknown.
 
 use bytes::Bytes;
 use prost::Message as _;
@@ -11,6 +13,7 @@ use crate::server::event_loop::Server;
 
 /// `HealthCheckResponse.ServingStatus` values.
 const SERVING: i32 = 1;
+const NOT_SERVING: i32 = 2;
 const SERVICE_UNKNOWN: i32 = 3;
 
 #[derive(Clone, PartialEq, Eq, prost::Message)]
@@ -30,7 +33,11 @@ fn encoded(status: i32) -> Bytes {
 }
 
 impl Server {
-    /// `Health/Check`: SERVING for the overall service, NOT_FOUND for any other name.
+    fn overall_status(&self) -> i32 {
+        if self.joined { SERVING } else { NOT_SERVING }
+    }
+
+    /// `Health/Check`: the overall service's status, NOT_FOUND for any other name.
     pub(super) fn health_check(
         &mut self,
         call: CallId,
@@ -38,7 +45,8 @@ impl Server {
     ) -> Result<(), prost::DecodeError> {
         let request = HealthCheckRequest::decode(message)?;
         if request.service.is_empty() {
-            self.reply_encoded(call, encoded(SERVING));
+            let status = self.overall_status();
+            self.reply_encoded(call, encoded(status));
         } else {
             self.reply_error(call, status(GrpcCode::NotFound, "unknown service"));
         }
@@ -46,7 +54,7 @@ impl Server {
     }
 
     /// `Health/Watch`: the status once (SERVICE_UNKNOWN for a name other than the overall
-    /// service's), then the stream stays open; it never changes while the member runs.
+    /// service's), then the stream stays open.
     pub(super) fn health_watch(
         &mut self,
         call: CallId,
@@ -54,7 +62,7 @@ impl Server {
     ) -> Result<(), prost::DecodeError> {
         let request = HealthCheckRequest::decode(message)?;
         let status = if request.service.is_empty() {
-            SERVING
+            self.overall_status()
         } else {
             SERVICE_UNKNOWN
         };

@@ -12,10 +12,6 @@ use crate::server::event_loop::{REQUEST_TIMEOUT, Server, WAITERS_MAX};
 impl Server {
     pub(in crate::server) fn range(&mut self, call: CallId, request: RangeRequest) {
         if request.serializable {
-            if !self.joined {
-                // Its store is not the cluster's yet: serving it would answer empty.
-                return self.reply_error(call, status_no_leader());
-            }
             return self.serve_range(call, &request);
         }
         self.read_linearizably(call, ReadKind::Range(request));

@@ -44,6 +44,11 @@ impl Server {
         if core.leader() == tally_core::NO_NODE {
             errors.push("etcdserver: no leader".to_string());
         }
+        if let Some(refusal) = self.join_refusal() {
+            errors.push(format!(
+                "tallyd: not joined: peers refuse this member: {refusal}"
+            ));
+        }
         let alarms = self.kv.alarm(&proto::AlarmRequest::default()).alarms;
         for alarm in alarms {
             let name = match proto::AlarmType::try_from(alarm.alarm) {

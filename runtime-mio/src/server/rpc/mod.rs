@@ -166,6 +166,14 @@ fn learner_serves(kind: CallKind, message: &[u8]) -> bool {
     }
 }
 
+/// What a member serves before it has joined its cluster: what reports its own state.
+fn serves_before_joining(kind: CallKind) -> bool {
+    matches!(
+        kind,
+        CallKind::Unary(Method::Status) | CallKind::HealthCheck | CallKind::HealthWatch
+    )
+}
+
 /// etcd's ErrGPRCNotSupportedForLearner.
 fn status_learner() -> Status {
     status(
@@ -470,6 +478,11 @@ impl Server {
         };
         if self.is_learner() && !learner_serves(kind, &message) {
             return self.reply_error(call, status_learner());
+        }
+        if !self.joined && !serves_before_joining(kind) {
+            // Its store and membership are not its cluster's yet: whatever it answered would
+            // be empty or wrong.
+            return self.reply_error(call, status_no_leader());
         }
         let result = match kind {
             CallKind::Unary(method) => self.handle_unary(call, method, &message),
