@@ -116,6 +116,10 @@ pub(super) struct Server {
     /// While a bootstrapping member waits for its peers to say they do not know it, it
     /// neither ticks nor steps nor persists (`server::bootstrap_check`).
     bootstrap_check: Option<BootstrapCheck>,
+    /// The WAL's disk is full: writes are refused here until it has room again.
+    pub(super) wal_out_of_space: bool,
+    /// When this member last proposed the NOSPACE alarm for a full disk.
+    pub(super) nospace_for_disk_at: Option<Instant>,
     /// Stops this member if its peers keep refusing it before it has joined.
     join_watchdog: JoinWatchdog,
     /// When this member applied its own removal: it stops [`REMOVED_STOP_TICKS`] later.
@@ -294,6 +298,8 @@ impl Server {
             joined,
             bootstrap_check,
             join_watchdog: JoinWatchdog::default(),
+            wal_out_of_space: false,
+            nospace_for_disk_at: None,
             removed_at: None,
             pending_revokes: HashMap::new(),
             attributes_published: false,
@@ -612,6 +618,8 @@ impl Server {
                     )));
                 }
                 Completion::Failed(error) => return Err(ServerError::WalFailed(error.to_string())),
+                Completion::OutOfSpace(error) => self.on_wal_out_of_space(&error),
+                Completion::SpaceRecovered => self.on_wal_space_recovered(),
             }
         }
         Ok(())
@@ -669,8 +677,15 @@ impl Server {
                     }
                 }
             }
-            SnapshotDone::Failed { meta, error } => {
+            SnapshotDone::Failed {
+                meta,
+                error,
+                out_of_space,
+            } => {
                 eprintln!("tallyd: snapshot failed: {error}; retrying in a few seconds");
+                if out_of_space {
+                    self.raise_nospace_for_disk(&error);
+                }
                 self.unsaved_snapshot = Some(meta);
                 self.snapshot_pacing.on_snapshot_failed(Instant::now());
                 self.snapshot_wanted = true;

@@ -69,6 +69,8 @@ pub struct Metrics {
     pub(super) wal_fsync: Histogram,
     pub(super) apply: Histogram,
     pub(super) peer_frames_dropped: u64,
+    /// The WAL's disk is full (writes refused until it has room).
+    pub(super) wal_out_of_space: bool,
     /// When the process started, in seconds since the Unix epoch.
     pub(super) start_time_seconds: f64,
 }
@@ -90,8 +92,10 @@ impl super::event_loop::Server {
     pub(super) fn http_response(&self, path: &str) -> (u16, &'static str, Bytes) {
         match path {
             "/health" => {
-                // As etcd's: unhealthy without a leader, and while any alarm is raised.
-                let healthy = self.leader != NO_NODE && !self.kv.has_alarms();
+                // As etcd's: unhealthy without a leader, and while any alarm is raised; also
+                // while the disk under the WAL is full (the alarm may not be applied here).
+                let healthy =
+                    self.leader != NO_NODE && !self.kv.has_alarms() && !self.wal_out_of_space;
                 let body = format!("{{\"health\":\"{healthy}\"}}");
                 (
                     if healthy { 200 } else { 503 },
@@ -160,6 +164,13 @@ impl Metrics {
             "Whether a leader exists (1) or not (0).",
             "gauge",
             u64::from(self.has_leader),
+        );
+        gauge(
+            &mut out,
+            "tally_wal_out_of_space",
+            "Whether the WAL's disk is full (1): writes are refused until it has room.",
+            "gauge",
+            u64::from(self.wal_out_of_space),
         );
         gauge(
             &mut out,

@@ -208,6 +208,8 @@ pub(super) enum SnapshotDone {
     Failed {
         meta: SnapshotMeta,
         error: String,
+        /// The disk was full.
+        out_of_space: bool,
     },
 }
 
@@ -342,6 +344,7 @@ pub(super) fn run(store: &SnapshotStore, job: SnapshotJob) -> SnapshotDone {
                 Err(e) => SnapshotDone::Failed {
                     meta,
                     error: format!("snapshot file {index}: {e}"),
+                    out_of_space: e.is_out_of_space(),
                 },
             }
         }

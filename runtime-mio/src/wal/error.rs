@@ -145,6 +145,26 @@ impl WalError {
             source,
         }
     }
+
+    /// Whether the file system is out of space (or the user's quota is): the one I/O error
+    /// that space made later cures.
+    pub fn is_out_of_space(&self) -> bool {
+        match self {
+            Self::Io { source, .. } => is_out_of_space(source),
+            _ => false,
+        }
+    }
+}
+
+/// `ENOSPC` or `EDQUOT`.
+pub(crate) fn is_out_of_space(error: &io::Error) -> bool {
+    /// Linux's errno values.
+    const ENOSPC: i32 = 28;
+    const EDQUOT: i32 = 122;
+    matches!(
+        error.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    ) || matches!(error.raw_os_error(), Some(ENOSPC | EDQUOT))
 }
 
 /// Errors from the snapshot store.
@@ -223,6 +243,14 @@ impl std::error::Error for SnapshotError {
 }
 
 impl SnapshotError {
+    /// Whether the file system is out of space (see [`WalError::is_out_of_space`]).
+    pub fn is_out_of_space(&self) -> bool {
+        match self {
+            Self::Io { source, .. } => is_out_of_space(source),
+            _ => false,
+        }
+    }
+
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         Self::Io {
             op,

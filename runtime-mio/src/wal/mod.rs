@@ -61,7 +61,7 @@ pub use recovery::{Recovered, RecoveryReport};
 pub use snapshot::{BodyWriter, Snapshot, SnapshotConfig, SnapshotMeta, SnapshotStore};
 pub use snapshot_incoming::IncomingSnapshot;
 pub use snapshot_reader::SnapshotReader;
-pub use thread::{Completion, SubmitError, WalThread};
+pub use thread::{Completion, OUT_OF_SPACE_RETRY, SubmitError, WalThread};
 pub use types::{Batch, Durable, Entry, HardState, SnapshotMarker, WalConfig};
 pub use writer::Wal;
 

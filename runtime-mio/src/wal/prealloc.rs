@@ -84,9 +84,25 @@ impl Prealloc {
         Ok(self.synced)
     }
 
-    /// Completes the file and renames it into place; returns it open for writing.
+    /// Gives the file up and removes it: a half-filled segment on a full disk holds space
+    /// that snapshots and the next attempt need.
+    pub(crate) fn abandon(self, fs: &dyn Fs) {
+        let _ = fs.remove_file(&self.tmp);
+    }
+
+    /// Completes the file and renames it into place; returns it open for writing. On an error
+    /// the temporary file is removed.
     pub(crate) fn finish(mut self, fs: &dyn Fs, dir: &Path) -> Result<Box<dyn FsFile>, WalError> {
-        while !self.step()? {}
+        loop {
+            match self.step() {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(e) => {
+                    self.abandon(fs);
+                    return Err(e);
+                }
+            }
+        }
         let path = dir.join(segment::file_name(self.seq));
         fs.rename(&self.tmp, &path)
             .map_err(|e| WalError::io("rename segment", &path, e))?;

@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::error::WalError;
 use super::types::{Batch, Durable};
@@ -27,7 +27,16 @@ pub enum Completion {
     /// An I/O error poisoned the WAL. Nothing after the last `Durable` report is durable, and
     /// every later batch comes back as `Rejected` with [`WalError::Poisoned`].
     Failed(WalError),
+    /// The disk is full ([`WalError::is_out_of_space`]): what is not durable yet stays queued,
+    /// and the thread writes it again every [`OUT_OF_SPACE_RETRY`] until it fits. Reported
+    /// once per episode; [`Completion::SpaceRecovered`] ends it.
+    OutOfSpace(WalError),
+    /// A write fitted again after [`Completion::OutOfSpace`]; a `Durable` report precedes it.
+    SpaceRecovered,
 }
+
+/// How often the thread tries again to write what a full disk refused.
+pub const OUT_OF_SPACE_RETRY: Duration = Duration::from_millis(500);
 
 /// Why a batch was not queued. The batch is handed back.
 #[non_exhaustive]
@@ -265,9 +274,52 @@ fn run(
                 if wal.durable() != before {
                     outbox.push(Completion::Durable(wal.durable()));
                 }
-                // The writer is poisoned now: later batches come back as Rejected.
-                outbox.push(Completion::Failed(error));
+                if wal.is_poisoned() {
+                    // Later batches come back as Rejected.
+                    outbox.push(Completion::Failed(error));
+                } else {
+                    outbox.push(Completion::OutOfSpace(error));
+                    if !wait_for_space(&mut wal, rx, &mut outbox) {
+                        outbox.flush();
+                        return wal;
+                    }
+                }
             }
+        }
+    }
+}
+
+/// After a full disk: writes what is queued again every [`OUT_OF_SPACE_RETRY`], queueing the
+/// batches that arrive meanwhile behind it, until a write fits (or another error poisons the
+/// WAL). False once the submitting side is gone.
+fn wait_for_space(wal: &mut Wal, rx: &Receiver<Batch>, outbox: &mut Outbox<'_>) -> bool {
+    let mut next_try = Instant::now() + OUT_OF_SPACE_RETRY;
+    loop {
+        outbox.flush();
+        match rx.recv_timeout(next_try.saturating_duration_since(Instant::now())) {
+            Ok(batch) => {
+                let _ = append(wal, batch, outbox);
+                continue;
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return false,
+        }
+        next_try = Instant::now() + OUT_OF_SPACE_RETRY;
+        let before = wal.durable();
+        let result = wal.sync();
+        if wal.durable() != before {
+            outbox.push(Completion::Durable(wal.durable()));
+        }
+        match result {
+            Ok(_) => {
+                outbox.push(Completion::SpaceRecovered);
+                return true;
+            }
+            Err(error) if wal.is_poisoned() => {
+                outbox.push(Completion::Failed(error));
+                return true;
+            }
+            Err(_) => {}
         }
     }
 }

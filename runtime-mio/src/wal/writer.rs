@@ -63,11 +63,33 @@ pub struct Wal {
     spare: Option<Prealloc>,
     /// Set after preparing a spare failed; the next roll creates the segment itself.
     spare_failed: bool,
+    /// The current segment was rolled to and its head (hard state and snapshot records) is
+    /// not written yet: the next write starts with it, even one retried after a full disk.
+    head_pending: bool,
     /// Purged segments (renamed) still to be removed by `purge_step`, oldest first. Bounded by
     /// the segments on disk: a segment enters once, when a purge retires it. The steps do run
     /// under load: the runtime has one write in flight, so the WAL thread is idle between a
     /// completion and the next batch.
     purging: VecDeque<PathBuf>,
+}
+
+/// Why [`Wal::sync`] stopped short.
+enum SyncFailure {
+    /// The disk is full: `pending[unwritten..]` were not written, and nothing of them is half
+    /// done in a way a repeated write would not redo.
+    OutOfSpace { unwritten: usize, error: WalError },
+    /// Anything else: the log's state on disk is unknown.
+    Fatal(WalError),
+}
+
+impl SyncFailure {
+    fn of(error: WalError, unwritten: usize) -> Self {
+        if error.is_out_of_space() {
+            SyncFailure::OutOfSpace { unwritten, error }
+        } else {
+            SyncFailure::Fatal(error)
+        }
+    }
 }
 
 /// Bytes a purged segment shrinks by per `purge_step`. Freeing blocks is not free: on a disk
@@ -108,6 +130,7 @@ impl Wal {
             buf: Vec::new(),
             spare: None,
             spare_failed: false,
+            head_pending: false,
             purging: VecDeque::new(),
             config,
         };
@@ -144,19 +167,30 @@ impl Wal {
     /// Writes everything appended with one write and one `fdatasync` (one more of each when
     /// the batches need a new segment), then reports it durable.
     ///
-    /// After an error the WAL is poisoned: it accepts nothing more and reports nothing more
-    /// as durable. [`Wal::durable`] still tells what did reach the disk.
+    /// A full disk ([`WalError::is_out_of_space`]) while creating a segment or writing into
+    /// one loses nothing: what was not written stays appended, and a later `sync` writes it
+    /// again at the same place (a write is only ever repeated whole, with the same bytes; an
+    /// `fdatasync` that failed is never retried). After any other error the WAL is poisoned:
+    /// it accepts nothing more and reports nothing more as durable. [`Wal::durable`] still
+    /// tells what did reach the disk.
     pub fn sync(&mut self) -> Result<Durable, WalError> {
         if self.poisoned {
             return Err(WalError::Poisoned);
         }
         let pending = mem::take(&mut self.pending);
         self.pending_bytes = 0;
-        let result = self.write_pending(&pending);
-        if result.is_err() {
-            self.poisoned = true;
+        match self.write_pending(&pending) {
+            Ok(()) => {}
+            Err(SyncFailure::OutOfSpace { unwritten, error }) => {
+                self.pending = pending.into_iter().skip(unwritten).collect();
+                self.pending_bytes = self.pending.iter().map(|p| p.bytes).sum();
+                return Err(error);
+            }
+            Err(SyncFailure::Fatal(error)) => {
+                self.poisoned = true;
+                return Err(error);
+            }
         }
-        result?;
         if pending.iter().any(|p| p.batch.snapshot().is_some()) {
             if let Some(m) = self.durable.snapshot() {
                 // Everything is durable; a failed purge only leaves old files behind, and the
@@ -229,13 +263,18 @@ impl Wal {
         Ok(())
     }
 
-    fn write_pending(&mut self, pending: &[Pending]) -> Result<(), WalError> {
+    fn write_pending(&mut self, pending: &[Pending]) -> Result<(), SyncFailure> {
         let mut i = 0;
         while i < pending.len() {
+            if self.offset + pending[i].bytes > self.capacity {
+                self.roll().map_err(|error| SyncFailure::of(error, i))?;
+            }
+            let first = i;
+            // What encoding changes, restored if the write must be repeated.
+            let written_before = (self.written_hard_state, self.written_snapshot);
             let mut buf = mem::take(&mut self.buf);
             buf.clear();
-            if self.offset + pending[i].bytes > self.capacity {
-                self.roll()?;
+            if self.head_pending {
                 self.encode_head(&mut buf);
             }
             let write_start = self.write_start();
@@ -246,10 +285,21 @@ impl Wal {
                 self.encode(&mut buf, write_start, p);
                 i += 1;
             }
-            let result = self.write_and_sync(&buf);
+            let path = self.current_path();
+            if let Err(e) = self.file.write_all_at(self.offset, &buf) {
+                (self.written_hard_state, self.written_snapshot) = written_before;
+                self.buf = buf;
+                return Err(SyncFailure::of(
+                    WalError::io("write segment", &path, e),
+                    first,
+                ));
+            }
             self.offset += buf.len() as u64;
+            self.head_pending = false;
             self.buf = buf;
-            result?;
+            self.file
+                .sync_data()
+                .map_err(|e| SyncFailure::Fatal(WalError::io("fdatasync segment", &path, e)))?;
             self.durable = pending[i - 1].after;
         }
         Ok(())
@@ -258,19 +308,6 @@ impl Wal {
     fn write_start(&self) -> u32 {
         // segment_bytes fits in a u32 (checked by WalConfig::validate).
         u32::try_from(self.offset).expect("segment offsets fit in u32")
-    }
-
-    fn write_and_sync(&mut self, buf: &[u8]) -> Result<(), WalError> {
-        if buf.is_empty() {
-            return Ok(());
-        }
-        let path = self.current_path();
-        self.file
-            .write_all_at(self.offset, buf)
-            .map_err(|e| WalError::io("write segment", &path, e))?;
-        self.file
-            .sync_data()
-            .map_err(|e| WalError::io("fdatasync segment", &path, e))
     }
 
     /// The state records that open a new segment, so purging older ones loses nothing.
@@ -321,6 +358,7 @@ impl Wal {
         };
         self.file = builder.finish(fs, &self.dir)?;
         self.spare_failed = false;
+        self.head_pending = true;
         self.segments.push(SegmentInfo {
             seq,
             max_entry_index: 0,
@@ -366,7 +404,9 @@ impl Wal {
         match spare.step() {
             Ok(done) => Ok(!done),
             Err(e) => {
-                self.spare = None;
+                if let Some(spare) = self.spare.take() {
+                    spare.abandon(self.fs.as_ref());
+                }
                 self.spare_failed = true;
                 Err(e)
             }

@@ -44,6 +44,9 @@ impl Server {
         if core.leader() == tally_core::NO_NODE {
             errors.push("etcdserver: no leader".to_string());
         }
+        if self.wal_out_of_space {
+            errors.push("tallyd: the disk under the WAL is full: writes are refused".to_string());
+        }
         if let Some(refusal) = self.join_refusal() {
             errors.push(format!(
                 "tallyd: not joined: peers refuse this member: {refusal}"

@@ -133,8 +133,18 @@ fn limits_are_typed_errors() {
     assert_eq!(rec.snapshot(), Some(SnapshotMarker::new(3, 1)));
 }
 
+/// The files in the WAL directory whose names end with `.tmp`.
+fn tmp_files(fs: &MemFs) -> Vec<String> {
+    use crate::wal::Fs as _;
+    fs.list_dir(&dir())
+        .expect("list")
+        .into_iter()
+        .filter(|name| name.ends_with(".tmp"))
+        .collect()
+}
+
 #[test]
-fn disk_full_during_append_acknowledges_nothing() {
+fn disk_full_during_a_write_acknowledges_nothing_and_loses_nothing() {
     let fs = MemFs::new();
     let (mut wal, _) = open(&fs, small_config());
     let first = wal
@@ -150,18 +160,48 @@ fn disk_full_during_append_acknowledges_nothing() {
         }
         other => panic!("unexpected {other:?}"),
     }
+    assert!(err.is_out_of_space());
     assert_eq!(wal.durable(), first, "nothing new is durable");
-    assert!(wal.is_poisoned());
-    assert!(matches!(
-        wal.append(Batch::new().with_entries(entries(3, 3, 1, 1))),
-        Err(WalError::Poisoned)
-    ));
-    assert!(matches!(wal.sync(), Err(WalError::Poisoned)));
+    assert!(!wal.is_poisoned(), "a full disk is not a broken one");
+    // Still full: the same answer, and nothing is lost from the queue.
+    assert!(wal.sync().expect_err("still full").is_out_of_space());
+    assert_eq!(wal.durable(), first);
+    // A crash now: only what was acknowledged comes back, the half-written tail is cut.
     drop(wal);
     fs.heal();
     let (_, rec) = open(&fs, small_config());
     assert_eq!(rec.entries(), &entries(1, 2, 1, 10)[..]);
     assert!(rec.report().truncated_bytes() > 0);
+}
+
+#[test]
+fn a_write_refused_by_a_full_disk_is_written_again_once_there_is_room() {
+    let fs = MemFs::new();
+    let (mut wal, _) = open(&fs, small_config());
+    wal.write(Batch::new().with_entries(entries(1, 2, 1, 10)))
+        .expect("write");
+    wal.append(Batch::new().with_entries(entries(3, 5, 1, 50)))
+        .expect("append");
+    fs.fail_writes_after(40);
+    assert!(wal.sync().expect_err("disk full").is_out_of_space());
+    // Batches appended while the disk is full queue behind the refused one.
+    wal.append(
+        Batch::new()
+            .with_entries(entries(6, 6, 1, 20))
+            .with_hard_state(HardState::new(1, 1, 6)),
+    )
+    .expect("append while full");
+    fs.heal();
+    let durable = wal.sync().expect("room again");
+    assert_eq!((durable.last_index(), durable.last_term()), (6, 1));
+    assert_eq!(durable.hard_state(), Some(HardState::new(1, 1, 6)));
+    drop(wal);
+    let (_, rec) = open(&fs, small_config());
+    let mut expected = entries(1, 2, 1, 10);
+    expected.extend(entries(3, 5, 1, 50));
+    expected.extend(entries(6, 6, 1, 20));
+    assert_eq!(rec.entries(), &expected[..]);
+    assert_eq!(rec.report().truncated_bytes(), 0);
 }
 
 #[test]
@@ -179,35 +219,65 @@ fn failed_fdatasync_acknowledges_nothing() {
     assert!(wal.is_poisoned());
 }
 
-#[test]
-fn disk_full_while_rolling_a_segment() {
-    let fs = MemFs::new();
-    let (mut wal, _) = open(&fs, small_config());
+/// Appends two-entry batches, each synced, until one needs the next segment and its creation
+/// meets a full disk (the disk stays full). The last index written before that.
+fn fill_until_a_roll_fails(fs: &MemFs, wal: &mut Wal) -> u64 {
     let mut last = 0;
-    // Append until a batch needs the next segment, whose preallocation then hits a full disk.
     loop {
         let before = wal.durable();
         wal.append(Batch::new().with_entries(entries(last + 1, last + 2, 1, 100)))
             .expect("append");
         fs.fail_writes_after(300);
-        let result = wal.sync();
-        fs.heal();
-        match result {
-            Ok(_) => last += 2,
-            Err(WalError::Io { .. }) => {
-                assert_eq!(wal.durable(), before);
-                break;
+        match wal.sync() {
+            Ok(_) => {
+                fs.heal();
+                last += 2;
             }
-            Err(e) => panic!("{e}"),
+            Err(e) => {
+                assert!(e.is_out_of_space(), "{e}");
+                assert_eq!(wal.durable(), before);
+                assert!(!wal.is_poisoned());
+                return last;
+            }
         }
     }
+}
+
+#[test]
+fn disk_full_while_rolling_a_segment() {
+    let fs = MemFs::new();
+    let (mut wal, _) = open(&fs, small_config());
+    let last = fill_until_a_roll_fails(&fs, &mut wal);
+    // The half-made segment gave its space back at once.
+    assert_eq!(tmp_files(&fs), Vec::<String>::new());
+    fs.heal();
     drop(wal);
     let (mut wal, rec) = open(&fs, small_config());
     assert_eq!(rec.entries().last().map(Entry::index), Some(last));
-    assert_eq!(rec.report().removed_tmp_files(), 1);
+    assert_eq!(rec.report().removed_tmp_files(), 0);
     wal.write(Batch::new().with_entries(entries(last + 1, last + 2, 1, 100)))
         .expect("write after recovery");
     assert_eq!(wal.segment_seqs(), vec![1, 2]);
+}
+
+#[test]
+fn a_roll_refused_by_a_full_disk_is_done_again_once_there_is_room() {
+    let fs = MemFs::new();
+    let (mut wal, _) = open(&fs, small_config());
+    let last = fill_until_a_roll_fails(&fs, &mut wal);
+    // Still full: refused again, without a trace.
+    assert!(wal.sync().expect_err("still full").is_out_of_space());
+    fs.heal();
+    let durable = wal.sync().expect("room again");
+    assert_eq!(durable.last_index(), last + 2);
+    assert_eq!(wal.segment_seqs(), vec![1, 2]);
+    wal.write(Batch::new().with_entries(entries(last + 3, last + 4, 1, 100)))
+        .expect("write");
+    drop(wal);
+    // The new segment opens with its head records: purging the first loses nothing.
+    let (_, rec) = open(&fs, small_config());
+    let indexes: Vec<u64> = rec.entries().iter().map(Entry::index).collect();
+    assert_eq!(indexes, (1..=last + 4).collect::<Vec<_>>());
 }
 
 #[test]

@@ -197,3 +197,46 @@ fn a_full_completion_queue_never_blocks_submitters() {
     let (_, rec) = open(&fs, small_config());
     assert_eq!(rec.entries().len(), 100);
 }
+
+/// A full disk does not stop the thread: it says so once, keeps what it could not write,
+/// queues what comes meanwhile, and writes it all once there is room, then says that too.
+#[test]
+fn a_full_disk_is_reported_and_waited_out() {
+    let fs = MemFs::new();
+    let (wal, _) = open(&fs, small_config());
+    let (mut thread, done) = WalThread::spawn(wal, Box::new(|| {})).expect("spawn");
+    thread
+        .submit(Batch::new().with_entries(entries(1, 1, 1, 8)))
+        .expect("submit");
+    assert_eq!(expect_durable(&done).seq(), 1);
+
+    fs.fail_writes_after(10);
+    thread
+        .submit(Batch::new().with_entries(entries(2, 3, 1, 50)))
+        .expect("submit");
+    match done.recv().expect("completion") {
+        Completion::OutOfSpace(e) => assert!(e.is_out_of_space(), "{e}"),
+        other => panic!("unexpected {other:?}"),
+    }
+    thread
+        .submit(Batch::new().with_entries(entries(4, 4, 1, 8)))
+        .expect("submit while full");
+    // Still full after several retries: nothing more is reported.
+    std::thread::sleep(crate::wal::OUT_OF_SPACE_RETRY * 3);
+    assert!(done.try_recv().is_err());
+    fs.heal();
+    let durable = expect_durable(&done);
+    assert_eq!((durable.seq(), durable.last_index()), (3, 4));
+    assert!(matches!(
+        done.recv().expect("completion"),
+        Completion::SpaceRecovered
+    ));
+    // Back to normal.
+    thread
+        .submit(Batch::new().with_entries(entries(5, 5, 1, 8)))
+        .expect("submit");
+    assert_eq!(expect_durable(&done).last_index(), 5);
+    drop(thread);
+    let (_, rec) = open(&fs, small_config());
+    assert_eq!(rec.entries().len(), 5);
+}
