@@ -11,7 +11,6 @@ use tally_core::{Action, NO_NODE, Node};
 use tally_kvstore::KvStore;
 
 use super::auto_compaction::AutoCompactor;
-use super::bootstrap_check::{self, BootstrapCheck, CheckOutcome};
 use super::flags::Flags;
 use super::join_watchdog::JoinWatchdog;
 use super::leader_query::{ANSWER_TAG, PROMOTE_TAG, QUERY_TAG};
@@ -21,6 +20,7 @@ use super::rpc::{CallKind, ConfWaiter, PendingRead, Waiter};
 use super::snapshot_inbound::InboundTransfers;
 use super::snapshot_transfer::{SnapshotTransfers, is_chunk_frame};
 use super::snapshots::{SnapshotDone, SnapshotJob, SnapshotPacing, SnapshotTaking, SnapshotWorker};
+use super::start_check::{self, Answer, CheckOutcome, Start, StartCheck};
 use super::startup::{Identity, Recovered, ServerError, io_error};
 use super::storage;
 use crate::grpc::{CallEvent, CallId, GrpcConfig, GrpcServer};
@@ -113,9 +113,9 @@ pub(super) struct Server {
     pub(super) leader: u64,
     /// Whether this member belongs to its cluster yet (see `startup::Recovered::joined`).
     pub(super) joined: bool,
-    /// While a bootstrapping member waits for its peers to say they do not know it, it
-    /// neither ticks nor steps nor persists (`server::bootstrap_check`).
-    bootstrap_check: Option<BootstrapCheck>,
+    /// While a starting member waits for what its peers know of it, it neither ticks nor
+    /// steps nor persists (`server::start_check`).
+    start_check: Option<StartCheck>,
     /// The WAL's disk is full: writes are refused here until it has room again.
     pub(super) wal_out_of_space: bool,
     /// When this member last proposed the NOSPACE alarm for a full disk.
@@ -247,8 +247,21 @@ impl Server {
             .ids()
             .filter(|id| *id != identity.member_id)
             .collect();
-        let bootstrap_check = (bootstraps && !others.is_empty())
-            .then(|| BootstrapCheck::new(identity.member_id, others, now));
+        // A joining member has nothing its peers could find wrong.
+        let start = if bootstraps {
+            Some(Start::Bootstrap)
+        } else {
+            opened.recovered.as_ref().map(|_| {
+                let status = node.status();
+                Start::Restart {
+                    last_index: status.last_index(),
+                    term: status.term(),
+                }
+            })
+        };
+        let start_check = start
+            .filter(|_| !others.is_empty())
+            .map(|start| StartCheck::new(identity.member_id, start, others, now));
         let mut peers = peers;
         peers.set_dial_every_peer(!joined, now);
         let mut node = node;
@@ -296,7 +309,7 @@ impl Server {
             next_progress_notify: now + PROGRESS_NOTIFY_INTERVAL,
             leader: NO_NODE,
             joined,
-            bootstrap_check,
+            start_check,
             join_watchdog: JoinWatchdog::default(),
             wal_out_of_space: false,
             nospace_for_disk_at: None,
@@ -313,7 +326,7 @@ impl Server {
     pub(super) fn run(&mut self) -> Result<(), ServerError> {
         let mut events = Events::with_capacity(1024);
         self.ask_peers_about_this_member();
-        if self.bootstrap_check.is_none() {
+        if self.start_check.is_none() {
             self.drain_actions()?;
         }
         loop {
@@ -368,7 +381,7 @@ impl Server {
         self.drain_wal()?;
         self.drain_snapshot_writer()?;
         self.drain_peers();
-        self.advance_bootstrap_check(now)?;
+        self.advance_start_check(now)?;
         if self
             .removed_at
             .is_some_and(|at| now >= at + self.tick_interval * REMOVED_STOP_TICKS)
@@ -382,7 +395,7 @@ impl Server {
         self.drain_clients();
         self.flush_read_batch();
         phases.mark("clients");
-        if self.bootstrap_check.is_some() {
+        if self.start_check.is_some() {
             // Nothing of the core moves until the check has passed.
             return Ok(());
         }
@@ -462,14 +475,14 @@ impl Server {
                     self.finish_leader_query(from, &frame)
                 }
                 PeerEvent::Frame { from, frame }
-                    if frame.first() == Some(&bootstrap_check::QUERY_TAG) =>
+                    if frame.first() == Some(&start_check::QUERY_TAG) =>
                 {
-                    self.answer_bootstrap_query(from, &frame)
+                    self.answer_start_query(from, &frame)
                 }
                 PeerEvent::Frame { from, frame }
-                    if frame.first() == Some(&bootstrap_check::ANSWER_TAG) =>
+                    if frame.first() == Some(&start_check::ANSWER_TAG) =>
                 {
-                    if let Some(check) = self.bootstrap_check.as_mut() {
+                    if let Some(check) = self.start_check.as_mut() {
                         let _ = check.on_answer(from, &frame, Instant::now());
                     }
                 }
@@ -509,7 +522,7 @@ impl Server {
     /// Asks every peer that has not answered yet whether it knows this member as one that
     /// has run (while the bootstrap check is pending).
     fn ask_peers_about_this_member(&mut self) {
-        let Some(check) = &self.bootstrap_check else {
+        let Some(check) = &self.start_check else {
             return;
         };
         let query = check.query();
@@ -518,12 +531,13 @@ impl Server {
         }
     }
 
-    /// A bootstrapping peer asks whether this member knows it as one that has run: it has if
-    /// its client URLs, which a member publishes once it has a leader, are in the table (as
-    /// etcd's check; names come from `--initial-cluster` and say nothing).
-    fn answer_bootstrap_query(&mut self, from: u64, frame: &[u8]) {
-        let Some(asked) = bootstrap_check::decode_query(frame) else {
-            return eprintln!("tallyd: malformed bootstrap query from peer {from:x}; dropped");
+    /// A starting peer asks what this member knows of it: whether it has run (its client
+    /// URLs, which a member publishes once it has a leader, are in the table, as etcd's check
+    /// has it; names come from `--initial-cluster` and say nothing), and, from a leader, the
+    /// highest index it acknowledged in this term.
+    fn answer_start_query(&mut self, from: u64, frame: &[u8]) {
+        let Some(asked) = start_check::decode_query(frame) else {
+            return eprintln!("tallyd: malformed start query from peer {from:x}; dropped");
         };
         if asked != from {
             return eprintln!("tallyd: peer {from:x} asked about another member; dropped");
@@ -532,21 +546,38 @@ impl Server {
             .members
             .get(asked)
             .is_some_and(|m| !m.client_urls.is_empty());
-        let _ = self
-            .peers
-            .send(from, bootstrap_check::encode_answer(asked, has_run));
+        let answer = Answer {
+            member_id: asked,
+            has_run,
+            term: self.node.status().term(),
+            acknowledged: self.node.progress(asked).map_or(0, |p| p.matched()),
+        };
+        let _ = self.peers.send(from, start_check::encode_answer(&answer));
     }
 
-    fn advance_bootstrap_check(&mut self, now: Instant) -> Result<(), ServerError> {
-        let Some(check) = &self.bootstrap_check else {
+    fn advance_start_check(&mut self, now: Instant) -> Result<(), ServerError> {
+        let Some(check) = &self.start_check else {
             return Ok(());
         };
         match check.outcome(now) {
             CheckOutcome::Pending => Ok(()),
             CheckOutcome::Passed => {
-                self.bootstrap_check = None;
+                self.start_check = None;
                 self.drain_actions()
             }
+            CheckOutcome::Regressed {
+                peer,
+                term,
+                acknowledged,
+                last_index,
+            } => Err(ServerError::DataDir(format!(
+                "member {:x}'s data directory {} is older than what it acknowledged: the leader {peer:x} holds index {acknowledged} (term {term}) as acknowledged by it, but its log ends at {last_index}. \
+                 It was restored from an old copy or lost writes; starting it could make it vote twice or lose acknowledged entries. \
+                 To bring it back: etcdctl member remove {:x}, etcdctl member add, then start it from an empty data directory with --initial-cluster-state existing",
+                self.identity.member_id,
+                self.flags.data_dir().display(),
+                self.identity.member_id
+            ))),
             CheckOutcome::AlreadyBootstrapped { peer } => Err(ServerError::DataDir(format!(
                 "member {:x} has already been bootstrapped (peer {peer:x} knows it); its data directory {} is new or was wiped. \
                  To bring it back: etcdctl member remove {:x}, etcdctl member add, then start it with --initial-cluster-state existing",
@@ -559,8 +590,8 @@ impl Server {
 
     /// Steps a message that arrived on `from`'s link.
     pub(super) fn step_message(&mut self, from: u64, message: tally_core::Message) {
-        if self.bootstrap_check.is_some() {
-            // Votes and acknowledgements wait until this member is known to be new.
+        if self.start_check.is_some() {
+            // Votes and acknowledgements wait for the start check's verdict.
             return;
         }
         if message.from() != from {

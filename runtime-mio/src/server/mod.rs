@@ -11,7 +11,6 @@
 
 mod apply;
 mod auto_compaction;
-mod bootstrap_check;
 mod event_loop;
 pub mod flags;
 mod gateway;
@@ -25,6 +24,7 @@ mod rpc;
 mod snapshot_inbound;
 mod snapshot_transfer;
 mod snapshots;
+mod start_check;
 mod startup;
 mod storage;
 

@@ -152,7 +152,7 @@ pub(super) struct Recovered {
     /// empty, not the cluster's.
     pub(super) joined: bool,
     /// Whether it bootstraps a new cluster from an empty data directory: it asks its peers
-    /// first (`server::bootstrap_check`).
+    /// first (`server::start_check`).
     pub(super) bootstraps: bool,
 }
 
