@@ -20,12 +20,25 @@ pub enum Action {
     /// taken effect in the core when this action is emitted.
     Apply(Vec<Entry>),
     /// A linearizable read `request` may be answered once the state machine has applied `index`.
-    ReadReady { request: u64, index: u64 },
+    ReadReady {
+        /// The id given to [`crate::Node::read_index`].
+        request: u64,
+        /// The commit index the leader confirmed for the read.
+        index: u64,
+    },
     /// The state machine has just applied `index` (if you carry out actions in order): take a
     /// snapshot of it and hand it back with [`crate::Node::compact`].
-    RequestSnapshot { index: u64 },
+    RequestSnapshot {
+        /// The index the snapshot must cover: the one just applied.
+        index: u64,
+    },
     /// The known leader changed (`leader` is [`crate::NO_NODE`] when unknown).
-    LeaderChanged { leader: NodeId, term: u64 },
+    LeaderChanged {
+        /// The new leader's id, or [`crate::NO_NODE`].
+        leader: NodeId,
+        /// The term this node is in.
+        term: u64,
+    },
 }
 
 /// State to make durable, in this order: snapshot, then entries (an entry at an index that
@@ -65,6 +78,7 @@ impl Persist {
         self.snapshot.as_ref()
     }
 
+    /// Entries to write, in index order; they replace any entry at the same index or after it.
     pub fn entries(&self) -> &[Entry] {
         &self.entries
     }

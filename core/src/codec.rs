@@ -26,8 +26,11 @@ const ENTRY_MIN_BYTES: usize = 4;
 pub enum DecodeError {
     /// The input ended inside a field.
     Truncated,
+    /// A codec version this build does not read.
     UnsupportedVersion(u8),
+    /// A message kind byte this build does not know.
     UnknownKind(u8),
+    /// An entry kind byte this build does not know.
     UnknownEntryKind(u8),
     /// A varint longer than ten bytes, or above `u64::MAX`.
     VarintOverflow,
@@ -135,6 +138,7 @@ impl SnapshotHead {
         self.message
     }
 
+    /// The message, its snapshot without data.
     pub fn message(&self) -> &Message {
         &self.message
     }

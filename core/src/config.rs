@@ -51,16 +51,21 @@ impl Config {
         self
     }
 
+    /// Ticks between the leader's heartbeats; must be below `election_ticks`.
     pub fn with_heartbeat_ticks(mut self, ticks: u32) -> Self {
         self.heartbeat_ticks = ticks;
         self
     }
 
+    /// PreVote (default on): a node first asks whether it would win, without raising its
+    /// term, so a node that rejoins after a partition does not depose a working leader.
     pub fn with_pre_vote(mut self, enabled: bool) -> Self {
         self.pre_vote = enabled;
         self
     }
 
+    /// CheckQuorum (default on): a leader that has not heard from a quorum within an election
+    /// timeout steps down, and followers that hear from a leader ignore vote requests meanwhile.
     pub fn with_check_quorum(mut self, enabled: bool) -> Self {
         self.check_quorum = enabled;
         self
@@ -121,62 +126,77 @@ impl Config {
         self
     }
 
+    /// This node's id.
     pub fn id(&self) -> NodeId {
         self.id
     }
 
+    /// The seed of the node's PRNG (election timeouts).
     pub fn seed(&self) -> u64 {
         self.seed
     }
 
+    /// Ticks without a leader before a follower campaigns (the lower bound of the timeout).
     pub fn election_ticks(&self) -> u32 {
         self.election_ticks
     }
 
+    /// Ticks between the leader's heartbeats.
     pub fn heartbeat_ticks(&self) -> u32 {
         self.heartbeat_ticks
     }
 
+    /// Whether PreVote is on.
     pub fn pre_vote(&self) -> bool {
         self.pre_vote
     }
 
+    /// Whether CheckQuorum is on.
     pub fn check_quorum(&self) -> bool {
         self.check_quorum
     }
 
+    /// Append messages in flight to one follower in the replicate state.
     pub fn inflight_max(&self) -> u32 {
         self.inflight_max
     }
 
+    /// Entry bytes in one append message.
     pub fn message_bytes_max(&self) -> u64 {
         self.message_bytes_max
     }
 
+    /// Bytes of proposals the leader holds uncommitted before it refuses new ones.
     pub fn uncommitted_bytes_max(&self) -> u64 {
         self.uncommitted_bytes_max
     }
 
+    /// The largest single proposal accepted, in bytes.
     pub fn entry_bytes_max(&self) -> u64 {
         self.entry_bytes_max
     }
 
+    /// Proposals a follower buffers in one turn before forwarding them to the leader.
     pub fn forward_entries_max(&self) -> u32 {
         self.forward_entries_max
     }
 
+    /// Read-index requests waiting for confirmation.
     pub fn read_index_pending_max(&self) -> u32 {
         self.read_index_pending_max
     }
 
+    /// Entry bytes handed over in one `Apply` action.
     pub fn apply_bytes_max(&self) -> u64 {
         self.apply_bytes_max
     }
 
+    /// Applied entries between snapshot requests (0: never).
     pub fn snapshot_interval_entries(&self) -> u64 {
         self.snapshot_interval_entries
     }
 
+    /// Entries kept in memory behind a snapshot.
     pub fn compaction_trailing_entries(&self) -> u64 {
         self.compaction_trailing_entries
     }

@@ -19,9 +19,13 @@ macro_rules! display_via_str {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConfigError {
+    /// The node id is [`NO_NODE`](crate::NO_NODE).
     ZeroNodeId,
+    /// `heartbeat_ticks` is 0.
     ZeroHeartbeatTicks,
+    /// `election_ticks` is not above `heartbeat_ticks`.
     ElectionNotAboveHeartbeat,
+    /// A `*_max` limit is 0.
     ZeroLimit,
     /// A bootstrap membership without this node as a voter, or with no voters.
     BootstrapWithoutSelf,
@@ -32,6 +36,7 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
+    /// A short description, as `Display` prints it.
     pub fn as_str(&self) -> &'static str {
         match self {
             ConfigError::ZeroNodeId => "node id 0 is reserved",
@@ -79,6 +84,7 @@ pub enum ProposeError {
 }
 
 impl ProposeError {
+    /// A short description, as `Display` prints it.
     pub fn as_str(&self) -> &'static str {
         match self {
             ProposeError::NoLeader => "no leader",
@@ -98,12 +104,14 @@ display_via_str!(ProposeError);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ReadIndexError {
+    /// No leader is known; retry after an election.
     NoLeader,
     /// `read_index_pending_max` reads are already waiting.
     Busy,
 }
 
 impl ReadIndexError {
+    /// A short description, as `Display` prints it.
     pub fn as_str(&self) -> &'static str {
         match self {
             ReadIndexError::NoLeader => "no leader",
@@ -117,6 +125,7 @@ display_via_str!(ReadIndexError);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TransferError {
+    /// This node is not the leader.
     NotLeader,
     /// The target is not a voter of the current configuration.
     NotVoter(NodeId),
@@ -125,6 +134,7 @@ pub enum TransferError {
 }
 
 impl TransferError {
+    /// A short description, as `Display` prints it.
     pub fn as_str(&self) -> &'static str {
         match self {
             TransferError::NotLeader => "not the leader",
@@ -151,6 +161,7 @@ pub enum StepError {
 }
 
 impl StepError {
+    /// A short description, as `Display` prints it.
     pub fn as_str(&self) -> &'static str {
         match self {
             StepError::WrongRecipient => "message addressed to another node",
@@ -173,6 +184,7 @@ pub enum CompactError {
 }
 
 impl CompactError {
+    /// A short description, as `Display` prints it.
     pub fn as_str(&self) -> &'static str {
         match self {
             CompactError::NotApplied => "compaction index is not applied yet",

@@ -76,18 +76,31 @@ pub(crate) enum Body {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum MessageKind {
+    /// A node asks whether it would get votes, without raising its term (PreVote).
     PreVote,
+    /// The answer to a `PreVote`.
     PreVoteResp,
+    /// A candidate asks for a vote.
     Vote,
+    /// A vote granted or refused.
     VoteResp,
+    /// The leader's entries and commit index (AppendEntries).
     Append,
+    /// A follower accepts or rejects an append.
     AppendResp,
+    /// The leader's heartbeat, with its commit index.
     Heartbeat,
+    /// A follower's answer to a heartbeat.
     HeartbeatResp,
+    /// The leader's snapshot, for a follower behind its compacted log.
     Snapshot,
+    /// Proposals a follower forwards to the leader.
     Propose,
+    /// A read-index request a follower forwards to the leader.
     ReadIndex,
+    /// The leader's read index for a forwarded request.
     ReadIndexResp,
+    /// Leadership transfer: the recipient campaigns at once.
     TimeoutNow,
 }
 
@@ -101,18 +114,22 @@ impl Message {
         }
     }
 
+    /// The sender.
     pub fn from(&self) -> NodeId {
         self.from
     }
 
+    /// The recipient: route the message to this node.
     pub fn to(&self) -> NodeId {
         self.to
     }
 
+    /// The sender's term when it sent the message.
     pub fn term(&self) -> u64 {
         self.term
     }
 
+    /// The message's type.
     pub fn kind(&self) -> MessageKind {
         match &self.body {
             Body::PreVote { .. } => MessageKind::PreVote,

@@ -57,18 +57,22 @@ impl Entry {
         }
     }
 
+    /// The entry's log index.
     pub fn index(&self) -> u64 {
         self.index
     }
 
+    /// The term in which a leader created the entry.
     pub fn term(&self) -> u64 {
         self.term
     }
 
+    /// Whether the entry carries application data or a membership change.
     pub fn kind(&self) -> EntryKind {
         self.kind
     }
 
+    /// The payload: the proposal's bytes, or an encoded [`ConfChange`].
     pub fn data(&self) -> &Bytes {
         &self.data
     }
@@ -91,10 +95,12 @@ pub struct HardState {
 }
 
 impl HardState {
+    /// A hard state of `term`, `vote` ([`NO_NODE`] for none) and `commit`.
     pub fn new(term: u64, vote: NodeId, commit: u64) -> Self {
         HardState { term, vote, commit }
     }
 
+    /// The current term.
     pub fn term(&self) -> u64 {
         self.term
     }
@@ -104,6 +110,7 @@ impl HardState {
         self.vote
     }
 
+    /// The highest index known to be committed.
     pub fn commit(&self) -> u64 {
         self.commit
     }
@@ -131,22 +138,27 @@ impl ConfState {
         conf
     }
 
+    /// The voters, in ascending order.
     pub fn voters(&self) -> &[NodeId] {
         &self.voters
     }
 
+    /// The learners, in ascending order.
     pub fn learners(&self) -> &[NodeId] {
         &self.learners
     }
 
+    /// Whether `id` is a voter.
     pub fn is_voter(&self, id: NodeId) -> bool {
         self.voters.binary_search(&id).is_ok()
     }
 
+    /// Whether `id` is a learner.
     pub fn is_learner(&self, id: NodeId) -> bool {
         self.learners.binary_search(&id).is_ok()
     }
 
+    /// Whether `id` is a voter or a learner.
     pub fn contains(&self, id: NodeId) -> bool {
         self.is_voter(id) || self.is_learner(id)
     }
@@ -214,8 +226,11 @@ where
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConfChangeKind {
+    /// Adds a voter, or promotes a learner to voter.
     AddVoter,
+    /// Adds a learner: a member that receives the log but does not vote.
     AddLearner,
+    /// Removes a voter or a learner.
     RemoveNode,
 }
 
@@ -229,6 +244,7 @@ pub struct ConfChange {
 }
 
 impl ConfChange {
+    /// A change of `kind` for `node`, with an empty context.
     pub fn new(kind: ConfChangeKind, node: NodeId) -> Self {
         ConfChange {
             kind,
@@ -237,19 +253,23 @@ impl ConfChange {
         }
     }
 
+    /// Attaches bytes the core carries with the change without reading them.
     pub fn with_context(mut self, context: Bytes) -> Self {
         self.context = context;
         self
     }
 
+    /// The bytes attached with [`ConfChange::with_context`].
     pub fn context(&self) -> &Bytes {
         &self.context
     }
 
+    /// What the change does.
     pub fn kind(&self) -> ConfChangeKind {
         self.kind
     }
 
+    /// The member the change is about.
     pub fn node(&self) -> NodeId {
         self.node
     }
@@ -264,18 +284,22 @@ pub struct SnapshotMeta {
 }
 
 impl SnapshotMeta {
+    /// Metadata for a snapshot of the log up to `index` (whose entry has `term`).
     pub fn new(index: u64, term: u64, conf: ConfState) -> Self {
         SnapshotMeta { index, term, conf }
     }
 
+    /// The last log index the snapshot covers.
     pub fn index(&self) -> u64 {
         self.index
     }
 
+    /// The term of the entry at [`SnapshotMeta::index`].
     pub fn term(&self) -> u64 {
         self.term
     }
 
+    /// The membership as of [`SnapshotMeta::index`].
     pub fn conf(&self) -> &ConfState {
         &self.conf
     }
@@ -289,14 +313,18 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// A snapshot of `meta` holding the application's `data`.
     pub fn new(meta: SnapshotMeta, data: Bytes) -> Self {
         Snapshot { meta, data }
     }
 
+    /// Where the snapshot sits in the log.
     pub fn meta(&self) -> &SnapshotMeta {
         &self.meta
     }
 
+    /// The application's bytes; empty when they were released (see
+    /// [`Node::release_snapshot_data`](crate::Node::release_snapshot_data)).
     pub fn data(&self) -> &Bytes {
         &self.data
     }
@@ -306,10 +334,13 @@ impl Snapshot {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Role {
+    /// Follows a leader, or waits for one.
     Follower,
     /// Asking for pre-votes without having raised its term.
     PreCandidate,
+    /// Asks for votes in a new term.
     Candidate,
+    /// Leads the current term.
     Leader,
 }
 
@@ -332,14 +363,17 @@ impl Recovered {
         }
     }
 
+    /// The durable term, vote and commit index.
     pub fn hard_state(&self) -> &HardState {
         &self.hard_state
     }
 
+    /// The newest durable snapshot (index 0 if none).
     pub fn snapshot(&self) -> &Snapshot {
         &self.snapshot
     }
 
+    /// The durable entries after the snapshot, contiguous and in order.
     pub fn entries(&self) -> &[Entry] {
         &self.entries
     }

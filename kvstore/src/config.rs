@@ -57,22 +57,27 @@ impl KvConfig {
         self
     }
 
+    /// The most operations in one op list (or compares) of a txn.
     pub fn txn_ops_max(&self) -> usize {
         self.txn_ops_max
     }
 
+    /// The shortest lease TTL, in seconds; shorter ones are raised to it.
     pub fn lease_ttl_secs_min(&self) -> i64 {
         self.lease_ttl_secs_min
     }
 
+    /// Queued events per watcher before it falls back to catching up from history.
     pub fn watch_pending_events_max(&self) -> usize {
         self.watch_pending_events_max
     }
 
+    /// The most encoded event bytes per fragment.
     pub fn watch_fragment_bytes_max(&self) -> usize {
         self.watch_fragment_bytes_max
     }
 
+    /// The most watchers the hub holds at once.
     pub fn watchers_max(&self) -> usize {
         self.watchers_max
     }

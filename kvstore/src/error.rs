@@ -6,11 +6,18 @@ use core::fmt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum GrpcCode {
+    /// The request is malformed (an empty key, too many operations, a key written twice).
     InvalidArgument = 3,
+    /// The lease or watcher named does not exist.
     NotFound = 5,
+    /// The state does not allow the request (the lease exists, not the primary, too many
+    /// watchers).
     FailedPrecondition = 9,
+    /// The space quota is exceeded (a NOSPACE alarm is raised).
     ResourceExhausted = 8,
+    /// A compacted or future revision, or a lease TTL above the maximum.
     OutOfRange = 11,
+    /// The entry did not decode, or its index was already applied.
     Internal = 13,
 }
 
@@ -60,7 +67,12 @@ pub enum KvError {
     /// The committed entry did not decode; the store ignored it.
     Decode(String),
     /// The entry's raft index is not above the last applied index; the store ignored it.
-    StaleIndex { index: u64, applied: u64 },
+    StaleIndex {
+        /// The entry's index.
+        index: u64,
+        /// The store's last applied index.
+        applied: u64,
+    },
 }
 
 impl KvError {
@@ -137,7 +149,12 @@ pub enum SnapshotError {
     /// A format version this build does not read.
     UnsupportedVersion(u32),
     /// The checksum does not match the data.
-    Checksum { expected: u32, actual: u32 },
+    Checksum {
+        /// The checksum the snapshot carries.
+        expected: u32,
+        /// The checksum of the data read.
+        actual: u32,
+    },
     /// The data is structurally invalid.
     Corrupt(&'static str),
 }

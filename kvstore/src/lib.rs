@@ -56,6 +56,8 @@
 //! [`KvStore::promote`]) tracks expiry, answers [`KvStore::lease_keep_alive`] and reports
 //! [`KvStore::expired_leases`]; followers never expire anything, as in etcd.
 
+#![warn(missing_docs)]
+
 mod config;
 mod error;
 mod lease;

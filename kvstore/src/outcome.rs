@@ -13,16 +13,25 @@ use crate::proto::{
 pub enum ApplyResponse {
     /// An entry that carried no request (e.g. an empty entry): only the applied index moved.
     Noop,
+    /// A range's answer.
     Range(RangeResponse),
+    /// A put's answer.
     Put(PutResponse),
+    /// A delete's answer.
     DeleteRange(DeleteRangeResponse),
+    /// A transaction's answer.
     Txn(TxnResponse),
+    /// A compaction's answer.
     Compaction(CompactionResponse),
+    /// A lease grant's answer.
     LeaseGrant(LeaseGrantResponse),
+    /// A lease revoke's answer.
     LeaseRevoke(LeaseRevokeResponse),
+    /// A lease checkpoint's answer.
     LeaseCheckpoint(LeaseCheckpointResponse),
     /// A replicated keep-alive: the lease's granted TTL, as the keep-alive stream answers.
     LeaseRenew(LeaseKeepAliveResponse),
+    /// An alarm request's answer.
     Alarm(AlarmResponse),
 }
 
@@ -65,6 +74,7 @@ impl ApplyOutcome {
         &self.result
     }
 
+    /// The response, or the error the client gets, by value.
     pub fn into_result(self) -> Result<ApplyResponse, KvError> {
         self.result
     }

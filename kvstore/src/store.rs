@@ -182,6 +182,8 @@ impl KvStore {
         range::range(&self.mvcc, req, self.mvcc.current_rev)
     }
 
+    /// Writes a key at a new revision. [`KvStore::apply`] calls it for a committed `Put`; a
+    /// caller without replication may call it directly.
     pub fn put(&mut self, req: &PutRequest) -> Result<PutResponse, KvError> {
         txn::validate_put(req)?;
         txn::check_put(&self.mvcc, &self.lessor, req, self.mvcc.current_rev)?;
@@ -190,6 +192,7 @@ impl KvStore {
         Ok(resp)
     }
 
+    /// Deletes a key or a range at a new revision (no new revision when nothing matched).
     pub fn delete_range(
         &mut self,
         req: &DeleteRangeRequest,
@@ -200,6 +203,8 @@ impl KvStore {
         Ok(resp)
     }
 
+    /// Runs a transaction: its compares, then the success or failure operations, all in one
+    /// revision (no new revision when it only reads).
     pub fn txn(&mut self, req: &TxnRequest) -> Result<TxnResponse, KvError> {
         txn::validate_txn(req, self.config.txn_ops_max())?;
         let at = self.mvcc.current_rev;

@@ -384,7 +384,7 @@ fn membership(c: &mut ProcCluster) {
         .expect("member id")
         .to_string();
     // Not started yet, the learner holds none of the log: the promotion is refused with
-    // etcd's error by the leader, and by a follower that forwards it (which used to time out).
+    // etcd's error by the leader, and by a follower that forwards it (promptly, not by timing out).
     let leader = c.wait_leader(Duration::from_secs(10)).expect("a leader");
     for member in [leader, (leader + 1) % 3] {
         let output = c.etcdctl(&c.endpoint(member), &["member", "promote", &id], None);
@@ -497,7 +497,7 @@ fn etcdctl_until_ok(endpoint: &str, extra: &[String], args: &[&str], timeout: Du
 
 /// Every URL of `--listen-client-urls` serves clients, each with its own scheme (etcd takes a
 /// list, and an operator may mix https for remote clients with http on loopback), and every
-/// URL of `--listen-metrics-urls` serves `/metrics`. Only the first used to be served.
+/// URL of `--listen-metrics-urls` serves `/metrics`, not only the first.
 #[test]
 fn every_listen_url_is_served_each_with_its_scheme() {
     if !etcdctl_available() {

@@ -88,15 +88,19 @@ pub struct Status {
 }
 
 impl Status {
+    /// The node's id.
     pub fn id(&self) -> NodeId {
         self.id
     }
+    /// The node's role.
     pub fn role(&self) -> Role {
         self.role
     }
+    /// The node's current term.
     pub fn term(&self) -> u64 {
         self.term
     }
+    /// The node voted for in the current term, or [`NO_NODE`].
     pub fn vote(&self) -> NodeId {
         self.vote
     }
@@ -104,9 +108,11 @@ impl Status {
     pub fn leader(&self) -> NodeId {
         self.leader
     }
+    /// The highest index known to be committed.
     pub fn commit(&self) -> u64 {
         self.commit
     }
+    /// The highest index handed to the application in an `Apply` or `ApplySnapshot`.
     pub fn applied(&self) -> u64 {
         self.applied
     }
@@ -114,9 +120,11 @@ impl Status {
     pub fn persisted(&self) -> u64 {
         self.persisted
     }
+    /// The last index of the local log, durable or not.
     pub fn last_index(&self) -> u64 {
         self.last_index
     }
+    /// The index of the newest snapshot (0 if none).
     pub fn snapshot_index(&self) -> u64 {
         self.snapshot_index
     }
@@ -140,15 +148,19 @@ pub struct ProgressStatus {
 }
 
 impl ProgressStatus {
+    /// The highest index known to match the leader's log on this member.
     pub fn matched(&self) -> u64 {
         self.matched
     }
+    /// The next index the leader sends this member.
     pub fn next(&self) -> u64 {
         self.next
     }
+    /// How the leader replicates to this member.
     pub fn state(&self) -> ProgressState {
         self.state
     }
+    /// Whether the member answered since the leader's last CheckQuorum round.
     pub fn recent_active(&self) -> bool {
         self.recent_active
     }
@@ -337,6 +349,7 @@ impl Node {
         }
     }
 
+    /// A point-in-time view of this node.
     pub fn status(&self) -> Status {
         Status {
             id: self.id,
@@ -368,6 +381,7 @@ impl Node {
         })
     }
 
+    /// This node's id.
     pub fn id(&self) -> NodeId {
         self.id
     }

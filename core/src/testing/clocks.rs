@@ -126,6 +126,7 @@ impl Cluster {
         }
     }
 
+    /// Whether member `id` is paused.
     pub fn is_paused(&self, id: NodeId) -> bool {
         self.member(id).clock.is_paused()
     }

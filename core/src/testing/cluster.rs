@@ -147,14 +147,17 @@ impl Cluster {
         id
     }
 
+    /// The seed the cluster was built from.
     pub fn seed(&self) -> u64 {
         self.config.seed
     }
 
+    /// Virtual time: ticks of the world so far.
     pub fn now(&self) -> u64 {
         self.now
     }
 
+    /// Drains carried out so far (one per input handled by a node).
     pub fn steps(&self) -> u64 {
         self.steps
     }
@@ -167,14 +170,17 @@ impl Cluster {
         self.end_figure_8();
     }
 
+    /// Every member's id, up or down, in ascending order.
     pub fn member_ids(&self) -> Vec<NodeId> {
         self.members.iter().map(|m| m.id).collect()
     }
 
+    /// Whether member `id` is running (not crashed).
     pub fn is_up(&self, id: NodeId) -> bool {
         self.member(id).node.is_some()
     }
 
+    /// Member `id`'s status; `None` while it is down.
     pub fn status(&self, id: NodeId) -> Option<Status> {
         self.member(id).node.as_ref().map(Node::status)
     }
@@ -271,6 +277,7 @@ impl Cluster {
         self.checker.payload_index(payload)
     }
 
+    /// How many distinct payloads were applied somewhere (acknowledged).
     pub fn acknowledged_count(&self) -> usize {
         self.checker.payload_count()
     }
@@ -368,6 +375,7 @@ impl Cluster {
         }
     }
 
+    /// Ends every partition: all members can talk again.
     pub fn heal(&mut self) {
         self.groups.iter_mut().for_each(|g| *g = 0);
     }

@@ -16,6 +16,8 @@ pub struct SimConfig {
 }
 
 impl SimConfig {
+    /// A cluster of `nodes` voters run from `seed`: 10 election ticks, 2 heartbeat ticks,
+    /// a snapshot every 64 entries, 4 KiB appends, invariant checks on and no faults.
     pub fn new(nodes: usize, seed: u64) -> Self {
         SimConfig {
             nodes,
@@ -54,18 +56,22 @@ impl SimConfig {
         self
     }
 
+    /// The number of voters the cluster starts with.
     pub fn nodes(&self) -> usize {
         self.nodes
     }
 
+    /// The nodes' election ticks.
     pub fn election_ticks(&self) -> u32 {
         self.election_ticks
     }
 
+    /// The seed of the run.
     pub fn seed(&self) -> u64 {
         self.seed
     }
 
+    /// The faults of the run.
     pub fn faults(&self) -> Faults {
         self.faults
     }

@@ -49,6 +49,7 @@ impl Disk {
         self.snapshot = snapshot;
     }
 
+    /// What a restart recovers: the hard state, snapshot and the entries that continue it.
     pub fn recover(&self) -> Recovered {
         // Entries must continue the snapshot; a gap (possible after a torn write that
         // followed a snapshot install) ends the recovered log.
@@ -67,6 +68,7 @@ impl Disk {
         Recovered::new(self.hard_state, self.snapshot.clone(), entries)
     }
 
+    /// The newest durable snapshot.
     pub fn snapshot(&self) -> &Snapshot {
         &self.snapshot
     }

@@ -110,6 +110,7 @@ impl Faults {
         }
     }
 
+    /// Messages lost, per thousand.
     pub fn with_drop_per_mille(mut self, rate: u32) -> Self {
         self.drop_per_mille = rate;
         self

@@ -31,10 +31,12 @@ pub use fuzz::{fuzz_decode_message, fuzz_schedule};
 pub struct SimRng(crate::SplitMix64);
 
 impl SimRng {
+    /// A generator seeded with `seed`.
     pub fn new(seed: u64) -> Self {
         SimRng(crate::SplitMix64::new(seed))
     }
 
+    /// The next 64 pseudo-random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0.next_u64()
     }

@@ -12,8 +12,10 @@ use super::rpc_maintenance::AlarmRequest;
 /// One replicated request. `id` lets the proposer match the outcome to its waiting client.
 #[derive(Clone, PartialEq, Eq, ::prost::Message)]
 pub struct InternalRequest {
+    /// The proposer's id for the request, echoed in [`crate::ApplyOutcome::request_id`].
     #[prost(uint64, tag = "1")]
     pub id: u64,
+    /// The request; `None` is a no-op entry.
     #[prost(
         oneof = "internal_request::Request",
         tags = "3, 4, 5, 6, 7, 8, 9, 10, 11, 20"
@@ -21,25 +23,36 @@ pub struct InternalRequest {
     pub request: Option<internal_request::Request>,
 }
 
+/// The oneof of [`InternalRequest`].
 pub mod internal_request {
+    /// One replicated request.
     #[derive(Clone, PartialEq, Eq, ::prost::Oneof)]
     pub enum Request {
+        /// A range, answered at the revision the entry is applied at.
         #[prost(message, tag = "3")]
         Range(super::RangeRequest),
+        /// A put.
         #[prost(message, tag = "4")]
         Put(super::PutRequest),
+        /// A delete of a key or range.
         #[prost(message, tag = "5")]
         DeleteRange(super::DeleteRangeRequest),
+        /// A transaction.
         #[prost(message, tag = "6")]
         Txn(super::TxnRequest),
+        /// A compaction.
         #[prost(message, tag = "7")]
         Compaction(super::CompactionRequest),
+        /// A lease grant.
         #[prost(message, tag = "8")]
         LeaseGrant(super::LeaseGrantRequest),
+        /// A lease revoke (by a client, or by the leader for an expired lease).
         #[prost(message, tag = "9")]
         LeaseRevoke(super::LeaseRevokeRequest),
+        /// An alarm raise, disarm or query.
         #[prost(message, tag = "10")]
         Alarm(super::AlarmRequest),
+        /// The leader's record of leases' remaining TTLs.
         #[prost(message, tag = "11")]
         LeaseCheckpoint(super::LeaseCheckpointRequest),
         /// tally's own: a keep-alive that reached a member other than the lease's primary,

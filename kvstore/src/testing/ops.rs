@@ -40,80 +40,140 @@ pub fn key(key: u8) -> Bytes {
 /// An operation inside a txn.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TxnOp {
-    Put { key: u8, value: u8 },
-    Delete { key: u8, end: EndKind },
-    Range { key: u8, end: EndKind },
+    /// Puts value `value` at table key `key`.
+    Put {
+        /// The table key.
+        key: u8,
+        /// The value's number.
+        value: u8,
+    },
+    /// Deletes table key `key`, or the range it starts.
+    Delete {
+        /// The table key.
+        key: u8,
+        /// How the range ends.
+        end: EndKind,
+    },
+    /// Reads table key `key`, or the range it starts.
+    Range {
+        /// The table key.
+        key: u8,
+        /// How the range ends.
+        end: EndKind,
+    },
 }
 
 /// One step of a model check.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Op {
+    /// Puts value `value` at table key `key`.
     Put {
+        /// The table key.
         key: u8,
+        /// The value's number.
         value: u8,
+        /// Ask for the previous key-value.
         prev_kv: bool,
     },
+    /// Deletes table key `key`, or the range it starts.
     Delete {
+        /// The table key.
         key: u8,
+        /// How the range ends.
         end: EndKind,
+        /// Ask for the deleted key-values.
         prev_kv: bool,
     },
     /// `rev_back`: 0 reads the current revision, 255 a future one, else `current - rev_back`.
     Range {
+        /// The table key.
         key: u8,
+        /// How the range ends.
         end: EndKind,
+        /// How far back to read (see the variant).
         rev_back: u8,
+        /// The range's limit (0: none).
         limit: u8,
+        /// Keys without values.
         keys_only: bool,
+        /// Only the count.
         count_only: bool,
     },
     /// Compare `target` (0 version, 1 create, 2 mod, 3 value) of `key` with `value` by `result`.
     Txn {
+        /// The table key compared.
         key: u8,
+        /// How the compared range ends.
         end: EndKind,
+        /// What is compared: 0 version, 1 create, 2 mod, else value.
         target: u8,
+        /// How: equal, not equal, greater, less (modulo 4).
         result: u8,
+        /// The number compared with.
         value: u8,
+        /// Run when the compare holds.
         success: Vec<TxnOp>,
+        /// Run otherwise.
         failure: Vec<TxnOp>,
     },
+    /// Compacts at `current - rev_back`.
     Compact {
+        /// How far back from the current revision.
         rev_back: u8,
     },
+    /// One physical compaction step.
     CompactStep {
+        /// The step's key budget is `budget_keys % 4 + 1`.
         budget_keys: u8,
     },
     /// `start_back`: 0 watches from now, else from `current + 1 - start_back`.
     Watch {
+        /// The table key watched.
         key: u8,
+        /// How the watched range ends.
         end: EndKind,
+        /// Where the watch starts (see the variant).
         start_back: u8,
+        /// Ask for previous key-values.
         prev_kv: bool,
+        /// 1 filters out puts, 2 deletes, anything else nothing.
         filter: u8,
     },
+    /// Drains every watch response and checks it against the model.
     Drain,
+    /// One step of catching unsynced watchers up.
     Sync {
+        /// The step reads `budget * 4 + 1` records.
         budget: u8,
     },
+    /// Snapshots the store, restores a copy, and checks that both agree.
     SnapshotRoundTrip,
+    /// Applies arbitrary bytes as an entry: they must not change the data.
     Garbage(Vec<u8>),
     /// Grants the lease of slot `lease` (ID `lease % LEASE_SLOTS + 1`) for `ttl` seconds.
     LeaseGrant {
+        /// The lease slot.
         lease: u8,
+        /// The TTL, in seconds.
         ttl: u8,
     },
     /// Revokes the lease of slot `lease`: its keys go in one revision.
     LeaseRevoke {
+        /// The lease slot.
         lease: u8,
     },
     /// The replicated keep-alive of the lease of slot `lease`.
     LeaseRenew {
+        /// The lease slot.
         lease: u8,
     },
     /// Puts `key` attached to the lease of slot `lease`.
     PutWithLease {
+        /// The table key.
         key: u8,
+        /// The value's number.
         value: u8,
+        /// The lease slot.
         lease: u8,
     },
 }

@@ -1,4 +1,4 @@
-//! `tallyd`: a tally member. Takes etcd's flags; see `tallyd --help`.
+//! `tallyd`: a tally member. Takes etcd's flags; see `tallyd --help` and `tallyd --version`.
 
 use std::process::ExitCode;
 
@@ -7,8 +7,8 @@ use tally_runtime_mio::server::{FlagError, Flags, run};
 fn main() -> ExitCode {
     let flags = match Flags::parse(std::env::args().skip(1)) {
         Ok(flags) => flags,
-        Err(FlagError::HelpRequested) => {
-            println!("{}", FlagError::HelpRequested);
+        Err(request @ (FlagError::HelpRequested | FlagError::VersionRequested)) => {
+            println!("{request}");
             return ExitCode::SUCCESS;
         }
         Err(error) => {

@@ -220,3 +220,17 @@ fn grpc_keepalive_flags_are_go_durations() {
         );
     }
 }
+
+#[test]
+fn version_names_tally_and_the_etcd_api_it_speaks() {
+    let Err(request) = parse(&["--version"]) else {
+        panic!("--version starts nothing");
+    };
+    assert!(matches!(request, FlagError::VersionRequested));
+    let text = request.to_string();
+    assert!(
+        text.starts_with(&format!("tallyd Version: {}\n", env!("CARGO_PKG_VERSION"))),
+        "{text}"
+    );
+    assert!(text.contains("etcd API Version: 3.4"), "{text}");
+}

@@ -399,7 +399,7 @@ mod tests {
     }
 
     /// `etcdctl check datascale` reads process_resident_memory_bytes before and after its
-    /// load; it refused to run without it.
+    /// load, and refuses to run without it.
     #[test]
     fn process_metrics_come_from_proc() {
         let store = StoreGauges {

@@ -8,8 +8,8 @@
 //! with the codec version), then `transfer_id total_bytes offset` as `u64` little-endian, then
 //! the bytes at `offset` of the transfer: the message's encoding, then the CRC-32 of that
 //! encoding (`u32` little-endian), so that the receiver keeps only what the sender sent.
-//! Frames tagged [`LEGACY_CHUNK_TAG`] (tallyd before the eighth session) carry no CRC; they
-//! are still received. A peer link is one ordered TCP stream, so a
+//! Frames tagged [`LEGACY_CHUNK_TAG`] (the first chunk format) carry no CRC; they are still
+//! received. A peer link is one ordered TCP stream, so a
 //! transfer's chunks arrive in order or not at all; a gap means the link broke (the sender hears
 //! `Disconnected`, reports the peer unreachable, and the core sends a new snapshot later).
 

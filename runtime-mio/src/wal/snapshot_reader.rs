@@ -1,5 +1,5 @@
 //! Reading a snapshot file's data a part at a time, for sending it to a peer without holding a
-//! store-sized buffer (one per lagging peer, before).
+//! store-sized buffer, which every lagging peer would otherwise cost.
 //!
 //! The file's checksum covers all of it, so it can only be checked once the last byte is read:
 //! [`SnapshotReader::read_next`] checks it before it hands out the last part, and a caller that
