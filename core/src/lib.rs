@@ -64,7 +64,6 @@ mod message;
 mod node;
 mod progress;
 mod rng;
-pub use rng::SplitMix64;
 mod types;
 
 #[cfg(test)]

@@ -1,21 +1,21 @@
 //! A small seeded PRNG. The core owns its randomness: no global RNG exists here.
 
 /// SplitMix64 (Steele, Lea and Flood): small, fast, seeded, and not for secrets. The core
-/// draws election jitter from it; a runtime may use it for its own jitter, so that one seed
-/// replays everything.
+/// draws election jitter from it, seeded by its `Config`; it is the core's own, not part of
+/// its interface (a runtime brings its own jitter).
 #[derive(Debug, Clone)]
-pub struct SplitMix64 {
+pub(crate) struct SplitMix64 {
     state: u64,
 }
 
 impl SplitMix64 {
     /// A generator seeded with `seed`.
-    pub fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         SplitMix64 { state: seed }
     }
 
     /// The next 64 pseudo-random bits.
-    pub fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.state;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -24,7 +24,7 @@ impl SplitMix64 {
     }
 
     /// A value in [0, bound). `bound` must be non-zero.
-    pub fn below(&mut self, bound: u64) -> u64 {
+    pub(crate) fn below(&mut self, bound: u64) -> u64 {
         assert!(bound > 0);
         self.next_u64() % bound
     }

@@ -119,7 +119,7 @@ fn append_acknowledgement_waits_for_persistence() {
         "no acknowledgement before fsync"
     );
     let (index, term) = held.expect("entries to persist");
-    follower.on_persisted(index, term);
+    assert!(follower.on_persisted(index, term));
     let (sends, _) = drain(&mut follower, true);
     assert!(sends.iter().any(|m| m.kind() == MessageKind::AppendResp));
 }

@@ -303,7 +303,9 @@ impl Node {
     }
 
     /// Reports that the `Persist` ending at (`index`, `term`) is durable. Returns false (and
-    /// does nothing) if no such write is outstanding.
+    /// does nothing) if no such write is outstanding: the caller's bookkeeping and the core's
+    /// disagree, which the caller must treat as a broken invariant.
+    #[must_use]
     pub fn on_persisted(&mut self, index: u64, term: u64) -> bool {
         self.persisted(index, term)
     }
@@ -313,6 +315,7 @@ impl Node {
     /// state machine, and holding it only for a member that might lag doubles the memory.
     /// Snapshot messages then carry no bytes ([`Message::needs_snapshot_data`]); the caller
     /// fills them in before sending. Returns false if `index` is not the latest snapshot.
+    #[must_use]
     pub fn release_snapshot_data(&mut self, index: u64) -> bool {
         self.log.release_snapshot_data(index)
     }

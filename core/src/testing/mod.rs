@@ -28,12 +28,12 @@ pub use fuzz::{fuzz_decode_message, fuzz_schedule};
 
 /// A small seeded PRNG for tests and simulations (SplitMix64).
 #[derive(Debug, Clone)]
-pub struct SimRng(crate::SplitMix64);
+pub struct SimRng(crate::rng::SplitMix64);
 
 impl SimRng {
     /// A generator seeded with `seed`.
     pub fn new(seed: u64) -> Self {
-        SimRng(crate::SplitMix64::new(seed))
+        SimRng(crate::rng::SplitMix64::new(seed))
     }
 
     /// The next 64 pseudo-random bits.

@@ -1,8 +1,8 @@
-//! Reconnect backoff: exponential, capped, with jitter from a seeded PRNG.
+//! Reconnect backoff: exponential, capped, with seeded jitter.
 
 use std::time::Duration;
 
-use tally_core::SplitMix64;
+use super::jitter::Jitter;
 
 /// Delay before the next dial: `min(backoff_max_ms, backoff_min_ms * 2^failures)`, of which a
 /// random upper half is taken ("equal jitter"), so restarted members do not dial in lockstep.
@@ -31,13 +31,12 @@ impl Backoff {
         self.failures
     }
 
-    pub(crate) fn next_delay(&mut self, rng: &mut SplitMix64) -> Duration {
+    pub(crate) fn next_delay(&mut self, jitter: &mut Jitter) -> Duration {
         let factor = 1u64.checked_shl(self.failures.min(62)).unwrap_or(u64::MAX);
         let ceiling = self.min_ms.saturating_mul(factor).min(self.max_ms);
         self.failures = self.failures.saturating_add(1);
         let half = ceiling / 2;
-        let jitter = rng.next_u64() % (ceiling - half + 1);
-        Duration::from_millis(half + jitter)
+        Duration::from_millis(half + jitter.up_to(ceiling - half))
     }
 }
 
@@ -47,7 +46,7 @@ mod tests {
 
     #[test]
     fn grows_to_the_cap_and_resets() {
-        let mut rng = SplitMix64::new(7);
+        let mut rng = Jitter::new(7);
         let mut backoff = Backoff::new(10, 1000);
         let mut previous_ceiling = 0;
         for failure in 0..20u32 {

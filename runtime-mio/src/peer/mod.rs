@@ -50,6 +50,7 @@ mod config;
 mod conn;
 mod error;
 mod event;
+mod jitter;
 #[cfg(any(test, feature = "testing"))]
 mod proxy;
 mod transport;

@@ -48,7 +48,7 @@ pub struct PeerTransport {
     inbound: usize,
     events: VecDeque<PeerEvent>,
     /// Reconnect jitter, seeded through `PeerConfig` so that it replays like the core's.
-    rng: tally_core::SplitMix64,
+    rng: super::jitter::Jitter,
     stats: PeerStats,
     scratch_ids: Vec<u64>,
     /// Read buffer shared by all connections (`READ_CHUNK_BYTES`).
@@ -89,7 +89,7 @@ impl PeerTransport {
             })?;
         let mut transport = PeerTransport {
             local_id: config.local_id(),
-            rng: tally_core::SplitMix64::new(config.seed()),
+            rng: super::jitter::Jitter::new(config.seed()),
             config,
             listeners: vec![listener],
             local_addr,

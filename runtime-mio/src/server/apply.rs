@@ -145,7 +145,8 @@ impl Server {
         }
         self.members = members;
         // Its file is durable (ApplySnapshot follows the Persist that wrote it).
-        self.node.release_snapshot_data(snapshot.meta().index());
+        let released = self.node.release_snapshot_data(snapshot.meta().index());
+        assert!(released, "the snapshot just installed is the core's latest");
         self.snapshot_pacing.on_snapshot_started();
         self.snapshot_pacing.on_snapshot_bytes(bytes);
         eprintln!(

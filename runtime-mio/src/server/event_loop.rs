@@ -267,7 +267,10 @@ impl Server {
         let mut node = node;
         // The recovered snapshot came from its file: keep it there, not in memory too.
         let recovered_snapshot = node.status().snapshot_index();
-        node.release_snapshot_data(recovered_snapshot);
+        if recovered_snapshot > 0 {
+            let released = node.release_snapshot_data(recovered_snapshot);
+            assert!(released, "the recovered snapshot is the core's latest");
+        }
         Ok(Server {
             poll,
             node,
@@ -631,7 +634,12 @@ impl Server {
                     if let Some(in_flight) = self.persist.filter(|p| p.seq <= durable.seq()) {
                         self.persist = None;
                         self.metrics.wal_fsync.observe(in_flight.started.elapsed());
-                        self.node.on_persisted(in_flight.index, in_flight.term);
+                        let acknowledged = self.node.on_persisted(in_flight.index, in_flight.term);
+                        assert!(
+                            acknowledged,
+                            "the core had no write outstanding ending at ({}, {})",
+                            in_flight.index, in_flight.term
+                        );
                     }
                     self.purge_behind_markers(durable.seq());
                 }

@@ -57,7 +57,11 @@ impl Server {
         // does a lagging member's snapshot waits (reported unreachable, retried).
         let meta = match self.node.compact(index, Bytes::new()) {
             Ok(snapshot) => {
-                self.node.release_snapshot_data(index);
+                let released = self.node.release_snapshot_data(index);
+                assert!(
+                    released,
+                    "the snapshot just compacted to is the core's latest"
+                );
                 storage::file_meta(&snapshot)
             }
             // The core compacted to `index` for a snapshot whose file failed, and nothing was
