@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use tally_runtime_mio::wal::{Batch, Entry, SnapshotMarker, StdFs, Wal, WalConfig};
+use tally_runtime_mio::wal::{Batch, Entry, EntryKind, SnapshotMarker, StdFs, Wal, WalConfig};
 
 const RECORD_BYTES: usize = 256;
 const BATCH_RECORDS: [u64; 3] = [1, 64, 1024];
@@ -61,7 +61,14 @@ impl Appender {
     /// One batch: one write and one fdatasync; returns when it is durable.
     fn append(&mut self, records: u64) {
         let entries = (0..records)
-            .map(|i| Entry::new(self.next_index + i, 1, self.payload.clone()))
+            .map(|i| {
+                Entry::new(
+                    self.next_index + i,
+                    1,
+                    EntryKind::Normal,
+                    self.payload.clone(),
+                )
+            })
             .collect();
         self.next_index += records;
         self.batches += 1;

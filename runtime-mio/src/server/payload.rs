@@ -56,7 +56,9 @@ pub fn decode(data: &Bytes) -> Payload {
     }
 }
 
-/// The core entry kind of a payload read back from the WAL.
+/// The core entry kind of a payload read back from the first WAL format, which did not
+/// record it: a membership change starts with the core codec's byte, which no kvstore
+/// request starts with.
 pub fn kind_of(data: &[u8]) -> EntryKind {
     if data.first() == Some(&CONF_CHANGE_FIRST_BYTE) {
         EntryKind::ConfChange

@@ -6,7 +6,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use tally_core::{ConfState, Entry, HardState, Persist, Recovered, Snapshot, SnapshotMeta};
+use tally_core::{
+    ConfState, Entry, EntryKind, HardState, Persist, Recovered, Snapshot, SnapshotMeta,
+};
 
 use super::payload;
 use crate::wal::{self, Batch, SnapshotConfig, SnapshotStore, StdFs, Wal, WalConfig};
@@ -130,12 +132,12 @@ pub fn open(layout: &Layout) -> Result<Opened, StorageError> {
     let entries = entries
         .into_iter()
         .map(|e| {
-            Entry::new(
-                e.index(),
-                e.term(),
-                payload::kind_of(e.data()),
-                e.into_data(),
-            )
+            let kind = match e.kind() {
+                Some(kind) => core_kind(kind),
+                // The first WAL format did not record the kind: tell it from the payload.
+                None => payload::kind_of(e.data()),
+            };
+            Entry::new(e.index(), e.term(), kind, e.into_data())
         })
         .collect();
     let hard_state = hard_state.map_or_else(HardState::default, |h| {
@@ -176,13 +178,29 @@ pub fn to_batch(persist: Persist, store: &SnapshotStore) -> Result<Batch, Storag
     Ok(batch_of(persist))
 }
 
+fn wal_kind(kind: EntryKind) -> wal::EntryKind {
+    match kind {
+        EntryKind::Normal => wal::EntryKind::Normal,
+        EntryKind::ConfChange => wal::EntryKind::ConfChange,
+        // The core's kinds are open for extension; each needs its own WAL kind first.
+        other => panic!("the core's entry kind {other:?} has no WAL kind"),
+    }
+}
+
+fn core_kind(kind: wal::EntryKind) -> EntryKind {
+    match kind {
+        wal::EntryKind::Normal => EntryKind::Normal,
+        wal::EntryKind::ConfChange => EntryKind::ConfChange,
+    }
+}
+
 /// The WAL batch of a core `Persist` whose snapshot, if any, is in its file already.
 pub fn batch_of(persist: Persist) -> Batch {
     let (hard_state, snapshot, entries) = persist.into_parts();
     let mut batch = Batch::new().with_entries(
         entries
             .into_iter()
-            .map(|e| wal::Entry::new(e.index(), e.term(), e.data().clone()))
+            .map(|e| wal::Entry::new(e.index(), e.term(), wal_kind(e.kind()), e.data().clone()))
             .collect(),
     );
     if let Some(snapshot) = snapshot.filter(|s| s.meta().index() > 0) {

@@ -68,6 +68,11 @@ pub enum WalError {
         /// The marker that was given.
         got: (u64, u64),
     },
+    /// An entry without its kind (one read back from the first format) was given to write.
+    EntryWithoutKind {
+        /// Its index.
+        index: u64,
+    },
     /// An earlier I/O error left the log in an unknown state; it accepts nothing more.
     Poisoned,
     /// The WAL thread has stopped.
@@ -122,6 +127,9 @@ impl fmt::Display for WalError {
                 f,
                 "wal: snapshot marker {got:?} goes back from the current {current:?}"
             ),
+            Self::EntryWithoutKind { index } => {
+                write!(f, "wal: entry {index} has no kind to record")
+            }
             Self::Poisoned => f.write_str("wal: poisoned by an earlier I/O error"),
             Self::Closed => f.write_str("wal: the WAL thread has stopped"),
         }

@@ -309,7 +309,7 @@ mod tests {
     use bytes::Bytes;
 
     fn e(i: u64, t: u64) -> Entry {
-        Entry::new(i, t, Bytes::new())
+        Entry::new(i, t, crate::wal::EntryKind::Normal, Bytes::new())
     }
 
     #[test]

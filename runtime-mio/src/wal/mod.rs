@@ -10,7 +10,11 @@
 //!   segment sequence `u64`, reserved `u32`, CRC32 of the first 28 bytes `u32`.
 //! * Records follow back to back: body length `u32`, CRC32 of (length ++ body) `u32`, then the
 //!   body: offset of the write (group commit) that carried the record `u32`, kind `u8`, flags
-//!   `u8` (bit 0: last record of a logical batch), and the payload.
+//!   `u8` (bit 0: last record of a logical batch), and the payload. Kinds: 5 an entry (index
+//!   `u64`, term `u64`, entry kind `u8`: 0 normal, 1 membership change, then its data); 2 the
+//!   hard state (term, vote, commit, `u64` each); 3 a snapshot marker (index, term); 4 a
+//!   truncation (the first index dropped). Kind 1, an entry without its kind byte, is the
+//!   first format's: still read (its reader tells the kind from the payload), never written.
 //! * The rest of the segment is zeros.
 //!
 //! All integers are little-endian.
@@ -62,7 +66,7 @@ pub use snapshot::{BodyWriter, Snapshot, SnapshotConfig, SnapshotMeta, SnapshotS
 pub use snapshot_incoming::IncomingSnapshot;
 pub use snapshot_reader::SnapshotReader;
 pub use thread::{Completion, OUT_OF_SPACE_RETRY, SubmitError, WalThread};
-pub use types::{Batch, Durable, Entry, HardState, SnapshotMarker, WalConfig};
+pub use types::{Batch, Durable, Entry, EntryKind, HardState, SnapshotMarker, WalConfig};
 pub use writer::Wal;
 
 /// Feeds arbitrary bytes to the segment reader, as a closed and as a last segment.

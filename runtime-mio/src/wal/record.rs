@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::types::{Batch, Entry, HardState, SnapshotMarker};
+use super::types::{Batch, Entry, EntryKind, HardState, SnapshotMarker};
 
 /// Length and checksum in front of every record body.
 pub(crate) const PREFIX_BYTES: usize = 8;
@@ -10,13 +10,16 @@ pub(crate) const PREFIX_BYTES: usize = 8;
 const BODY_FIXED_BYTES: usize = 6;
 const RECORD_FIXED_BYTES: usize = PREFIX_BYTES + BODY_FIXED_BYTES;
 
-const KIND_ENTRY: u8 = 1;
+/// An entry without its kind: the first format, still read, no longer written.
+const KIND_ENTRY_WITHOUT_KIND: u8 = 1;
 const KIND_HARD_STATE: u8 = 2;
 const KIND_SNAPSHOT: u8 = 3;
 const KIND_TRUNCATE: u8 = 4;
+/// An entry with its [`EntryKind`] byte.
+const KIND_ENTRY: u8 = 5;
 const FLAG_BATCH_END: u8 = 1;
 
-const ENTRY_FIXED_BYTES: usize = RECORD_FIXED_BYTES + 16;
+const ENTRY_FIXED_BYTES: usize = RECORD_FIXED_BYTES + 17;
 pub(crate) const HARD_STATE_BYTES: usize = RECORD_FIXED_BYTES + 24;
 const SNAPSHOT_BYTES: usize = RECORD_FIXED_BYTES + 16;
 pub(crate) const TRUNCATE_BYTES: usize = RECORD_FIXED_BYTES + 8;
@@ -93,6 +96,9 @@ impl<'a> Encoder<'a> {
             RecordRef::Entry(e) => {
                 self.put_u64(e.index());
                 self.put_u64(e.term());
+                // `Wal::append` refuses an entry without its kind.
+                let kind = e.kind().expect("appended entries have their kind");
+                self.out.push(kind.to_u8());
                 self.out.extend_from_slice(e.data());
             }
             RecordRef::HardState(hs) => {
@@ -187,11 +193,27 @@ pub(crate) fn decode(buf: &Bytes, off: usize) -> Decoded {
     }
     let payload = &body[BODY_FIXED_BYTES..];
     let record = match (kind, payload.len()) {
-        (KIND_ENTRY, n) if n >= 16 => {
+        (KIND_ENTRY, n) if n >= 17 => {
+            let Some(entry_kind) = EntryKind::from_u8(payload[16]) else {
+                return Decoded::Bad("unknown entry kind");
+            };
             // A copy, not a slice: a slice would keep the whole preallocated segment buffer
             // alive for as long as any recovered entry lives.
+            let data = Bytes::copy_from_slice(&payload[17..]);
+            Record::Entry(Entry::new(
+                read_u64(payload, 0),
+                read_u64(payload, 8),
+                entry_kind,
+                data,
+            ))
+        }
+        (KIND_ENTRY_WITHOUT_KIND, n) if n >= 16 => {
             let data = Bytes::copy_from_slice(&payload[16..]);
-            Record::Entry(Entry::new(read_u64(payload, 0), read_u64(payload, 8), data))
+            Record::Entry(Entry::without_kind(
+                read_u64(payload, 0),
+                read_u64(payload, 8),
+                data,
+            ))
         }
         (KIND_HARD_STATE, 24) => Record::HardState(HardState::new(
             read_u64(payload, 0),
@@ -203,7 +225,10 @@ pub(crate) fn decode(buf: &Bytes, off: usize) -> Decoded {
             read_u64(payload, 8),
         )),
         (KIND_TRUNCATE, 8) => Record::Truncate(read_u64(payload, 0)),
-        (KIND_ENTRY | KIND_HARD_STATE | KIND_SNAPSHOT | KIND_TRUNCATE, _) => {
+        (
+            KIND_ENTRY | KIND_ENTRY_WITHOUT_KIND | KIND_HARD_STATE | KIND_SNAPSHOT | KIND_TRUNCATE,
+            _,
+        ) => {
             return Decoded::Bad("record payload has the wrong length");
         }
         _ => return Decoded::Bad("unknown record kind"),
@@ -240,7 +265,7 @@ mod tests {
 
     #[test]
     fn round_trip_every_kind() {
-        let e = Entry::new(7, 3, Bytes::from_static(b"hello"));
+        let e = Entry::new(7, 3, EntryKind::ConfChange, Bytes::from_static(b"hello"));
         let hs = HardState::new(3, 2, 6);
         let m = SnapshotMarker::new(5, 2);
         let buf = encode_one(
@@ -285,7 +310,7 @@ mod tests {
 
     #[test]
     fn every_single_bit_flip_is_detected() {
-        let e = Entry::new(1, 1, Bytes::from_static(b"abc"));
+        let e = Entry::new(1, 1, EntryKind::Normal, Bytes::from_static(b"abc"));
         let buf = encode_one(&[RecordRef::Entry(&e)], 32);
         for bit in 0..buf.len() * 8 {
             let mut v = buf.to_vec();
@@ -296,5 +321,60 @@ mod tests {
                 "bit {bit}: {decoded:?}"
             );
         }
+    }
+
+    /// A record as the first format wrote it, byte by byte: length, CRC, write offset, kind 1,
+    /// flags, index, term, data, with no entry kind.
+    fn first_format_entry(index: u64, term: u64, data: &[u8]) -> Bytes {
+        let mut body = Vec::new();
+        body.extend_from_slice(&32u32.to_le_bytes());
+        body.push(KIND_ENTRY_WITHOUT_KIND);
+        body.push(FLAG_BATCH_END);
+        body.extend_from_slice(&index.to_le_bytes());
+        body.extend_from_slice(&term.to_le_bytes());
+        body.extend_from_slice(data);
+        let len = (body.len() as u32).to_le_bytes();
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(&len);
+        hasher.update(&body);
+        let mut out = len.to_vec();
+        out.extend_from_slice(&hasher.finalize().to_le_bytes());
+        out.extend_from_slice(&body);
+        Bytes::from(out)
+    }
+
+    #[test]
+    fn first_format_entries_are_read_without_a_kind() {
+        let buf = first_format_entry(4, 2, b"legacy");
+        match decode(&buf, 0) {
+            Decoded::Record { record, bytes, .. } => {
+                assert_eq!(bytes, buf.len());
+                let Record::Entry(entry) = record else {
+                    panic!("{record:?}");
+                };
+                assert_eq!((entry.index(), entry.term()), (4, 2));
+                assert_eq!(entry.kind(), None);
+                assert_eq!(&entry.data()[..], b"legacy");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_unknown_entry_kind_is_damage() {
+        let e = Entry::new(1, 1, EntryKind::Normal, Bytes::from_static(b"abc"));
+        let mut v = encode_one(&[RecordRef::Entry(&e)], 32).to_vec();
+        // The entry kind byte follows the body's fixed part, the index and the term; the CRC
+        // is recomputed so that only the kind is wrong.
+        v[PREFIX_BYTES + BODY_FIXED_BYTES + 16] = 9;
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(&v[..4]);
+        hasher.update(&v[PREFIX_BYTES..]);
+        let crc = hasher.finalize().to_le_bytes();
+        v[4..8].copy_from_slice(&crc);
+        assert!(matches!(
+            decode(&Bytes::from(v), 0),
+            Decoded::Bad("unknown entry kind")
+        ));
     }
 }

@@ -11,13 +11,55 @@ use super::segment::HEADER_BYTES;
 pub struct Entry {
     index: u64,
     term: u64,
+    kind: Option<EntryKind>,
     data: Bytes,
+}
+
+/// What an entry's payload is, as its writer declared it. The WAL stores it beside the entry,
+/// so a reader never has to guess it from the payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EntryKind {
+    /// Application data (for tallyd, an encoded kvstore request or the leader's no-op).
+    Normal,
+    /// A membership change.
+    ConfChange,
+}
+
+impl EntryKind {
+    pub(crate) fn to_u8(self) -> u8 {
+        match self {
+            EntryKind::Normal => 0,
+            EntryKind::ConfChange => 1,
+        }
+    }
+
+    pub(crate) fn from_u8(byte: u8) -> Option<Self> {
+        match byte {
+            0 => Some(EntryKind::Normal),
+            1 => Some(EntryKind::ConfChange),
+            _ => None,
+        }
+    }
 }
 
 impl Entry {
     /// Makes an entry.
-    pub fn new(index: u64, term: u64, data: Bytes) -> Self {
-        Self { index, term, data }
+    pub fn new(index: u64, term: u64, kind: EntryKind, data: Bytes) -> Self {
+        Self {
+            index,
+            term,
+            kind: Some(kind),
+            data,
+        }
+    }
+    /// An entry read from a record of the first format, which did not store the kind.
+    pub(crate) fn without_kind(index: u64, term: u64, data: Bytes) -> Self {
+        Self {
+            index,
+            term,
+            kind: None,
+            data,
+        }
     }
     /// The log index.
     pub fn index(&self) -> u64 {
@@ -26,6 +68,11 @@ impl Entry {
     /// The term the entry was proposed in.
     pub fn term(&self) -> u64 {
         self.term
+    }
+    /// What the payload is; `None` only for an entry written by the first WAL format, which
+    /// did not record it (its reader must tell from the payload).
+    pub fn kind(&self) -> Option<EntryKind> {
+        self.kind
     }
     /// The payload.
     pub fn data(&self) -> &Bytes {

@@ -244,6 +244,11 @@ impl Wal {
     }
 
     fn check_limits(&self, batch: &Batch) -> Result<(), WalError> {
+        if let Some(entry) = batch.entries().iter().find(|e| e.kind().is_none()) {
+            return Err(WalError::EntryWithoutKind {
+                index: entry.index(),
+            });
+        }
         let max = self.config.record_bytes_max();
         if let Some(bytes) = batch
             .entries()

@@ -69,7 +69,12 @@ fn reopen_replays_everything() {
 fn limits_are_typed_errors() {
     let fs = MemFs::new();
     let (mut wal, _) = open(&fs, small_config());
-    let big = vec![Entry::new(1, 1, Bytes::from(vec![7u8; 300]))];
+    let big = vec![Entry::new(
+        1,
+        1,
+        EntryKind::Normal,
+        Bytes::from(vec![7u8; 300]),
+    )];
     assert!(matches!(
         wal.append(Batch::new().with_entries(big)),
         Err(WalError::RecordTooLarge { max: 256, .. })
@@ -483,7 +488,7 @@ fn purged_segments_shrink_a_step_at_a_time_and_recovery_removes_leftovers() {
 fn an_oversized_batch_splits_into_ones_the_wal_takes_with_the_same_result() {
     let config = small_config();
     let max = config.batch_bytes_max();
-    for (count, len) in [(1, 8), (9, 40), (30, 40), (12, 200), (3, 226)] {
+    for (count, len) in [(1, 8), (9, 40), (30, 40), (12, 200), (3, 225)] {
         for with_snapshot in [false, true] {
             let mut whole = Batch::new()
                 .with_entries(entries(6, 5 + count, 2, len))
@@ -526,4 +531,23 @@ fn an_oversized_batch_splits_into_ones_the_wal_takes_with_the_same_result() {
             assert_eq!(Model::of(&recovered), expected);
         }
     }
+}
+
+#[test]
+fn an_entry_read_back_from_the_first_format_is_not_written_again_without_its_kind() {
+    let fs = MemFs::new();
+    let (mut wal, _) = open(&fs, small_config());
+    let legacy = Entry::without_kind(1, 1, Bytes::from_static(b"old"));
+    assert!(matches!(
+        wal.append(Batch::new().with_entries(vec![legacy])),
+        Err(WalError::EntryWithoutKind { index: 1 })
+    ));
+    // Each kind comes back as it was written.
+    wal.write(Batch::new().with_entries(entries(1, 10, 1, 8)))
+        .expect("write");
+    drop(wal);
+    let (_, rec) = open(&fs, small_config());
+    let kinds: Vec<_> = rec.entries().iter().map(Entry::kind).collect();
+    let expected: Vec<_> = (1..=10).map(|i| Some(kind_of_index(i))).collect();
+    assert_eq!(kinds, expected);
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
-use super::{Batch, Entry, HardState, MemFs, Recovered, SnapshotMarker, Wal, WalConfig};
+use super::{Batch, Entry, EntryKind, HardState, MemFs, Recovered, SnapshotMarker, Wal, WalConfig};
 
 /// The WAL directory used with `MemFs`.
 pub(crate) fn dir() -> PathBuf {
@@ -39,9 +39,18 @@ pub(crate) fn data(index: u64, term: u64, len: usize) -> Bytes {
         .into()
 }
 
+/// Every fifth entry is a membership change, so every recovery test sees both kinds.
+pub(crate) fn kind_of_index(index: u64) -> EntryKind {
+    if index % 5 == 0 {
+        EntryKind::ConfChange
+    } else {
+        EntryKind::Normal
+    }
+}
+
 pub(crate) fn entries(from: u64, to: u64, term: u64, len: usize) -> Vec<Entry> {
     (from..=to)
-        .map(|i| Entry::new(i, term, data(i, term, len)))
+        .map(|i| Entry::new(i, term, kind_of_index(i), data(i, term, len)))
         .collect()
 }
 
