@@ -43,6 +43,16 @@ pub(crate) enum CloseReason {
     Rejected(HandshakeStatus),
     /// The peer refused our hello.
     RefusedByPeer(HandshakeStatus),
+    /// We refused a hello whose protocol versions do not meet ours.
+    NoCommonVersion {
+        /// The dialer's lowest and highest versions.
+        theirs: (u32, u32),
+    },
+    /// The peer refused our hello for its versions (or accepted one we do not speak).
+    PeerVersion {
+        /// The version its ack names: its highest.
+        theirs: u32,
+    },
     AckFromWrongMember(u64),
     HandshakeTimeout,
     IdleTimeout,
@@ -72,7 +82,10 @@ impl CloseReason {
             )
         };
         match self {
-            Self::Tls(_) | Self::AckFromWrongMember(_) => true,
+            Self::Tls(_)
+            | Self::AckFromWrongMember(_)
+            | Self::NoCommonVersion { .. }
+            | Self::PeerVersion { .. } => true,
             Self::Rejected(status) | Self::RefusedByPeer(status) => refused(status),
             _ => false,
         }
@@ -93,6 +106,22 @@ impl fmt::Display for CloseReason {
             Self::Garbage(e) => write!(f, "not a tally peer hello ({e})"),
             Self::Rejected(status) => write!(f, "{status}"),
             Self::RefusedByPeer(status) => write!(f, "refused by the peer: {status}"),
+            Self::NoCommonVersion { theirs } => write!(
+                f,
+                "protocol version mismatch: it speaks peer protocol versions {}..={}, this \
+                 member {}..={}",
+                theirs.0,
+                theirs.1,
+                super::wire::PROTOCOL_VERSION_MIN,
+                super::wire::PROTOCOL_VERSION_MAX
+            ),
+            Self::PeerVersion { theirs } => write!(
+                f,
+                "protocol version mismatch: the peer speaks peer protocol versions up to \
+                 {theirs}, this member {}..={}",
+                super::wire::PROTOCOL_VERSION_MIN,
+                super::wire::PROTOCOL_VERSION_MAX
+            ),
             Self::AckFromWrongMember(id) => write!(f, "answered by member {id:x} instead"),
             Self::HandshakeTimeout => f.write_str("handshake timed out"),
             Self::IdleTimeout => f.write_str("nothing received within idle_timeout_ms"),

@@ -2,17 +2,29 @@
 
 use bytes::Bytes;
 
+use super::FrameKind;
+
 /// What the transport reports to the event loop, drained with
 /// [`crate::peer::PeerTransport::poll_event`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PeerEvent {
-    /// A frame from a connected peer (a `tally_core::codec` encoded message, for tallyd).
+    /// A frame from a connected peer, of a kind in the table of [`FrameKind`].
     Frame {
         /// The member that sent it.
         from: u64,
-        /// The frame's payload.
+        /// Its kind, by its first byte.
+        kind: FrameKind,
+        /// The frame, first byte included.
         frame: Bytes,
+    },
+    /// The peer does not know the kind of a frame this member sent it (first byte `tag`): a
+    /// member of another release. Whatever waits on an answer to such a frame will get none.
+    Unsupported {
+        /// The member.
+        peer: u64,
+        /// The first byte of the frame it did not know ([`FrameKind::of_tag`]).
+        tag: u8,
     },
     /// A link to the peer completed its handshake; queued frames are flowing.
     Connected {

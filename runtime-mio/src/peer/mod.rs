@@ -50,6 +50,7 @@ mod config;
 mod conn;
 mod error;
 mod event;
+mod frame;
 mod jitter;
 #[cfg(any(test, feature = "testing"))]
 mod proxy;
@@ -62,6 +63,7 @@ mod tests;
 pub use config::{PeerConfig, PeerTls};
 pub use error::{PeerError, TlsConfigError};
 pub use event::{PeerEvent, PeerStats};
+pub use frame::FrameKind;
 #[cfg(any(test, feature = "testing"))]
 pub use proxy::FaultProxy;
 pub use transport::{LISTENERS_MAX, PeerTransport};

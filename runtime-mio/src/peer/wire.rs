@@ -12,12 +12,18 @@ pub(crate) const HEADER_BYTES: usize = 4;
 pub(crate) const HELLO_MAGIC: [u8; 8] = *b"TALLYHLO";
 /// First bytes of an ack payload.
 pub(crate) const ACK_MAGIC: [u8; 8] = *b"TALLYACK";
-/// Version of the peer protocol spoken after the handshake.
-pub(crate) const PROTOCOL_VERSION: u32 = 1;
+/// The peer protocol versions this release speaks: a hello carries the dialer's range, the
+/// acceptor takes the highest version both speak, and refuses a dialer whose range does not
+/// meet its own. Version 1, the first protocol, carried one version in its hello and is no
+/// longer spoken.
+pub(crate) const PROTOCOL_VERSION_MIN: u32 = 2;
+pub(crate) const PROTOCOL_VERSION_MAX: u32 = 2;
+/// The first protocol's one version, which its hello carries where this one has its minimum.
+pub(crate) const FIRST_PROTOCOL_VERSION: u32 = 1;
 /// Longest cluster token (etcd's `--initial-cluster-token`) the hello can carry.
 pub(crate) const CLUSTER_TOKEN_BYTES_MAX: usize = 255;
 /// Largest handshake payload: a hello with the longest token.
-pub(crate) const HANDSHAKE_FRAME_BYTES_MAX: usize = 8 + 4 + 4 + CLUSTER_TOKEN_BYTES_MAX + 8 + 8;
+pub(crate) const HANDSHAKE_FRAME_BYTES_MAX: usize = 8 + 4 + 4 + 4 + CLUSTER_TOKEN_BYTES_MAX + 8 + 8;
 /// Frames handed to one `writev` (two slices each); Linux allows 1024 slices.
 const WRITE_FRAMES_MAX: usize = 32;
 
@@ -53,7 +59,8 @@ pub(crate) fn split_frame(buf: &mut BytesMut, max: usize) -> Result<Option<Bytes
 /// The dialer's first frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Hello {
-    pub(crate) version: u32,
+    /// The protocol versions the dialer speaks, lowest and highest.
+    pub(crate) versions: (u32, u32),
     pub(crate) cluster_token: Bytes,
     pub(crate) from: u64,
     pub(crate) to: u64,
@@ -64,6 +71,7 @@ pub(crate) struct Hello {
 pub(crate) enum HandshakeDecodeError {
     BadMagic,
     Truncated,
+    BadVersionRange,
     TokenTooLong,
     TrailingBytes,
 }
@@ -73,6 +81,7 @@ impl fmt::Display for HandshakeDecodeError {
         f.write_str(match self {
             Self::BadMagic => "bad magic",
             Self::Truncated => "truncated",
+            Self::BadVersionRange => "version range ends below its start",
             Self::TokenTooLong => "cluster token too long",
             Self::TrailingBytes => "trailing bytes",
         })
@@ -84,7 +93,8 @@ pub(crate) fn encode_hello(cluster_token: &[u8], from: u64, to: u64) -> Bytes {
     assert!(cluster_token.len() <= CLUSTER_TOKEN_BYTES_MAX);
     let mut out = BytesMut::with_capacity(HANDSHAKE_FRAME_BYTES_MAX);
     out.put_slice(&HELLO_MAGIC);
-    out.put_u32_le(PROTOCOL_VERSION);
+    out.put_u32_le(PROTOCOL_VERSION_MIN);
+    out.put_u32_le(PROTOCOL_VERSION_MAX);
     out.put_u32_le(cluster_token.len() as u32);
     out.put_slice(cluster_token);
     out.put_u64_le(from);
@@ -98,7 +108,21 @@ pub(crate) fn decode_hello(payload: &Bytes) -> Result<Hello, HandshakeDecodeErro
         return Err(HandshakeDecodeError::BadMagic);
     }
     buf.advance(HELLO_MAGIC.len());
-    let version = take_u32(&mut buf)?;
+    let version_min = take_u32(&mut buf)?;
+    if version_min == FIRST_PROTOCOL_VERSION {
+        // The first protocol's hello: one version, then the token. Nothing more of it is
+        // read; the acceptor refuses it for its version.
+        return Ok(Hello {
+            versions: (FIRST_PROTOCOL_VERSION, FIRST_PROTOCOL_VERSION),
+            cluster_token: Bytes::new(),
+            from: 0,
+            to: 0,
+        });
+    }
+    let version_max = take_u32(&mut buf)?;
+    if version_max < version_min {
+        return Err(HandshakeDecodeError::BadVersionRange);
+    }
     let token_len = take_u32(&mut buf)? as usize;
     if token_len > CLUSTER_TOKEN_BYTES_MAX {
         return Err(HandshakeDecodeError::TokenTooLong);
@@ -113,11 +137,17 @@ pub(crate) fn decode_hello(payload: &Bytes) -> Result<Hello, HandshakeDecodeErro
         return Err(HandshakeDecodeError::TrailingBytes);
     }
     Ok(Hello {
-        version,
+        versions: (version_min, version_max),
         cluster_token,
         from,
         to,
     })
+}
+
+/// The highest protocol version both this member and a dialer speaking `versions` speak.
+pub(crate) fn common_version(versions: (u32, u32)) -> Option<u32> {
+    let highest = versions.1.min(PROTOCOL_VERSION_MAX);
+    (highest >= versions.0.max(PROTOCOL_VERSION_MIN)).then_some(highest)
 }
 
 /// The acceptor's answer to a hello.
@@ -174,14 +204,18 @@ impl fmt::Display for HandshakeStatus {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Ack {
+    /// The version the link speaks when accepted; the acceptor's highest when refused.
+    pub(crate) version: u32,
     pub(crate) status: HandshakeStatus,
     pub(crate) from: u64,
 }
 
-pub(crate) fn encode_ack(status: HandshakeStatus, from: u64) -> Bytes {
+/// An ack: the same layout in every protocol version (magic, version, status, member id), so a
+/// dialer of any release can read why it was refused.
+pub(crate) fn encode_ack(version: u32, status: HandshakeStatus, from: u64) -> Bytes {
     let mut out = BytesMut::with_capacity(24);
     out.put_slice(&ACK_MAGIC);
-    out.put_u32_le(PROTOCOL_VERSION);
+    out.put_u32_le(version);
     out.put_u32_le(status.code());
     out.put_u64_le(from);
     out.freeze()
@@ -193,14 +227,17 @@ pub(crate) fn decode_ack(payload: &Bytes) -> Result<Ack, HandshakeDecodeError> {
         return Err(HandshakeDecodeError::BadMagic);
     }
     buf.advance(ACK_MAGIC.len());
-    // The version is informational: a status tells the dialer what went wrong.
-    let _version = take_u32(&mut buf)?;
+    let version = take_u32(&mut buf)?;
     let status = HandshakeStatus::from_code(take_u32(&mut buf)?);
     let from = take_u64(&mut buf)?;
     if !buf.is_empty() {
         return Err(HandshakeDecodeError::TrailingBytes);
     }
-    Ok(Ack { status, from })
+    Ok(Ack {
+        version,
+        status,
+        from,
+    })
 }
 
 fn take_u32(buf: &mut Bytes) -> Result<u32, HandshakeDecodeError> {

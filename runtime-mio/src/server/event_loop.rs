@@ -13,17 +13,17 @@ use tally_kvstore::KvStore;
 use super::auto_compaction::AutoCompactor;
 use super::flags::Flags;
 use super::join_watchdog::JoinWatchdog;
-use super::leader_query::{ANSWER_TAG, PROMOTE_TAG, QUERY_TAG};
 use super::members::Members;
 use super::metrics::Metrics;
 use super::rpc::{CallKind, ConfWaiter, PendingRead, Waiter};
 use super::snapshot_inbound::InboundTransfers;
-use super::snapshot_transfer::{SnapshotTransfers, is_chunk_frame};
+use super::snapshot_transfer::SnapshotTransfers;
 use super::snapshots::{SnapshotDone, SnapshotJob, SnapshotPacing, SnapshotTaking, SnapshotWorker};
 use super::start_check::{self, Answer, CheckOutcome, Start, StartCheck};
 use super::startup::{Identity, Recovered, ServerError, io_error};
 use super::storage;
 use crate::grpc::{CallEvent, CallId, GrpcConfig, GrpcServer};
+use crate::peer::FrameKind;
 use crate::peer::{PeerConfig, PeerEvent, PeerTransport};
 use crate::wal::{Completion, SnapshotStore, WalThread};
 
@@ -465,39 +465,12 @@ impl Server {
     fn drain_peers(&mut self) {
         while let Some(event) = self.peers.poll_event() {
             match event {
-                PeerEvent::Frame { from, frame } if is_chunk_frame(&frame) => {
-                    self.receive_snapshot_chunk(from, &frame)
-                }
-                PeerEvent::Frame { from, frame } if frame.first() == Some(&QUERY_TAG) => {
-                    self.answer_lease_query(from, &frame)
-                }
-                PeerEvent::Frame { from, frame } if frame.first() == Some(&PROMOTE_TAG) => {
-                    self.answer_promote_query(from, &frame)
-                }
-                PeerEvent::Frame { from, frame } if frame.first() == Some(&ANSWER_TAG) => {
-                    self.finish_leader_query(from, &frame)
-                }
-                PeerEvent::Frame { from, frame }
-                    if frame.first() == Some(&start_check::QUERY_TAG) =>
-                {
-                    self.answer_start_query(from, &frame)
-                }
-                PeerEvent::Frame { from, frame }
-                    if frame.first() == Some(&start_check::ANSWER_TAG) =>
-                {
-                    if let Some(check) = self.start_check.as_mut() {
-                        let _ = check.on_answer(from, &frame, Instant::now());
-                    }
-                }
-                PeerEvent::Frame { from, frame } => self.step_peer_message(from, &frame),
+                PeerEvent::Frame { from, kind, frame } => self.receive_frame(from, kind, &frame),
+                PeerEvent::Unsupported { peer, tag } => self.on_unsupported(peer, tag),
                 PeerEvent::Connected { peer } => {
                     eprintln!("tallyd: peer {peer:x} connected");
                     self.join_watchdog.on_connected();
                     self.ask_peers_about_this_member();
-                }
-                PeerEvent::Refused { reason, .. } => {
-                    // The transport logged it; only a member that has not joined acts on it.
-                    self.join_watchdog.on_refused(&reason, Instant::now());
                 }
                 PeerEvent::Disconnected { peer } => {
                     eprintln!("tallyd: peer {peer:x} disconnected");
@@ -506,7 +479,55 @@ impl Server {
                     self.inbound.abort(peer, &self.snapshots);
                     self.node.report_unreachable(peer);
                 }
+                PeerEvent::Refused { reason, .. } => {
+                    // The transport logged it; only a member that has not joined acts on it.
+                    self.join_watchdog.on_refused(&reason, Instant::now());
+                }
             }
+        }
+    }
+
+    /// Hands a peer's frame to the part that speaks its kind.
+    fn receive_frame(&mut self, from: u64, kind: FrameKind, frame: &Bytes) {
+        match kind {
+            FrameKind::Raft => self.step_peer_message(from, frame),
+            FrameKind::SnapshotChunk => self.receive_snapshot_chunk(from, frame),
+            FrameKind::LeaseQuery => self.answer_lease_query(from, frame),
+            FrameKind::PromoteQuery => self.answer_promote_query(from, frame),
+            FrameKind::LeaderAnswer => self.finish_leader_query(from, frame),
+            FrameKind::StartQuery => self.answer_start_query(from, frame),
+            FrameKind::StartAnswer => {
+                if let Some(check) = self.start_check.as_mut() {
+                    let _ = check.on_answer(from, frame, Instant::now());
+                }
+            }
+            // The transport reports these as `PeerEvent::Unsupported`.
+            FrameKind::Unsupported => {}
+        }
+    }
+
+    /// `peer` runs a release that does not know a kind of frame this member sent it: what
+    /// waits on an answer to such a frame is ended now.
+    fn on_unsupported(&mut self, peer: u64, tag: u8) {
+        let kind = FrameKind::of_tag(tag);
+        eprintln!(
+            "tallyd: peer {peer:x} does not know frame kind {kind:?} ({tag:#04x}): it runs \
+             another release (see the rolling-upgrade rule in docs/operations.md)"
+        );
+        match kind {
+            Some(FrameKind::LeaseQuery | FrameKind::PromoteQuery) => {
+                self.fail_leader_queries_to(peer)
+            }
+            Some(FrameKind::StartQuery) => {
+                if let Some(check) = self.start_check.as_mut() {
+                    let _ = check.on_cannot_answer(peer, Instant::now());
+                }
+            }
+            Some(FrameKind::SnapshotChunk) => {
+                self.transfers.abort(peer);
+                self.node.report_unreachable(peer);
+            }
+            _ => {}
         }
     }
 

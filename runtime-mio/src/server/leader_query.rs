@@ -11,9 +11,11 @@
 //! etcd forwards both calls to the leader; so do we, as tallyd-level frames on the one peer
 //! connection, beside Raft's messages and snapshot chunks:
 //!
-//! - lease query: [`QUERY_TAG`], query id (u64 LE), the encoded `LeaseTimeToLiveRequest`;
-//! - promote query: [`PROMOTE_TAG`], query id (u64 LE), the learner's member id (u64 LE);
-//! - answer: [`ANSWER_TAG`], query id (u64 LE), an [`AnswerStatus`] byte, then for `Ok` the
+//! - lease query: [`FrameKind::LeaseQuery`]'s tag, query id (u64 LE), the encoded
+//!   `LeaseTimeToLiveRequest`;
+//! - promote query: [`FrameKind::PromoteQuery`]'s tag, query id (u64 LE), the learner's member
+//!   id (u64 LE);
+//! - answer: [`FrameKind::LeaderAnswer`]'s tag, query id (u64 LE), an [`AnswerStatus`] byte, then for `Ok` the
 //!   leader's encoded `LeaseTimeToLiveResponse` (nothing for a promotion), and for `Refused`
 //!   the gRPC code (one byte) and UTF-8 message the leader would have given its own client.
 //!
@@ -34,20 +36,11 @@ use super::rpc::{
     ConfWaiter, Method, status, status_from_propose, status_no_leader, status_timeout,
 };
 use crate::grpc::{CallId, Code as GrpcCode, Status};
+use crate::peer::FrameKind;
 
-pub(super) const QUERY_TAG: u8 = 0xC6;
-pub(super) const ANSWER_TAG: u8 = 0xC7;
-pub(super) const PROMOTE_TAG: u8 = 0xC9;
-const _: () = {
-    let tags = [QUERY_TAG, ANSWER_TAG, PROMOTE_TAG];
-    let mut i = 0;
-    while i < tags.len() {
-        assert!(tags[i] != tally_core::codec::CODEC_VERSION);
-        assert!(tags[i] != super::snapshot_transfer::CHUNK_TAG);
-        assert!(tags[i] != super::snapshot_transfer::LEGACY_CHUNK_TAG);
-        i += 1;
-    }
-};
+const QUERY_TAG: u8 = FrameKind::LeaseQuery.tag();
+const PROMOTE_TAG: u8 = FrameKind::PromoteQuery.tag();
+const ANSWER_TAG: u8 = FrameKind::LeaderAnswer.tag();
 
 /// Tag and query id.
 const HEAD_BYTES: usize = 1 + 8;
@@ -386,6 +379,28 @@ impl Server {
                 method: Method::MemberPromote,
                 deadline: query.deadline,
             }),
+        }
+    }
+
+    /// `peer` does not know the query frames (it runs another release): every query put to
+    /// it is answered now, with etcd's "not supported" status, rather than at its timeout.
+    pub(super) fn fail_leader_queries_to(&mut self, peer: u64) {
+        let failed: Vec<u64> = self
+            .leader_queries
+            .iter()
+            .filter(|(_, q)| q.leader == peer)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in failed {
+            if let Some(query) = self.leader_queries.remove(&id) {
+                self.reply_error(
+                    query.call,
+                    status(
+                        GrpcCode::Unavailable,
+                        "etcdserver: the leader runs a release that cannot answer this call",
+                    ),
+                );
+            }
         }
     }
 

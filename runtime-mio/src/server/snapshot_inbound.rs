@@ -15,8 +15,7 @@ use tally_core::codec::{SnapshotHead, decode_snapshot_head};
 
 use super::event_loop::Server;
 use super::snapshot_transfer::{
-    CHECKSUM_BYTES, CHUNK_HEADER_BYTES, CHUNK_TAG, ChunkError, INBOUND_SNAPSHOT_BYTES_MAX,
-    is_chunk_frame,
+    CHECKSUM_BYTES, CHUNK_HEADER_BYTES, ChunkError, INBOUND_SNAPSHOT_BYTES_MAX, is_chunk_frame,
 };
 use super::storage;
 use crate::wal::{IncomingSnapshot, SnapshotStore};
@@ -37,20 +36,16 @@ struct Receiving {
     received: u64,
     message: Message,
     file: IncomingSnapshot,
-    /// CRC of the message bytes received so far, and the sender's CRC as it arrives; `None`
-    /// for a legacy transfer, which carries none.
-    checksum: Option<(crc32fast::Hasher, [u8; CHECKSUM_BYTES])>,
+    /// CRC of the message bytes received so far.
+    hasher: crc32fast::Hasher,
+    /// The sender's CRC, as its bytes arrive.
+    sent_checksum: [u8; CHECKSUM_BYTES],
 }
 
 impl Receiving {
     /// Bytes of the message (the transfer without its CRC trailer).
     fn message_len(&self) -> u64 {
-        let trailer = if self.checksum.is_some() {
-            CHECKSUM_BYTES as u64
-        } else {
-            0
-        };
-        self.total - trailer
+        self.total - CHECKSUM_BYTES as u64
     }
 
     /// Takes the transfer's next `bytes`: data into the file, trailer bytes aside.
@@ -63,13 +58,11 @@ impl Receiving {
         self.file
             .write(data)
             .map_err(|e| ChunkError::Storage(e.to_string()))?;
-        if let Some((hasher, sent)) = &mut self.checksum {
-            hasher.update(data);
-            if !trailer.is_empty() {
-                // The trailer starts at message_len; what came before it is data.
-                let at = (self.received + in_message - message_len) as usize;
-                sent[at..at + trailer.len()].copy_from_slice(trailer);
-            }
+        self.hasher.update(data);
+        if !trailer.is_empty() {
+            // The trailer starts at message_len; what came before it is data.
+            let at = (self.received + in_message - message_len) as usize;
+            self.sent_checksum[at..at + trailer.len()].copy_from_slice(trailer);
         }
         self.received += bytes.len() as u64;
         Ok(())
@@ -77,9 +70,7 @@ impl Receiving {
 
     /// Whether the bytes received are the ones the sender checksummed.
     fn is_intact(&self) -> bool {
-        self.checksum
-            .as_ref()
-            .is_none_or(|(hasher, sent)| hasher.clone().finalize().to_le_bytes() == *sent)
+        self.hasher.clone().finalize().to_le_bytes() == self.sent_checksum
     }
 }
 
@@ -92,8 +83,6 @@ pub(super) struct InboundTransfers {
 
 /// A chunk frame's header and payload.
 struct Chunk<'a> {
-    /// Whether the transfer ends with a CRC trailer.
-    checksummed: bool,
     id: u64,
     total: u64,
     offset: u64,
@@ -118,7 +107,6 @@ fn parse_chunk(frame: &[u8]) -> Result<Chunk<'_>, ChunkError> {
         return Err(ChunkError::Overrun);
     }
     Ok(Chunk {
-        checksummed: frame[0] == CHUNK_TAG,
         id,
         total,
         offset,
@@ -159,7 +147,6 @@ impl InboundTransfers {
                 .get_mut(&from)
                 .filter(|r| r.id == chunk.id && r.total == chunk.total)
                 .filter(|r| r.received == chunk.offset)
-                .filter(|r| r.checksum.is_some() == chunk.checksummed)
                 .ok_or(ChunkError::OutOfSequence {
                     id: chunk.id,
                     offset: chunk.offset,
@@ -193,10 +180,9 @@ impl InboundTransfers {
 fn begin(chunk: &Chunk<'_>, frame: &Bytes, store: &SnapshotStore) -> Result<Receiving, ChunkError> {
     let payload = frame.slice(CHUNK_HEADER_BYTES..);
     let head: SnapshotHead = decode_snapshot_head(&payload).map_err(ChunkError::BadHead)?;
-    let trailer = if chunk.checksummed { CHECKSUM_BYTES } else { 0 };
     let declared = (head.head_bytes() as u64)
         .checked_add(head.data_bytes())
-        .and_then(|n| n.checked_add(trailer as u64));
+        .and_then(|n| n.checked_add(CHECKSUM_BYTES as u64));
     if declared != Some(chunk.total) {
         return Err(ChunkError::SizeMismatch);
     }
@@ -206,18 +192,16 @@ fn begin(chunk: &Chunk<'_>, frame: &Bytes, store: &SnapshotStore) -> Result<Rece
         .create_incoming(meta, head.data_bytes())
         .map_err(|e| ChunkError::Storage(e.to_string()))?;
     let head_bytes = head.head_bytes();
-    let checksum = chunk.checksummed.then(|| {
-        let mut hasher = crc32fast::Hasher::new();
-        hasher.update(&chunk.payload[..head_bytes]);
-        (hasher, [0u8; CHECKSUM_BYTES])
-    });
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&chunk.payload[..head_bytes]);
     let mut receiving = Receiving {
         id: chunk.id,
         total: chunk.total,
         received: head_bytes as u64,
         message: head.into_message(),
         file,
-        checksum,
+        hasher,
+        sent_checksum: [0; CHECKSUM_BYTES],
     };
     if let Err(e) = receiving.take(&chunk.payload[head_bytes..]) {
         store.discard_incoming(receiving.file);
@@ -282,7 +266,7 @@ mod tests {
 
     use super::super::snapshot_transfer::tests::chunk_frames;
     use super::super::snapshot_transfer::{
-        CHUNK_BYTES, CHUNK_HEADER_BYTES, INBOUND_SNAPSHOT_BYTES_MAX, LEGACY_CHUNK_TAG,
+        CHUNK_BYTES, CHUNK_HEADER_BYTES, INBOUND_SNAPSHOT_BYTES_MAX,
     };
     use super::*;
     use crate::wal::{Fs, MemFs, SnapshotConfig};
@@ -427,31 +411,8 @@ mod tests {
         assert!(files(&fs).is_empty(), "no file for a refused transfer");
     }
 
-    /// The frames a sender from before the CRC trailer sent for the same transfer.
-    fn legacy(frames: &[Bytes]) -> Vec<Bytes> {
-        let total = u64::from_le_bytes(frames[0][9..17].try_into().unwrap());
-        let message_len = total - CHECKSUM_BYTES as u64;
-        frames
-            .iter()
-            .filter_map(|frame| {
-                let offset = u64::from_le_bytes(frame[17..25].try_into().unwrap());
-                let keep = message_len.saturating_sub(offset) as usize;
-                let payload = &frame[CHUNK_HEADER_BYTES..];
-                let payload = &payload[..keep.min(payload.len())];
-                if payload.is_empty() {
-                    return None;
-                }
-                let mut legacy = BytesMut::from(&frame[..CHUNK_HEADER_BYTES]);
-                legacy[0] = LEGACY_CHUNK_TAG;
-                legacy[9..17].copy_from_slice(&message_len.to_le_bytes());
-                legacy.extend_from_slice(payload);
-                Some(legacy.freeze())
-            })
-            .collect()
-    }
-
     #[test]
-    fn a_damaged_transfer_is_refused_and_a_legacy_one_still_received() {
+    fn a_damaged_transfer_is_refused_and_an_intact_one_received() {
         let (fs, store) = store();
         let (message, data, frames) = snapshot_frames(CHUNK_BYTES + 100);
         let mut damaged = frames.clone();
@@ -465,9 +426,11 @@ mod tests {
             ChunkError::Damaged
         );
         assert!(files(&fs).is_empty(), "a damaged transfer leaves no file");
-        let old = legacy(&frames);
-        assert!(inbound.receive(1, &old[0], &store).unwrap().is_none());
-        let received = inbound.receive(1, &old[1], &store).unwrap().expect("whole");
+        assert!(inbound.receive(1, &frames[0], &store).unwrap().is_none());
+        let received = inbound
+            .receive(1, &frames[1], &store)
+            .unwrap()
+            .expect("whole");
         assert_eq!(received.message, message.with_snapshot_data(Bytes::new()));
         store.finish_incoming(received.file).unwrap();
         assert_eq!(store.load(5, 2).unwrap().data(), &data);

@@ -4,12 +4,10 @@
 //! one more only when the peer's queue is almost empty (heartbeats and appends go between
 //! them). The receiver writes them to a snapshot file as they arrive (`snapshot_inbound`).
 //!
-//! A chunk frame starts with [`CHUNK_TAG`], which no core message starts with (those start
-//! with the codec version), then `transfer_id total_bytes offset` as `u64` little-endian, then
-//! the bytes at `offset` of the transfer: the message's encoding, then the CRC-32 of that
-//! encoding (`u32` little-endian), so that the receiver keeps only what the sender sent.
-//! Frames tagged [`LEGACY_CHUNK_TAG`] (the first chunk format) carry no CRC; they are still
-//! received. A peer link is one ordered TCP stream, so a
+//! A chunk frame starts with the tag of [`FrameKind::SnapshotChunk`], then `transfer_id
+//! total_bytes offset` as `u64` little-endian, then the bytes at `offset` of the transfer: the
+//! message's encoding, then the CRC-32 of that encoding (`u32` little-endian), so that the
+//! receiver keeps only what the sender sent. A peer link is one ordered TCP stream, so a
 //! transfer's chunks arrive in order or not at all; a gap means the link broke (the sender hears
 //! `Disconnected`, reports the peer unreachable, and the core sends a new snapshot later).
 
@@ -19,22 +17,15 @@ use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use crate::peer::FrameKind;
 use crate::wal::{SnapshotError, SnapshotReader};
 
-/// First byte of a chunk frame.
-pub(super) const CHUNK_TAG: u8 = 0xC8;
-/// First byte of a chunk frame without the CRC trailer.
-pub(super) const LEGACY_CHUNK_TAG: u8 = 0xC5;
-const _: () = assert!(CHUNK_TAG != tally_core::codec::CODEC_VERSION);
-const _: () = assert!(LEGACY_CHUNK_TAG != tally_core::codec::CODEC_VERSION);
 /// Bytes of the CRC trailer after a transfer's message.
 pub(super) const CHECKSUM_BYTES: usize = 4;
 
-/// Whether a peer frame is a snapshot chunk, with or without the CRC trailer.
+/// Whether a peer frame is a snapshot chunk.
 pub(super) fn is_chunk_frame(frame: &[u8]) -> bool {
-    frame
-        .first()
-        .is_some_and(|tag| [CHUNK_TAG, LEGACY_CHUNK_TAG].contains(tag))
+    frame.first() == Some(&FrameKind::SnapshotChunk.tag())
 }
 pub(super) const CHUNK_HEADER_BYTES: usize = 1 + 8 + 8 + 8;
 /// Message bytes per chunk frame: far below the peer frame limit, and small enough that a
@@ -188,7 +179,7 @@ impl Chunks {
         assert!(!self.is_done(), "a finished transfer has no next chunk");
         let len = CHUNK_BYTES.min(self.total - self.offset);
         let mut frame = BytesMut::with_capacity(CHUNK_HEADER_BYTES + len);
-        frame.put_u8(CHUNK_TAG);
+        frame.put_u8(FrameKind::SnapshotChunk.tag());
         frame.put_u64_le(self.id);
         frame.put_u64_le(self.total as u64);
         frame.put_u64_le(self.offset as u64);
@@ -434,7 +425,7 @@ pub(super) mod tests {
     fn joined(frames: &[Bytes]) -> Vec<u8> {
         let mut whole = Vec::new();
         for frame in frames {
-            assert_eq!(frame[0], CHUNK_TAG);
+            assert_eq!(frame[0], FrameKind::SnapshotChunk.tag());
             let offset = u64::from_le_bytes(frame[17..25].try_into().unwrap());
             assert_eq!(offset, whole.len() as u64, "in order, without gaps");
             whole.extend_from_slice(&frame[CHUNK_HEADER_BYTES..]);

@@ -23,8 +23,8 @@
 //! bootstrap leaves its data directory empty.
 //!
 //! Frames, on the peer link beside Raft's:
-//! - query: [`QUERY_TAG`], the asking member's ID (u64 LE);
-//! - answer: [`ANSWER_TAG`], the ID asked about (u64 LE), then 1 if that member has run (its
+//! - query: [`FrameKind::StartQuery`]'s tag, the asking member's ID (u64 LE);
+//! - answer: [`FrameKind::StartAnswer`]'s tag, the ID asked about (u64 LE), then 1 if that member has run (its
 //!   client URLs are published in the answering member's table) else 0, the answering
 //!   member's term (u64 LE), and the highest index the asking member acknowledged to it as
 //!   leader in that term (u64 LE; 0 from a follower).
@@ -34,23 +34,12 @@ use std::time::{Duration, Instant};
 
 use bytes::{BufMut as _, Bytes, BytesMut};
 
-pub(super) const QUERY_TAG: u8 = 0xCA;
-pub(super) const ANSWER_TAG: u8 = 0xCB;
-const _: () = {
-    let tags = [QUERY_TAG, ANSWER_TAG];
-    let mut i = 0;
-    while i < tags.len() {
-        assert!(tags[i] != tally_core::codec::CODEC_VERSION);
-        assert!(tags[i] != super::snapshot_transfer::CHUNK_TAG);
-        assert!(tags[i] != super::snapshot_transfer::LEGACY_CHUNK_TAG);
-        assert!(tags[i] != super::leader_query::QUERY_TAG);
-        assert!(tags[i] != super::leader_query::ANSWER_TAG);
-        assert!(tags[i] != super::leader_query::PROMOTE_TAG);
-        i += 1;
-    }
-};
+use crate::peer::FrameKind;
 
-/// How long a bootstrapping member waits for its peers' answers.
+const QUERY_TAG: u8 = FrameKind::StartQuery.tag();
+const ANSWER_TAG: u8 = FrameKind::StartAnswer.tag();
+
+/// How long a starting member waits for its peers' answers.
 pub(super) const CHECK_WAIT: Duration = Duration::from_secs(3);
 
 const QUERY_BYTES: usize = 1 + 8;
@@ -207,6 +196,15 @@ impl StartCheck {
         };
         if self.verdict.is_none() {
             self.verdict = stop;
+        }
+        self.outcome(now)
+    }
+
+    /// `peer` cannot answer (it does not know the query: another release): it counts as
+    /// answered, with nothing to say.
+    pub(super) fn on_cannot_answer(&mut self, peer: u64, now: Instant) -> CheckOutcome {
+        if self.peers.contains(&peer) {
+            self.answered.insert(peer);
         }
         self.outcome(now)
     }

@@ -37,7 +37,7 @@ impl Member {
         self.log
             .iter()
             .filter_map(|e| match e {
-                PeerEvent::Frame { from: f, frame } if *f == from => Some(frame.clone()),
+                PeerEvent::Frame { from: f, frame, .. } if *f == from => Some(frame.clone()),
                 _ => None,
             })
             .collect()
@@ -267,9 +267,11 @@ pub(super) fn ack_status(frame: &Bytes) -> wire::HandshakeStatus {
     wire::decode_ack(frame).unwrap().status
 }
 
-/// Payload `k` from `from` to `to`, of a size that varies with `k`.
+/// Payload `k` from `from` to `to`, of a size that varies with `k`; it starts with a known
+/// frame kind's tag, as every frame tallyd sends does.
 pub(super) fn payload(from: u64, to: u64, k: usize) -> Bytes {
-    let mut out = format!("{from}->{to}#{k}:").into_bytes();
+    let mut out = vec![crate::peer::FrameKind::Raft.tag()];
+    out.extend_from_slice(format!("{from}->{to}#{k}:").as_bytes());
     out.resize(out.len() + (k * 37) % 3000, b'x');
     Bytes::from(out)
 }

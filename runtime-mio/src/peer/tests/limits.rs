@@ -11,7 +11,8 @@ const BIG_FRAME_BYTES: usize = 1 << 20;
 
 fn big(k: usize) -> Bytes {
     let mut frame = vec![k as u8; BIG_FRAME_BYTES - k];
-    frame[..8].copy_from_slice(&(k as u64).to_le_bytes());
+    frame[1..9].copy_from_slice(&(k as u64).to_le_bytes());
+    frame[0] = crate::peer::FrameKind::Raft.tag();
     Bytes::from(frame)
 }
 

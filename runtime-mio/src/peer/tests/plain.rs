@@ -152,14 +152,14 @@ fn oversized_frame_closes_only_that_connection() {
         config(id).with_frame_bytes_max(limit)
     });
     net.run_until("cluster up", |net| net.all_connected());
-    assert!(net.transport(1).send(3, Bytes::from(vec![7u8; 4096])));
+    assert!(net.transport(1).send(3, Bytes::from(vec![1u8; 4096])));
     net.run_until("1 sees 3 go", |net| {
         net.member(1).count(&PeerEvent::Disconnected { peer: 3 }) == 1
     });
     // 1 dials 3 again after its backoff.
-    assert!(net.transport(1).send(3, Bytes::from_static(b"small")));
+    assert!(net.transport(1).send(3, Bytes::from_static(b"\x01small")));
     net.run_until("small frame after reconnect", |net| {
-        net.member(3).frames_from(1) == [Bytes::from_static(b"small")]
+        net.member(3).frames_from(1) == [Bytes::from_static(b"\x01small")]
     });
     assert_eq!(net.member(3).count(&PeerEvent::Connected { peer: 1 }), 2);
     assert_eq!(net.member(3).count(&PeerEvent::Disconnected { peer: 1 }), 1);
@@ -167,7 +167,7 @@ fn oversized_frame_closes_only_that_connection() {
         assert_eq!(net.member(a).count(&PeerEvent::Disconnected { peer: b }), 0);
     }
     // The frame is refused locally by a sender with the smaller limit.
-    assert!(!net.transport(3).send(1, Bytes::from(vec![7u8; 4096])));
+    assert!(!net.transport(3).send(1, Bytes::from(vec![1u8; 4096])));
 }
 
 #[test]
@@ -185,19 +185,19 @@ fn restarted_members_are_reconnected_and_queued_frames_flow() {
     net.run_for(Duration::from_millis(100));
     assert!(
         net.transport(1)
-            .send(2, Bytes::from_static(b"queued while down"))
+            .send(2, Bytes::from_static(b"\x01queued while down"))
     );
 
     let relisten = mio::net::TcpListener::bind(addrs[&2]).unwrap();
     net.start(config(2), relisten, &[(1, addrs[&1]), (3, addrs[&3])]);
     net.run_until("2 back", |net| net.all_connected());
     net.run_until("queued frame", |net| {
-        net.member(2).frames_from(1) == [Bytes::from_static(b"queued while down")]
+        net.member(2).frames_from(1) == [Bytes::from_static(b"\x01queued while down")]
     });
     assert_eq!(net.member(1).count(&PeerEvent::Connected { peer: 2 }), 2);
     assert_eq!(net.member(3).count(&PeerEvent::Connected { peer: 2 }), 2);
-    assert!(net.transport(3).send(2, Bytes::from_static(b"3 to 2")));
-    assert!(net.transport(2).send(1, Bytes::from_static(b"2 to 1")));
+    assert!(net.transport(3).send(2, Bytes::from_static(b"\x013 to 2")));
+    assert!(net.transport(2).send(1, Bytes::from_static(b"\x012 to 1")));
     net.run_until("frames both ways", |net| {
         net.member(2).frames_from(3).len() == 1 && net.member(1).frames_from(2).len() == 1
     });
@@ -231,12 +231,12 @@ fn a_duplicate_connection_replaces_the_old_one() {
             PeerEvent::Connected { peer: 1 },
         ]
     );
-    new.write_frame(b"via new");
-    assert!(net.transport(2).send(1, Bytes::from_static(b"to new")));
+    new.write_frame(b"\x01via new");
+    assert!(net.transport(2).send(1, Bytes::from_static(b"\x01to new")));
     let frame = raw_frame(&mut net, &mut new, "frame on the new connection");
-    assert_eq!(frame, Bytes::from_static(b"to new"));
+    assert_eq!(frame, Bytes::from_static(b"\x01to new"));
     net.run_until("frame from new", |net| {
-        net.member(2).frames_from(1) == [Bytes::from_static(b"via new")]
+        net.member(2).frames_from(1) == [Bytes::from_static(b"\x01via new")]
     });
 }
 
@@ -293,7 +293,7 @@ fn full_queues_drop_and_count() {
         "over frame_bytes_max"
     );
     assert!(!t.send(2, Bytes::new()), "empty");
-    assert!(!t.send(7, Bytes::from_static(b"x")), "unknown peer");
+    assert!(!t.send(7, Bytes::from_static(b"\x01x")), "unknown peer");
     assert_eq!(t.queued_bytes(2), Some(292));
     assert_eq!(t.stats().frames_dropped(), 4);
 }
@@ -335,10 +335,13 @@ fn membership_changes() {
     });
     net.run_for(Duration::from_millis(100));
     assert!(!net.transport(1).is_connected(2), "stays partitioned");
-    assert!(net.transport(1).send(2, Bytes::from_static(b"after heal")));
+    assert!(
+        net.transport(1)
+            .send(2, Bytes::from_static(b"\x01after heal"))
+    );
     proxy.set_blocked(false);
     net.run_until("healed", |net| {
-        net.member(2).frames_from(1) == [Bytes::from_static(b"after heal")]
+        net.member(2).frames_from(1) == [Bytes::from_static(b"\x01after heal")]
     });
 
     net.transport(1)
@@ -352,7 +355,7 @@ fn membership_changes() {
     net.run_until("2 sees the link go", |net| {
         !net.transport(2).is_connected(1)
     });
-    assert!(!net.transport(1).send(2, Bytes::from_static(b"gone")));
+    assert!(!net.transport(1).send(2, Bytes::from_static(b"\x01gone")));
     proxy.stop();
 }
 
@@ -376,14 +379,14 @@ fn every_listener_accepts_peers() {
     });
     assert!(
         net.transport(1)
-            .send(2, Bytes::from_static(b"via the second listener"))
+            .send(2, Bytes::from_static(b"\x01via the second listener"))
     );
     net.run_until("the frame arrived", |net| {
         !net.member(2).frames_from(1).is_empty()
     });
     assert_eq!(
         net.member(2).frames_from(1)[0],
-        &b"via the second listener"[..]
+        &b"\x01via the second listener"[..]
     );
     for _ in 2..crate::peer::LISTENERS_MAX {
         net.transport(2)
@@ -456,4 +459,53 @@ fn a_member_that_dials_every_peer_hears_that_it_is_unknown() {
     let before = refused(&mut net, stranger);
     net.run_for(Duration::from_millis(500));
     assert_eq!(refused(&mut net, stranger), before);
+}
+
+/// A dialer whose protocol versions do not meet this member's (the first protocol's hello, or a
+/// range above) is refused with "version mismatch", in an ack any release can read.
+#[test]
+fn a_dialer_of_another_protocol_version_is_refused_with_a_readable_ack() {
+    let ids = [1, 2];
+    let (mut net, addrs) = Net::cluster(&ids, config);
+    net.run_until("cluster up", |net| net.all_connected());
+    let mut first = RawPeer::connect(addrs[&2]);
+    first.write_frame(&super::wire::first_protocol_hello(TOKEN, 1, 2));
+    let ack = raw_frame(&mut net, &mut first, "ack to the first protocol");
+    assert_eq!(ack_status(&ack), HandshakeStatus::VersionMismatch);
+    let mut newer = RawPeer::connect(addrs[&2]);
+    let mut hello = b"TALLYHLO".to_vec();
+    for v in [crate::peer::wire::PROTOCOL_VERSION_MAX + 1, 99] {
+        hello.extend_from_slice(&v.to_le_bytes());
+    }
+    hello.extend_from_slice(&(TOKEN.len() as u32).to_le_bytes());
+    hello.extend_from_slice(TOKEN);
+    hello.extend_from_slice(&1u64.to_le_bytes());
+    hello.extend_from_slice(&2u64.to_le_bytes());
+    newer.write_frame(&hello);
+    let ack = raw_frame(&mut net, &mut newer, "ack to a newer range");
+    assert_eq!(ack_status(&ack), HandshakeStatus::VersionMismatch);
+    // Both ends are told apart from the good link, which goes on.
+    exchange(&mut net, &ids);
+}
+
+/// A frame of a kind the receiver does not know is answered, not dropped: the sender hears
+/// which kind, and the receiver reports nothing of it.
+#[test]
+fn a_frame_of_an_unknown_kind_is_answered_as_unsupported() {
+    let ids = [1, 2];
+    let (mut net, _) = Net::cluster(&ids, config);
+    net.run_until("cluster up", |net| net.all_connected());
+    assert!(
+        net.transport(1)
+            .send(2, Bytes::from_static(&[0xEE, 1, 2, 3]))
+    );
+    let unsupported = PeerEvent::Unsupported { peer: 2, tag: 0xEE };
+    net.run_until("the answer", |net| net.member(1).count(&unsupported) == 1);
+    assert!(
+        !net.member(2)
+            .log
+            .iter()
+            .any(|e| matches!(e, PeerEvent::Frame { .. })),
+        "the receiver reported a frame it does not know"
+    );
 }

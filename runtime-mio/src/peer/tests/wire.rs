@@ -32,12 +32,17 @@ fn handshake_round_trips() {
     let decoded = wire::decode_hello(&hello).unwrap();
     assert_eq!(
         (
-            decoded.version,
+            decoded.versions,
             &decoded.cluster_token[..],
             decoded.from,
             decoded.to
         ),
-        (wire::PROTOCOL_VERSION, &b"token"[..], 1, 2)
+        (
+            (wire::PROTOCOL_VERSION_MIN, wire::PROTOCOL_VERSION_MAX),
+            &b"token"[..],
+            1,
+            2
+        )
     );
     let longest = wire::encode_hello(&[b't'; 255], u64::MAX, 0);
     assert_eq!(longest.len(), HANDSHAKE_FRAME_BYTES_MAX);
@@ -46,11 +51,40 @@ fn handshake_round_trips() {
         HandshakeStatus::ClusterTokenMismatch,
         HandshakeStatus::Other(77),
     ] {
-        let ack = wire::decode_ack(&wire::encode_ack(status, 9)).unwrap();
-        assert_eq!((ack.status, ack.from), (status, 9));
+        let ack = wire::decode_ack(&wire::encode_ack(7, status, 9)).unwrap();
+        assert_eq!((ack.version, ack.status, ack.from), (7, status, 9));
     }
     assert!(wire::decode_hello(&hello.slice(..hello.len() - 1)).is_err());
     assert!(wire::decode_ack(&hello).is_err());
+}
+
+/// A hello of the first protocol: one version (1), then the token and both ids.
+pub(super) fn first_protocol_hello(token: &[u8], from: u64, to: u64) -> Vec<u8> {
+    let mut out = b"TALLYHLO".to_vec();
+    out.extend_from_slice(&1u32.to_le_bytes());
+    out.extend_from_slice(&(token.len() as u32).to_le_bytes());
+    out.extend_from_slice(token);
+    out.extend_from_slice(&from.to_le_bytes());
+    out.extend_from_slice(&to.to_le_bytes());
+    out
+}
+
+#[test]
+fn the_highest_common_version_is_spoken_and_disjoint_ranges_are_refused() {
+    let (min, max) = (wire::PROTOCOL_VERSION_MIN, wire::PROTOCOL_VERSION_MAX);
+    assert_eq!(wire::common_version((min, max)), Some(max));
+    assert_eq!(wire::common_version((1, max + 5)), Some(max));
+    assert_eq!(wire::common_version((max + 1, max + 3)), None);
+    assert_eq!(wire::common_version((0, min - 1)), None);
+    // The first protocol's hello reads as the range 1..=1, which this release does not speak.
+    let first = wire::decode_hello(&Bytes::from(first_protocol_hello(b"t", 1, 2))).unwrap();
+    assert_eq!(first.versions, (1, 1));
+    assert_eq!(wire::common_version(first.versions), None);
+    // A range that ends below its start is not a hello.
+    let mut reversed = b"TALLYHLO".to_vec();
+    reversed.extend_from_slice(&5u32.to_le_bytes());
+    reversed.extend_from_slice(&3u32.to_le_bytes());
+    assert!(wire::decode_hello(&Bytes::from(reversed)).is_err());
 }
 
 quickcheck! {

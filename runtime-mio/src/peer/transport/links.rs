@@ -12,6 +12,7 @@ use rustls::pki_types::ServerName;
 use super::PeerTransport;
 use crate::peer::conn::{CloseReason, Conn, Phase, ReadStep};
 use crate::peer::event::PeerEvent;
+use crate::peer::frame::{self, FrameKind};
 use crate::peer::wire::{self, HANDSHAKE_FRAME_BYTES_MAX, HandshakeStatus};
 
 /// Delay before accepting again after a hard `accept` error.
@@ -267,13 +268,44 @@ impl PeerTransport {
                 Phase::AwaitAck => self.on_ack(slot, conn, &frame)?,
                 Phase::Established { peer } => {
                     // Empty frames are keepalives.
-                    if !frame.is_empty() {
+                    if let Some(&tag) = frame.first() {
                         self.stats.frames_received += 1;
-                        self.events
-                            .push_back(PeerEvent::Frame { from: peer, frame });
+                        self.on_frame(peer, tag, frame);
                     }
                 }
                 Phase::Connecting => return Ok(()),
+            }
+        }
+    }
+
+    /// Reports a frame by its kind; answers one of a kind this member does not know.
+    fn on_frame(&mut self, peer: u64, tag: u8, frame: Bytes) {
+        match FrameKind::of_tag(tag) {
+            Some(FrameKind::Unsupported) => match frame::decode_unsupported(&frame) {
+                Some(tag) => self.events.push_back(PeerEvent::Unsupported { peer, tag }),
+                None => eprintln!(
+                    "tally peer {:x}: malformed unsupported-kind answer from peer {peer:x}",
+                    self.local_id
+                ),
+            },
+            Some(kind) => self.events.push_back(PeerEvent::Frame {
+                from: peer,
+                kind,
+                frame,
+            }),
+            None => {
+                eprintln!(
+                    "tally peer {:x}: peer {peer:x} sent a frame of unknown kind {tag:#04x} \
+                     (a newer release?); answering that it is unsupported",
+                    self.local_id
+                );
+                let answered = self
+                    .peers
+                    .get_mut(&peer)
+                    .is_some_and(|p| p.queue.push(frame::encode_unsupported(tag)));
+                if !answered {
+                    self.stats.frames_dropped += 1;
+                }
             }
         }
     }
@@ -287,7 +319,8 @@ impl PeerTransport {
         now: Instant,
     ) -> Result<(), CloseReason> {
         let hello = wire::decode_hello(frame).map_err(CloseReason::Garbage)?;
-        let status = if hello.version != wire::PROTOCOL_VERSION {
+        let version = wire::common_version(hello.versions);
+        let status = if version.is_none() {
             HandshakeStatus::VersionMismatch
         } else if hello.cluster_token != self.config.cluster_token() {
             HandshakeStatus::ClusterTokenMismatch
@@ -300,7 +333,15 @@ impl PeerTransport {
         } else {
             HandshakeStatus::Accepted
         };
-        let _ = conn.control.push(wire::encode_ack(status, self.local_id));
+        let ack_version = version.unwrap_or(wire::PROTOCOL_VERSION_MAX);
+        let _ = conn
+            .control
+            .push(wire::encode_ack(ack_version, status, self.local_id));
+        if version.is_none() {
+            return Err(CloseReason::NoCommonVersion {
+                theirs: hello.versions,
+            });
+        }
         if status != HandshakeStatus::Accepted {
             return Err(CloseReason::Rejected(status));
         }
@@ -318,6 +359,15 @@ impl PeerTransport {
 
     fn on_ack(&mut self, slot: usize, conn: &mut Conn, frame: &Bytes) -> Result<(), CloseReason> {
         let ack = wire::decode_ack(frame).map_err(CloseReason::Garbage)?;
+        let speaks =
+            (wire::PROTOCOL_VERSION_MIN..=wire::PROTOCOL_VERSION_MAX).contains(&ack.version);
+        if ack.status == HandshakeStatus::VersionMismatch
+            || (ack.status == HandshakeStatus::Accepted && !speaks)
+        {
+            return Err(CloseReason::PeerVersion {
+                theirs: ack.version,
+            });
+        }
         if ack.status != HandshakeStatus::Accepted {
             return Err(CloseReason::RefusedByPeer(ack.status));
         }
@@ -358,7 +408,10 @@ impl PeerTransport {
         reason: CloseReason,
         now: Instant,
     ) {
-        if matches!(reason, CloseReason::Rejected(_)) {
+        if matches!(
+            reason,
+            CloseReason::Rejected(_) | CloseReason::NoCommonVersion { .. }
+        ) {
             // Best effort: the dialer logs the status instead of a bare EOF.
             let _ = conn.write_out(None, now);
         }
