@@ -71,71 +71,60 @@ pub(crate) enum Parsed {
     Invalid(&'static str),
 }
 
+/// Header lines read in one request head at most; a head with more is refused.
+const HEADER_LINES_MAX: usize = 32;
+
 /// Parses the request head (request line and headers) once it is complete.
 pub(crate) fn parse_head(buf: &[u8]) -> Parsed {
-    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return Parsed::Partial;
+    let mut headers = [httparse::EMPTY_HEADER; HEADER_LINES_MAX];
+    let mut request = httparse::Request::new(&mut headers);
+    let head_bytes = match request.parse(buf) {
+        Ok(httparse::Status::Complete(bytes)) => bytes,
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(httparse::Error::TooManyHeaders) => return Parsed::Invalid("too many header lines"),
+        Err(
+            httparse::Error::HeaderName | httparse::Error::HeaderValue | httparse::Error::NewLine,
+        ) => return Parsed::Invalid("bad header line"),
+        Err(_) => return Parsed::Invalid("bad request line"),
     };
-    let Ok(head) = std::str::from_utf8(&buf[..end]) else {
-        return Parsed::Invalid("request head is not UTF-8");
-    };
-    let mut lines = head.split("\r\n");
-    let mut parts = lines.next().unwrap_or_default().split(' ');
-    let (Some(method), Some(path), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let (Some(method), Some(path)) = (request.method, request.path) else {
         return Parsed::Invalid("bad request line");
     };
-    if method.is_empty() || !version.starts_with("HTTP/1.") || !path.starts_with('/') {
+    if !path.starts_with('/') || !path.is_ascii() {
         return Parsed::Invalid("bad request line");
     }
     let mut content_length = 0;
     let mut expects_continue = false;
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
+    for header in request.headers.iter() {
+        let Ok(value) = std::str::from_utf8(header.value) else {
             return Parsed::Invalid("bad header line");
         };
-        if name.is_empty() || name.contains(' ') {
-            return Parsed::Invalid("bad header line");
-        }
-        if name.eq_ignore_ascii_case("content-length") {
-            match value.trim().parse() {
+        let value = value.trim();
+        if header.name.eq_ignore_ascii_case("content-length") {
+            match value.parse() {
                 Ok(length) => content_length = length,
                 Err(_) => return Parsed::Invalid("bad Content-Length"),
             }
-        } else if name.eq_ignore_ascii_case("expect") {
-            expects_continue = value.trim().eq_ignore_ascii_case("100-continue");
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+        } else if header.name.eq_ignore_ascii_case("expect") {
+            expects_continue = value.eq_ignore_ascii_case("100-continue");
+        } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
             return Parsed::Invalid("chunked request bodies are not supported");
         }
     }
     Parsed::Head(Head {
         method: method.to_string(),
         path: path.to_string(),
-        head_bytes: end + 4,
+        head_bytes,
         content_length,
         expects_continue,
     })
 }
 
 fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        204 => "No Content",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        409 => "Conflict",
-        412 => "Precondition Failed",
-        413 => "Payload Too Large",
-        429 => "Too Many Requests",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        501 => "Not Implemented",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        _ => "Status",
-    }
+    http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|code| code.canonical_reason())
+        .unwrap_or("Status")
 }
 
 /// A response head; `framing` is the Content-Length or Transfer-Encoding line.

@@ -160,6 +160,15 @@ fn http1_head_parsing() {
         parse_head(b"GET /\xff HTTP/1.1\r\n\r\n"),
         Parsed::Invalid(_)
     ));
+    let mut crowded = b"GET /a HTTP/1.1\r\n".to_vec();
+    for i in 0..40 {
+        crowded.extend_from_slice(format!("x-{i}: y\r\n").as_bytes());
+    }
+    crowded.extend_from_slice(b"\r\n");
+    assert_eq!(
+        parse_head(&crowded),
+        Parsed::Invalid("too many header lines")
+    );
     let response = encode_response(200, "text/plain", b"ok");
     assert_eq!(
         &response[..],
