@@ -27,6 +27,12 @@ impl CallId {
     pub(crate) fn slot(self) -> usize {
         slot_of(self.0)
     }
+
+    /// An id for tests of the layers above, which never reaches a server.
+    #[cfg(test)]
+    pub(crate) fn for_tests(raw: u64) -> Self {
+        CallId(raw)
+    }
 }
 
 impl HttpRequestId {

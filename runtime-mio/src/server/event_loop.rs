@@ -22,6 +22,7 @@ use super::snapshots::{SnapshotDone, SnapshotJob, SnapshotPacing, SnapshotTaking
 use super::start_check::{self, Answer, CheckOutcome, Start, StartCheck};
 use super::startup::{Identity, Recovered, ServerError, io_error};
 use super::storage;
+use super::stream_backlog::StreamBacklogs;
 use crate::grpc::{CallEvent, CallId, GrpcConfig, GrpcServer};
 use crate::peer::FrameKind;
 use crate::peer::{PeerConfig, PeerEvent, PeerTransport};
@@ -103,8 +104,8 @@ pub(super) struct Server {
     pub(super) conf_waiters: Vec<ConfWaiter>,
     /// Keep-alive streams whose client closed its side while answers were still pending.
     pub(super) half_closed: std::collections::HashSet<CallId>,
-    /// Messages waiting for send capacity on streaming calls (snapshot downloads).
-    pub(super) outbound: HashMap<CallId, VecDeque<Bytes>>,
+    /// Messages waiting for send capacity on streaming calls, bounded per call.
+    pub(super) outbound: StreamBacklogs,
     next_request_id: u64,
     started: Instant,
     tick_interval: Duration,
@@ -304,7 +305,7 @@ impl Server {
             watch_streams: super::rpc::WatchStreams::default(),
             conf_waiters: Vec::new(),
             half_closed: std::collections::HashSet::new(),
-            outbound: HashMap::new(),
+            outbound: StreamBacklogs::new(),
             next_request_id: first_request_id(identity.member_id),
             started: now,
             tick_interval,

@@ -27,8 +27,10 @@ mod snapshots;
 mod start_check;
 mod startup;
 mod storage;
+mod stream_backlog;
 
 pub use auto_compaction::AutoCompactionConfig;
 pub use flags::{FlagError, Flags};
 pub use gateway::fuzz_gateway_json;
 pub use startup::{ServerError, restore_snapshot_file, run};
+pub(crate) use startup::read_snapshot_file;

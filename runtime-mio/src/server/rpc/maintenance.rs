@@ -148,7 +148,8 @@ impl Server {
                 blob,
                 version: String::new(),
             };
-            self.stream(call, response);
+            let encoded = self.encode(response);
+            self.stream_snapshot_chunk(call, encoded);
         }
         self.maybe_finish_snapshot(call);
         Ok(())
@@ -156,8 +157,7 @@ impl Server {
 
     /// Ends a snapshot download once every chunk has been handed to the connection.
     pub(in crate::server) fn maybe_finish_snapshot(&mut self, call: CallId) {
-        if self.calls.get(&call) == Some(&CallKind::Snapshot) && !self.outbound.contains_key(&call)
-        {
+        if self.calls.get(&call) == Some(&CallKind::Snapshot) && !self.outbound.contains(call) {
             self.clients.finish(call, Status::ok());
             self.calls.remove(&call);
         }

@@ -23,6 +23,7 @@ use tally_kvstore::{ApplyOutcome, ApplyResponse, KvError};
 
 use super::event_loop::{REQUEST_TIMEOUT, Server, WAITERS_MAX};
 use crate::grpc::{CallEvent, CallId, Code as GrpcCode, Status};
+use crate::server::stream_backlog::status_backlog_exceeded;
 pub(super) use watch_streams::WatchStreams;
 
 /// How long a `physical` compaction's answer may wait for the store to remove what it
@@ -339,7 +340,7 @@ impl Server {
         }
         self.clients.finish(call, status);
         self.calls.remove(&call);
-        self.outbound.remove(&call);
+        self.outbound.remove(call);
     }
 
     /// Sends one message on a streaming call.
@@ -358,32 +359,40 @@ impl Server {
         if self.stream_gateway(call, &bytes) {
             return;
         }
-        let queue = self.outbound.entry(call).or_default();
-        queue.push_back(bytes);
+        if self.outbound.push(call, bytes).is_err() {
+            // As a client that stopped reading would make it grow for ever: end the call,
+            // with a status on which etcd's clients retry (a watch resumes where it was).
+            self.close_stream(call);
+            self.clients.finish(call, status_backlog_exceeded());
+            return;
+        }
+        self.flush_call(call);
+    }
+
+    /// Queues a snapshot download's chunk (a slice of the snapshot, held anyway).
+    pub(super) fn stream_snapshot_chunk(&mut self, call: CallId, bytes: Bytes) {
+        self.outbound.push_uncounted(call, bytes);
         self.flush_call(call);
     }
 
     fn flush_call(&mut self, call: CallId) {
-        let Some(queue) = self.outbound.get_mut(&call) else {
-            return;
-        };
-        while let Some(message) = queue.pop_front() {
-            match self.clients.send_message(call, message.clone()) {
+        while let Some(queued) = self.outbound.pop(call) {
+            match self.clients.send_message(call, queued.message.clone()) {
                 Ok(()) => {}
                 Err(crate::grpc::CallError::Backpressure { .. }) => {
                     // `SendReady` resumes this call.
-                    queue.push_front(message);
+                    self.outbound.unpop(call, queued);
                     return;
                 }
                 // The call is gone (finished or cancelled): its messages have nowhere to go.
                 Err(_) => break,
             }
         }
-        self.outbound.remove(&call);
+        self.outbound.remove(call);
     }
 
     pub(super) fn flush_outbound(&mut self) {
-        let calls: Vec<CallId> = self.outbound.keys().copied().collect();
+        let calls = self.outbound.calls();
         for call in calls {
             self.flush_call(call);
             self.maybe_finish_snapshot(call);
@@ -458,7 +467,7 @@ impl Server {
         }
         self.half_closed.remove(&call);
         self.flush_call(call);
-        self.outbound.remove(&call);
+        self.outbound.remove(call);
         self.calls.remove(&call);
         self.clients.finish(call, Status::ok());
     }
@@ -469,7 +478,7 @@ impl Server {
         if self.calls.remove(&call) == Some(CallKind::Watch) {
             self.cancel_watches_of(call);
         }
-        self.outbound.remove(&call);
+        self.outbound.remove(call);
     }
 
     pub(super) fn handle_message(&mut self, call: CallId, message: Bytes) {
