@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-/// The peer hello: u32 LE length, then "TALLYHLO", version u32, token length u32, token,
-/// from u64, to u64 (see runtime-mio's peer wire format).
+/// The peer hello: u32 LE length, then "TALLYHLO", the protocol versions, the cluster token,
+/// and last from u64, to u64 (see runtime-mio's peer wire format).
 const HELLO_MAGIC: &[u8; 8] = b"TALLYHLO";
 const HELLO_BYTES_MAX: usize = 1024;
 
@@ -107,12 +107,11 @@ fn read_hello(stream: &mut TcpStream) -> std::io::Result<(Vec<u8>, u64, u64)> {
     }
     let mut payload = vec![0u8; len];
     stream.read_exact(&mut payload)?;
-    if payload.len() < 16 || &payload[..8] != HELLO_MAGIC {
+    if payload.len() < HELLO_MAGIC.len() + 16 || &payload[..8] != HELLO_MAGIC {
         return Err(bad());
     }
-    let token_len = u32::from_le_bytes(payload[12..16].try_into().map_err(|_| bad())?) as usize;
-    let ids_at = 16 + token_len;
-    let ids = payload.get(ids_at..ids_at + 16).ok_or_else(bad)?;
+    // The two member ids end the hello, whatever comes between.
+    let ids = &payload[payload.len() - 16..];
     let from = u64::from_le_bytes(ids[..8].try_into().map_err(|_| bad())?);
     let to = u64::from_le_bytes(ids[8..].try_into().map_err(|_| bad())?);
     let mut frame = header.to_vec();
