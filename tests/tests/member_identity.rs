@@ -286,3 +286,36 @@ fn a_member_restarted_on_an_old_copy_of_its_data_refuses_to_start() {
     );
     c.ok(&c.endpoint(leader), &["put", "after", "v"]);
 }
+
+/// A follower removed while it was cut off (here, paused) never applies its removal. Once it
+/// has had no leader for a while it asks every peer, they all answer that they do not know it,
+/// and it stops with etcd's reason instead of campaigning for ever.
+#[test]
+fn a_member_removed_while_cut_off_stops() {
+    let Some(mut c) = start() else { return };
+    let leader = c.wait_leader(Duration::from_secs(10)).expect("leader");
+    let removed = (leader + 1) % 3;
+    let id = c.member_id(removed).expect("member id");
+    c.pause(removed);
+    c.ok(
+        &c.endpoint(leader),
+        &["member", "remove", &format!("{id:x}")],
+    );
+    c.ok(&c.endpoint(leader), &["put", "after-removal", "v"]);
+    c.resume(removed);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while c.members[removed].is_running() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let log = c.members[removed].log_text();
+    assert!(
+        !c.members[removed].is_running(),
+        "a member removed while cut off runs on:\n{log}"
+    );
+    assert!(
+        log.contains("permanently removed from the cluster"),
+        "{log}"
+    );
+    // It never served the write it missed as if it were a member.
+    c.ok(&c.endpoint(leader), &["put", "later", "v"]);
+}

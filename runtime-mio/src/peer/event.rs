@@ -46,6 +46,9 @@ pub enum PeerEvent {
         peer: Option<u64>,
         /// Why, for a log line or an exit message.
         reason: String,
+        /// The dialed peer answered that it does not know this member: it was removed from the
+        /// peer's membership, or never added.
+        not_a_member: bool,
     },
 }
 

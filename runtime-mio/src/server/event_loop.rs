@@ -121,8 +121,12 @@ pub(super) struct Server {
     pub(super) wal_out_of_space: bool,
     /// When this member last proposed the NOSPACE alarm for a full disk.
     pub(super) nospace_for_disk_at: Option<Instant>,
-    /// Stops this member if its peers keep refusing it before it has joined.
+    /// Stops this member if its peers keep refusing it before it has joined, or disown it.
     join_watchdog: JoinWatchdog,
+    /// Since when this member has had no leader.
+    leaderless_since: Option<Instant>,
+    /// Whether it dials every peer because it has long had no leader.
+    probing_peers: bool,
     /// When this member applied its own removal: it stops [`REMOVED_STOP_TICKS`] later.
     pub(super) removed_at: Option<Instant>,
     pub(super) pending_revokes: HashMap<i64, Instant>,
@@ -143,6 +147,9 @@ fn action_name(action: &Action) -> &'static str {
         _ => "core action",
     }
 }
+
+/// Election timeouts without a leader after which a member dials every peer.
+const PROBE_PEERS_AFTER_ELECTIONS: u32 = 3;
 
 /// At most one slow-turn warning per this interval.
 const SLOW_WARNING_INTERVAL: Duration = Duration::from_secs(5);
@@ -315,6 +322,8 @@ impl Server {
             joined,
             start_check,
             join_watchdog: JoinWatchdog::default(),
+            leaderless_since: Some(now),
+            probing_peers: false,
             wal_out_of_space: false,
             nospace_for_disk_at: None,
             removed_at: None,
@@ -395,6 +404,12 @@ impl Server {
         if let Some(reason) = self.join_watchdog.should_stop(self.joined, now) {
             return Err(ServerError::CannotJoin(reason.to_string()));
         }
+        if self.joined
+            && self.leader == NO_NODE
+            && self.join_watchdog.removed(&self.peer_ids(), now)
+        {
+            return Err(ServerError::Removed);
+        }
         phases.mark("peers");
         self.drain_clients();
         self.flush_read_batch();
@@ -444,6 +459,14 @@ impl Server {
         );
     }
 
+    /// The other members this member knows.
+    fn peer_ids(&self) -> Vec<u64> {
+        self.members
+            .ids()
+            .filter(|id| *id != self.identity.member_id)
+            .collect()
+    }
+
     /// Why this member cannot join its cluster, while it has not and its peers refuse it.
     pub(super) fn join_refusal(&self) -> Option<String> {
         if self.joined {
@@ -480,9 +503,17 @@ impl Server {
                     self.inbound.abort(peer, &self.snapshots);
                     self.node.report_unreachable(peer);
                 }
-                PeerEvent::Refused { reason, .. } => {
-                    // The transport logged it; only a member that has not joined acts on it.
-                    self.join_watchdog.on_refused(&reason, Instant::now());
+                PeerEvent::Refused {
+                    peer,
+                    reason,
+                    not_a_member,
+                } => {
+                    // The transport logged it; the watchdog decides whether it ends the member.
+                    let now = Instant::now();
+                    self.join_watchdog.on_refused(&reason, now);
+                    if let Some(peer) = peer.filter(|_| not_a_member) {
+                        self.join_watchdog.on_not_a_member(peer, now);
+                    }
                 }
             }
         }
@@ -871,9 +902,15 @@ impl Server {
             // reach the real leader, which would let the lease expire.
             self.kv.demote();
         }
-        if !self.joined && leader != NO_NODE {
-            self.joined = true;
-            self.peers.set_dial_every_peer(false, Instant::now());
+        if leader == NO_NODE {
+            self.leaderless_since.get_or_insert(Instant::now());
+        } else {
+            self.leaderless_since = None;
+            if !self.joined || self.probing_peers {
+                self.joined = true;
+                self.probing_peers = false;
+                self.peers.set_dial_every_peer(false, Instant::now());
+            }
         }
         self.metrics.has_leader = leader != NO_NODE;
         self.metrics.is_leader = leader == self.identity.member_id;
@@ -920,6 +957,23 @@ impl Server {
         }
     }
 
+    /// A member without a leader for [`PROBE_PEERS_AFTER_ELECTIONS`] election timeouts dials
+    /// every peer, so that peers which no longer know it (it was removed while cut off) say
+    /// so; `join_watchdog` then stops it.
+    fn probe_peers_when_leaderless(&mut self, now: Instant) {
+        let probe_after =
+            Duration::from_millis(self.flags.election_timeout_ms()) * PROBE_PEERS_AFTER_ELECTIONS;
+        if self.joined
+            && !self.probing_peers
+            && self
+                .leaderless_since
+                .is_some_and(|since| now.saturating_duration_since(since) >= probe_after)
+        {
+            self.probing_peers = true;
+            self.peers.set_dial_every_peer(true, now);
+        }
+    }
+
     fn on_tick(&mut self, now: Instant) {
         self.kv.set_now_ms(self.now_ms());
         self.clients.tick(self.poll.registry(), now);
@@ -930,6 +984,7 @@ impl Server {
             self.publish_attributes();
         }
         self.expire_waiters(now);
+        self.probe_peers_when_leaderless(now);
         if self.leader == self.identity.member_id {
             self.revoke_expired_leases(now);
         }

@@ -7,7 +7,14 @@
 //! link has come up since the first refusal, refusals kept coming (the last one is recent) and
 //! this has lasted [`REFUSED_EXIT_AFTER`]. A peer that is merely down refuses nothing (its
 //! connection fails in other ways), so a member started before its peers waits for them.
+//!
+//! A member that has joined stops the same way when it was removed without learning it (cut
+//! off while its removal committed, it never applies it): once it has had no leader for a
+//! while it dials every peer, and when every peer has answered "I do not know this member" for
+//! [`REFUSED_EXIT_AFTER`], with no link up meanwhile, it stops as removed, as etcd's member
+//! does when its peers tell it so.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// How long refusals must last, with no peer link up, before the member stops. Several dial
@@ -26,6 +33,9 @@ pub(super) struct JoinWatchdog {
     first_refusal: Option<Instant>,
     last_refusal: Option<Instant>,
     last_reason: String,
+    /// Per peer: the first and the latest "I do not know this member" since a link came up.
+    /// One entry per peer at most: bounded by the membership.
+    not_a_member: HashMap<u64, (Instant, Instant)>,
 }
 
 impl JoinWatchdog {
@@ -41,9 +51,31 @@ impl JoinWatchdog {
         self.last_reason.push_str(&reason[..end]);
     }
 
+    /// `peer` answered that it does not know this member (besides [`Self::on_refused`]).
+    pub(super) fn on_not_a_member(&mut self, peer: u64, now: Instant) {
+        self.not_a_member
+            .entry(peer)
+            .and_modify(|(_, last)| *last = now)
+            .or_insert((now, now));
+    }
+
     /// A peer link came up: some peer accepts this member, so it waits for a leader.
     pub(super) fn on_connected(&mut self) {
         self.first_refusal = None;
+        self.not_a_member.clear();
+    }
+
+    /// Whether every one of `peers` has said, again and again for [`REFUSED_EXIT_AFTER`], that
+    /// it does not know this member: it was removed.
+    #[must_use]
+    pub(super) fn removed(&self, peers: &[u64], now: Instant) -> bool {
+        !peers.is_empty()
+            && peers.iter().all(|peer| {
+                self.not_a_member.get(peer).is_some_and(|(first, last)| {
+                    now.saturating_duration_since(*first) >= REFUSED_EXIT_AFTER
+                        && now.saturating_duration_since(*last) < REFUSAL_FRESH_FOR
+                })
+            })
     }
 
     /// The latest refusal, while refusals are current: for `endpoint status`'s errors.
@@ -113,6 +145,29 @@ mod tests {
         assert_eq!(dog.should_stop(false, t0 + secs(11)), None);
         assert_eq!(dog.current_refusal(t0 + secs(11)), None);
         assert_eq!(dog.current_refusal(t0 + secs(1)), Some("refused"));
+    }
+
+    #[test]
+    fn a_member_every_peer_keeps_disowning_was_removed() {
+        let t0 = Instant::now();
+        let mut dog = JoinWatchdog::default();
+        for s in 0..=10 {
+            dog.on_not_a_member(2, t0 + secs(s));
+        }
+        assert!(!dog.removed(&[2, 3], t0 + secs(10)), "peer 3 said nothing");
+        assert!(dog.removed(&[2], t0 + secs(10)));
+        assert!(!dog.removed(&[2], t0 + secs(9)), "not for long enough");
+        assert!(!dog.removed(&[2], t0 + secs(16)), "it stopped saying so");
+        assert!(
+            !dog.removed(&[], t0 + secs(10)),
+            "a member alone is not removed"
+        );
+        for s in 0..=10 {
+            dog.on_not_a_member(3, t0 + secs(s));
+        }
+        assert!(dog.removed(&[2, 3], t0 + secs(10)));
+        dog.on_connected();
+        assert!(!dog.removed(&[2, 3], t0 + secs(10)), "a link came up");
     }
 
     #[test]

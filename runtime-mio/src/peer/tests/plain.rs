@@ -138,7 +138,8 @@ fn a_transport_with_the_wrong_cluster_token_never_connects() {
     assert!(
         log.iter().all(|e| matches!(
             e,
-            PeerEvent::Refused { peer: None, reason } if reason.contains("cluster token mismatch")
+            PeerEvent::Refused { peer: None, reason, not_a_member: false }
+                if reason.contains("cluster token mismatch")
         )),
         "{log:?}"
     );
@@ -431,8 +432,13 @@ fn a_member_that_dials_every_peer_hears_that_it_is_unknown() {
         .log
         .iter()
         .filter_map(|e| match e {
-            PeerEvent::Refused { peer, reason } => {
+            PeerEvent::Refused {
+                peer,
+                reason,
+                not_a_member,
+            } => {
                 assert_eq!(*peer, Some(known), "only the peer that answered refuses");
+                assert!(not_a_member, "{reason}");
                 Some(reason.clone())
             }
             _ => None,

@@ -422,6 +422,10 @@ impl PeerTransport {
             self.inbound -= 1;
         }
         if reason.is_refusal() && !matches!(conn.phase, Phase::Established { .. }) {
+            let not_a_member = matches!(
+                reason,
+                CloseReason::RefusedByPeer(HandshakeStatus::UnknownMember)
+            );
             let (peer, reason) = match conn.dialed {
                 Some(id) => (
                     Some(id),
@@ -429,7 +433,11 @@ impl PeerTransport {
                 ),
                 None => (None, format!("connection from {}: {reason}", conn.remote())),
             };
-            self.events.push_back(PeerEvent::Refused { peer, reason });
+            self.events.push_back(PeerEvent::Refused {
+                peer,
+                reason,
+                not_a_member,
+            });
         }
         match (conn.phase, conn.dialed) {
             (Phase::Established { peer: id }, _) => {
