@@ -2,7 +2,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -15,6 +14,7 @@ use super::flags::Flags;
 use super::join_watchdog::JoinWatchdog;
 use super::members::Members;
 use super::metrics::Metrics;
+use super::persistence::{PersistEvent, Persistence};
 use super::rpc::{CallKind, ConfWaiter, PendingRead, Waiter};
 use super::snapshot_inbound::InboundTransfers;
 use super::snapshot_transfer::SnapshotTransfers;
@@ -26,7 +26,7 @@ use super::stream_backlog::StreamBacklogs;
 use crate::grpc::{CallEvent, CallId, GrpcConfig, GrpcServer};
 use crate::peer::FrameKind;
 use crate::peer::{PeerConfig, PeerEvent, PeerTransport};
-use crate::wal::{Completion, SnapshotStore, WalThread};
+use crate::wal::{SnapshotStore, WalThread};
 
 const WAKER: Token = Token(0);
 const PEER_TOKENS: usize = 1 << 20;
@@ -48,15 +48,6 @@ pub(super) const WAITERS_MAX: usize = 100_000;
 /// Ticks a removed member keeps running before it stops (etcd's stopWithDelay of 10 ticks).
 const REMOVED_STOP_TICKS: u32 = 10;
 
-/// The outstanding WAL write of a core `Persist`.
-#[derive(Debug, Clone, Copy)]
-struct PersistInFlight {
-    seq: u64,
-    index: u64,
-    term: u64,
-    started: Instant,
-}
-
 pub(super) struct Server {
     pub(super) flags: Flags,
     pub(super) identity: Identity,
@@ -64,14 +55,8 @@ pub(super) struct Server {
     pub(super) node: Node,
     pub(super) kv: KvStore,
     pub(super) members: Members,
-    wal: WalThread,
-    wal_done: Receiver<Completion>,
-    persist: Option<PersistInFlight>,
-    /// The core's write when the WAL queue was full: (batches, last index, last term); several
-    /// batches when it exceeded the WAL's batch limit (a follower catching up).
-    persist_backlog: Option<(VecDeque<crate::wal::Batch>, u64, u64)>,
-    /// Snapshot markers written to the WAL: (seq, index), purged behind once durable.
-    markers: Vec<(u64, u64)>,
+    /// The WAL hand-off.
+    persistence: Persistence,
     pub(super) snapshots: Arc<SnapshotStore>,
     pub(super) snapshot_worker: SnapshotWorker,
     /// The core asked for a snapshot that could not be started yet.
@@ -284,11 +269,7 @@ impl Server {
             node,
             kv,
             members,
-            wal,
-            wal_done,
-            persist: None,
-            persist_backlog: None,
-            markers: Vec::new(),
+            persistence: Persistence::new(wal, wal_done),
             snapshots,
             snapshot_worker,
             snapshot_wanted: false,
@@ -390,7 +371,7 @@ impl Server {
         }
         self.peers.handle_timeouts(self.poll.registry(), now);
         phases.mark("sockets");
-        self.retry_persist_backlog()?;
+        self.persistence.retry()?;
         self.drain_wal()?;
         self.drain_snapshot_writer()?;
         self.drain_peers();
@@ -681,53 +662,26 @@ impl Server {
     }
 
     fn drain_wal(&mut self) -> Result<(), ServerError> {
-        while let Ok(completion) = self.wal_done.try_recv() {
-            match completion {
-                Completion::Durable(durable) => {
-                    if let Some(in_flight) = self.persist.filter(|p| p.seq <= durable.seq()) {
-                        self.persist = None;
-                        self.metrics.wal_fsync.observe(in_flight.started.elapsed());
-                        let acknowledged = self.node.on_persisted(in_flight.index, in_flight.term);
-                        assert!(
-                            acknowledged,
-                            "the core had no write outstanding ending at ({}, {})",
-                            in_flight.index, in_flight.term
-                        );
+        while let Some(event) = self.persistence.poll_event()? {
+            match event {
+                PersistEvent::Persisted { index, term, took } => {
+                    self.metrics.wal_fsync.observe(took);
+                    let acknowledged = self.node.on_persisted(index, term);
+                    assert!(
+                        acknowledged,
+                        "the core had no write outstanding ending at ({index}, {term})"
+                    );
+                }
+                PersistEvent::MarkerDurable { index } => {
+                    if let Err(e) = self.snapshots.retain(index) {
+                        eprintln!("tallyd: could not remove old snapshots: {e}");
                     }
-                    self.purge_behind_markers(durable.seq());
                 }
-                Completion::Rejected { seq, error }
-                    if self.markers.iter().any(|(m, _)| *m == seq) =>
-                {
-                    // A local snapshot's marker lost a race with a newer one: nothing was written.
-                    self.markers.retain(|(m, _)| *m != seq);
-                    eprintln!("tallyd: snapshot marker {seq} not recorded: {error}");
-                }
-                Completion::Rejected { seq, error } => {
-                    // The core's own write refused: core and WAL disagree about the log.
-                    return Err(ServerError::WalFailed(format!(
-                        "batch {seq} rejected: {error}"
-                    )));
-                }
-                Completion::Failed(error) => return Err(ServerError::WalFailed(error.to_string())),
-                Completion::OutOfSpace(error) => self.on_wal_out_of_space(&error),
-                Completion::SpaceRecovered => self.on_wal_space_recovered(),
+                PersistEvent::OutOfSpace(error) => self.on_wal_out_of_space(&error),
+                PersistEvent::SpaceRecovered => self.on_wal_space_recovered(),
             }
         }
         Ok(())
-    }
-
-    fn purge_behind_markers(&mut self, durable_seq: u64) {
-        let (done, pending): (Vec<_>, Vec<_>) = self
-            .markers
-            .iter()
-            .partition(|(seq, _)| *seq <= durable_seq);
-        self.markers = pending;
-        if let Some(&(_, index)) = done.iter().max_by_key(|(_, index)| *index) {
-            if let Err(e) = self.snapshots.retain(index) {
-                eprintln!("tallyd: could not remove old snapshots: {e}");
-            }
-        }
     }
 
     fn drain_snapshot_writer(&mut self) -> Result<(), ServerError> {
@@ -752,8 +706,7 @@ impl Server {
     fn on_snapshot_done(&mut self, done: SnapshotDone) -> Result<(), ServerError> {
         match done {
             SnapshotDone::InstalledSaved { batch, index, term } => {
-                self.queue_persist(batch, index, term);
-                self.retry_persist_backlog()?;
+                self.persistence.submit(batch, index, term)?;
             }
             SnapshotDone::InstallFailed(e) => return Err(e.into()),
             // A snapshot installed from the leader meanwhile supersedes this one.
@@ -762,12 +715,7 @@ impl Server {
                 eprintln!("tallyd: saved snapshot at index {index}");
                 self.unsaved_snapshot = None;
                 self.snapshot_pacing.on_snapshot_bytes(bytes);
-                match self.wal.try_submit(storage::marker_batch(index, term)) {
-                    Ok(seq) => self.markers.push((seq, index)),
-                    Err(e) => {
-                        eprintln!("tallyd: could not record snapshot {index} in the WAL: {e}")
-                    }
-                }
+                self.persistence.record_snapshot(index, term);
             }
             SnapshotDone::Failed {
                 meta,
@@ -848,8 +796,7 @@ impl Server {
             return self.offload(job);
         }
         let batch = storage::to_batch(persist, &self.snapshots)?;
-        self.queue_persist(batch, index, term);
-        self.retry_persist_backlog()
+        self.persistence.submit(batch, index, term)
     }
 
     /// The core waits for an answer to a snapshot it sent; one that never left must be
@@ -857,41 +804,6 @@ impl Server {
     pub(super) fn snapshot_not_sent(&mut self, to: u64, error: &str) {
         eprintln!("tallyd: snapshot for member {to:x} not sent: {error}");
         self.node.report_unreachable(to);
-    }
-
-    fn queue_persist(&mut self, batch: crate::wal::Batch, index: u64, term: u64) {
-        assert!(self.persist_backlog.is_none(), "one core write at a time");
-        let batches = batch.split(self.wal.batch_bytes_max());
-        self.persist_backlog = Some((batches.into(), index, term));
-    }
-
-    /// Hands the core's write to the WAL thread without blocking the loop; a full queue keeps
-    /// the rest for the next turn (the core emits no other write until this one is
-    /// acknowledged, which is when the last of its batches is durable).
-    fn retry_persist_backlog(&mut self) -> Result<(), ServerError> {
-        let Some((mut batches, index, term)) = self.persist_backlog.take() else {
-            return Ok(());
-        };
-        while let Some(batch) = batches.pop_front() {
-            match self.wal.try_submit(batch) {
-                Ok(seq) if batches.is_empty() => {
-                    self.persist = Some(PersistInFlight {
-                        seq,
-                        index,
-                        term,
-                        started: Instant::now(),
-                    });
-                }
-                Ok(_) => {}
-                Err(crate::wal::SubmitError::Full(batch)) => {
-                    batches.push_front(batch);
-                    self.persist_backlog = Some((batches, index, term));
-                    return Ok(());
-                }
-                Err(e) => return Err(ServerError::WalFailed(e.to_string())),
-            }
-        }
-        Ok(())
     }
 
     fn on_leader_changed(&mut self, leader: u64, term: u64) {
