@@ -16,14 +16,15 @@
 //! HTTP connection (`connections_max`).
 
 mod json;
-mod schema;
+pub(super) mod schema;
 
 use std::collections::HashMap;
 
 use bytes::Bytes;
 
 use super::event_loop::Server;
-use super::rpc::{CallKind, Method};
+use super::rpc::CallKind;
+use super::rpc::methods;
 use crate::grpc::{CallId, Code as GrpcCode, HttpRequestId, Status};
 use schema::Message;
 
@@ -40,13 +41,8 @@ pub(super) type GatewayCalls = HashMap<CallId, GatewayCall>;
 /// What a gateway path serves.
 #[derive(Debug, Clone, Copy)]
 enum Route {
-    Unary {
-        method: Method,
-        request: &'static Message,
-        response: &'static Message,
-    },
-    /// A watch or keep-alive stream: one request in, responses out until the client leaves.
-    Stream {
+    /// A call of the method table, with its request's and response's JSON shapes.
+    Call {
         kind: CallKind,
         request: &'static Message,
         response: &'static Message,
@@ -56,80 +52,26 @@ enum Route {
 }
 
 fn route(path: &str) -> Option<Route> {
-    use schema::*;
     let rest = path
         .strip_prefix("/v3/")
         .or_else(|| path.strip_prefix("/v3beta/"))?;
-    let unary = |method, request, response| Route::Unary {
-        method,
-        request,
-        response,
-    };
-    Some(match rest {
-        "kv/range" => unary(Method::Range, &RANGE_REQUEST, &RANGE_RESPONSE),
-        "kv/put" => unary(Method::Put, &PUT_REQUEST, &PUT_RESPONSE),
-        "kv/deleterange" => unary(
-            Method::DeleteRange,
-            &DELETE_RANGE_REQUEST,
-            &DELETE_RANGE_RESPONSE,
-        ),
-        "kv/txn" => unary(Method::Txn, &TXN_REQUEST, &TXN_RESPONSE),
-        "kv/compaction" => unary(Method::Compact, &COMPACTION_REQUEST, &HEADER_ONLY),
-        "lease/grant" => unary(
-            Method::LeaseGrant,
-            &LEASE_GRANT_REQUEST,
-            &LEASE_GRANT_RESPONSE,
-        ),
-        "lease/revoke" | "kv/lease/revoke" => {
-            unary(Method::LeaseRevoke, &LEASE_ID_REQUEST, &HEADER_ONLY)
-        }
-        "lease/timetolive" | "kv/lease/timetolive" => unary(
-            Method::LeaseTimeToLive,
-            &LEASE_TIME_TO_LIVE_REQUEST,
-            &LEASE_TIME_TO_LIVE_RESPONSE,
-        ),
-        "lease/leases" | "kv/lease/leases" => {
-            unary(Method::LeaseLeases, &EMPTY, &LEASE_LEASES_RESPONSE)
-        }
-        "cluster/member/add" => unary(Method::MemberAdd, &MEMBER_ADD_REQUEST, &MEMBER_ADD_RESPONSE),
-        "cluster/member/remove" => {
-            unary(Method::MemberRemove, &MEMBER_ID_REQUEST, &MEMBERS_RESPONSE)
-        }
-        "cluster/member/update" => unary(
-            Method::MemberUpdate,
-            &MEMBER_UPDATE_REQUEST,
-            &MEMBERS_RESPONSE,
-        ),
-        "cluster/member/list" => unary(Method::MemberList, &MEMBER_LIST_REQUEST, &MEMBERS_RESPONSE),
-        "cluster/member/promote" => {
-            unary(Method::MemberPromote, &MEMBER_ID_REQUEST, &MEMBERS_RESPONSE)
-        }
-        "maintenance/alarm" => unary(Method::Alarm, &ALARM_REQUEST, &ALARM_RESPONSE),
-        "maintenance/status" => unary(Method::Status, &EMPTY, &STATUS_RESPONSE),
-        "maintenance/defragment" => unary(Method::Defragment, &EMPTY, &HEADER_ONLY),
-        "maintenance/hash" => unary(Method::Hash, &EMPTY, &HASH_RESPONSE),
-        "maintenance/hashkv" => unary(Method::HashKv, &HASH_KV_REQUEST, &HASH_KV_RESPONSE),
-        "maintenance/transfer-leadership" => {
-            unary(Method::MoveLeader, &MOVE_LEADER_REQUEST, &HEADER_ONLY)
-        }
-        "watch" => Route::Stream {
-            kind: CallKind::Watch,
-            request: &WATCH_REQUEST,
-            response: &WATCH_RESPONSE,
-        },
-        "lease/keepalive" => Route::Stream {
-            kind: CallKind::LeaseKeepAlive,
-            request: &LEASE_ID_REQUEST,
-            response: &LEASE_KEEP_ALIVE_RESPONSE,
-        },
-        "maintenance/snapshot" => {
-            Route::Unserved("tallyd's JSON gateway does not send snapshots: use gRPC")
-        }
-        _ if rest.starts_with("auth/") => {
-            Route::Unserved("etcdserver: the Auth service is not implemented by tallyd")
-        }
-        _ => return None,
-    })
+    if let Some((request, response)) = methods::by_gateway_path(rest).and_then(|m| m.json()) {
+        let kind = methods::by_gateway_path(rest).expect("just found").kind();
+        return Some(Route::Call {
+            kind,
+            request,
+            response,
+        });
+    }
+    match rest {
+        "maintenance/snapshot" => Some(Route::Unserved(
+            "tallyd's JSON gateway does not send snapshots: use gRPC",
+        )),
+        _ if rest.starts_with("auth/") => Some(Route::Unserved(
+            "etcdserver: the Auth service is not implemented by tallyd",
+        )),
+        _ => None,
+    }
 }
 
 /// grpc-gateway's HTTP status for a gRPC code (as etcd 3.4's gateway answers).
@@ -181,12 +123,7 @@ impl Server {
             return true;
         }
         let (kind, request_shape, response) = match route {
-            Route::Unary {
-                method,
-                request,
-                response,
-            } => (CallKind::Unary(method), request, response),
-            Route::Stream {
+            Route::Call {
                 kind,
                 request,
                 response,

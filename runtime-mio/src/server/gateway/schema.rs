@@ -5,7 +5,7 @@
 
 /// A field's type, as far as JSON cares.
 #[derive(Debug)]
-pub(super) enum Kind {
+pub(in crate::server) enum Kind {
     /// 64-bit integers are JSON strings (proto3's JSON mapping), 32-bit ones numbers.
     Int64,
     Uint64,
@@ -20,16 +20,16 @@ pub(super) enum Kind {
 }
 
 #[derive(Debug)]
-pub(super) struct Field {
-    pub(super) number: u32,
-    pub(super) name: &'static str,
-    pub(super) kind: Kind,
-    pub(super) repeated: bool,
+pub(in crate::server) struct Field {
+    pub(in crate::server) number: u32,
+    pub(in crate::server) name: &'static str,
+    pub(in crate::server) kind: Kind,
+    pub(in crate::server) repeated: bool,
 }
 
 #[derive(Debug)]
-pub(super) struct Message {
-    pub(super) fields: &'static [Field],
+pub(in crate::server) struct Message {
+    pub(in crate::server) fields: &'static [Field],
 }
 
 impl Message {
@@ -68,9 +68,9 @@ const COMPARE_TARGET: &[&str] = &["VERSION", "CREATE", "MOD", "VALUE", "LEASE"];
 const ALARM_ACTION: &[&str] = &["GET", "ACTIVATE", "DEACTIVATE"];
 const ALARM_TYPE: &[&str] = &["NONE", "NOSPACE", "CORRUPT"];
 
-pub(super) static EMPTY: Message = Message { fields: &[] };
+pub(in crate::server) static EMPTY: Message = Message { fields: &[] };
 
-pub(super) static HEADER: Message = Message {
+pub(in crate::server) static HEADER: Message = Message {
     fields: &[
         one(1, "cluster_id", Uint64),
         one(2, "member_id", Uint64),
@@ -91,11 +91,11 @@ static KEY_VALUE: Message = Message {
 };
 
 /// Messages whose only field is the header.
-pub(super) static HEADER_ONLY: Message = Message {
+pub(in crate::server) static HEADER_ONLY: Message = Message {
     fields: &[one(1, "header", Msg(&HEADER))],
 };
 
-pub(super) static RANGE_REQUEST: Message = Message {
+pub(in crate::server) static RANGE_REQUEST: Message = Message {
     fields: &[
         one(1, "key", Bytes),
         one(2, "range_end", Bytes),
@@ -113,7 +113,7 @@ pub(super) static RANGE_REQUEST: Message = Message {
     ],
 };
 
-pub(super) static RANGE_RESPONSE: Message = Message {
+pub(in crate::server) static RANGE_RESPONSE: Message = Message {
     fields: &[
         one(1, "header", Msg(&HEADER)),
         many(2, "kvs", Msg(&KEY_VALUE)),
@@ -122,7 +122,7 @@ pub(super) static RANGE_RESPONSE: Message = Message {
     ],
 };
 
-pub(super) static PUT_REQUEST: Message = Message {
+pub(in crate::server) static PUT_REQUEST: Message = Message {
     fields: &[
         one(1, "key", Bytes),
         one(2, "value", Bytes),
@@ -133,14 +133,14 @@ pub(super) static PUT_REQUEST: Message = Message {
     ],
 };
 
-pub(super) static PUT_RESPONSE: Message = Message {
+pub(in crate::server) static PUT_RESPONSE: Message = Message {
     fields: &[
         one(1, "header", Msg(&HEADER)),
         one(2, "prev_kv", Msg(&KEY_VALUE)),
     ],
 };
 
-pub(super) static DELETE_RANGE_REQUEST: Message = Message {
+pub(in crate::server) static DELETE_RANGE_REQUEST: Message = Message {
     fields: &[
         one(1, "key", Bytes),
         one(2, "range_end", Bytes),
@@ -148,7 +148,7 @@ pub(super) static DELETE_RANGE_REQUEST: Message = Message {
     ],
 };
 
-pub(super) static DELETE_RANGE_RESPONSE: Message = Message {
+pub(in crate::server) static DELETE_RANGE_RESPONSE: Message = Message {
     fields: &[
         one(1, "header", Msg(&HEADER)),
         one(2, "deleted", Int64),
@@ -188,7 +188,7 @@ static COMPARE: Message = Message {
     ],
 };
 
-pub(super) static TXN_REQUEST: Message = Message {
+pub(in crate::server) static TXN_REQUEST: Message = Message {
     fields: &[
         many(1, "compare", Msg(&COMPARE)),
         many(2, "success", Msg(&REQUEST_OP)),
@@ -196,7 +196,7 @@ pub(super) static TXN_REQUEST: Message = Message {
     ],
 };
 
-pub(super) static TXN_RESPONSE: Message = Message {
+pub(in crate::server) static TXN_RESPONSE: Message = Message {
     fields: &[
         one(1, "header", Msg(&HEADER)),
         one(2, "succeeded", Bool),
@@ -204,15 +204,15 @@ pub(super) static TXN_RESPONSE: Message = Message {
     ],
 };
 
-pub(super) static COMPACTION_REQUEST: Message = Message {
+pub(in crate::server) static COMPACTION_REQUEST: Message = Message {
     fields: &[one(1, "revision", Int64), one(2, "physical", Bool)],
 };
 
-pub(super) static LEASE_GRANT_REQUEST: Message = Message {
+pub(in crate::server) static LEASE_GRANT_REQUEST: Message = Message {
     fields: &[one(1, "TTL", Int64), one(2, "ID", Int64)],
 };
 
-pub(super) static LEASE_GRANT_RESPONSE: Message = Message {
+pub(in crate::server) static LEASE_GRANT_RESPONSE: Message = Message {
     fields: &[
         one(1, "header", Msg(&HEADER)),
         one(2, "ID", Int64),
@@ -221,15 +221,15 @@ pub(super) static LEASE_GRANT_RESPONSE: Message = Message {
     ],
 };
 
-pub(super) static LEASE_ID_REQUEST: Message = Message {
+pub(in crate::server) static LEASE_ID_REQUEST: Message = Message {
     fields: &[one(1, "ID", Int64)],
 };
 
-pub(super) static LEASE_TIME_TO_LIVE_REQUEST: Message = Message {
+pub(in crate::server) static LEASE_TIME_TO_LIVE_REQUEST: Message = Message {
     fields: &[one(1, "ID", Int64), one(2, "keys", Bool)],
 };
 
-pub(super) static LEASE_TIME_TO_LIVE_RESPONSE: Message = Message {
+pub(in crate::server) static LEASE_TIME_TO_LIVE_RESPONSE: Message = Message {
     fields: &[
         one(1, "header", Msg(&HEADER)),
         one(2, "ID", Int64),
@@ -243,7 +243,7 @@ static LEASE_STATUS: Message = Message {
     fields: &[one(1, "ID", Int64)],
 };
 
-pub(super) static LEASE_LEASES_RESPONSE: Message = Message {
+pub(in crate::server) static LEASE_LEASES_RESPONSE: Message = Message {
     fields: &[
         one(1, "header", Msg(&HEADER)),
         many(2, "leases", Msg(&LEASE_STATUS)),
@@ -260,11 +260,11 @@ static MEMBER: Message = Message {
     ],
 };
 
-pub(super) static MEMBER_ADD_REQUEST: Message = Message {
+pub(in crate::server) static MEMBER_ADD_REQUEST: Message = Message {
     fields: &[many(1, "peerURLs", Str), one(2, "isLearner", Bool)],
 };
 
-pub(super) static MEMBER_ADD_RESPONSE: Message = Message {
+pub(in crate::server) static MEMBER_ADD_RESPONSE: Message = Message {
     fields: &[
         one(1, "header", Msg(&HEADER)),
         one(2, "member", Msg(&MEMBER)),
@@ -273,27 +273,27 @@ pub(super) static MEMBER_ADD_RESPONSE: Message = Message {
 };
 
 /// MemberRemove and MemberPromote requests.
-pub(super) static MEMBER_ID_REQUEST: Message = Message {
+pub(in crate::server) static MEMBER_ID_REQUEST: Message = Message {
     fields: &[one(1, "ID", Uint64)],
 };
 
-pub(super) static MEMBER_UPDATE_REQUEST: Message = Message {
+pub(in crate::server) static MEMBER_UPDATE_REQUEST: Message = Message {
     fields: &[one(1, "ID", Uint64), many(2, "peerURLs", Str)],
 };
 
-pub(super) static MEMBER_LIST_REQUEST: Message = Message {
+pub(in crate::server) static MEMBER_LIST_REQUEST: Message = Message {
     fields: &[one(1, "linearizable", Bool)],
 };
 
 /// The responses of MemberRemove, MemberUpdate, MemberList and MemberPromote.
-pub(super) static MEMBERS_RESPONSE: Message = Message {
+pub(in crate::server) static MEMBERS_RESPONSE: Message = Message {
     fields: &[
         one(1, "header", Msg(&HEADER)),
         many(2, "members", Msg(&MEMBER)),
     ],
 };
 
-pub(super) static ALARM_REQUEST: Message = Message {
+pub(in crate::server) static ALARM_REQUEST: Message = Message {
     fields: &[
         one(1, "action", Enum(ALARM_ACTION)),
         one(2, "memberID", Uint64),
@@ -308,7 +308,7 @@ static ALARM_MEMBER: Message = Message {
     ],
 };
 
-pub(super) static ALARM_RESPONSE: Message = Message {
+pub(in crate::server) static ALARM_RESPONSE: Message = Message {
     fields: &[
         one(1, "header", Msg(&HEADER)),
         many(2, "alarms", Msg(&ALARM_MEMBER)),
@@ -319,7 +319,7 @@ static DOWNGRADE_INFO: Message = Message {
     fields: &[one(1, "enabled", Bool), one(2, "targetVersion", Str)],
 };
 
-pub(super) static STATUS_RESPONSE: Message = Message {
+pub(in crate::server) static STATUS_RESPONSE: Message = Message {
     fields: &[
         one(1, "header", Msg(&HEADER)),
         one(2, "version", Str),
@@ -337,15 +337,15 @@ pub(super) static STATUS_RESPONSE: Message = Message {
     ],
 };
 
-pub(super) static HASH_RESPONSE: Message = Message {
+pub(in crate::server) static HASH_RESPONSE: Message = Message {
     fields: &[one(1, "header", Msg(&HEADER)), one(2, "hash", Uint32)],
 };
 
-pub(super) static HASH_KV_REQUEST: Message = Message {
+pub(in crate::server) static HASH_KV_REQUEST: Message = Message {
     fields: &[one(1, "revision", Int64)],
 };
 
-pub(super) static HASH_KV_RESPONSE: Message = Message {
+pub(in crate::server) static HASH_KV_RESPONSE: Message = Message {
     fields: &[
         one(1, "header", Msg(&HEADER)),
         one(2, "hash", Uint32),
@@ -374,7 +374,7 @@ static WATCH_CANCEL_REQUEST: Message = Message {
     fields: &[one(1, "watch_id", Int64)],
 };
 
-pub(super) static WATCH_REQUEST: Message = Message {
+pub(in crate::server) static WATCH_REQUEST: Message = Message {
     fields: &[
         one(1, "create_request", Msg(&WATCH_CREATE_REQUEST)),
         one(2, "cancel_request", Msg(&WATCH_CANCEL_REQUEST)),
@@ -390,7 +390,7 @@ static EVENT: Message = Message {
     ],
 };
 
-pub(super) static WATCH_RESPONSE: Message = Message {
+pub(in crate::server) static WATCH_RESPONSE: Message = Message {
     fields: &[
         one(1, "header", Msg(&HEADER)),
         one(2, "watch_id", Int64),
@@ -403,7 +403,7 @@ pub(super) static WATCH_RESPONSE: Message = Message {
     ],
 };
 
-pub(super) static LEASE_KEEP_ALIVE_RESPONSE: Message = Message {
+pub(in crate::server) static LEASE_KEEP_ALIVE_RESPONSE: Message = Message {
     fields: &[
         one(1, "header", Msg(&HEADER)),
         one(2, "ID", Int64),
@@ -411,6 +411,6 @@ pub(super) static LEASE_KEEP_ALIVE_RESPONSE: Message = Message {
     ],
 };
 
-pub(super) static MOVE_LEADER_REQUEST: Message = Message {
+pub(in crate::server) static MOVE_LEADER_REQUEST: Message = Message {
     fields: &[one(1, "targetID", Uint64)],
 };

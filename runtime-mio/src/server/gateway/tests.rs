@@ -1,22 +1,31 @@
 use super::*;
+use crate::server::rpc::Method;
 
 #[test]
 fn etcds_paths_route_to_their_calls() {
     for (path, want) in [
-        ("/v3/kv/range", Method::Range),
-        ("/v3beta/kv/put", Method::Put),
-        ("/v3/kv/lease/revoke", Method::LeaseRevoke),
-        ("/v3/lease/timetolive", Method::LeaseTimeToLive),
-        ("/v3/cluster/member/promote", Method::MemberPromote),
-        ("/v3/maintenance/transfer-leadership", Method::MoveLeader),
+        ("/v3/kv/range", CallKind::Unary(Method::Range)),
+        ("/v3beta/kv/put", CallKind::Unary(Method::Put)),
+        ("/v3/kv/lease/revoke", CallKind::Unary(Method::LeaseRevoke)),
+        (
+            "/v3/lease/timetolive",
+            CallKind::Unary(Method::LeaseTimeToLive),
+        ),
+        (
+            "/v3/cluster/member/promote",
+            CallKind::Unary(Method::MemberPromote),
+        ),
+        (
+            "/v3/maintenance/transfer-leadership",
+            CallKind::Unary(Method::MoveLeader),
+        ),
+        ("/v3/watch", CallKind::Watch),
+        ("/v3/lease/keepalive", CallKind::LeaseKeepAlive),
     ] {
         assert!(
-            matches!(route(path), Some(Route::Unary { method, .. }) if method == want),
+            matches!(route(path), Some(Route::Call { kind, .. }) if kind == want),
             "{path}"
         );
-    }
-    for path in ["/v3/watch", "/v3/lease/keepalive"] {
-        assert!(matches!(route(path), Some(Route::Stream { .. })), "{path}");
     }
     for path in ["/v3/maintenance/snapshot", "/v3/auth/enable"] {
         assert!(matches!(route(path), Some(Route::Unserved(_))), "{path}");

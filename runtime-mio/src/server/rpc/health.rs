@@ -17,13 +17,13 @@ const NOT_SERVING: i32 = 2;
 const SERVICE_UNKNOWN: i32 = 3;
 
 #[derive(Clone, PartialEq, Eq, prost::Message)]
-struct HealthCheckRequest {
+pub(super) struct HealthCheckRequest {
     #[prost(string, tag = "1")]
     service: String,
 }
 
 #[derive(Clone, PartialEq, Eq, prost::Message)]
-struct HealthCheckResponse {
+pub(super) struct HealthCheckResponse {
     #[prost(int32, tag = "1")]
     status: i32,
 }

@@ -6,6 +6,7 @@ mod health;
 mod kv;
 mod lease;
 mod maintenance;
+pub(super) mod methods;
 mod quota;
 mod reconfig;
 
@@ -65,38 +66,6 @@ pub(super) enum Method {
     Hash,
     HashKv,
     MoveLeader,
-}
-
-fn call_kind(path: &str) -> Option<CallKind> {
-    let method = match path {
-        "/etcdserverpb.KV/Range" => Method::Range,
-        "/etcdserverpb.KV/Put" => Method::Put,
-        "/etcdserverpb.KV/DeleteRange" => Method::DeleteRange,
-        "/etcdserverpb.KV/Txn" => Method::Txn,
-        "/etcdserverpb.KV/Compact" => Method::Compact,
-        "/etcdserverpb.Lease/LeaseGrant" => Method::LeaseGrant,
-        "/etcdserverpb.Lease/LeaseRevoke" => Method::LeaseRevoke,
-        "/etcdserverpb.Lease/LeaseTimeToLive" => Method::LeaseTimeToLive,
-        "/etcdserverpb.Lease/LeaseLeases" => Method::LeaseLeases,
-        "/etcdserverpb.Cluster/MemberAdd" => Method::MemberAdd,
-        "/etcdserverpb.Cluster/MemberRemove" => Method::MemberRemove,
-        "/etcdserverpb.Cluster/MemberUpdate" => Method::MemberUpdate,
-        "/etcdserverpb.Cluster/MemberList" => Method::MemberList,
-        "/etcdserverpb.Cluster/MemberPromote" => Method::MemberPromote,
-        "/etcdserverpb.Maintenance/Alarm" => Method::Alarm,
-        "/etcdserverpb.Maintenance/Status" => Method::Status,
-        "/etcdserverpb.Maintenance/Defragment" => Method::Defragment,
-        "/etcdserverpb.Maintenance/Hash" => Method::Hash,
-        "/etcdserverpb.Maintenance/HashKV" => Method::HashKv,
-        "/etcdserverpb.Maintenance/MoveLeader" => Method::MoveLeader,
-        "/etcdserverpb.Watch/Watch" => return Some(CallKind::Watch),
-        "/etcdserverpb.Lease/LeaseKeepAlive" => return Some(CallKind::LeaseKeepAlive),
-        "/etcdserverpb.Maintenance/Snapshot" => return Some(CallKind::Snapshot),
-        "/grpc.health.v1.Health/Check" => return Some(CallKind::HealthCheck),
-        "/grpc.health.v1.Health/Watch" => return Some(CallKind::HealthWatch),
-        _ => return None,
-    };
-    Some(CallKind::Unary(method))
 }
 
 /// A client waiting for an entry it proposed to be applied.
@@ -401,19 +370,21 @@ impl Server {
 
     pub(super) fn handle_call_event(&mut self, event: CallEvent) {
         match event {
-            CallEvent::Opened { call, path } => match call_kind(&path) {
-                // etcd refuses every stream on a learner as it opens.
-                Some(kind) if self.is_learner() && !matches!(kind, CallKind::Unary(_)) => {
-                    self.clients.finish(call, status_learner())
+            CallEvent::Opened { call, path } => {
+                match methods::by_grpc_path(&path).map(|m| m.kind()) {
+                    // etcd refuses every stream on a learner as it opens.
+                    Some(kind) if self.is_learner() && !matches!(kind, CallKind::Unary(_)) => {
+                        self.clients.finish(call, status_learner())
+                    }
+                    Some(kind) => {
+                        self.calls.insert(call, kind);
+                    }
+                    None => self.clients.finish(
+                        call,
+                        status(GrpcCode::Unimplemented, &format!("unknown method {path}")),
+                    ),
                 }
-                Some(kind) => {
-                    self.calls.insert(call, kind);
-                }
-                None => self.clients.finish(
-                    call,
-                    status(GrpcCode::Unimplemented, &format!("unknown method {path}")),
-                ),
-            },
+            }
             CallEvent::Message { call, message } => self.handle_message(call, message),
             CallEvent::HalfClosed { call } => match self.calls.get(&call) {
                 Some(CallKind::Watch) => {
@@ -493,14 +464,11 @@ impl Server {
             // be empty or wrong.
             return self.reply_error(call, status_no_leader());
         }
-        let result = match kind {
-            CallKind::Unary(method) => self.handle_unary(call, method, &message),
-            CallKind::Watch => self.handle_watch(call, &message),
-            CallKind::LeaseKeepAlive => self.handle_keep_alive(call, &message),
-            CallKind::Snapshot => self.handle_snapshot(call),
-            CallKind::HealthCheck => self.health_check(call, &message),
-            CallKind::HealthWatch => self.health_watch(call, &message),
-        };
+        if matches!(kind, CallKind::Unary(_)) {
+            // A unary call takes one message; later ones find it gone from the table.
+            self.calls.insert(call, kind);
+        }
+        let result = (methods::by_kind(kind).handler())(self, call, &message);
         if let Err(e) = result {
             self.reply_error(
                 call,
@@ -510,78 +478,6 @@ impl Server {
                 ),
             );
         }
-    }
-
-    fn handle_unary(
-        &mut self,
-        call: CallId,
-        method: Method,
-        message: &[u8],
-    ) -> Result<(), prost::DecodeError> {
-        // A unary call takes one message; later ones are ignored.
-        self.calls.insert(call, CallKind::Unary(method));
-        match method {
-            Method::Range => self.range(call, proto::RangeRequest::decode(message)?),
-            Method::Put => self.propose_kv(
-                call,
-                proto::internal_request::Request::Put(proto::PutRequest::decode(message)?),
-            ),
-            Method::DeleteRange => self.propose_kv(
-                call,
-                proto::internal_request::Request::DeleteRange(proto::DeleteRangeRequest::decode(
-                    message,
-                )?),
-            ),
-            Method::Txn => self.propose_kv(
-                call,
-                proto::internal_request::Request::Txn(proto::TxnRequest::decode(message)?),
-            ),
-            Method::Compact => self.propose_kv(
-                call,
-                proto::internal_request::Request::Compaction(proto::CompactionRequest::decode(
-                    message,
-                )?),
-            ),
-            Method::LeaseGrant => {
-                self.lease_grant(call, proto::LeaseGrantRequest::decode(message)?)
-            }
-            Method::LeaseRevoke => self.propose_kv(
-                call,
-                proto::internal_request::Request::LeaseRevoke(proto::LeaseRevokeRequest::decode(
-                    message,
-                )?),
-            ),
-            Method::LeaseTimeToLive => {
-                self.lease_time_to_live(call, proto::LeaseTimeToLiveRequest::decode(message)?)
-            }
-            Method::LeaseLeases => {
-                let response = self.kv.lease_leases();
-                self.reply(call, response);
-            }
-            Method::MemberAdd => self.member_add(call, proto::MemberAddRequest::decode(message)?),
-            Method::MemberRemove => {
-                self.member_remove(call, proto::MemberRemoveRequest::decode(message)?)
-            }
-            Method::MemberUpdate => {
-                self.member_update(call, proto::MemberUpdateRequest::decode(message)?)
-            }
-            Method::MemberList => self.member_list(call),
-            Method::MemberPromote => {
-                self.member_promote(call, proto::MemberPromoteRequest::decode(message)?)
-            }
-            Method::Alarm => self.alarm_rpc(call, proto::AlarmRequest::decode(message)?),
-            Method::Status => self.status_rpc(call),
-            Method::Defragment => self.reply(call, proto::DefragmentResponse::default()),
-            Method::Hash => {
-                let hash = self.kv.hash();
-                self.reply(call, proto::HashResponse { header: None, hash });
-            }
-            Method::HashKv => self.hash_kv(call, proto::HashKvRequest::decode(message)?),
-            Method::MoveLeader => {
-                self.move_leader(call, proto::MoveLeaderRequest::decode(message)?)
-            }
-        }
-        Ok(())
     }
 
     /// Proposes a kvstore request and parks the call until it is applied.

@@ -1,0 +1,352 @@
+//! The one table of the calls tallyd serves: for each, its gRPC path, its paths on etcd's JSON
+//! gateway, its request and response types (and their JSON shapes), whether etcd puts a header
+//! in its response, and its handler. Adding an etcd method is a row here and its handler.
+//!
+//! The gRPC dispatcher looks calls up by path ([`by_grpc_path`]), the gateway by its path
+//! ([`by_gateway_path`]), and every message is handed to the row's handler. A test checks each
+//! row's JSON shapes against the prost messages they transcode.
+
+use prost::Message as _;
+use tally_kvstore::proto::{self, internal_request::Request as Internal};
+
+#[cfg(test)]
+use super::HeaderFill;
+use super::health;
+use super::{CallKind, HasHeader, Method};
+use crate::grpc::CallId;
+use crate::server::event_loop::Server;
+use crate::server::gateway::schema::{self as json, Message as JsonShape};
+
+/// Decodes a call's message and handles it.
+pub(in crate::server) type Handler =
+    fn(&mut Server, CallId, &[u8]) -> Result<(), prost::DecodeError>;
+
+/// One call tallyd serves.
+#[derive(Debug)]
+pub(in crate::server) struct MethodRow {
+    kind: CallKind,
+    grpc_path: &'static str,
+    /// Paths after the gateway's `/v3/` (or `/v3beta/`); none when the gateway does not serve it.
+    gateway_paths: &'static [&'static str],
+    /// The request's and the response's JSON shapes, for the gateway.
+    json: Option<(&'static JsonShape, &'static JsonShape)>,
+    /// The prost types, named for the test that checks the JSON shapes against them.
+    #[cfg(test)]
+    request_type: fn() -> &'static str,
+    #[cfg(test)]
+    response_type: fn() -> &'static str,
+    /// What etcd puts in the response's header, as the response type says (`HasHeader`).
+    #[cfg(test)]
+    header: HeaderFill,
+    handler: Handler,
+}
+
+impl MethodRow {
+    pub(in crate::server) fn kind(&self) -> CallKind {
+        self.kind
+    }
+
+    /// The request's and response's JSON shapes, for a call the gateway serves.
+    pub(in crate::server) fn json(&self) -> Option<(&'static JsonShape, &'static JsonShape)> {
+        self.json
+    }
+
+    pub(in crate::server) fn handler(&self) -> Handler {
+        self.handler
+    }
+}
+
+/// A row whose response carries the header `Resp` says etcd fills. The types name the row's
+/// messages; only the tests read their names back.
+#[cfg_attr(not(test), allow(clippy::extra_unused_type_parameters))]
+const fn row<Req: prost::Message, Resp: HasHeader>(
+    kind: CallKind,
+    grpc_path: &'static str,
+    gateway_paths: &'static [&'static str],
+    json: Option<(&'static JsonShape, &'static JsonShape)>,
+    handler: Handler,
+) -> MethodRow {
+    MethodRow {
+        kind,
+        grpc_path,
+        gateway_paths,
+        json,
+        #[cfg(test)]
+        request_type: std::any::type_name::<Req>,
+        #[cfg(test)]
+        response_type: std::any::type_name::<Resp>,
+        #[cfg(test)]
+        header: Resp::FILL,
+        handler,
+    }
+}
+
+/// A row of a service other than etcd's (gRPC health), whose responses have no header.
+#[cfg_attr(not(test), allow(clippy::extra_unused_type_parameters))]
+const fn headerless<Req: prost::Message, Resp: prost::Message>(
+    kind: CallKind,
+    grpc_path: &'static str,
+    handler: Handler,
+) -> MethodRow {
+    MethodRow {
+        kind,
+        grpc_path,
+        gateway_paths: &[],
+        json: None,
+        #[cfg(test)]
+        request_type: std::any::type_name::<Req>,
+        #[cfg(test)]
+        response_type: std::any::type_name::<Resp>,
+        #[cfg(test)]
+        header: HeaderFill::Absent,
+        handler,
+    }
+}
+
+/// A request that goes through Raft to the store as it came.
+macro_rules! proposed {
+    ($variant:ident, $request:ident) => {
+        |server, call, message| {
+            server.propose_kv(call, Internal::$variant(proto::$request::decode(message)?));
+            Ok(())
+        }
+    };
+}
+
+/// A request handled by `$handler(call, request)`.
+macro_rules! handled {
+    ($handler:ident, $request:ident) => {
+        |server, call, message| {
+            server.$handler(call, proto::$request::decode(message)?);
+            Ok(())
+        }
+    };
+}
+
+const fn unary(method: Method) -> CallKind {
+    CallKind::Unary(method)
+}
+
+const fn shapes(
+    request: &'static JsonShape,
+    response: &'static JsonShape,
+) -> Option<(&'static JsonShape, &'static JsonShape)> {
+    Some((request, response))
+}
+
+static METHODS: [MethodRow; 25] = [
+    row::<proto::RangeRequest, proto::RangeResponse>(
+        unary(Method::Range),
+        "/etcdserverpb.KV/Range",
+        &["kv/range"],
+        shapes(&json::RANGE_REQUEST, &json::RANGE_RESPONSE),
+        handled!(range, RangeRequest),
+    ),
+    row::<proto::PutRequest, proto::PutResponse>(
+        unary(Method::Put),
+        "/etcdserverpb.KV/Put",
+        &["kv/put"],
+        shapes(&json::PUT_REQUEST, &json::PUT_RESPONSE),
+        proposed!(Put, PutRequest),
+    ),
+    row::<proto::DeleteRangeRequest, proto::DeleteRangeResponse>(
+        unary(Method::DeleteRange),
+        "/etcdserverpb.KV/DeleteRange",
+        &["kv/deleterange"],
+        shapes(&json::DELETE_RANGE_REQUEST, &json::DELETE_RANGE_RESPONSE),
+        proposed!(DeleteRange, DeleteRangeRequest),
+    ),
+    row::<proto::TxnRequest, proto::TxnResponse>(
+        unary(Method::Txn),
+        "/etcdserverpb.KV/Txn",
+        &["kv/txn"],
+        shapes(&json::TXN_REQUEST, &json::TXN_RESPONSE),
+        proposed!(Txn, TxnRequest),
+    ),
+    row::<proto::CompactionRequest, proto::CompactionResponse>(
+        unary(Method::Compact),
+        "/etcdserverpb.KV/Compact",
+        &["kv/compaction"],
+        shapes(&json::COMPACTION_REQUEST, &json::HEADER_ONLY),
+        proposed!(Compaction, CompactionRequest),
+    ),
+    row::<proto::LeaseGrantRequest, proto::LeaseGrantResponse>(
+        unary(Method::LeaseGrant),
+        "/etcdserverpb.Lease/LeaseGrant",
+        &["lease/grant"],
+        shapes(&json::LEASE_GRANT_REQUEST, &json::LEASE_GRANT_RESPONSE),
+        handled!(lease_grant, LeaseGrantRequest),
+    ),
+    row::<proto::LeaseRevokeRequest, proto::LeaseRevokeResponse>(
+        unary(Method::LeaseRevoke),
+        "/etcdserverpb.Lease/LeaseRevoke",
+        &["lease/revoke", "kv/lease/revoke"],
+        shapes(&json::LEASE_ID_REQUEST, &json::HEADER_ONLY),
+        proposed!(LeaseRevoke, LeaseRevokeRequest),
+    ),
+    row::<proto::LeaseTimeToLiveRequest, proto::LeaseTimeToLiveResponse>(
+        unary(Method::LeaseTimeToLive),
+        "/etcdserverpb.Lease/LeaseTimeToLive",
+        &["lease/timetolive", "kv/lease/timetolive"],
+        shapes(
+            &json::LEASE_TIME_TO_LIVE_REQUEST,
+            &json::LEASE_TIME_TO_LIVE_RESPONSE,
+        ),
+        handled!(lease_time_to_live, LeaseTimeToLiveRequest),
+    ),
+    row::<proto::LeaseLeasesRequest, proto::LeaseLeasesResponse>(
+        unary(Method::LeaseLeases),
+        "/etcdserverpb.Lease/LeaseLeases",
+        &["lease/leases", "kv/lease/leases"],
+        shapes(&json::EMPTY, &json::LEASE_LEASES_RESPONSE),
+        |server, call, _| {
+            let response = server.kv.lease_leases();
+            server.reply(call, response);
+            Ok(())
+        },
+    ),
+    row::<proto::MemberAddRequest, proto::MemberAddResponse>(
+        unary(Method::MemberAdd),
+        "/etcdserverpb.Cluster/MemberAdd",
+        &["cluster/member/add"],
+        shapes(&json::MEMBER_ADD_REQUEST, &json::MEMBER_ADD_RESPONSE),
+        handled!(member_add, MemberAddRequest),
+    ),
+    row::<proto::MemberRemoveRequest, proto::MemberRemoveResponse>(
+        unary(Method::MemberRemove),
+        "/etcdserverpb.Cluster/MemberRemove",
+        &["cluster/member/remove"],
+        shapes(&json::MEMBER_ID_REQUEST, &json::MEMBERS_RESPONSE),
+        handled!(member_remove, MemberRemoveRequest),
+    ),
+    row::<proto::MemberUpdateRequest, proto::MemberUpdateResponse>(
+        unary(Method::MemberUpdate),
+        "/etcdserverpb.Cluster/MemberUpdate",
+        &["cluster/member/update"],
+        shapes(&json::MEMBER_UPDATE_REQUEST, &json::MEMBERS_RESPONSE),
+        handled!(member_update, MemberUpdateRequest),
+    ),
+    row::<proto::MemberListRequest, proto::MemberListResponse>(
+        unary(Method::MemberList),
+        "/etcdserverpb.Cluster/MemberList",
+        &["cluster/member/list"],
+        shapes(&json::MEMBER_LIST_REQUEST, &json::MEMBERS_RESPONSE),
+        |server, call, _| {
+            server.member_list(call);
+            Ok(())
+        },
+    ),
+    row::<proto::MemberPromoteRequest, proto::MemberPromoteResponse>(
+        unary(Method::MemberPromote),
+        "/etcdserverpb.Cluster/MemberPromote",
+        &["cluster/member/promote"],
+        shapes(&json::MEMBER_ID_REQUEST, &json::MEMBERS_RESPONSE),
+        handled!(member_promote, MemberPromoteRequest),
+    ),
+    row::<proto::AlarmRequest, proto::AlarmResponse>(
+        unary(Method::Alarm),
+        "/etcdserverpb.Maintenance/Alarm",
+        &["maintenance/alarm"],
+        shapes(&json::ALARM_REQUEST, &json::ALARM_RESPONSE),
+        handled!(alarm_rpc, AlarmRequest),
+    ),
+    row::<proto::StatusRequest, proto::StatusResponse>(
+        unary(Method::Status),
+        "/etcdserverpb.Maintenance/Status",
+        &["maintenance/status"],
+        shapes(&json::EMPTY, &json::STATUS_RESPONSE),
+        |server, call, _| {
+            server.status_rpc(call);
+            Ok(())
+        },
+    ),
+    row::<proto::DefragmentRequest, proto::DefragmentResponse>(
+        unary(Method::Defragment),
+        "/etcdserverpb.Maintenance/Defragment",
+        &["maintenance/defragment"],
+        shapes(&json::EMPTY, &json::HEADER_ONLY),
+        // The store lives in memory: there is nothing to defragment.
+        |server, call, _| {
+            server.reply(call, proto::DefragmentResponse::default());
+            Ok(())
+        },
+    ),
+    row::<proto::HashRequest, proto::HashResponse>(
+        unary(Method::Hash),
+        "/etcdserverpb.Maintenance/Hash",
+        &["maintenance/hash"],
+        shapes(&json::EMPTY, &json::HASH_RESPONSE),
+        |server, call, _| {
+            let hash = server.kv.hash();
+            server.reply(call, proto::HashResponse { header: None, hash });
+            Ok(())
+        },
+    ),
+    row::<proto::HashKvRequest, proto::HashKvResponse>(
+        unary(Method::HashKv),
+        "/etcdserverpb.Maintenance/HashKV",
+        &["maintenance/hashkv"],
+        shapes(&json::HASH_KV_REQUEST, &json::HASH_KV_RESPONSE),
+        handled!(hash_kv, HashKvRequest),
+    ),
+    row::<proto::MoveLeaderRequest, proto::MoveLeaderResponse>(
+        unary(Method::MoveLeader),
+        "/etcdserverpb.Maintenance/MoveLeader",
+        &["maintenance/transfer-leadership"],
+        shapes(&json::MOVE_LEADER_REQUEST, &json::HEADER_ONLY),
+        handled!(move_leader, MoveLeaderRequest),
+    ),
+    row::<proto::WatchRequest, proto::WatchResponse>(
+        CallKind::Watch,
+        "/etcdserverpb.Watch/Watch",
+        &["watch"],
+        shapes(&json::WATCH_REQUEST, &json::WATCH_RESPONSE),
+        |server, call, message| server.handle_watch(call, message),
+    ),
+    row::<proto::LeaseKeepAliveRequest, proto::LeaseKeepAliveResponse>(
+        CallKind::LeaseKeepAlive,
+        "/etcdserverpb.Lease/LeaseKeepAlive",
+        &["lease/keepalive"],
+        shapes(&json::LEASE_ID_REQUEST, &json::LEASE_KEEP_ALIVE_RESPONSE),
+        |server, call, message| server.handle_keep_alive(call, message),
+    ),
+    row::<proto::SnapshotRequest, proto::SnapshotResponse>(
+        CallKind::Snapshot,
+        "/etcdserverpb.Maintenance/Snapshot",
+        // etcd's gateway streams the file as JSON chunks; tallyd's does not (use gRPC).
+        &[],
+        None,
+        |server, call, _| server.handle_snapshot(call),
+    ),
+    headerless::<health::HealthCheckRequest, health::HealthCheckResponse>(
+        CallKind::HealthCheck,
+        "/grpc.health.v1.Health/Check",
+        |server, call, message| server.health_check(call, message),
+    ),
+    headerless::<health::HealthCheckRequest, health::HealthCheckResponse>(
+        CallKind::HealthWatch,
+        "/grpc.health.v1.Health/Watch",
+        |server, call, message| server.health_watch(call, message),
+    ),
+];
+
+/// The call a gRPC path names.
+pub(in crate::server) fn by_grpc_path(path: &str) -> Option<&'static MethodRow> {
+    METHODS.iter().find(|row| row.grpc_path == path)
+}
+
+/// The row of a call kind (every kind has one).
+pub(in crate::server) fn by_kind(kind: CallKind) -> &'static MethodRow {
+    METHODS
+        .iter()
+        .find(|row| row.kind == kind)
+        .expect("every call kind is in the table")
+}
+
+/// The call a gateway path (after `/v3/`) names.
+pub(in crate::server) fn by_gateway_path(path: &str) -> Option<&'static MethodRow> {
+    METHODS.iter().find(|row| row.gateway_paths.contains(&path))
+}
+
+#[cfg(test)]
+mod tests;
