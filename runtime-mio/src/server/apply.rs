@@ -7,7 +7,7 @@ use tally_kvstore::proto::Member;
 
 use super::event_loop::Server;
 use super::payload::{self, Payload};
-use super::rpc::Waiter;
+
 use super::startup::ServerError;
 
 impl Server {
@@ -45,7 +45,7 @@ impl Server {
                 let outcome = self.kv.apply(entry.index(), request);
                 self.metrics.proposals_applied += 1;
                 self.metrics.proposals_committed += 1;
-                if let Some(waiter) = self.waiters.remove(&outcome.request_id()) {
+                if let Some(waiter) = self.waiters.remove(outcome.request_id()) {
                     self.metrics.proposals_pending = self.waiters.len() as u64;
                     self.answer_waiter(waiter, outcome);
                 }
@@ -158,17 +158,9 @@ impl Server {
 
     /// Expired client requests get etcd's timeout error.
     pub(super) fn expire_waiters(&mut self, now: Instant) {
-        let expired: Vec<u64> = self
-            .waiters
-            .iter()
-            .filter(|(_, w)| w.deadline() <= now)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in expired {
-            if let Some(waiter) = self.waiters.remove(&id) {
-                self.metrics.proposals_failed += 1;
-                self.fail_waiter(waiter, super::rpc::status_timeout());
-            }
+        for waiter in self.waiters.take_expired(now) {
+            self.metrics.proposals_failed += 1;
+            self.fail_waiter(waiter, super::rpc::status_timeout());
         }
         self.metrics.proposals_pending = self.waiters.len() as u64;
         self.expire_reads(now);
@@ -203,18 +195,12 @@ impl Server {
     }
 
     pub(super) fn release_compactions(&mut self) {
-        let ready: Vec<u64> = self
+        let kv = &self.kv;
+        let done = self
             .waiters
-            .iter()
-            .filter(|(_, w)| matches!(w, Waiter::PhysicalCompaction { revision, .. } if self.kv.compaction_done(*revision)))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in ready {
-            if let Some(Waiter::PhysicalCompaction { call, response, .. }) =
-                self.waiters.remove(&id)
-            {
-                self.reply_encoded(call, response);
-            }
+            .take_compactions_done(|revision| kv.compaction_done(revision));
+        for (call, response) in done {
+            self.reply_encoded(call, response);
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The event loop: one thread owns the core, the kvstore, the sockets and the timers.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,8 @@ use super::join_watchdog::JoinWatchdog;
 use super::members::Members;
 use super::metrics::Metrics;
 use super::persistence::{PersistEvent, Persistence};
-use super::rpc::{CallKind, ConfWaiter, PendingRead, Waiter};
+use super::reads::Reads;
+use super::rpc::{CallKind, ConfWaiter};
 use super::snapshot_inbound::InboundTransfers;
 use super::snapshot_transfer::SnapshotTransfers;
 use super::snapshots::{SnapshotDone, SnapshotJob, SnapshotPacing, SnapshotTaking, SnapshotWorker};
@@ -23,6 +24,7 @@ use super::start_check::{self, Answer, CheckOutcome, Start, StartCheck};
 use super::startup::{Identity, Recovered, ServerError, io_error};
 use super::storage;
 use super::stream_backlog::StreamBacklogs;
+use super::waiters::Waiters;
 use crate::grpc::{CallEvent, CallId, GrpcConfig, GrpcServer};
 use crate::peer::FrameKind;
 use crate::peer::{PeerConfig, PeerEvent, PeerTransport};
@@ -43,8 +45,6 @@ const COMPACTION_KEYS_PER_TURN: usize = 1000;
 const WATCH_SYNC_RECORDS_PER_TURN: usize = 1000;
 /// Expired leases revoked per tick.
 pub(super) const LEASE_REVOKES_PER_TICK_MAX: usize = 64;
-/// Client requests waiting for commit or a read index at once.
-pub(super) const WAITERS_MAX: usize = 100_000;
 /// Ticks a removed member keeps running before it stops (etcd's stopWithDelay of 10 ticks).
 const REMOVED_STOP_TICKS: u32 = 10;
 
@@ -76,15 +76,14 @@ pub(super) struct Server {
     pub(super) clients: GrpcServer,
     metrics_http: Option<GrpcServer>,
     pub(super) calls: HashMap<CallId, CallKind>,
-    pub(super) waiters: HashMap<u64, Waiter>,
+    pub(super) waiters: Waiters,
     /// `--auto-compaction-*`: when the leader proposes a compaction.
     pub(super) auto_compactor: AutoCompactor,
     /// Follower `LeaseTimeToLive` calls waiting for the leader's answer.
     pub(super) leader_queries: super::leader_query::LeaderQueries,
     pub(super) gateway_calls: super::gateway::GatewayCalls,
-    pub(super) read_batch: Vec<PendingRead>,
-    pub(super) read_waiters: HashMap<u64, Vec<PendingRead>>,
-    pub(super) ready_reads: VecDeque<(u64, Vec<PendingRead>)>,
+    /// Linearizable reads on their way.
+    pub(super) reads: Reads,
     pub(super) watch_streams: super::rpc::WatchStreams,
     pub(super) conf_waiters: Vec<ConfWaiter>,
     /// Keep-alive streams whose client closed its side while answers were still pending.
@@ -283,13 +282,11 @@ impl Server {
             clients,
             metrics_http,
             calls: HashMap::new(),
-            waiters: HashMap::new(),
+            waiters: Waiters::default(),
             leader_queries: HashMap::new(),
             gateway_calls: HashMap::new(),
             auto_compactor,
-            read_batch: Vec::new(),
-            read_waiters: HashMap::new(),
-            ready_reads: VecDeque::new(),
+            reads: Reads::default(),
             watch_streams: super::rpc::WatchStreams::default(),
             conf_waiters: Vec::new(),
             half_closed: std::collections::HashSet::new(),
@@ -760,9 +757,7 @@ impl Server {
                     self.apply_entries(entries);
                 }
                 Action::ReadReady { request, index } => {
-                    if let Some(reads) = self.read_waiters.remove(&request) {
-                        self.ready_reads.push_back((index, reads));
-                    }
+                    self.reads.confirmed(request, index);
                 }
                 Action::RequestSnapshot { index } => self.take_snapshot(index),
                 Action::LeaderChanged { leader, term } => self.on_leader_changed(leader, term),

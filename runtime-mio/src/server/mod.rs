@@ -21,6 +21,7 @@ mod members;
 mod metrics;
 mod payload;
 mod persistence;
+mod reads;
 mod rpc;
 mod snapshot_inbound;
 mod snapshot_transfer;
@@ -29,6 +30,7 @@ mod start_check;
 mod startup;
 mod storage;
 mod stream_backlog;
+mod waiters;
 
 pub use auto_compaction::AutoCompactionConfig;
 pub use flags::{FlagError, Flags};

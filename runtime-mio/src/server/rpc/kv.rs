@@ -5,9 +5,10 @@ use std::time::Instant;
 
 use tally_kvstore::proto::RangeRequest;
 
-use super::{PendingRead, ReadKind, status_from_kv, status_no_leader, status_timeout};
+use super::{status_from_kv, status_no_leader, status_timeout};
 use crate::grpc::CallId;
-use crate::server::event_loop::{REQUEST_TIMEOUT, Server, WAITERS_MAX};
+use crate::server::event_loop::{REQUEST_TIMEOUT, Server};
+use crate::server::reads::{PendingRead, ReadKind};
 
 impl Server {
     pub(in crate::server) fn range(&mut self, call: CallId, request: RangeRequest) {
@@ -19,8 +20,14 @@ impl Server {
 
     /// Serves `read` once this member has applied the leader's commit index as of now.
     pub(in crate::server) fn read_linearizably(&mut self, call: CallId, read: ReadKind) {
-        if self.read_batch.len() + self.waiters.len() >= WAITERS_MAX {
-            return self.reply_error(
+        // Every linearizable read of this loop turn shares one ReadIndex round.
+        let pending = PendingRead {
+            call,
+            read,
+            deadline: Instant::now() + REQUEST_TIMEOUT,
+        };
+        if self.reads.push(pending).is_err() {
+            self.reply_error(
                 call,
                 super::status(
                     crate::grpc::Code::ResourceExhausted,
@@ -28,12 +35,6 @@ impl Server {
                 ),
             );
         }
-        // Every linearizable read of this loop turn shares one ReadIndex round.
-        self.read_batch.push(PendingRead {
-            call,
-            read,
-            deadline: Instant::now() + REQUEST_TIMEOUT,
-        });
     }
 
     fn serve_range(&mut self, call: CallId, request: &RangeRequest) {
@@ -44,15 +45,13 @@ impl Server {
     }
 
     pub(in crate::server) fn flush_read_batch(&mut self) {
-        if self.read_batch.is_empty() {
+        let reads = self.reads.take_batch();
+        if reads.is_empty() {
             return;
         }
-        let reads = std::mem::take(&mut self.read_batch);
         let request = self.next_request_id();
         match self.node.read_index(request) {
-            Ok(()) => {
-                self.read_waiters.insert(request, reads);
-            }
+            Ok(()) => self.reads.confirming(request, reads),
             Err(_) => {
                 for read in reads {
                     self.reply_error(read.call, status_no_leader());
@@ -64,34 +63,19 @@ impl Server {
     /// Serves confirmed reads whose index the store has applied.
     pub(in crate::server) fn serve_ready_reads(&mut self) {
         let applied = self.node.status().applied();
-        while self
-            .ready_reads
-            .front()
-            .is_some_and(|(index, _)| *index <= applied)
-        {
-            let (_, reads) = self.ready_reads.pop_front().expect("front exists");
-            for pending in reads {
-                if !self.calls.contains_key(&pending.call) {
-                    continue;
-                }
-                match pending.read {
-                    ReadKind::Range(request) => self.serve_range(pending.call, &request),
-                }
+        for pending in self.reads.take_ready(applied) {
+            if !self.calls.contains_key(&pending.call) {
+                continue;
+            }
+            match pending.read {
+                ReadKind::Range(request) => self.serve_range(pending.call, &request),
             }
         }
     }
 
     pub(in crate::server) fn expire_reads(&mut self, now: Instant) {
-        let expired: Vec<u64> = self
-            .read_waiters
-            .iter()
-            .filter(|(_, reads)| reads.iter().all(|r| r.deadline <= now))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in expired {
-            for read in self.read_waiters.remove(&id).unwrap_or_default() {
-                self.reply_error(read.call, status_timeout());
-            }
+        for read in self.reads.take_expired(now) {
+            self.reply_error(read.call, status_timeout());
         }
     }
 }

@@ -22,7 +22,8 @@ use prost::Message as _;
 use tally_kvstore::proto::{self, ResponseHeader};
 use tally_kvstore::{ApplyOutcome, ApplyResponse, KvError};
 
-use super::event_loop::{REQUEST_TIMEOUT, Server, WAITERS_MAX};
+use super::event_loop::{REQUEST_TIMEOUT, Server};
+use super::waiters::{TooManyWaiters, Waiter};
 use crate::grpc::{CallEvent, CallId, Code as GrpcCode, Status};
 use crate::server::stream_backlog::status_backlog_exceeded;
 pub(super) use watch_streams::WatchStreams;
@@ -66,52 +67,6 @@ pub(super) enum Method {
     Hash,
     HashKv,
     MoveLeader,
-}
-
-/// A client waiting for an entry it proposed to be applied.
-#[derive(Debug)]
-pub(super) enum Waiter {
-    Kv {
-        call: CallId,
-        deadline: Instant,
-    },
-    /// A `physical` compaction answered once the store has really removed the revisions.
-    PhysicalCompaction {
-        call: CallId,
-        response: Bytes,
-        revision: i64,
-        deadline: Instant,
-    },
-    /// A keep-alive off the lease's primary, replicated so that the primary renews the lease.
-    KeepAlive {
-        call: CallId,
-        lease: i64,
-        deadline: Instant,
-    },
-}
-
-impl Waiter {
-    pub(super) fn deadline(&self) -> Instant {
-        match self {
-            Waiter::Kv { deadline, .. }
-            | Waiter::PhysicalCompaction { deadline, .. }
-            | Waiter::KeepAlive { deadline, .. } => *deadline,
-        }
-    }
-}
-
-/// A read waiting for its read index to be confirmed and applied.
-#[derive(Debug, Clone)]
-pub(super) struct PendingRead {
-    pub(super) call: CallId,
-    pub(super) read: ReadKind,
-    pub(super) deadline: Instant,
-}
-
-/// What a linearizable read serves once the store has caught up.
-#[derive(Debug, Clone)]
-pub(super) enum ReadKind {
-    Range(proto::RangeRequest),
 }
 
 /// A membership change or leader move waiting to take effect.
@@ -429,11 +384,7 @@ impl Server {
         if !self.half_closed.contains(&call) {
             return;
         }
-        let pending = self
-            .waiters
-            .values()
-            .any(|w| matches!(w, Waiter::KeepAlive { call: c, .. } if *c == call));
-        if pending {
+        if self.waiters.keep_alive_pending(call) {
             return;
         }
         self.half_closed.remove(&call);
@@ -492,7 +443,7 @@ impl Server {
         request: proto::internal_request::Request,
         waiter: Waiter,
     ) {
-        if self.waiters.len() >= WAITERS_MAX {
+        if !self.waiters.has_room() {
             return self.reply_error(
                 call,
                 status(GrpcCode::ResourceExhausted, "etcdserver: too many requests"),
@@ -503,7 +454,10 @@ impl Server {
         }
         match self.propose_request(request) {
             Ok(id) => {
-                self.waiters.insert(id, waiter);
+                // Room was checked above, and nothing is inserted in between.
+                if self.waiters.insert(id, waiter).is_err() {
+                    unreachable!("a waiter fits after has_room");
+                }
                 self.metrics.proposals_pending = self.waiters.len() as u64;
             }
             Err(error) => {
@@ -536,18 +490,25 @@ impl Server {
                         match wait_revision {
                             Some(revision) if !self.kv.compaction_done(revision) => {
                                 let id = self.next_request_id();
-                                self.waiters.insert(
-                                    id,
-                                    Waiter::PhysicalCompaction {
-                                        call,
-                                        response: bytes,
-                                        revision,
-                                        // Committed: now only the removal is waited for,
-                                        // which for a long history outlasts the request
-                                        // timeout (etcd waits for it unbounded).
-                                        deadline: Instant::now() + PHYSICAL_COMPACTION_WAIT_MAX,
-                                    },
-                                );
+                                let waiter = Waiter::PhysicalCompaction {
+                                    call,
+                                    response: bytes,
+                                    revision,
+                                    // Committed: now only the removal is waited for, which
+                                    // for a long history outlasts the request timeout (etcd
+                                    // waits for it unbounded).
+                                    deadline: Instant::now() + PHYSICAL_COMPACTION_WAIT_MAX,
+                                };
+                                // With no room to wait, the committed compaction is answered
+                                // before its removal is done.
+                                if let Err(TooManyWaiters(Waiter::PhysicalCompaction {
+                                    call,
+                                    response,
+                                    ..
+                                })) = self.waiters.insert(id, waiter)
+                                {
+                                    self.reply_encoded(call, response);
+                                }
                             }
                             _ => self.reply_encoded(call, bytes),
                         }
