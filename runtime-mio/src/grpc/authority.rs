@@ -601,5 +601,4 @@ fn fuzz_stream(frames: &[u8], read_bytes: usize) {
 }
 
 #[cfg(test)]
-#[path = "authority_tests.rs"]
 mod tests;

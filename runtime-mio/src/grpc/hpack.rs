@@ -447,5 +447,4 @@ fn encode_int(out: &mut Vec<u8>, value: u64, prefix_bits: u32, pattern: u8) {
 }
 
 #[cfg(test)]
-#[path = "hpack_tests.rs"]
 mod tests;

@@ -410,5 +410,4 @@ impl CloseLog {
 }
 
 #[cfg(test)]
-#[path = "liveness_tests.rs"]
 mod tests;
