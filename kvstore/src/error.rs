@@ -1,32 +1,8 @@
-//! The store's operating errors, with etcd's exact client-facing messages and gRPC codes.
+//! The store's operating errors, each a kind of its own with etcd's exact client-facing
+//! message. Which gRPC status carries each is the client layer's business (tallyd maps them in
+//! one place).
 
 use core::fmt;
-
-/// A gRPC status code, numbered as gRPC numbers them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum GrpcCode {
-    /// The request is malformed (an empty key, too many operations, a key written twice).
-    InvalidArgument = 3,
-    /// The lease or watcher named does not exist.
-    NotFound = 5,
-    /// The state does not allow the request (the lease exists, not the primary, too many
-    /// watchers).
-    FailedPrecondition = 9,
-    /// The space quota is exceeded (a NOSPACE alarm is raised).
-    ResourceExhausted = 8,
-    /// A compacted or future revision, or a lease TTL above the maximum.
-    OutOfRange = 11,
-    /// The entry did not decode, or its index was already applied.
-    Internal = 13,
-}
-
-impl GrpcCode {
-    /// The number carried in `grpc-status`.
-    pub fn as_u32(self) -> u32 {
-        self as u32
-    }
-}
 
 /// Why a request to the store failed. Every variant leaves the store unchanged.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -98,28 +74,6 @@ impl KvError {
             KvError::Decode(_) | KvError::StaleIndex { .. } => {
                 "etcdserver: internal error applying request"
             }
-        }
-    }
-
-    /// The gRPC status code etcd returns for this error.
-    pub fn grpc_code(&self) -> GrpcCode {
-        match self {
-            KvError::EmptyKey
-            | KvError::KeyNotFound
-            | KvError::ValueProvided
-            | KvError::LeaseProvided
-            | KvError::TooManyOps
-            | KvError::DuplicateKey
-            | KvError::InvalidSortOption => GrpcCode::InvalidArgument,
-            KvError::Compacted | KvError::FutureRevision | KvError::LeaseTtlTooLarge => {
-                GrpcCode::OutOfRange
-            }
-            KvError::LeaseNotFound | KvError::WatchNotFound => GrpcCode::NotFound,
-            KvError::LeaseExists | KvError::NotPrimary | KvError::TooManyWatchers => {
-                GrpcCode::FailedPrecondition
-            }
-            KvError::NoSpace => GrpcCode::ResourceExhausted,
-            KvError::Decode(_) | KvError::StaleIndex { .. } => GrpcCode::Internal,
         }
     }
 }

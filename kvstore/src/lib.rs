@@ -74,7 +74,7 @@ mod watch;
 pub mod testing;
 
 pub use config::KvConfig;
-pub use error::{GrpcCode, KvError, SnapshotError};
+pub use error::{KvError, SnapshotError};
 pub use lease::LEASE_TTL_SECS_MAX;
 pub use mvcc::revision::{Revision, prefix_range_end};
 pub use outcome::{ApplyOutcome, ApplyResponse};
