@@ -10,13 +10,14 @@ use tally_core::{Action, NO_NODE, Node};
 use tally_kvstore::KvStore;
 
 use super::auto_compaction::AutoCompactor;
+use super::conf_waiters::ConfWaiters;
 use super::flags::Flags;
 use super::join_watchdog::JoinWatchdog;
 use super::members::Members;
 use super::metrics::Metrics;
 use super::persistence::{PersistEvent, Persistence};
 use super::reads::Reads;
-use super::rpc::{CallKind, ConfWaiter};
+use super::rpc::CallKind;
 use super::snapshot_inbound::InboundTransfers;
 use super::snapshot_transfer::SnapshotTransfers;
 use super::snapshots::{SnapshotDone, SnapshotJob, SnapshotPacing, SnapshotTaking, SnapshotWorker};
@@ -85,7 +86,7 @@ pub(super) struct Server {
     /// Linearizable reads on their way.
     pub(super) reads: Reads,
     pub(super) watch_streams: super::rpc::WatchStreams,
-    pub(super) conf_waiters: Vec<ConfWaiter>,
+    pub(super) conf_waiters: ConfWaiters,
     /// Keep-alive streams whose client closed its side while answers were still pending.
     pub(super) half_closed: std::collections::HashSet<CallId>,
     /// Messages waiting for send capacity on streaming calls, bounded per call.
@@ -288,7 +289,7 @@ impl Server {
             auto_compactor,
             reads: Reads::default(),
             watch_streams: super::rpc::WatchStreams::default(),
-            conf_waiters: Vec::new(),
+            conf_waiters: ConfWaiters::default(),
             half_closed: std::collections::HashSet::new(),
             outbound: StreamBacklogs::new(),
             next_request_id: first_request_id(identity.member_id),

@@ -31,10 +31,9 @@ use prost::Message as _;
 use tally_core::{ConfChange, ConfChangeKind};
 use tally_kvstore::proto;
 
+use super::conf_waiters::ConfWaiter;
 use super::event_loop::{REQUEST_TIMEOUT, Server};
-use super::rpc::{
-    ConfWaiter, Method, status, status_from_propose, status_no_leader, status_timeout,
-};
+use super::rpc::{Method, status, status_from_propose, status_no_leader, status_timeout};
 use crate::grpc::{CallId, Code as GrpcCode, Status};
 use crate::peer::FrameKind;
 
@@ -373,7 +372,7 @@ impl Server {
             }
             // The leader answers before the entry can commit, and on the same connection as
             // the commit index, so the apply comes after this and finds the waiter.
-            (Answer::Ok(_), QueryKind::Promote { learner }) => self.conf_waiters.push(ConfWaiter {
+            (Answer::Ok(_), QueryKind::Promote { learner }) => self.wait_for_conf(ConfWaiter {
                 call: query.call,
                 node: learner,
                 method: Method::MemberPromote,

@@ -11,6 +11,7 @@
 
 mod apply;
 mod auto_compaction;
+mod conf_waiters;
 mod event_loop;
 pub mod flags;
 mod gateway;

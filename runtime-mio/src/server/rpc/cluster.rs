@@ -155,7 +155,7 @@ impl Server {
             .node
             .propose(crate::server::payload::encode_attributes(&member))
         {
-            Ok(()) => self.conf_waiters.push(ConfWaiter {
+            Ok(()) => self.wait_for_conf(ConfWaiter {
                 call,
                 node: member.id,
                 method: Method::MemberUpdate,
@@ -178,7 +178,7 @@ impl Server {
 
     fn propose_conf(&mut self, call: CallId, change: &ConfChange, method: Method) {
         match self.node.propose_conf_change(change) {
-            Ok(()) => self.conf_waiters.push(ConfWaiter {
+            Ok(()) => self.wait_for_conf(ConfWaiter {
                 call,
                 node: change.node(),
                 method,
@@ -190,11 +190,7 @@ impl Server {
 
     /// A conf change for `node` was applied: answer whoever asked for it.
     pub(in crate::server) fn answer_conf_waiters(&mut self, node: u64) {
-        let (done, pending): (Vec<_>, Vec<_>) = std::mem::take(&mut self.conf_waiters)
-            .into_iter()
-            .partition(|w| w.node == node && w.method != Method::MoveLeader);
-        self.conf_waiters = pending;
-        for waiter in done {
+        for waiter in self.conf_waiters.take_applied(node) {
             let members = self.members.list();
             match waiter.method {
                 Method::MemberAdd => {
@@ -234,11 +230,7 @@ impl Server {
     }
 
     pub(in crate::server) fn expire_conf_waiters(&mut self, now: Instant) {
-        let (expired, pending): (Vec<_>, Vec<_>) = std::mem::take(&mut self.conf_waiters)
-            .into_iter()
-            .partition(|w| w.deadline <= now);
-        self.conf_waiters = pending;
-        for waiter in expired {
+        for waiter in self.conf_waiters.take_expired(now) {
             self.reply_error(waiter.call, super::status_timeout());
         }
     }

@@ -94,7 +94,7 @@ impl Server {
             return self.reply(call, proto::MoveLeaderResponse::default());
         }
         match self.node.transfer_leader(request.target_id) {
-            Ok(()) => self.conf_waiters.push(ConfWaiter {
+            Ok(()) => self.wait_for_conf(ConfWaiter {
                 call,
                 node: request.target_id,
                 method: Method::MoveLeader,
@@ -116,11 +116,7 @@ impl Server {
 
     /// Leadership moved to `leader`: answer the MoveLeader calls that asked for it.
     pub(in crate::server) fn answer_move_leader(&mut self, leader: u64) {
-        let (done, pending): (Vec<_>, Vec<_>) = std::mem::take(&mut self.conf_waiters)
-            .into_iter()
-            .partition(|w| w.method == Method::MoveLeader && w.node == leader);
-        self.conf_waiters = pending;
-        for waiter in done {
+        for waiter in self.conf_waiters.take_moved_to(leader) {
             self.reply(waiter.call, proto::MoveLeaderResponse::default());
         }
     }

@@ -22,6 +22,7 @@ use prost::Message as _;
 use tally_kvstore::proto::{self, ResponseHeader};
 use tally_kvstore::{ApplyOutcome, ApplyResponse, KvError};
 
+use super::conf_waiters::ConfWaiter;
 use super::event_loop::{REQUEST_TIMEOUT, Server};
 use super::waiters::{TooManyWaiters, Waiter};
 use crate::grpc::{CallEvent, CallId, Code as GrpcCode, Status};
@@ -67,15 +68,6 @@ pub(super) enum Method {
     Hash,
     HashKv,
     MoveLeader,
-}
-
-/// A membership change or leader move waiting to take effect.
-#[derive(Debug, Clone)]
-pub(super) struct ConfWaiter {
-    pub(super) call: CallId,
-    pub(super) node: u64,
-    pub(super) method: Method,
-    pub(super) deadline: Instant,
 }
 
 /// What a learner serves, as etcd 3.4's interceptor decides: Status, and serializable ranges
@@ -452,6 +444,16 @@ impl Server {
                     GrpcCode::Internal,
                     &format!("grpc: error unmarshalling request: {e}"),
                 ),
+            );
+        }
+    }
+
+    /// Parks `waiter`'s call until its membership change or leader move takes effect.
+    pub(super) fn wait_for_conf(&mut self, waiter: ConfWaiter) {
+        if let Err(refused) = self.conf_waiters.push(waiter) {
+            self.reply_error(
+                refused.0.call,
+                status(GrpcCode::ResourceExhausted, "etcdserver: too many requests"),
             );
         }
     }
