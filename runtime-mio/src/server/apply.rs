@@ -104,7 +104,7 @@ impl Server {
                     // As etcd: stop after a few ticks, so that the removal's commit still
                     // reaches the others.
                     eprintln!("tallyd: this member was removed from the cluster; stopping");
-                    self.removed_at = Some(Instant::now());
+                    self.standing.on_removed(Instant::now());
                 }
             }
             _ => {}

@@ -12,7 +12,6 @@ use tally_kvstore::KvStore;
 use super::auto_compaction::AutoCompactor;
 use super::conf_waiters::ConfWaiters;
 use super::flags::Flags;
-use super::join_watchdog::JoinWatchdog;
 use super::members::Members;
 use super::metrics::Metrics;
 use super::persistence::{PersistEvent, Persistence};
@@ -21,7 +20,8 @@ use super::rpc::CallKind;
 use super::snapshot_inbound::InboundTransfers;
 use super::snapshot_transfer::SnapshotTransfers;
 use super::snapshots::{SnapshotDone, SnapshotJob, SnapshotPacing, SnapshotTaking, SnapshotWorker};
-use super::start_check::{self, Answer, CheckOutcome, Start, StartCheck};
+use super::standing::{Standing, Verdict};
+use super::start_check::{self, Answer, Start, StartCheck};
 use super::startup::{Identity, Recovered, ServerError, io_error};
 use super::storage;
 use super::stream_backlog::StreamBacklogs;
@@ -97,23 +97,12 @@ pub(super) struct Server {
     next_tick: Instant,
     next_progress_notify: Instant,
     pub(super) leader: u64,
-    /// Whether this member belongs to its cluster yet (see `startup::Recovered::joined`).
-    pub(super) joined: bool,
-    /// While a starting member waits for what its peers know of it, it neither ticks nor
-    /// steps nor persists (`server::start_check`).
-    start_check: Option<StartCheck>,
+    /// Whether the member may take part, serves, dials every peer, or must stop.
+    pub(super) standing: Standing,
     /// The WAL's disk is full: writes are refused here until it has room again.
     pub(super) wal_out_of_space: bool,
     /// When this member last proposed the NOSPACE alarm for a full disk.
     pub(super) nospace_for_disk_at: Option<Instant>,
-    /// Stops this member if its peers keep refusing it before it has joined, or disown it.
-    join_watchdog: JoinWatchdog,
-    /// Since when this member has had no leader.
-    leaderless_since: Option<Instant>,
-    /// Whether it dials every peer because it has long had no leader.
-    probing_peers: bool,
-    /// When this member applied its own removal: it stops [`REMOVED_STOP_TICKS`] later.
-    pub(super) removed_at: Option<Instant>,
     pub(super) pending_revokes: HashMap<i64, Instant>,
     attributes_published: bool,
     last_slow_warning: Option<Instant>,
@@ -133,7 +122,7 @@ fn action_name(action: &Action) -> &'static str {
     }
 }
 
-/// Election timeouts without a leader after which a member dials every peer.
+/// Election timeouts without a leader after which a member dials every peer (`standing`).
 const PROBE_PEERS_AFTER_ELECTIONS: u32 = 3;
 
 /// At most one slow-turn warning per this interval.
@@ -235,7 +224,6 @@ impl Server {
         );
         super::apply::log_fault_tolerance(node.status().conf().voters().len());
         let auto_compactor = AutoCompactor::new(flags.auto_compaction(), now, kv.revision());
-        let tick_interval = Duration::from_millis(flags.heartbeat_interval_ms());
         let others: Vec<u64> = members
             .ids()
             .filter(|id| *id != identity.member_id)
@@ -255,8 +243,14 @@ impl Server {
         let start_check = start
             .filter(|_| !others.is_empty())
             .map(|start| StartCheck::new(identity.member_id, start, others, now));
-        let mut peers = peers;
-        peers.set_dial_every_peer(!joined, now);
+        let tick_interval = Duration::from_millis(flags.heartbeat_interval_ms());
+        let standing = Standing::new(
+            joined,
+            start_check,
+            now,
+            Duration::from_millis(flags.election_timeout_ms()) * PROBE_PEERS_AFTER_ELECTIONS,
+            tick_interval * REMOVED_STOP_TICKS,
+        );
         let mut node = node;
         // The recovered snapshot came from its file: keep it there, not in memory too.
         let recovered_snapshot = node.status().snapshot_index();
@@ -298,14 +292,9 @@ impl Server {
             next_tick: now + tick_interval,
             next_progress_notify: now + PROGRESS_NOTIFY_INTERVAL,
             leader: NO_NODE,
-            joined,
-            start_check,
-            join_watchdog: JoinWatchdog::default(),
-            leaderless_since: Some(now),
-            probing_peers: false,
+            standing,
             wal_out_of_space: false,
             nospace_for_disk_at: None,
-            removed_at: None,
             pending_revokes: HashMap::new(),
             attributes_published: false,
             last_slow_warning: None,
@@ -317,8 +306,9 @@ impl Server {
 
     pub(super) fn run(&mut self) -> Result<(), ServerError> {
         let mut events = Events::with_capacity(1024);
+        self.apply_standing_dialing(Instant::now());
         self.ask_peers_about_this_member();
-        if self.start_check.is_none() {
+        if !self.standing.holds_the_core() {
             self.drain_actions()?;
         }
         loop {
@@ -373,28 +363,18 @@ impl Server {
         self.drain_wal()?;
         self.drain_snapshot_writer()?;
         self.drain_peers();
-        self.advance_start_check(now)?;
-        if self
-            .removed_at
-            .is_some_and(|at| now >= at + self.tick_interval * REMOVED_STOP_TICKS)
-        {
-            return Err(ServerError::Removed);
+        match self.standing.check(now, &self.peer_ids()) {
+            Ok(true) => self.drain_actions()?,
+            Ok(false) => {}
+            Err(verdict) => return Err(self.stop_for(verdict)),
         }
-        if let Some(reason) = self.join_watchdog.should_stop(self.joined, now) {
-            return Err(ServerError::CannotJoin(reason.to_string()));
-        }
-        if self.joined
-            && self.leader == NO_NODE
-            && self.join_watchdog.removed(&self.peer_ids(), now)
-        {
-            return Err(ServerError::Removed);
-        }
+        self.apply_standing_dialing(now);
         phases.mark("peers");
         self.drain_clients();
         self.flush_read_batch();
         phases.mark("clients");
-        if self.start_check.is_some() {
-            // Nothing of the core moves until the check has passed.
+        if self.standing.holds_the_core() {
+            // Nothing of the core moves until the start check has passed.
             return Ok(());
         }
         if now >= self.next_tick {
@@ -448,12 +428,14 @@ impl Server {
 
     /// Why this member cannot join its cluster, while it has not and its peers refuse it.
     pub(super) fn join_refusal(&self) -> Option<String> {
-        if self.joined {
-            return None;
+        self.standing.refusal(Instant::now()).map(str::to_string)
+    }
+
+    /// Tells the transport whom to dial, when the member's standing changed that.
+    fn apply_standing_dialing(&mut self, now: Instant) {
+        if let Some(every_peer) = self.standing.poll_dial_every_peer() {
+            self.peers.set_dial_every_peer(every_peer, now);
         }
-        self.join_watchdog
-            .current_refusal(Instant::now())
-            .map(str::to_string)
     }
 
     pub(super) fn now_ms(&self) -> u64 {
@@ -472,7 +454,7 @@ impl Server {
                 PeerEvent::Unsupported { peer, tag } => self.on_unsupported(peer, tag),
                 PeerEvent::Connected { peer } => {
                     eprintln!("tallyd: peer {peer:x} connected");
-                    self.join_watchdog.on_connected();
+                    self.standing.on_peer_connected();
                     self.ask_peers_about_this_member();
                 }
                 PeerEvent::Disconnected { peer } => {
@@ -487,12 +469,9 @@ impl Server {
                     reason,
                     not_a_member,
                 } => {
-                    // The transport logged it; the watchdog decides whether it ends the member.
-                    let now = Instant::now();
-                    self.join_watchdog.on_refused(&reason, now);
-                    if let Some(peer) = peer.filter(|_| not_a_member) {
-                        self.join_watchdog.on_not_a_member(peer, now);
-                    }
+                    // The transport logged it; the standing decides whether it ends the member.
+                    self.standing
+                        .on_peer_refused(peer, &reason, not_a_member, Instant::now());
                 }
             }
         }
@@ -507,11 +486,7 @@ impl Server {
             FrameKind::PromoteQuery => self.answer_promote_query(from, frame),
             FrameKind::LeaderAnswer => self.finish_leader_query(from, frame),
             FrameKind::StartQuery => self.answer_start_query(from, frame),
-            FrameKind::StartAnswer => {
-                if let Some(check) = self.start_check.as_mut() {
-                    let _ = check.on_answer(from, frame, Instant::now());
-                }
-            }
+            FrameKind::StartAnswer => self.standing.on_start_answer(from, frame, Instant::now()),
             // The transport reports these as `PeerEvent::Unsupported`.
             FrameKind::Unsupported => {}
         }
@@ -530,9 +505,7 @@ impl Server {
                 self.fail_leader_queries_to(peer)
             }
             Some(FrameKind::StartQuery) => {
-                if let Some(check) = self.start_check.as_mut() {
-                    let _ = check.on_cannot_answer(peer, Instant::now());
-                }
+                self.standing.on_start_unanswerable(peer, Instant::now())
             }
             Some(FrameKind::SnapshotChunk) => {
                 self.transfers.abort(peer);
@@ -554,14 +527,13 @@ impl Server {
         }
     }
 
-    /// Asks every peer that has not answered yet whether it knows this member as one that
-    /// has run (while the bootstrap check is pending).
+    /// Asks every peer that has not answered yet what it knows of this member (while the
+    /// start check is pending).
     fn ask_peers_about_this_member(&mut self) {
-        let Some(check) = &self.start_check else {
+        let Some((query, peers)) = self.standing.start_query() else {
             return;
         };
-        let query = check.query();
-        for peer in check.unanswered() {
+        for peer in peers {
             let _ = self.peers.send(peer, query.clone());
         }
     }
@@ -590,42 +562,33 @@ impl Server {
         let _ = self.peers.send(from, start_check::encode_answer(&answer));
     }
 
-    fn advance_start_check(&mut self, now: Instant) -> Result<(), ServerError> {
-        let Some(check) = &self.start_check else {
-            return Ok(());
-        };
-        match check.outcome(now) {
-            CheckOutcome::Pending => Ok(()),
-            CheckOutcome::Passed => {
-                self.start_check = None;
-                self.drain_actions()
-            }
-            CheckOutcome::Regressed {
+    /// The error a verdict of the member's standing stops it with.
+    fn stop_for(&self, verdict: Verdict) -> ServerError {
+        let id = self.identity.member_id;
+        let data_dir = self.flags.data_dir().display();
+        match verdict {
+            Verdict::Removed => ServerError::Removed,
+            Verdict::CannotJoin(reason) => ServerError::CannotJoin(reason),
+            Verdict::Regressed {
                 peer,
                 term,
                 acknowledged,
                 last_index,
-            } => Err(ServerError::DataDir(format!(
-                "member {:x}'s data directory {} is older than what it acknowledged: the leader {peer:x} holds index {acknowledged} (term {term}) as acknowledged by it, but its log ends at {last_index}. \
+            } => ServerError::DataDir(format!(
+                "member {id:x}'s data directory {data_dir} is older than what it acknowledged: the leader {peer:x} holds index {acknowledged} (term {term}) as acknowledged by it, but its log ends at {last_index}. \
                  It was restored from an old copy or lost writes; starting it could make it vote twice or lose acknowledged entries. \
-                 To bring it back: etcdctl member remove {:x}, etcdctl member add, then start it from an empty data directory with --initial-cluster-state existing",
-                self.identity.member_id,
-                self.flags.data_dir().display(),
-                self.identity.member_id
-            ))),
-            CheckOutcome::AlreadyBootstrapped { peer } => Err(ServerError::DataDir(format!(
-                "member {:x} has already been bootstrapped (peer {peer:x} knows it); its data directory {} is new or was wiped. \
-                 To bring it back: etcdctl member remove {:x}, etcdctl member add, then start it with --initial-cluster-state existing",
-                self.identity.member_id,
-                self.flags.data_dir().display(),
-                self.identity.member_id
-            ))),
+                 To bring it back: etcdctl member remove {id:x}, etcdctl member add, then start it from an empty data directory with --initial-cluster-state existing"
+            )),
+            Verdict::AlreadyBootstrapped { peer } => ServerError::DataDir(format!(
+                "member {id:x} has already been bootstrapped (peer {peer:x} knows it); its data directory {data_dir} is new or was wiped. \
+                 To bring it back: etcdctl member remove {id:x}, etcdctl member add, then start it with --initial-cluster-state existing"
+            )),
         }
     }
 
     /// Steps a message that arrived on `from`'s link.
     pub(super) fn step_message(&mut self, from: u64, message: tally_core::Message) {
-        if self.start_check.is_some() {
+        if self.standing.holds_the_core() {
             // Votes and acknowledgements wait for the start check's verdict.
             return;
         }
@@ -810,16 +773,9 @@ impl Server {
             // reach the real leader, which would let the lease expire.
             self.kv.demote();
         }
-        if leader == NO_NODE {
-            self.leaderless_since.get_or_insert(Instant::now());
-        } else {
-            self.leaderless_since = None;
-            if !self.joined || self.probing_peers {
-                self.joined = true;
-                self.probing_peers = false;
-                self.peers.set_dial_every_peer(false, Instant::now());
-            }
-        }
+        let now = Instant::now();
+        self.standing.on_leader(leader, now);
+        self.apply_standing_dialing(now);
         self.metrics.has_leader = leader != NO_NODE;
         self.metrics.is_leader = leader == self.identity.member_id;
         if leader == NO_NODE {
@@ -865,23 +821,6 @@ impl Server {
         }
     }
 
-    /// A member without a leader for [`PROBE_PEERS_AFTER_ELECTIONS`] election timeouts dials
-    /// every peer, so that peers which no longer know it (it was removed while cut off) say
-    /// so; `join_watchdog` then stops it.
-    fn probe_peers_when_leaderless(&mut self, now: Instant) {
-        let probe_after =
-            Duration::from_millis(self.flags.election_timeout_ms()) * PROBE_PEERS_AFTER_ELECTIONS;
-        if self.joined
-            && !self.probing_peers
-            && self
-                .leaderless_since
-                .is_some_and(|since| now.saturating_duration_since(since) >= probe_after)
-        {
-            self.probing_peers = true;
-            self.peers.set_dial_every_peer(true, now);
-        }
-    }
-
     fn on_tick(&mut self, now: Instant) {
         self.kv.set_now_ms(self.now_ms());
         self.clients.tick(self.poll.registry(), now);
@@ -892,7 +831,8 @@ impl Server {
             self.publish_attributes();
         }
         self.expire_waiters(now);
-        self.probe_peers_when_leaderless(now);
+        self.standing.on_tick(now);
+        self.apply_standing_dialing(now);
         if self.leader == self.identity.member_id {
             self.revoke_expired_leases(now);
         }

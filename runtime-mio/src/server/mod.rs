@@ -27,6 +27,7 @@ mod rpc;
 mod snapshot_inbound;
 mod snapshot_transfer;
 mod snapshots;
+mod standing;
 mod start_check;
 mod startup;
 mod storage;

@@ -34,7 +34,11 @@ fn encoded(status: i32) -> Bytes {
 
 impl Server {
     fn overall_status(&self) -> i32 {
-        if self.joined { SERVING } else { NOT_SERVING }
+        if self.standing.joined() {
+            SERVING
+        } else {
+            NOT_SERVING
+        }
     }
 
     /// `Health/Check`: the overall service's status, NOT_FOUND for any other name.

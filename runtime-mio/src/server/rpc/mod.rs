@@ -427,7 +427,7 @@ impl Server {
         if self.is_learner() && !learner_serves(kind, &message) {
             return self.reply_error(call, status_learner());
         }
-        if !self.joined && !serves_before_joining(kind) {
+        if !self.standing.joined() && !serves_before_joining(kind) {
             // Its store and membership are not its cluster's yet: whatever it answered would
             // be empty or wrong.
             return self.reply_error(call, status_no_leader());
