@@ -21,6 +21,7 @@ mod leader_query;
 mod members;
 mod metrics;
 mod payload;
+mod peer_frames;
 mod persistence;
 mod reads;
 mod rpc;
