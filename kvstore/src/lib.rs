@@ -50,6 +50,12 @@
 //! batch's header revision is the revision up to which the watcher has now seen every event
 //! (a `created` response carries the current revision, as etcd's does).
 //!
+//! # History in and out
+//!
+//! [`KvStore::history`] lists every record that compaction keeps, in revision order, as etcd's
+//! backend stores them; [`HistoryImport`] builds a store from such records with their own
+//! revisions (seeding a member from etcd's backend without rewriting a revision).
+//!
 //! # Leases
 //!
 //! The lease table is replicated; lease clocks are not. Only the primary (the leader, after
@@ -60,6 +66,7 @@
 
 mod config;
 mod error;
+mod history;
 mod lease;
 mod mvcc;
 mod outcome;
@@ -75,6 +82,7 @@ pub mod testing;
 
 pub use config::KvConfig;
 pub use error::{KvError, SnapshotError};
+pub use history::{HistoryImport, HistoryRecord, ImportError, LeaseRecord};
 pub use lease::LEASE_TTL_SECS_MAX;
 pub use mvcc::revision::{Revision, prefix_range_end};
 pub use outcome::{ApplyOutcome, ApplyResponse};

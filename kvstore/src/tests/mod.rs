@@ -3,6 +3,7 @@
 mod determinism;
 mod etcd_examples;
 mod fuzz_seeds;
+mod history;
 mod leases;
 mod model_check;
 mod quota;

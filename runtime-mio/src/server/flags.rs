@@ -135,6 +135,10 @@ pub const USAGE: &str = "Usage:
   tallyd --version
     Show tally's version and the etcd API version it serves.
 
+  tallyd snapshot export-etcd SNAPSHOT ETCD-SNAPSHOT
+    Write an etcd 3.4 snapshot file (for `etcdctl snapshot restore`) from an `etcdctl
+    snapshot save` file of tally, every revision kept. See `tallyd snapshot --help`.
+
   tallyd -h | --help
     Show this help.
 
@@ -171,7 +175,8 @@ Member:
   --grpc-keepalive-timeout '20s'
     Close a connection whose ping gets no answer within this (0 to disable).
   --restore-snapshot ''
-    tally's own: seed a new one-member data directory from an `etcdctl snapshot save` file.
+    tally's own: seed a new one-member data directory from an `etcdctl snapshot save` file,
+    of tally or of etcd 3.x (a bbolt database: every revision, lease and alarm is kept).
   --initial-election-tick-advance   [ignored] elections start from randomized timers
   --max-wals                        [ignored] WAL segments go once a snapshot covers them
   --backend-batch-interval, --backend-batch-limit

@@ -351,7 +351,7 @@ pub fn restore_snapshot_file(flags: &Flags, file: &Path) -> Result<(), ServerErr
             )));
         }
     }
-    let kv = restore_exported_file(file)?;
+    let kv = read_snapshot_file(file)?;
     let identity = identity(flags);
     // A new cluster: fresh membership from the flags, the data from the file. The bootstrap
     // entries come first, so the snapshot sits just after them (as etcd's restore does).
@@ -385,10 +385,26 @@ pub fn restore_snapshot_file(flags: &Flags, file: &Path) -> Result<(), ServerErr
     Ok(())
 }
 
-/// The store in an `etcdctl snapshot save` file. The file is read whole (its SHA-256 trailer
-/// covers all of it) and dropped once the store is built.
-fn restore_exported_file(file: &Path) -> Result<KvStore, ServerError> {
+/// The store in an `etcdctl snapshot save` file, of tally or of etcd 3.x (a bbolt database,
+/// imported with every revision: `crate::etcd_snapshot`). The file is read whole (its SHA-256
+/// trailer covers all of it) and dropped once the store is built.
+pub(crate) fn read_snapshot_file(file: &Path) -> Result<KvStore, ServerError> {
     let bytes = std::fs::read(file).map_err(io_error(format!("read {}", file.display())))?;
+    let bad = |e: &dyn std::fmt::Display| {
+        ServerError::BadSnapshotFile(format!("{}: {e}", file.display()))
+    };
+    if crate::etcd_snapshot::is_etcd_snapshot(&bytes) {
+        let imported =
+            crate::etcd_snapshot::import_etcd_file(Bytes::from(bytes), KvConfig::default())
+                .map_err(|e| bad(&e))?;
+        eprintln!("tallyd: {}: {}", file.display(), imported.report());
+        return Ok(imported.into_store());
+    }
+    if !matches!(payload::read_snapshot_prefix(&mut &bytes[..]), Ok(Some(_))) {
+        return Err(bad(
+            &"neither a tally snapshot nor an etcd snapshot (a bbolt database)",
+        ));
+    }
     let data_len = verify_snapshot_file(&bytes)
         .map_err(ServerError::BadSnapshotFile)?
         .len();
