@@ -12,7 +12,7 @@ use grpc_common::{
     BIDI, FLOOD, FLOOD_MESSAGE_BYTES, HEADER, Pki, STATUS, UNARY, spawn_server, status_response,
 };
 use prost::Message;
-use tally_runtime_mio::grpc::{GrpcConfig, tls};
+use tally_runtime_mio::client::{GrpcConfig, tls};
 
 fn config() -> GrpcConfig {
     GrpcConfig::default()
@@ -469,7 +469,7 @@ fn grpc_silent_connections_time_out() {
 /// A server takes up to `LISTENERS_MAX` listeners, each registered under its own token.
 #[test]
 fn a_server_takes_listeners_up_to_its_limit() {
-    use tally_runtime_mio::grpc::{GrpcServer, LISTENERS_MAX};
+    use tally_runtime_mio::client::{GrpcServer, LISTENERS_MAX};
     let bind = || mio::net::TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let mut poll = mio::Poll::new().unwrap();
     let waker = std::sync::Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).unwrap());

@@ -21,7 +21,7 @@ use prost::Message;
 use tally_kvstore::proto::{
     HashKvResponse, Member, MemberListResponse, RangeResponse, ResponseHeader, StatusResponse,
 };
-use tally_runtime_mio::grpc::{CallEvent, Code, GrpcConfig, GrpcServer, Status, tls};
+use tally_runtime_mio::client::{CallEvent, Code, GrpcConfig, GrpcServer, Status, tls};
 
 const WAKE: Token = Token(0);
 const MEMBER_ID: u64 = 0x2a;

@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use grpc_common::{Pki, ServerHandle, etcdctl, spawn_server};
-use tally_runtime_mio::grpc::{GrpcConfig, tls};
+use tally_runtime_mio::client::{GrpcConfig, tls};
 
 fn run(
     etcdctl: &PathBuf,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use grpc_common::client::{Client, frame};
 use grpc_common::{BIDI, UNARY, spawn_server};
-use tally_runtime_mio::grpc::GrpcConfig;
+use tally_runtime_mio::client::GrpcConfig;
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const KIND_SETTINGS: u8 = 0x4;

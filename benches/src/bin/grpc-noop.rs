@@ -2,7 +2,7 @@
 //! status OK, and does nothing else: no Raft, no WAL, no store. Run against it, a client's
 //! figures show the client's own ceiling on this machine: `benches/check-perf-ceiling.sh` runs
 //! `etcdctl check perf` against three of them to tell how much of a check perf shortfall is
-//! the server's. It is tally's own gRPC stack (`tally_runtime_mio::grpc`) on one mio thread.
+//! the server's. It is tally's own gRPC stack (`tally_runtime_mio::client`) on one mio thread.
 //!
 //!   grpc-noop 127.0.0.1:2379
 //!   grpc-noop 127.0.0.1:2379 --delay-us 2000
@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use mio::net::TcpListener;
 use mio::{Events, Poll, Token, Waker};
-use tally_runtime_mio::grpc::{CallEvent, CallId, GrpcConfig, GrpcServer, Status};
+use tally_runtime_mio::client::{CallEvent, CallId, GrpcConfig, GrpcServer, Status};
 
 const WAKER: Token = Token(0);
 const SERVER_BASE: usize = 1;

@@ -14,7 +14,7 @@ use bytes::{BufMut as _, Bytes, BytesMut};
 pub enum FrameKind {
     /// A Raft message in the core's codec, whose first byte is the codec's version.
     Raft,
-    /// A piece of a snapshot message too large for one frame (tallyd's `snapshot_transfer`).
+    /// A piece of a snapshot message too large for one frame (tallyd's `snapshots::transfer`).
     SnapshotChunk,
     /// A follower asks the leader a lease's remaining TTL (tallyd's `leader_query`).
     LeaseQuery,

@@ -31,7 +31,7 @@ impl Server {
                 self.members.apply_attributes(&member);
                 if member.id != self.identity.member_id {
                     if let Some(addr) = member.peer_urls.first() {
-                        super::rpc::transport::add_peer(
+                        super::transports::add_peer(
                             &mut self.peers,
                             self.poll.registry(),
                             member.id,
@@ -81,7 +81,7 @@ impl Server {
                     .and_then(|m| m.peer_urls.first().cloned())
                 {
                     if id != self.identity.member_id {
-                        super::rpc::transport::add_peer(
+                        super::transports::add_peer(
                             &mut self.peers,
                             self.poll.registry(),
                             id,
@@ -115,7 +115,7 @@ impl Server {
 
     pub(super) fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), ServerError> {
         let (members, bytes) = if snapshot.data().is_empty() {
-            // Received into its file (`snapshot_inbound`), which is durable by now.
+            // Received into its file (`snapshots::incoming`), which is durable by now.
             let meta = snapshot.meta();
             let reader = self
                 .snapshots
@@ -134,7 +134,7 @@ impl Server {
         for member in members.list() {
             if member.id != self.identity.member_id {
                 if let Some(addr) = member.peer_urls.first() {
-                    super::rpc::transport::add_peer(
+                    super::transports::add_peer(
                         &mut self.peers,
                         self.poll.registry(),
                         member.id,

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use super::rpc::Method;
-use crate::grpc::CallId;
+use crate::client::CallId;
 
 /// Calls waiting at once; membership changes are one at a time in Raft, so a full table means
 /// clients retry faster than changes apply.

@@ -17,16 +17,17 @@ use super::metrics::Metrics;
 use super::persistence::{PersistEvent, Persistence};
 use super::reads::Reads;
 use super::rpc::CallKind;
-use super::snapshot_inbound::InboundTransfers;
-use super::snapshot_transfer::SnapshotTransfers;
-use super::snapshots::{SnapshotDone, SnapshotJob, SnapshotPacing, SnapshotTaking, SnapshotWorker};
+use super::snapshots::{
+    InboundTransfers, SnapshotDone, SnapshotJob, SnapshotPacing, SnapshotTaking, SnapshotTransfers,
+    SnapshotWorker,
+};
 use super::standing::Standing;
 use super::start_check::{Start, StartCheck};
 use super::startup::{Identity, Recovered, ServerError, io_error};
 use super::storage;
 use super::stream_backlog::StreamBacklogs;
 use super::waiters::Waiters;
-use crate::grpc::{CallEvent, CallId, GrpcConfig, GrpcServer};
+use crate::client::{CallEvent, CallId, GrpcConfig, GrpcServer};
 use crate::peer::{PeerConfig, PeerTransport};
 use crate::wal::{SnapshotStore, WalThread};
 
@@ -189,7 +190,7 @@ impl Server {
         let snapshots = Arc::new(opened.snapshots);
         let snapshot_worker = SnapshotWorker::spawn(Arc::clone(&snapshots), Arc::clone(&waker))?;
         let now = Instant::now();
-        let peers = super::rpc::transport::start_peers(
+        let peers = super::transports::start_peers(
             &flags,
             &identity,
             &members,
@@ -197,13 +198,13 @@ impl Server {
             PEER_TOKENS,
             now,
         )?;
-        let clients = super::rpc::transport::start_clients(
+        let clients = super::transports::start_clients(
             &flags,
             poll.registry(),
             Arc::clone(&waker),
             CLIENT_TOKENS,
         )?;
-        let metrics_http = super::rpc::transport::start_metrics(
+        let metrics_http = super::transports::start_metrics(
             &flags,
             poll.registry(),
             Arc::clone(&waker),
@@ -717,14 +718,16 @@ pub(super) fn grpc_config(flags: &Flags) -> GrpcConfig {
     // The gateway's JSON carries keys and values in base64 (4/3), plus field names.
     let json_bytes_max = request_bytes_max.saturating_mul(2).max(64 << 10);
     // Unreadable (no /proc): assume the usual soft limit rather than none.
-    let open_files_max = crate::grpc::open_files_max().unwrap_or(1024);
+    let open_files_max = crate::client::open_files_max().unwrap_or(1024);
     GrpcConfig::default()
         // As etcd's gRPC server: a message up to --max-request-bytes plus this allowance is
         // read, and one over --max-request-bytes is then refused as "request is too large"
         // when proposed; one over the allowance is refused by the gRPC layer.
         .with_request_bytes_max(request_bytes_max + GRPC_OVERHEAD_BYTES)
         .with_http1_body_bytes_max(json_bytes_max)
-        .with_connections_max(crate::grpc::connections_max_for_open_files(open_files_max))
+        .with_connections_max(crate::client::connections_max_for_open_files(
+            open_files_max,
+        ))
         .with_client_ping_interval_ms_min(flags.grpc_keepalive_min_time_ms())
         .with_keepalive_interval_ms(flags.grpc_keepalive_interval_ms())
         .with_keepalive_ack_ms_max(flags.grpc_keepalive_timeout_ms())

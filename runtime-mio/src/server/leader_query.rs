@@ -34,7 +34,7 @@ use tally_kvstore::proto;
 use super::conf_waiters::ConfWaiter;
 use super::event_loop::{REQUEST_TIMEOUT, Server};
 use super::rpc::{Method, status, status_from_propose, status_no_leader, status_timeout};
-use crate::grpc::{CallId, Code as GrpcCode, Status};
+use crate::client::{CallId, Code as GrpcCode, Status};
 use crate::peer::FrameKind;
 
 const QUERY_TAG: u8 = FrameKind::LeaseQuery.tag();

@@ -25,14 +25,13 @@ mod peer_frames;
 mod persistence;
 mod reads;
 mod rpc;
-mod snapshot_inbound;
-mod snapshot_transfer;
 mod snapshots;
 mod standing;
 mod start_check;
 mod startup;
 mod storage;
 mod stream_backlog;
+mod transports;
 mod waiters;
 
 pub use auto_compaction::AutoCompactionConfig;

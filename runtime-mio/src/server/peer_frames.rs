@@ -83,7 +83,7 @@ impl Server {
     fn step_peer_message(&mut self, from: u64, frame: &Bytes) {
         match tally_core::codec::decode(frame) {
             // A snapshot's data comes in chunks, or in the frame: one without data would
-            // leave the core's write without a file (see `snapshot_inbound`).
+            // leave the core's write without a file (see `snapshots::incoming`).
             Ok(message) if message.needs_snapshot_data() => {
                 eprintln!("tallyd: peer {from:x} sent a snapshot without data; dropped")
             }

@@ -180,7 +180,8 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::wal::{Entry, EntryKind, HardState, MemFs, Wal, WalConfig};
+    use crate::wal::testing::MemFs;
+    use crate::wal::{Entry, EntryKind, HardState, Wal, WalConfig};
 
     fn persistence(fs: &MemFs, config: WalConfig) -> Persistence {
         let (wal, _) = Wal::open(Path::new("/wal"), config, Box::new(fs.clone())).expect("open");

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use tally_kvstore::proto;
 
-use crate::grpc::CallId;
+use crate::client::CallId;
 
 /// Reads waiting at once, in all three stages together; one more is refused with etcd's "too
 /// many requests".

@@ -12,7 +12,7 @@ use std::collections::{HashMap, VecDeque};
 
 use bytes::Bytes;
 
-use crate::grpc::{CallId, Code, Status};
+use crate::client::{CallId, Code, Status};
 
 /// Bytes one call may have waiting for its client at most.
 pub(super) const STREAM_BACKLOG_BYTES_MAX: usize = 64 << 20;

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::grpc::CallId;
+use crate::client::CallId;
 
 /// Proposals waiting at once; one more is refused with etcd's "too many requests".
 pub(super) const WAITERS_MAX: usize = 100_000;

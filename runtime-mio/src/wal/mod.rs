@@ -41,8 +41,6 @@
 mod error;
 mod fs;
 mod log_state;
-#[cfg(any(test, feature = "testing"))]
-mod memfs;
 mod prealloc;
 mod record;
 mod recovery;
@@ -50,6 +48,8 @@ mod segment;
 mod snapshot;
 mod snapshot_incoming;
 mod snapshot_reader;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 mod thread;
 mod types;
 mod writer;
@@ -59,8 +59,6 @@ mod tests;
 
 pub use error::{SnapshotError, WalError};
 pub use fs::{Fs, FsFile, FsReadFile, StdFs};
-#[cfg(any(test, feature = "testing"))]
-pub use memfs::{CrashMode, MemFs, MemFsLog};
 pub use recovery::{Recovered, RecoveryReport};
 pub use snapshot::{BodyWriter, Snapshot, SnapshotConfig, SnapshotMeta, SnapshotStore};
 pub use snapshot_incoming::IncomingSnapshot;

@@ -146,7 +146,8 @@ impl SnapshotStore {
 mod tests {
     use std::path::Path;
 
-    use super::super::{Fs, MemFs, SnapshotConfig, SnapshotError, SnapshotMeta, SnapshotStore};
+    use super::super::testing::MemFs;
+    use super::super::{Fs, SnapshotConfig, SnapshotError, SnapshotMeta, SnapshotStore};
 
     /// The names in the store's directory.
     fn names(fs: &MemFs) -> Vec<String> {

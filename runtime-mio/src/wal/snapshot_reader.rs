@@ -137,7 +137,8 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::wal::{MemFs, SnapshotConfig};
+    use crate::wal::SnapshotConfig;
+    use crate::wal::testing::MemFs;
 
     fn store(fs: &MemFs) -> SnapshotStore {
         let config = SnapshotConfig::default();

@@ -17,7 +17,7 @@ use tally_kvstore::proto::{
     Event, EventType, KeyValue, PutResponse, ResponseHeader, StatusResponse, WatchRequest,
     WatchResponse, watch_request,
 };
-use tally_runtime_mio::grpc::{CallEvent, Code, GrpcConfig, GrpcServer, Status};
+use tally_runtime_mio::client::{CallEvent, Code, GrpcConfig, GrpcServer, Status};
 
 const WAKE: Token = Token(0);
 const TOKEN_BASE: usize = 1;
@@ -124,9 +124,9 @@ fn run_loop(mut poll: Poll, mut server: GrpcServer, stop: &AtomicBool, cancelled
 /// Echo services, a hand-built Maintenance/Status, /health and /metrics.
 #[derive(Default)]
 struct TestApp {
-    paths: std::collections::HashMap<tally_runtime_mio::grpc::CallId, String>,
+    paths: std::collections::HashMap<tally_runtime_mio::client::CallId, String>,
     /// Flood calls and the messages they still owe.
-    flood: std::collections::HashMap<tally_runtime_mio::grpc::CallId, u32>,
+    flood: std::collections::HashMap<tally_runtime_mio::client::CallId, u32>,
 }
 
 fn header() -> ResponseHeader {
@@ -138,7 +138,7 @@ fn header() -> ResponseHeader {
     }
 }
 
-fn watch_reply(server: &mut GrpcServer, call: tally_runtime_mio::grpc::CallId, message: &[u8]) {
+fn watch_reply(server: &mut GrpcServer, call: tally_runtime_mio::client::CallId, message: &[u8]) {
     let Ok(request) = WatchRequest::decode(message) else {
         return server.finish(
             call,
@@ -295,7 +295,7 @@ impl TestApp {
 }
 
 impl TestApp {
-    fn flood_more(&mut self, server: &mut GrpcServer, call: tally_runtime_mio::grpc::CallId) {
+    fn flood_more(&mut self, server: &mut GrpcServer, call: tally_runtime_mio::client::CallId) {
         let Some(left) = self.flood.get_mut(&call) else {
             return;
         };
@@ -306,7 +306,7 @@ impl TestApp {
             ]);
             match server.send_message(call, message) {
                 Ok(()) => *left -= 1,
-                Err(tally_runtime_mio::grpc::CallError::Backpressure { .. }) => return,
+                Err(tally_runtime_mio::client::CallError::Backpressure { .. }) => return,
                 Err(e) => panic!("flood send: {e}"),
             }
         }

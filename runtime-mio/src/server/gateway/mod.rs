@@ -3,7 +3,7 @@
 //!
 //! A gateway request becomes a unary call of the gRPC service: its JSON is transcoded to the
 //! request message (`json`, by the shapes in `schema`), handed to the same handler under a
-//! call id that only this table knows ([`crate::grpc::HttpRequestId::as_call_id`]), and the
+//! call id that only this table knows ([`crate::client::HttpRequestId::as_call_id`]), and the
 //! handler's reply or error comes back here instead of going to a gRPC stream
 //! ([`Server::answer_gateway`]). Answers are etcd's: the response message as JSON, or
 //! `{"error":…,"message":…,"code":…}` with grpc-gateway's HTTP status for the gRPC code.
@@ -25,7 +25,7 @@ use bytes::Bytes;
 use super::event_loop::Server;
 use super::rpc::CallKind;
 use super::rpc::methods;
-use crate::grpc::{CallId, Code as GrpcCode, HttpRequestId, Status};
+use crate::client::{CallId, Code as GrpcCode, HttpRequestId, Status};
 use schema::Message;
 
 /// A gateway request waiting for its handler's answer, or a stream feeding one (whether it

@@ -3,14 +3,14 @@
 
 use std::time::Instant;
 
-use crate::grpc::{Code as GrpcCode, Status};
+use crate::client::{Code as GrpcCode, Status};
 use bytes::Bytes;
 use prost::Message as _;
 use tally_core::{ConfChange, ConfChangeKind};
 use tally_kvstore::proto::{self, Member};
 
 use super::{ConfWaiter, Method, status, status_from_propose};
-use crate::grpc::CallId;
+use crate::client::CallId;
 use crate::server::event_loop::{REQUEST_TIMEOUT, Server};
 use crate::server::members::member_id;
 
@@ -258,7 +258,7 @@ fn is_peer_url(url: &str) -> bool {
     }
 }
 
-fn status_peer_urls_exist() -> crate::grpc::Status {
+fn status_peer_urls_exist() -> crate::client::Status {
     status(
         GrpcCode::FailedPrecondition,
         "etcdserver: Peer URLs already exists",

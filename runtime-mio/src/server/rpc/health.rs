@@ -8,7 +8,7 @@ use bytes::Bytes;
 use prost::Message as _;
 
 use super::status;
-use crate::grpc::{CallId, Code as GrpcCode};
+use crate::client::{CallId, Code as GrpcCode};
 use crate::server::event_loop::Server;
 
 /// `HealthCheckResponse.ServingStatus` values.

@@ -6,7 +6,7 @@ use std::time::Instant;
 use tally_kvstore::proto::RangeRequest;
 
 use super::{status_from_kv, status_no_leader, status_timeout};
-use crate::grpc::CallId;
+use crate::client::CallId;
 use crate::server::event_loop::{REQUEST_TIMEOUT, Server};
 use crate::server::reads::{PendingRead, ReadKind};
 
@@ -30,7 +30,7 @@ impl Server {
             self.reply_error(
                 call,
                 super::status(
-                    crate::grpc::Code::ResourceExhausted,
+                    crate::client::Code::ResourceExhausted,
                     "etcdserver: too many requests",
                 ),
             );

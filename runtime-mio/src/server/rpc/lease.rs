@@ -9,7 +9,7 @@ use prost::Message as _;
 use tally_kvstore::proto::{self, internal_request::Request};
 
 use super::Waiter;
-use crate::grpc::CallId;
+use crate::client::CallId;
 use crate::server::event_loop::{REQUEST_TIMEOUT, Server};
 
 impl Server {

@@ -2,13 +2,13 @@
 
 use std::time::Instant;
 
-use crate::grpc::Code as GrpcCode;
+use crate::client::Code as GrpcCode;
 use bytes::Bytes;
 use tally_core::Role;
 use tally_kvstore::proto;
 
 use super::{CallKind, ConfWaiter, Method, status, status_from_kv};
-use crate::grpc::{CallId, Status};
+use crate::client::{CallId, Status};
 use crate::server::event_loop::{REQUEST_TIMEOUT, Server};
 
 /// The etcd version tally answers with (the API level it implements).

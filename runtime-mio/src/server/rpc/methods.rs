@@ -13,7 +13,7 @@ use tally_kvstore::proto::{self, internal_request::Request as Internal};
 use super::HeaderFill;
 use super::health;
 use super::{CallKind, HasHeader, Method};
-use crate::grpc::CallId;
+use crate::client::CallId;
 use crate::server::event_loop::Server;
 use crate::server::gateway::schema::{self as json, Message as JsonShape};
 

@@ -11,7 +11,7 @@ mod quota;
 mod reconfig;
 
 pub(in crate::server) use maintenance::{ETCD_CLUSTER_VERSION, ETCD_VERSION};
-pub(super) mod transport;
+
 mod watch;
 mod watch_streams;
 
@@ -25,7 +25,7 @@ use tally_kvstore::{ApplyOutcome, ApplyResponse, KvError};
 use super::conf_waiters::ConfWaiter;
 use super::event_loop::{REQUEST_TIMEOUT, Server};
 use super::waiters::{TooManyWaiters, Waiter};
-use crate::grpc::{CallEvent, CallId, Code as GrpcCode, Status};
+use crate::client::{CallEvent, CallId, Code as GrpcCode, Status};
 use crate::server::stream_backlog::status_backlog_exceeded;
 pub(super) use watch_streams::WatchStreams;
 
@@ -320,7 +320,7 @@ impl Server {
         while let Some(queued) = self.outbound.pop(call) {
             match self.clients.send_message(call, queued.message.clone()) {
                 Ok(()) => {}
-                Err(crate::grpc::CallError::Backpressure { .. }) => {
+                Err(crate::client::CallError::Backpressure { .. }) => {
                     // `SendReady` resumes this call.
                     self.outbound.unpop(call, queued);
                     return;

@@ -15,7 +15,7 @@ use tally_kvstore::proto::{self, AlarmAction, AlarmType, internal_request};
 use tally_kvstore::{KvError, write_cost_bytes};
 
 use super::status_from_kv;
-use crate::grpc::CallId;
+use crate::client::CallId;
 use crate::server::event_loop::Server;
 
 /// How often a member whose disk is full proposes the NOSPACE alarm again.

@@ -6,7 +6,7 @@
 use tally_kvstore::proto::Member;
 
 use super::status;
-use crate::grpc::{Code as GrpcCode, Status};
+use crate::client::{Code as GrpcCode, Status};
 use crate::server::event_loop::Server;
 
 pub(super) fn status_not_enough_started() -> Status {

@@ -5,7 +5,7 @@ use tally_kvstore::proto::{self, watch_request::RequestUnion};
 
 use super::HeaderFill;
 use super::watch_streams::WatchIdError;
-use crate::grpc::CallId;
+use crate::client::CallId;
 use crate::server::event_loop::Server;
 
 impl Server {

@@ -10,7 +10,7 @@ use std::hash::Hash;
 
 use tally_kvstore::WatchId;
 
-use crate::grpc::CallId;
+use crate::client::CallId;
 
 /// etcd's `AutoWatchID`: a create request with this id asks the stream to pick one.
 const WATCH_ID_AUTO: i64 = 0;

@@ -3,7 +3,8 @@
 //! truncated entry, and give exactly the state after some prefix of the batches written.
 
 use super::*;
-use crate::wal::{CrashMode, WalError};
+use crate::wal::WalError;
+use crate::wal::testing::CrashMode;
 
 /// A scripted workload that covers appends, group commits, truncations (ghost-entry setup),
 /// hard-state-only batches, segment rolls, snapshot markers with purges, and a snapshot that

@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
-use super::{Batch, Entry, EntryKind, HardState, MemFs, Recovered, SnapshotMarker, Wal, WalConfig};
+use super::testing::MemFs;
+use super::{Batch, Entry, EntryKind, HardState, Recovered, SnapshotMarker, Wal, WalConfig};
 
 /// The WAL directory used with `MemFs`.
 pub(crate) fn dir() -> PathBuf {

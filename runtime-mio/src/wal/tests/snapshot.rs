@@ -1,7 +1,8 @@
 //! Snapshot files: round trip, checksum, retention, and crashes during save.
 
 use super::*;
-use crate::wal::{CrashMode, SnapshotConfig, SnapshotError, SnapshotMeta, SnapshotStore};
+use crate::wal::testing::CrashMode;
+use crate::wal::{SnapshotConfig, SnapshotError, SnapshotMeta, SnapshotStore};
 
 fn snap_dir() -> std::path::PathBuf {
     std::path::PathBuf::from("/data/snap")

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use mio::Registry;
 
-use crate::grpc::GrpcServer;
+use crate::client::GrpcServer;
 use crate::peer::PeerTransport;
 use crate::server::event_loop::{grpc_config, peer_config};
 use crate::server::flags::{Flags, TlsFiles, Url};
@@ -25,7 +25,7 @@ fn server_tls(files: &TlsFiles) -> Result<Option<Arc<rustls::ServerConfig>>, Ser
     let Some((cert, key)) = files.cert_and_key() else {
         return Ok(None);
     };
-    let config = crate::grpc::tls::server_config(
+    let config = crate::client::tls::server_config(
         cert,
         key,
         files.trusted_ca_file().map(|p| p.as_path()),

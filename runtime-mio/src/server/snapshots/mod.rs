@@ -14,8 +14,14 @@ use mio::Waker;
 use tally_core::CompactError;
 use tally_kvstore::{CopyStep, KvStore, SnapshotCopy};
 
+mod incoming;
+mod transfer;
+
+pub(in crate::server) use incoming::InboundTransfers;
+pub(in crate::server) use transfer::SnapshotTransfers;
+
+use self::transfer::{Body, Pumped};
 use super::event_loop::Server;
-use super::snapshot_transfer::{Body, Pumped};
 use super::startup::{ServerError, io_error};
 use super::{payload, storage};
 use crate::wal::{SnapshotMeta, SnapshotStore};
@@ -185,7 +191,7 @@ pub(super) enum SnapshotJob {
     /// Save the snapshot the leader sent (its file first), then hand back the core's write as
     /// a WAL batch: saving hundreds of megabytes on the loop stalled it for half a second.
     SaveInstalled(tally_core::Persist),
-    /// The same for a snapshot whose data arrived into `file` (see `snapshot_inbound`):
+    /// The same for a snapshot whose data arrived into `file` (see `snapshots::incoming`):
     /// seal the file (checksum, fdatasync, final name), then hand back the write.
     SealReceived {
         persist: tally_core::Persist,

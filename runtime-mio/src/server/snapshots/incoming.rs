@@ -1,5 +1,5 @@
 //! Snapshots from the leader, written to a snapshot file as their chunk frames arrive (see
-//! `snapshot_transfer` for the frames). The member never holds the leader's snapshot in
+//! `snapshots::transfer` for the frames). The member never holds the leader's snapshot in
 //! memory: the message's head is decoded from the first chunk, the data goes to an
 //! [`IncomingSnapshot`] file, and once the last chunk is in, the core gets the message without
 //! its data (`tally_core::codec::decode_snapshot_head`). When the core then persists that
@@ -13,18 +13,18 @@ use bytes::{Buf, Bytes};
 use tally_core::Message;
 use tally_core::codec::{SnapshotHead, decode_snapshot_head};
 
-use super::event_loop::Server;
-use super::snapshot_transfer::{
+use super::transfer::{
     CHECKSUM_BYTES, CHUNK_HEADER_BYTES, ChunkError, INBOUND_SNAPSHOT_BYTES_MAX, is_chunk_frame,
 };
-use super::storage;
+use crate::server::event_loop::Server;
+use crate::server::storage;
 use crate::wal::{IncomingSnapshot, SnapshotStore};
 
 /// A snapshot whose every chunk arrived: its message (without data) and its file.
 #[derive(Debug)]
-pub(super) struct Received {
-    pub(super) message: Message,
-    pub(super) file: IncomingSnapshot,
+pub(in crate::server) struct Received {
+    pub(in crate::server) message: Message,
+    pub(in crate::server) file: IncomingSnapshot,
 }
 
 /// A snapshot being received from one peer.
@@ -77,7 +77,7 @@ impl Receiving {
 /// The snapshots being received, at most one per peer (a new transfer from the same peer
 /// replaces the older one).
 #[derive(Debug, Default)]
-pub(super) struct InboundTransfers {
+pub(in crate::server) struct InboundTransfers {
     by_peer: HashMap<u64, Receiving>,
 }
 
@@ -117,7 +117,7 @@ fn parse_chunk(frame: &[u8]) -> Result<Chunk<'_>, ChunkError> {
 impl InboundTransfers {
     /// Takes a chunk frame from `from`, writing its data to the snapshot's file; returns the
     /// snapshot once its last chunk arrived. On an error the transfer and its file are dropped.
-    pub(super) fn receive(
+    pub(in crate::server) fn receive(
         &mut self,
         from: u64,
         frame: &Bytes,
@@ -168,7 +168,7 @@ impl InboundTransfers {
     }
 
     /// Drops the transfer from `peer` (its link broke, or a chunk was refused).
-    pub(super) fn abort(&mut self, peer: u64, store: &SnapshotStore) {
+    pub(in crate::server) fn abort(&mut self, peer: u64, store: &SnapshotStore) {
         if let Some(receiving) = self.by_peer.remove(&peer) {
             store.discard_incoming(receiving.file);
         }
@@ -212,7 +212,7 @@ fn begin(chunk: &Chunk<'_>, frame: &Bytes, store: &SnapshotStore) -> Result<Rece
 
 impl Server {
     /// Takes a snapshot chunk frame from `from`.
-    pub(super) fn receive_snapshot_chunk(&mut self, from: u64, frame: &Bytes) {
+    pub(in crate::server) fn receive_snapshot_chunk(&mut self, from: u64, frame: &Bytes) {
         match self.inbound.receive(from, frame, &self.snapshots) {
             Ok(Some(received)) => self.step_received_snapshot(from, received),
             Ok(None) => {}
@@ -243,7 +243,11 @@ impl Server {
     }
 
     /// The file of the received snapshot at (`index`, `term`), which the core now persists.
-    pub(super) fn take_received_snapshot(&mut self, index: u64, term: u64) -> IncomingSnapshot {
+    pub(in crate::server) fn take_received_snapshot(
+        &mut self,
+        index: u64,
+        term: u64,
+    ) -> IncomingSnapshot {
         let file = self
             .received_snapshot
             .take()
@@ -264,12 +268,11 @@ mod tests {
     use bytes::{Bytes, BytesMut};
     use tally_core::{ConfState, Snapshot, SnapshotMeta};
 
-    use super::super::snapshot_transfer::tests::chunk_frames;
-    use super::super::snapshot_transfer::{
-        CHUNK_BYTES, CHUNK_HEADER_BYTES, INBOUND_SNAPSHOT_BYTES_MAX,
-    };
+    use super::super::transfer::tests::chunk_frames;
+    use super::super::transfer::{CHUNK_BYTES, CHUNK_HEADER_BYTES, INBOUND_SNAPSHOT_BYTES_MAX};
     use super::*;
-    use crate::wal::{Fs, MemFs, SnapshotConfig};
+    use crate::wal::testing::MemFs;
+    use crate::wal::{Fs, SnapshotConfig};
 
     fn store() -> (MemFs, SnapshotStore) {
         let fs = MemFs::default();

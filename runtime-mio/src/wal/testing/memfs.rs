@@ -9,7 +9,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::fs::{Fs, FsFile, FsReadFile};
+use crate::wal::fs::{Fs, FsFile, FsReadFile};
 
 /// Sector size used for torn writes.
 const SECTOR_BYTES: u64 = 512;

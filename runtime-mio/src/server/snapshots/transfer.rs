@@ -2,7 +2,7 @@
 //! more than one peer frame may (`frame_bytes_max`), and one giant frame would hold back the
 //! heartbeats queued behind it. So tallyd cuts the message's encoding into chunk frames, sends
 //! one more only when the peer's queue is almost empty (heartbeats and appends go between
-//! them). The receiver writes them to a snapshot file as they arrive (`snapshot_inbound`).
+//! them). The receiver writes them to a snapshot file as they arrive (`snapshots::incoming`).
 //!
 //! A chunk frame starts with the tag of [`FrameKind::SnapshotChunk`], then `transfer_id
 //! total_bytes offset` as `u64` little-endian, then the bytes at `offset` of the transfer: the
@@ -21,16 +21,16 @@ use crate::peer::FrameKind;
 use crate::wal::{SnapshotError, SnapshotReader};
 
 /// Bytes of the CRC trailer after a transfer's message.
-pub(super) const CHECKSUM_BYTES: usize = 4;
+pub(in crate::server) const CHECKSUM_BYTES: usize = 4;
 
 /// Whether a peer frame is a snapshot chunk.
-pub(super) fn is_chunk_frame(frame: &[u8]) -> bool {
+pub(in crate::server) fn is_chunk_frame(frame: &[u8]) -> bool {
     frame.first() == Some(&FrameKind::SnapshotChunk.tag())
 }
-pub(super) const CHUNK_HEADER_BYTES: usize = 1 + 8 + 8 + 8;
+pub(in crate::server) const CHUNK_HEADER_BYTES: usize = 1 + 8 + 8 + 8;
 /// Message bytes per chunk frame: far below the peer frame limit, and small enough that a
 /// heartbeat queued behind one waits about a millisecond on a gigabit link.
-pub(super) const CHUNK_BYTES: usize = 1 << 20;
+pub(in crate::server) const CHUNK_BYTES: usize = 1 << 20;
 /// Chunks queued per peer per loop turn at most, so one transfer cannot hog a turn.
 const CHUNKS_PER_TURN_MAX: usize = 4;
 /// How long after its last chunk the same snapshot is not sent to the same peer again. The
@@ -41,11 +41,11 @@ const RESEND_AFTER_SENT: Duration = Duration::from_secs(30);
 /// Largest snapshot message accepted from a peer: the snapshot store's largest file
 /// (`SnapshotConfig::snapshot_bytes_max`, 8 GiB, as etcd's largest recommended backend), plus
 /// room for the message's head.
-pub(super) const INBOUND_SNAPSHOT_BYTES_MAX: u64 = (8 << 30) + (1 << 20);
+pub(in crate::server) const INBOUND_SNAPSHOT_BYTES_MAX: u64 = (8 << 30) + (1 << 20);
 /// Why a chunk frame was refused; the transfer it belonged to is dropped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub(super) enum ChunkError {
+pub(in crate::server) enum ChunkError {
     /// Shorter than its header, or no bytes in it.
     Truncated,
     /// The declared message is empty or over [`INBOUND_SNAPSHOT_BYTES_MAX`].
@@ -106,7 +106,7 @@ enum Stage {
 
 /// Where a snapshot message's data comes from.
 #[derive(Debug)]
-pub(super) enum Body {
+pub(in crate::server) enum Body {
     /// Held in memory (the core still had the snapshot's bytes).
     Memory(Bytes),
     /// Read from the snapshot file a chunk at a time, so a lagging peer costs no store-sized
@@ -116,7 +116,7 @@ pub(super) enum Body {
 
 impl Body {
     /// Data bytes.
-    pub(super) fn len(&self) -> usize {
+    pub(in crate::server) fn len(&self) -> usize {
         match self {
             Body::Memory(data) => data.len(),
             // The snapshot store's files fit in memory (`snapshot_bytes_max`).
@@ -209,7 +209,7 @@ impl Chunks {
 }
 
 /// The peer transport as transfers see it: a queue per peer.
-pub(super) trait PeerQueues {
+pub(in crate::server) trait PeerQueues {
     /// Bytes queued for `to`, or `None` for an unknown peer.
     fn queued_bytes(&self, to: u64) -> Option<usize>;
     /// Queues `frame` for `to`; false if refused.
@@ -235,7 +235,7 @@ fn has_room(peers: &impl PeerQueues, to: u64) -> bool {
 
 /// Where a transfer stands after [`SnapshotTransfers::pump`] queued its chunks.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Pumped {
+pub(in crate::server) enum Pumped {
     /// Every chunk is queued.
     Sent { to: u64, bytes: u64 },
     /// The peer's queue refused a chunk: the transfer is dropped.
@@ -248,7 +248,7 @@ pub(super) enum Pumped {
 /// Snapshot transfers to peers: at most one per peer (a newer snapshot for the same peer
 /// replaces the older).
 #[derive(Debug, Default)]
-pub(super) struct SnapshotTransfers {
+pub(in crate::server) struct SnapshotTransfers {
     outbound: HashMap<u64, Outbound>,
     next_id: u64,
 }
@@ -258,7 +258,12 @@ impl SnapshotTransfers {
     /// snapshot again when the follower has not answered for a few heartbeats, which a large
     /// one (read, sent, installed) easily outlasts, and starting over each time would never
     /// finish.
-    pub(super) fn is_under_way(&self, to: u64, snapshot: (u64, u64), now: Instant) -> bool {
+    pub(in crate::server) fn is_under_way(
+        &self,
+        to: u64,
+        snapshot: (u64, u64),
+        now: Instant,
+    ) -> bool {
         self.outbound.get(&to).is_some_and(|o| {
             o.snapshot == snapshot
                 && match o.stage {
@@ -270,7 +275,13 @@ impl SnapshotTransfers {
 
     /// Starts queueing `snapshot` to `to`, whose message encoding is `head` then `body`; it
     /// replaces any other transfer to `to`.
-    pub(super) fn start(&mut self, to: u64, snapshot: (u64, u64), head: Bytes, body: Body) {
+    pub(in crate::server) fn start(
+        &mut self,
+        to: u64,
+        snapshot: (u64, u64),
+        head: Bytes,
+        body: Body,
+    ) {
         assert!(!head.is_empty(), "a message encoding has a head");
         self.next_id += 1;
         let stage = Stage::Sending(Box::new(Chunks::new(self.next_id, head, body)));
@@ -286,12 +297,12 @@ impl SnapshotTransfers {
     }
 
     /// Drops the transfer to `peer` (its link broke).
-    pub(super) fn abort(&mut self, peer: u64) {
+    pub(in crate::server) fn abort(&mut self, peer: u64) {
         self.outbound.remove(&peer);
     }
 
     /// Whether a transfer could queue a chunk now: the loop should not sleep.
-    pub(super) fn wants_turn(&self, peers: &impl PeerQueues) -> bool {
+    pub(in crate::server) fn wants_turn(&self, peers: &impl PeerQueues) -> bool {
         self.outbound
             .iter()
             .any(|(&to, o)| matches!(o.stage, Stage::Sending(_)) && has_room(peers, to))
@@ -299,7 +310,11 @@ impl SnapshotTransfers {
 
     /// Queues chunks while a peer's queue holds less than one chunk, up to
     /// [`CHUNKS_PER_TURN_MAX`] per peer. Reports finished and failed transfers.
-    pub(super) fn pump(&mut self, peers: &mut impl PeerQueues, now: Instant) -> Vec<Pumped> {
+    pub(in crate::server) fn pump(
+        &mut self,
+        peers: &mut impl PeerQueues,
+        now: Instant,
+    ) -> Vec<Pumped> {
         let mut ended = Vec::new();
         for (&to, outbound) in &mut self.outbound {
             let Stage::Sending(transfer) = &mut outbound.stage else {
@@ -340,7 +355,7 @@ impl SnapshotTransfers {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+pub(in crate::server) mod tests {
     use super::*;
 
     /// Peer queues for tests: every queue holds `queued` bytes plus the frames accepted since
@@ -554,8 +569,8 @@ pub(super) mod tests {
     }
 
     /// A snapshot store in memory holding one snapshot (index 1, term 1) of `data`.
-    fn store_with(data: &[u8]) -> (crate::wal::MemFs, crate::wal::SnapshotStore) {
-        let fs = crate::wal::MemFs::default();
+    fn store_with(data: &[u8]) -> (crate::wal::testing::MemFs, crate::wal::SnapshotStore) {
+        let fs = crate::wal::testing::MemFs::default();
         let config = crate::wal::SnapshotConfig::default();
         let dir = std::path::Path::new("/snap");
         let store = crate::wal::SnapshotStore::open(dir, config, Box::new(fs.clone())).unwrap();
