@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use etcd_client::Client;
+mod common;
+
+use common::{connect, runtime};
 use tally_tests::http::get as http_get;
 use tally_tests::process::{Options, ProcCluster, TempDir, etcdctl_available};
 
@@ -74,19 +76,6 @@ fn may_mount() -> bool {
     false
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
-
-async fn client(c: &ProcCluster, member: usize) -> Client {
-    Client::connect([format!("http://{}", c.endpoint(member))], None)
-        .await
-        .expect("connect")
-}
-
 fn value(n: usize) -> Vec<u8> {
     let mut value = format!("value-{n}-").into_bytes();
     value.resize(VALUE_BYTES, b'x');
@@ -141,7 +130,7 @@ fn a_full_disk_refuses_writes_serves_reads_and_recovers() {
 
     // Writes through a healthy member, until the alarm refuses them.
     let (acknowledged, refusal) = runtime().block_on(async {
-        let mut client = client(&c, 0).await;
+        let mut client = connect(&c, 0).await;
         let mut acknowledged = BTreeMap::new();
         for n in 0..PUTS_MAX {
             let key = format!("k{n:05}");
@@ -203,7 +192,7 @@ fn a_full_disk_refuses_writes_serves_reads_and_recovers() {
     // Every acknowledged write, on every member.
     runtime().block_on(async {
         for member in 0..3 {
-            let mut client = client(&c, member).await;
+            let mut client = connect(&c, member).await;
             for (key, n) in &acknowledged {
                 let response = client.get(key.as_str(), None).await.expect("get");
                 let stored = response.kvs().first().map(|kv| kv.value().to_vec());

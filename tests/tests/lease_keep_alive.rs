@@ -6,6 +6,9 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{connect, runtime};
 use etcd_client::{Client, PutOptions};
 use tally_tests::process::{KillOnDrop, Options, ProcCluster, etcdctl_available};
 
@@ -24,19 +27,6 @@ fn start() -> Option<(ProcCluster, usize)> {
         .wait_leader(Duration::from_secs(20))
         .unwrap_or_else(|| panic!("no leader\n{}", cluster.logs()));
     Some((cluster, leader))
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
-
-async fn connect(c: &ProcCluster, member: usize) -> Client {
-    Client::connect([format!("http://{}", c.endpoint(member))], None)
-        .await
-        .expect("etcd-client connects")
 }
 
 /// Grants a `TTL_SECS` lease through `client` and attaches `key` to it.

@@ -4,7 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use etcd_client::{Client, GetOptions};
+mod common;
+
+use common::{connect, runtime};
+use etcd_client::GetOptions;
 use tally_tests::http::get as http_get;
 use tally_tests::process::{Options, ProcCluster, etcdctl_available};
 
@@ -115,33 +118,28 @@ fn a_member_that_has_not_joined_serves_no_reads() {
     let health = http_get(c.members[stranger].client_port, "/health");
     assert!(health.contains("\"health\":\"false\""), "{health}");
     // Another project's client, which does not retry: each answer as the member gave it.
-    let endpoint = format!("http://{}", c.endpoint(stranger));
-    let answers = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-        .block_on(async move {
-            let mut client = Client::connect([endpoint], None).await.expect("connect");
-            let serializable = GetOptions::new().with_serializable();
-            let mut answers = vec![
-                (
-                    "serializable get",
-                    error_of(client.get("probe", Some(serializable)).await),
-                ),
-                (
-                    "linearizable get",
-                    error_of(client.get("probe", None).await),
-                ),
-                ("lease list", error_of(client.leases().await)),
-                ("member list", error_of(client.member_list().await)),
-            ];
-            let watch = match client.watch("probe", None).await {
-                Ok(mut stream) => error_of(stream.message().await),
-                Err(e) => Some(e.to_string()),
-            };
-            answers.push(("watch", watch));
-            answers
-        });
+    let answers = runtime().block_on(async {
+        let mut client = connect(&c, stranger).await;
+        let serializable = GetOptions::new().with_serializable();
+        let mut answers = vec![
+            (
+                "serializable get",
+                error_of(client.get("probe", Some(serializable)).await),
+            ),
+            (
+                "linearizable get",
+                error_of(client.get("probe", None).await),
+            ),
+            ("lease list", error_of(client.leases().await)),
+            ("member list", error_of(client.member_list().await)),
+        ];
+        let watch = match client.watch("probe", None).await {
+            Ok(mut stream) => error_of(stream.message().await),
+            Err(e) => Some(e.to_string()),
+        };
+        answers.push(("watch", watch));
+        answers
+    });
     for (what, answer) in answers {
         assert!(
             answer

@@ -4,7 +4,10 @@
 
 use std::time::Duration;
 
-use etcd_client::{Client, PutOptions};
+mod common;
+
+use common::{connect, runtime};
+use etcd_client::PutOptions;
 use tally_tests::process::{Options, ProcCluster, etcdctl_available};
 
 /// Values of 1 MiB, 120 of them: well past the 64 MiB a stream may have waiting.
@@ -22,42 +25,34 @@ fn a_watcher_that_stops_reading_is_cut_off_and_the_member_serves_on() {
         "{}",
         c.logs()
     );
-    let endpoint = format!("http://{}", c.endpoint(0));
-    let ended = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-        .block_on(async move {
-            let mut watcher = Client::connect([endpoint.clone()], None)
+    let ended = runtime().block_on(async {
+        let mut watcher = connect(&c, 0).await;
+        let mut stream = watcher.watch("big", None).await.expect("watch");
+        let mut writer = connect(&c, 0).await;
+        for n in 0..PUTS {
+            let value = vec![b'0' + (n % 10) as u8; VALUE_BYTES];
+            writer
+                .put("big", value, Some(PutOptions::new()))
                 .await
-                .expect("connect");
-            let mut stream = watcher.watch("big", None).await.expect("watch");
-            let mut writer = Client::connect([endpoint], None).await.expect("connect");
-            for n in 0..PUTS {
-                let value = vec![b'0' + (n % 10) as u8; VALUE_BYTES];
-                writer
-                    .put("big", value, Some(PutOptions::new()))
-                    .await
-                    .expect("a writer is served while a watcher lags");
-            }
-            // Now read: the events that made it, then the end.
-            let mut events = 0;
-            loop {
-                let Ok(next) =
-                    tokio::time::timeout(Duration::from_secs(10), stream.message()).await
-                else {
-                    return (events, "the stream went on, silent, for 10 s".to_string());
-                };
-                match next {
-                    Ok(Some(response)) => events += response.events().len(),
-                    Ok(None) => return (events, "the stream ended without a status".to_string()),
-                    Err(etcd_client::Error::GRpcStatus(status)) => {
-                        return (events, format!("{:?}: {}", status.code(), status.message()));
-                    }
-                    Err(e) => return (events, e.to_string()),
+                .expect("a writer is served while a watcher lags");
+        }
+        // Now read: the events that made it, then the end.
+        let mut events = 0;
+        loop {
+            let Ok(next) = tokio::time::timeout(Duration::from_secs(10), stream.message()).await
+            else {
+                return (events, "the stream went on, silent, for 10 s".to_string());
+            };
+            match next {
+                Ok(Some(response)) => events += response.events().len(),
+                Ok(None) => return (events, "the stream ended without a status".to_string()),
+                Err(etcd_client::Error::GRpcStatus(status)) => {
+                    return (events, format!("{:?}: {}", status.code(), status.message()));
                 }
+                Err(e) => return (events, e.to_string()),
             }
-        });
+        }
+    });
     let (events, end) = ended;
     assert!(
         end.starts_with("Unavailable: ") && end.contains("reads its stream too slowly"),
