@@ -44,6 +44,12 @@ impl HttpRequestId {
         slot_of(self.0)
     }
 
+    /// An id for tests of the layers above, which never reaches a server.
+    #[cfg(test)]
+    pub(crate) fn for_tests(raw: u64) -> Self {
+        HttpRequestId(raw)
+    }
+
     /// An id for the application's call tables (e.g. a gateway request handled like a unary
     /// call): ids come from one sequence, so it never equals a real call's. The server knows
     /// no such call: `send_message` and `finish` on it do nothing.

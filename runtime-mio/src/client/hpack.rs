@@ -2,6 +2,14 @@
 //! encoder (static table, dynamic table with size updates, integers, plain and Huffman strings),
 //! and an encoder that writes only "literal header field without indexing" representations, so
 //! the block it writes leaves the next decoder's dynamic table untouched.
+//!
+//! It is tally's own, not a crate's, because the filter stands in front of h2 on bytes any
+//! client sends: the crates on offer (`hpack`, unmaintained since 2015; `hpack_codec`, since
+//! 2018; `loona-hpack` 0.4, the maintained fork of `hpack`) either decode a whole block without
+//! a bound on its decoded size (a few bytes of indexed fields can name kilobytes each), accept
+//! a dynamic table size update after a header field (RFC 7541 §4.2 forbids it), or drop the
+//! never-indexed flag the re-encoding must keep (§6.2.3). `hpack/tests.rs` pins each of these.
+//! h2's own HPACK is private to h2.
 
 use std::collections::VecDeque;
 

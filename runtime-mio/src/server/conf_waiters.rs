@@ -3,7 +3,8 @@
 
 use std::time::Instant;
 
-use super::rpc::Method;
+use super::calls::{Calls, Method};
+use super::rpc::status::status_too_many_requests;
 use crate::client::CallId;
 
 /// Calls waiting at once; membership changes are one at a time in Raft, so a full table means
@@ -23,6 +24,14 @@ pub(super) struct ConfWaiter {
 /// The waiter was refused: [`CONF_WAITERS_MAX`] wait already. It is handed back.
 #[derive(Debug)]
 pub(super) struct TooManyConfWaiters(pub(super) ConfWaiter);
+
+/// Parks `waiter`'s call until its membership change or leader move takes effect; with the
+/// table full, the call gets etcd's "too many requests".
+pub(super) fn wait_for_conf(conf_waiters: &mut ConfWaiters, calls: &mut Calls, waiter: ConfWaiter) {
+    if let Err(refused) = conf_waiters.push(waiter) {
+        calls.reply_error(refused.0.call, status_too_many_requests());
+    }
+}
 
 #[derive(Debug, Default)]
 pub(super) struct ConfWaiters {

@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 
 use prost::Message as _;
 
+use super::error::{ServerError, io_error};
+use super::identity::Identity;
 use super::members::Members;
-use super::startup::{Identity, ServerError, io_error};
 
 const MAGIC: &[u8; 8] = b"TALLYID1";
 const CRC_BYTES: usize = 4;

@@ -115,6 +115,29 @@ struct MemberTable {
     members: Vec<Member>,
 }
 
+/// How many voting members may fail: logged at start and on every membership change, and
+/// exported on `/metrics` (`tally_cluster_fault_tolerance`), never in Status's errors, which
+/// etcd keeps for real errors.
+pub(super) fn log_fault_tolerance(voters: usize) {
+    if voters == 0 {
+        return;
+    }
+    eprintln!(
+        "tallyd: fault tolerance: {} of {voters} voting members may fail",
+        fault_tolerance(voters)
+    );
+    if voters % 2 == 0 {
+        eprintln!(
+            "tallyd: warning: the cluster has an even number of voting members ({voters}): one more member adds no fault tolerance"
+        );
+    }
+}
+
+/// Voting members that may fail with a quorum left.
+pub(super) fn fault_tolerance(voters: usize) -> usize {
+    voters.saturating_sub(1) / 2
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tally_core::NO_NODE;
+use tally_core::{NO_NODE, Node};
+use tally_kvstore::KvStore;
 
 /// A fixed-bucket histogram of durations.
 #[derive(Debug, Clone)]
@@ -59,20 +60,20 @@ impl Histogram {
 
 #[derive(Debug, Default, Clone)]
 pub struct Metrics {
-    pub(super) has_leader: bool,
-    pub(super) is_leader: bool,
-    pub(super) leader_changes: u64,
-    pub(super) proposals_committed: u64,
-    pub(super) proposals_applied: u64,
-    pub(super) proposals_pending: u64,
-    pub(super) proposals_failed: u64,
-    pub(super) wal_fsync: Histogram,
-    pub(super) apply: Histogram,
-    pub(super) peer_frames_dropped: u64,
+    has_leader: bool,
+    is_leader: bool,
+    leader_changes: u64,
+    proposals_committed: u64,
+    proposals_applied: u64,
+    proposals_pending: u64,
+    proposals_failed: u64,
+    wal_fsync: Histogram,
+    apply: Histogram,
+    peer_frames_dropped: u64,
     /// The WAL's disk is full (writes refused until it has room).
-    pub(super) wal_out_of_space: bool,
+    wal_out_of_space: bool,
     /// When the process started, in seconds since the Unix epoch.
-    pub(super) start_time_seconds: f64,
+    start_time_seconds: f64,
 }
 
 impl Metrics {
@@ -88,7 +89,60 @@ impl Metrics {
     }
 }
 
-impl super::event_loop::Server {
+impl Metrics {
+    /// The member now follows `leader` ([`NO_NODE`]: none); `own_id` is this member's.
+    pub(super) fn on_leader(&mut self, leader: u64, own_id: u64) {
+        self.has_leader = leader != NO_NODE;
+        self.is_leader = leader == own_id;
+        if leader != NO_NODE {
+            self.leader_changes += 1;
+        }
+    }
+
+    pub(super) fn on_proposal_applied(&mut self) {
+        self.proposals_applied += 1;
+        self.proposals_committed += 1;
+    }
+
+    pub(super) fn on_proposal_failed(&mut self) {
+        self.proposals_failed += 1;
+    }
+
+    pub(super) fn set_proposals_pending(&mut self, pending: usize) {
+        self.proposals_pending = pending as u64;
+    }
+
+    pub(super) fn on_peer_frame_dropped(&mut self) {
+        self.peer_frames_dropped += 1;
+    }
+
+    pub(super) fn set_wal_out_of_space(&mut self, full: bool) {
+        self.wal_out_of_space = full;
+    }
+
+    pub(super) fn observe_wal_fsync(&mut self, took: Duration) {
+        self.wal_fsync.observe(took);
+    }
+
+    pub(super) fn observe_apply(&mut self, took: Duration) {
+        self.apply.observe(took);
+    }
+}
+
+/// What the plain HTTP endpoints report on.
+pub(super) struct MemberView<'a> {
+    pub(super) metrics: &'a Metrics,
+    pub(super) kv: &'a KvStore,
+    pub(super) node: &'a Node,
+    pub(super) leader: u64,
+    pub(super) wal_out_of_space: bool,
+    pub(super) quota_bytes: u64,
+    /// Open watches, over all streams.
+    pub(super) watchers: usize,
+}
+
+impl MemberView<'_> {
+    /// The answer to a plain HTTP request for `path`: status, content type and body.
     pub(super) fn http_response(&self, path: &str) -> (u16, &'static str, Bytes) {
         match path {
             "/health" => {
@@ -114,8 +168,8 @@ impl super::event_loop::Server {
                 "application/json",
                 Bytes::from(format!(
                     "{{\"etcdserver\":\"{}\",\"etcdcluster\":\"{}\"}}",
-                    super::rpc::ETCD_VERSION,
-                    super::rpc::ETCD_CLUSTER_VERSION
+                    super::etcd_version::ETCD_VERSION,
+                    super::etcd_version::ETCD_CLUSTER_VERSION
                 )),
             ),
             _ => (
@@ -126,13 +180,13 @@ impl super::event_loop::Server {
         }
     }
 
-    pub(super) fn store_gauges(&self) -> StoreGauges {
+    fn store_gauges(&self) -> StoreGauges {
         let status = self.kv.status();
         StoreGauges {
             db_size_bytes: status.db_size_bytes(),
             keys: status.key_count(),
-            quota_bytes: self.flags.quota_backend_bytes(),
-            watchers: self.watch_streams.len() as u64,
+            quota_bytes: self.quota_bytes,
+            watchers: self.watchers as u64,
             voting_members: self.node.status().conf().voters().len() as u64,
         }
     }
@@ -244,7 +298,7 @@ impl Metrics {
             "tally_cluster_fault_tolerance",
             "Voting members that may fail while a quorum remains.",
             "gauge",
-            super::apply::fault_tolerance(store.voting_members as usize) as u64,
+            super::members::fault_tolerance(store.voting_members as usize) as u64,
         );
         render_process(self.start_time_seconds, &mut out);
         out

@@ -11,31 +11,45 @@
 
 mod apply;
 mod auto_compaction;
+mod calls;
 mod conf_waiters;
+mod error;
+mod etcd_version;
 mod event_loop;
 pub mod flags;
 mod gateway;
+mod identity;
 mod identity_file;
 mod join_watchdog;
 mod leader_query;
+mod lease_expiry;
 mod members;
 mod metrics;
 mod payload;
-mod peer_frames;
 mod persistence;
 mod reads;
+mod request_ids;
 mod rpc;
 mod snapshots;
 mod standing;
 mod start_check;
 mod startup;
 mod storage;
-mod stream_backlog;
 mod transports;
 mod waiters;
 
-pub use auto_compaction::AutoCompactionConfig;
+pub use error::ServerError;
+pub use flags::AutoCompactionConfig;
 pub use flags::{FlagError, Flags};
 pub use gateway::fuzz_gateway_json;
 pub(crate) use startup::read_snapshot_file;
-pub use startup::{ServerError, restore_snapshot_file, run};
+pub use startup::restore_snapshot_file;
+
+/// Runs `tallyd` until a fatal error.
+pub fn run(flags: Flags) -> Result<(), ServerError> {
+    let (flags, identity, recovered) = startup::prepare(flags)?;
+    event_loop::run(flags, identity, recovered)
+}
+
+#[cfg(test)]
+mod tests;

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
-use super::startup::ServerError;
+use super::error::ServerError;
 use super::storage;
 use crate::wal::{Batch, Completion, SubmitError, WalError, WalThread};
 

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::error::ServerError;
 use super::join_watchdog::JoinWatchdog;
 use super::start_check::{CheckOutcome, StartCheck};
 
@@ -31,6 +32,31 @@ pub(super) enum Verdict {
     CannotJoin(String),
     /// The member was removed from its cluster.
     Removed,
+}
+
+impl Verdict {
+    /// The error member `id` (data directory `data_dir`) stops with.
+    pub(super) fn into_error(self, id: u64, data_dir: &std::path::Path) -> ServerError {
+        let data_dir = data_dir.display();
+        match self {
+            Verdict::Removed => ServerError::Removed,
+            Verdict::CannotJoin(reason) => ServerError::CannotJoin(reason),
+            Verdict::Regressed {
+                peer,
+                term,
+                acknowledged,
+                last_index,
+            } => ServerError::DataDir(format!(
+                "member {id:x}'s data directory {data_dir} is older than what it acknowledged: the leader {peer:x} holds index {acknowledged} (term {term}) as acknowledged by it, but its log ends at {last_index}. \
+                 It was restored from an old copy or lost writes; starting it could make it vote twice or lose acknowledged entries. \
+                 To bring it back: etcdctl member remove {id:x}, etcdctl member add, then start it from an empty data directory with --initial-cluster-state existing"
+            )),
+            Verdict::AlreadyBootstrapped { peer } => ServerError::DataDir(format!(
+                "member {id:x} has already been bootstrapped (peer {peer:x} knows it); its data directory {data_dir} is new or was wiped. \
+                 To bring it back: etcdctl member remove {id:x}, etcdctl member add, then start it with --initial-cluster-state existing"
+            )),
+        }
+    }
 }
 
 #[derive(Debug)]

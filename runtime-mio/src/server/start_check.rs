@@ -72,6 +72,37 @@ pub(super) struct Answer {
     pub(super) acknowledged: u64,
 }
 
+/// A starting peer (`from`) asks what this member knows of it (`frame`): whether it has run
+/// (its client URLs, which a member publishes once it has a leader, are in the table, as
+/// etcd's check has it; names come from `--initial-cluster` and say nothing), and, from a
+/// leader, the highest index it acknowledged in this term. The answer frame, or `None` for a
+/// malformed query.
+pub(super) fn answer_query(
+    from: u64,
+    frame: &[u8],
+    members: &super::members::Members,
+    node: &tally_core::Node,
+) -> Option<Bytes> {
+    let Some(asked) = decode_query(frame) else {
+        eprintln!("tallyd: malformed start query from peer {from:x}; dropped");
+        return None;
+    };
+    if asked != from {
+        eprintln!("tallyd: peer {from:x} asked about another member; dropped");
+        return None;
+    }
+    let has_run = members
+        .get(asked)
+        .is_some_and(|m| !m.client_urls.is_empty());
+    let answer = Answer {
+        member_id: asked,
+        has_run,
+        term: node.status().term(),
+        acknowledged: node.progress(asked).map_or(0, |p| p.matched()),
+    };
+    Some(encode_answer(&answer))
+}
+
 pub(super) fn encode_answer(answer: &Answer) -> Bytes {
     let mut frame = BytesMut::with_capacity(ANSWER_BYTES);
     frame.put_u8(ANSWER_TAG);

@@ -1,126 +1,17 @@
 //! Starting `tallyd`: flags to identities, the data directory to a recovered node, sockets.
 
-use std::fmt;
 use std::path::Path;
 
 use bytes::Bytes;
 use tally_core::{Config, Node};
-use tally_kvstore::proto::Member;
 use tally_kvstore::{KvConfig, KvStore};
 
-use super::event_loop::Server;
+use super::error::{ServerError, io_error};
 use super::flags::Flags;
+use super::identity::{Identity, identity};
 use super::identity_file;
-use super::members::{Members, cluster_id, member_id};
+use super::members::Members;
 use super::{payload, storage};
-
-/// Why `tallyd` could not start or had to stop.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum ServerError {
-    Storage(storage::StorageError),
-    Io {
-        what: String,
-        source: std::io::Error,
-    },
-    Tls(String),
-    /// The data directory belongs to another member or cluster, or is unreadable.
-    DataDir(String),
-    /// The snapshot file to restore from is damaged or not a tally snapshot.
-    BadSnapshotFile(String),
-    /// The WAL failed: nothing more can be made durable.
-    WalFailed(String),
-    /// The flags ask for what this machine cannot give.
-    Settings(String),
-    /// This member was removed from its cluster (etcd stops such a member too).
-    Removed,
-    /// Its peers refused this member for as long as `join_watchdog` allows: why.
-    CannotJoin(String),
-}
-
-impl fmt::Display for ServerError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ServerError::Storage(e) => write!(f, "{e}"),
-            ServerError::Io { what, source } => write!(f, "{what}: {source}"),
-            ServerError::Tls(e) => write!(f, "TLS: {e}"),
-            ServerError::DataDir(e) => write!(f, "data directory: {e}"),
-            ServerError::BadSnapshotFile(e) => write!(f, "snapshot file: {e}"),
-            ServerError::WalFailed(e) => write!(f, "write-ahead log failed: {e}"),
-            ServerError::Settings(e) => write!(f, "{e}"),
-            ServerError::Removed => {
-                f.write_str("the member has been permanently removed from the cluster")
-            }
-            ServerError::CannotJoin(reason) => write!(
-                f,
-                "the member cannot join its cluster: its peers refuse it ({reason}); check \
-                 --initial-cluster, --initial-cluster-token and the peer certificates"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for ServerError {}
-
-impl From<storage::StorageError> for ServerError {
-    fn from(e: storage::StorageError) -> Self {
-        ServerError::Storage(e)
-    }
-}
-
-pub(super) fn io_error(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServerError {
-    let what = what.into();
-    move |source| ServerError::Io { what, source }
-}
-
-/// Who this member is and who the initial cluster is.
-#[derive(Debug, Clone)]
-pub(super) struct Identity {
-    pub(super) member_id: u64,
-    pub(super) cluster_id: u64,
-    /// `--initial-cluster-token` as the cluster was started with: peers' hellos carry it, and
-    /// new members' IDs derive from it.
-    pub(super) token: String,
-    pub(super) initial: Members,
-}
-
-pub(super) fn identity(flags: &Flags) -> Identity {
-    let token = flags.initial_cluster_token();
-    let mut initial = Vec::new();
-    for (name, urls) in flags.initial_cluster() {
-        let peer_urls: Vec<String> = urls.iter().map(ToString::to_string).collect();
-        let id = member_id(&peer_urls, token);
-        let client_urls = if name == flags.name() {
-            flags
-                .advertise_client_urls()
-                .iter()
-                .map(ToString::to_string)
-                .collect()
-        } else {
-            Vec::new()
-        };
-        initial.push(Member {
-            id,
-            name: name.clone(),
-            peer_urls,
-            client_urls,
-            is_learner: false,
-        });
-    }
-    let me = initial
-        .iter()
-        .find(|m| m.name == flags.name())
-        .map(|m| m.id)
-        .expect("flags checked that --name is in --initial-cluster");
-    let ids: Vec<u64> = initial.iter().map(|m| m.id).collect();
-    let cluster = cluster_id(&ids, token);
-    Identity {
-        member_id: me,
-        cluster_id: cluster,
-        token: token.to_string(),
-        initial: Members::new(cluster, initial),
-    }
-}
 
 pub(super) fn core_config(flags: &Flags, member_id: u64) -> Config {
     Config::new(
@@ -258,8 +149,9 @@ pub(super) fn recover(flags: &Flags, id: &Identity) -> Result<Recovered, ServerE
     })
 }
 
-/// Runs `tallyd` until a fatal error.
-pub fn run(flags: Flags) -> Result<(), ServerError> {
+/// Everything before the loop starts: the flags checked, a snapshot file restored if asked
+/// for, the member's identity, and what its data directory recovered.
+pub(super) fn prepare(flags: Flags) -> Result<(Flags, Identity, Recovered), ServerError> {
     for (flag, why) in flags.ignored() {
         eprintln!("tallyd: warning: etcd's flag --{flag} is ignored: {why}");
     }
@@ -281,8 +173,7 @@ pub fn run(flags: Flags) -> Result<(), ServerError> {
         // Written before the member sends or serves anything: from now on this is who it is.
         identity_file::store(flags.data_dir(), &identity)?;
     }
-    let mut server = Server::start(flags, identity, recovered)?;
-    server.run()
+    Ok((flags, identity, recovered))
 }
 
 /// The store lives in memory: a quota larger than the machine's memory is no bound at all, and

@@ -79,7 +79,7 @@ pub struct Layout {
 
 impl Layout {
     /// etcd's layout under `--data-dir`, with `--wal-dir` and `--max-snapshots` if given.
-    pub fn of(flags: &super::Flags) -> Layout {
+    pub fn of(flags: &super::flags::Flags) -> Layout {
         Layout {
             wal_dir: flags
                 .wal_dir()

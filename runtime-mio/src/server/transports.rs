@@ -7,12 +7,12 @@ use std::time::Instant;
 
 use mio::Registry;
 
-use crate::client::GrpcServer;
-use crate::peer::PeerTransport;
-use crate::server::event_loop::{grpc_config, peer_config};
+use crate::client::{GrpcConfig, GrpcServer};
+use crate::peer::{PeerConfig, PeerTransport};
+use crate::server::error::{ServerError, io_error};
 use crate::server::flags::{Flags, TlsFiles, Url};
+use crate::server::identity::Identity;
 use crate::server::members::Members;
-use crate::server::startup::{Identity, ServerError, io_error};
 
 fn listen(url: &Url, what: &str) -> Result<mio::net::TcpListener, ServerError> {
     let addr = url
@@ -35,7 +35,40 @@ fn server_tls(files: &TlsFiles) -> Result<Option<Arc<rustls::ServerConfig>>, Ser
     Ok(Some(config))
 }
 
-pub(in crate::server) fn start_clients(
+/// The member's listening sockets: the peer transport, the client server, and the metrics
+/// server when `--listen-metrics-urls` asks for one.
+pub(in crate::server) type Transports = (PeerTransport, GrpcServer, Option<GrpcServer>);
+
+/// Starts the peer transport and the client (and metrics) servers, under the mio tokens from
+/// the bases given (peers, clients, metrics).
+pub(in crate::server) fn start(
+    flags: &Flags,
+    identity: &Identity,
+    members: &Members,
+    registry: &Registry,
+    waker: Arc<mio::Waker>,
+    (peer_tokens, client_tokens, metrics_tokens): (usize, usize, usize),
+) -> Result<Transports, ServerError> {
+    let now = Instant::now();
+    let peers = start_peers(flags, identity, members, registry, peer_tokens, now)?;
+    let clients = start_clients(flags, registry, Arc::clone(&waker), client_tokens)?;
+    let metrics = start_metrics(flags, registry, waker, metrics_tokens)?;
+    eprintln!(
+        "tallyd: member {:x} ({}) serving clients on {}, peers on {}",
+        identity.member_id,
+        flags.name(),
+        clients
+            .local_addrs()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        peers.local_addr()
+    );
+    Ok((peers, clients, metrics))
+}
+
+fn start_clients(
     flags: &Flags,
     registry: &Registry,
     waker: Arc<mio::Waker>,
@@ -66,7 +99,7 @@ pub(in crate::server) fn start_clients(
     Ok(server)
 }
 
-pub(in crate::server) fn start_metrics(
+fn start_metrics(
     flags: &Flags,
     registry: &Registry,
     waker: Arc<mio::Waker>,
@@ -92,7 +125,7 @@ pub(in crate::server) fn start_metrics(
     Ok(Some(server))
 }
 
-pub(in crate::server) fn start_peers(
+fn start_peers(
     flags: &Flags,
     identity: &Identity,
     members: &Members,
@@ -156,4 +189,30 @@ pub(in crate::server) fn add_peer(
     if peers.add_peer(id, addr, now).is_err() {
         let _ = peers.update_peer(registry, id, addr, now);
     }
+}
+
+fn grpc_config(flags: &Flags) -> GrpcConfig {
+    /// etcd's `grpcOverheadBytes`.
+    const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+    let request_bytes_max = flags.max_request_bytes() as usize;
+    // The gateway's JSON carries keys and values in base64 (4/3), plus field names.
+    let json_bytes_max = request_bytes_max.saturating_mul(2).max(64 << 10);
+    // Unreadable (no /proc): assume the usual soft limit rather than none.
+    let open_files_max = crate::client::open_files_max().unwrap_or(1024);
+    GrpcConfig::default()
+        // As etcd's gRPC server: a message up to --max-request-bytes plus this allowance is
+        // read, and one over --max-request-bytes is then refused as "request is too large"
+        // when proposed; one over the allowance is refused by the gRPC layer.
+        .with_request_bytes_max(request_bytes_max + GRPC_OVERHEAD_BYTES)
+        .with_http1_body_bytes_max(json_bytes_max)
+        .with_connections_max(crate::client::connections_max_for_open_files(
+            open_files_max,
+        ))
+        .with_client_ping_interval_ms_min(flags.grpc_keepalive_min_time_ms())
+        .with_keepalive_interval_ms(flags.grpc_keepalive_interval_ms())
+        .with_keepalive_ack_ms_max(flags.grpc_keepalive_timeout_ms())
+}
+
+fn peer_config(identity: &Identity) -> PeerConfig {
+    PeerConfig::new(identity.member_id, identity.token.clone())
 }

@@ -45,9 +45,7 @@ mod prealloc;
 mod record;
 mod recovery;
 mod segment;
-mod snapshot;
-mod snapshot_incoming;
-mod snapshot_reader;
+mod snapshots;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod thread;
@@ -60,9 +58,10 @@ mod tests;
 pub use error::{SnapshotError, WalError};
 pub use fs::{Fs, FsFile, FsReadFile, StdFs};
 pub use recovery::{Recovered, RecoveryReport};
-pub use snapshot::{BodyWriter, Snapshot, SnapshotConfig, SnapshotMeta, SnapshotStore};
-pub use snapshot_incoming::IncomingSnapshot;
-pub use snapshot_reader::SnapshotReader;
+pub use snapshots::{
+    BodyWriter, IncomingSnapshot, Snapshot, SnapshotConfig, SnapshotMeta, SnapshotReader,
+    SnapshotStore,
+};
 pub use thread::{Completion, OUT_OF_SPACE_RETRY, SubmitError, WalThread};
 pub use types::{Batch, Durable, Entry, EntryKind, HardState, SnapshotMarker, WalConfig};
 pub use writer::Wal;

@@ -142,8 +142,8 @@ pub fn version_text() -> String {
         "tallyd Version: {}\netcd API Version: {} (answers as etcd {}; cluster version {})\nOS/Arch: {}/{}",
         env!("CARGO_PKG_VERSION"),
         ETCD_API_VERSION,
-        crate::server::rpc::ETCD_VERSION,
-        crate::server::rpc::ETCD_CLUSTER_VERSION,
+        crate::server::etcd_version::ETCD_VERSION,
+        crate::server::etcd_version::ETCD_CLUSTER_VERSION,
         std::env::consts::OS,
         std::env::consts::ARCH
     )

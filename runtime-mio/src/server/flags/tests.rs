@@ -114,7 +114,7 @@ fn a_production_etcd_command_line_parses() {
     assert!(!lax.strict_reconfig_check());
     assert_eq!(
         flags.auto_compaction(),
-        super::super::AutoCompactionConfig::Revision(1000)
+        super::AutoCompactionConfig::Revision(1000)
     );
     let ignored: Vec<&str> = flags.ignored().iter().map(|(f, _)| f.as_str()).collect();
     for flag in [

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 
-use super::FlagError;
+use super::error::FlagError;
 
 /// A URL as etcd takes them: `http://host:port` or `https://host:port`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,7 +5,7 @@
 //! request message (`json`, by the shapes in `schema`), handed to the same handler under a
 //! call id that only this table knows ([`crate::client::HttpRequestId::as_call_id`]), and the
 //! handler's reply or error comes back here instead of going to a gRPC stream
-//! ([`Server::answer_gateway`]). Answers are etcd's: the response message as JSON, or
+//! (`answers`). Answers are etcd's: the response message as JSON, or
 //! `{"error":…,"message":…,"code":…}` with grpc-gateway's HTTP status for the gRPC code.
 //!
 //! Watch and LeaseKeepAlive stream as etcd's do: the body holds the requests (JSON objects one
@@ -15,28 +15,17 @@
 //! tallyd does not have: 501 with a JSON error. The table holds at most one call per open
 //! HTTP connection (`connections_max`).
 
+pub(super) mod answers;
 mod json;
 pub(super) mod schema;
 
-use std::collections::HashMap;
-
 use bytes::Bytes;
 
-use super::event_loop::Server;
-use super::rpc::CallKind;
+use super::calls::kind::CallKind;
 use super::rpc::methods;
-use crate::client::{CallId, Code as GrpcCode, HttpRequestId, Status};
+use crate::client::{Code as GrpcCode, Status};
+use answers::{JSON, error_body};
 use schema::Message;
-
-/// A gateway request waiting for its handler's answer, or a stream feeding one (whether it
-/// streams is its `CallKind` in the server's call table).
-#[derive(Debug, Clone, Copy)]
-pub(super) struct GatewayCall {
-    request: HttpRequestId,
-    response: &'static Message,
-}
-
-pub(super) type GatewayCalls = HashMap<CallId, GatewayCall>;
 
 /// What a gateway path serves.
 #[derive(Debug, Clone, Copy)]
@@ -55,13 +44,14 @@ fn route(path: &str) -> Option<Route> {
     let rest = path
         .strip_prefix("/v3/")
         .or_else(|| path.strip_prefix("/v3beta/"))?;
-    if let Some((request, response)) = methods::by_gateway_path(rest).and_then(|m| m.json()) {
-        let kind = methods::by_gateway_path(rest).expect("just found").kind();
-        return Some(Route::Call {
-            kind,
-            request,
-            response,
-        });
+    if let Some(row) = methods::by_gateway_path(rest) {
+        if let Some((request, response)) = row.json() {
+            return Some(Route::Call {
+                kind: row.kind(),
+                request,
+                response,
+            });
+        }
     }
     match rest {
         "maintenance/snapshot" => Some(Route::Unserved(
@@ -74,154 +64,71 @@ fn route(path: &str) -> Option<Route> {
     }
 }
 
-/// grpc-gateway's HTTP status for a gRPC code (as etcd 3.4's gateway answers).
-fn http_status(code: GrpcCode) -> u16 {
-    match code {
-        GrpcCode::Ok => 200,
-        GrpcCode::Cancelled => 408,
-        GrpcCode::InvalidArgument | GrpcCode::OutOfRange => 400,
-        GrpcCode::DeadlineExceeded => 504,
-        GrpcCode::NotFound => 404,
-        GrpcCode::AlreadyExists | GrpcCode::Aborted => 409,
-        GrpcCode::PermissionDenied => 403,
-        GrpcCode::Unauthenticated => 401,
-        GrpcCode::ResourceExhausted => 429,
-        GrpcCode::FailedPrecondition => 412,
-        GrpcCode::Unimplemented => 501,
-        GrpcCode::Unavailable => 503,
-        GrpcCode::Unknown | GrpcCode::Internal | GrpcCode::DataLoss => 500,
+/// What becomes of an HTTP request on the client port.
+#[derive(Debug)]
+pub(super) enum Accepted {
+    /// Not a gateway path: the plain HTTP endpoints (`/health`, `/metrics`, ...) serve it.
+    NotGateway,
+    /// Answered at once (a wrong HTTP method, an unserved call, a body that does not read).
+    Answer {
+        code: u16,
+        content_type: &'static str,
+        body: Bytes,
+    },
+    /// A call of the method table: its request messages, to dispatch one after another while
+    /// the call stays open; its answers are written as `response`.
+    Call {
+        kind: CallKind,
+        response: &'static Message,
+        messages: Vec<Vec<u8>>,
+    },
+}
+
+impl Accepted {
+    fn refused(code: u16, status: &Status) -> Self {
+        Accepted::Answer {
+            code,
+            content_type: JSON,
+            body: error_body(status),
+        }
     }
 }
 
-/// etcd's gateway error body.
-fn error_body(status: &Status) -> Bytes {
-    let message = serde_json::to_string(status.message()).expect("a string serializes");
-    Bytes::from(format!(
-        "{{\"error\":{message},\"message\":{message},\"code\":{}}}",
-        status.code().as_u32()
-    ))
-}
-
-const JSON: &str = "application/json";
-
-impl Server {
-    /// Serves `path` if it is the gateway's, answering now or once the call is done; false
-    /// leaves the request to the plain HTTP endpoints.
-    pub(super) fn gateway_request(
-        &mut self,
-        request: HttpRequestId,
-        method: &str,
-        path: &str,
-        body: &[u8],
-    ) -> bool {
-        let Some(route) = route(path) else {
-            return false;
+/// Reads a request on `path`: for a gateway call, its JSON body transcoded to the request
+/// messages (several for a stream: JSON objects one after another).
+pub(super) fn accept(method: &str, path: &str, body: &[u8]) -> Accepted {
+    let Some(route) = route(path) else {
+        return Accepted::NotGateway;
+    };
+    if method != "POST" {
+        return Accepted::Answer {
+            code: 405,
+            content_type: "text/plain",
+            body: Bytes::from_static(b"Method Not Allowed\n"),
         };
-        if method != "POST" {
-            let body = Bytes::from_static(b"Method Not Allowed\n");
-            self.clients.respond_http(request, 405, "text/plain", body);
-            return true;
-        }
-        let (kind, request_shape, response) = match route {
-            Route::Call {
-                kind,
-                request,
-                response,
-            } => (kind, request, response),
-            Route::Unserved(why) => {
-                let refused = Status::new(GrpcCode::Unimplemented, why);
-                self.clients
-                    .respond_http(request, 501, JSON, error_body(&refused));
-                return true;
-            }
-        };
-        let streaming = !matches!(kind, CallKind::Unary(_));
-        let messages = if streaming {
-            json::to_protos(request_shape, body)
-        } else {
-            json::to_proto(request_shape, body).map(|message| vec![message])
-        };
-        let messages = match messages {
-            Ok(messages) => messages,
-            Err(e) => {
-                let refused = Status::new(GrpcCode::InvalidArgument, e.to_string());
-                self.clients
-                    .respond_http(request, 400, JSON, error_body(&refused));
-                return true;
-            }
-        };
-        let call = request.as_call_id();
-        self.gateway_calls
-            .insert(call, GatewayCall { request, response });
-        self.calls.insert(call, kind);
-        if streaming {
-            self.clients.start_http_stream(request, 200, JSON);
-        }
-        for message in messages {
-            // A unary call answered (or a stream that failed) leaves the table: stop there.
-            if !self.gateway_calls.contains_key(&call) {
-                break;
-            }
-            self.handle_message(call, Bytes::from(message));
-        }
-        true
     }
-
-    /// Sends one message of a gateway stream (true), or leaves `call` to gRPC (false). A
-    /// client too far behind is cut off by the server, and `Cancelled` follows.
-    pub(super) fn stream_gateway(&mut self, call: CallId, wire: &[u8]) -> bool {
-        if self.gateway_calls.is_empty() {
-            return false; // the usual case, on every watch event: no lookup
+    let (kind, request, response) = match route {
+        Route::Call {
+            kind,
+            request,
+            response,
+        } => (kind, request, response),
+        Route::Unserved(why) => {
+            return Accepted::refused(501, &Status::new(GrpcCode::Unimplemented, why));
         }
-        let Some(gateway) = self.gateway_calls.get(&call).copied() else {
-            return false;
-        };
-        match json::to_json(gateway.response, wire) {
-            Ok(text) => {
-                let line = format!("{{\"result\":{text}}}\n");
-                let _ = self
-                    .clients
-                    .send_http_chunk(gateway.request, line.as_bytes());
-            }
-            Err(e) => eprintln!("tallyd: gateway: could not write a message as JSON: {e}"),
-        }
-        true
-    }
-
-    /// A gateway stream's client left: forget the call.
-    pub(super) fn forget_gateway(&mut self, call: CallId) {
-        self.gateway_calls.remove(&call);
-    }
-
-    /// Answers `call` if it is a gateway request (true), with `result`: the encoded response
-    /// message or the call's error.
-    pub(super) fn answer_gateway(&mut self, call: CallId, result: Result<&[u8], &Status>) -> bool {
-        if self.gateway_calls.is_empty() {
-            return false; // the usual case, on every gRPC reply: no lookup
-        }
-        let Some(gateway) = self.gateway_calls.remove(&call) else {
-            return false;
-        };
-        let streaming = !matches!(self.calls.remove(&call), Some(CallKind::Unary(_)));
-        let (code, body) = match result.map(|wire| json::to_json(gateway.response, wire)) {
-            Ok(Ok(text)) => (200, Bytes::from(text)),
-            Ok(Err(e)) => {
-                eprintln!("tallyd: gateway: could not write a response as JSON: {e}");
-                let failed = Status::new(GrpcCode::Internal, e.to_string());
-                (500, error_body(&failed))
-            }
-            Err(status) => (http_status(status.code()), error_body(status)),
-        };
-        if streaming {
-            // The head went out with 200: etcd's gateway puts the error in the stream too.
-            let mut line = body.to_vec();
-            line.push(b'\n');
-            let _ = self.clients.send_http_chunk(gateway.request, &line);
-            self.clients.end_http_stream(gateway.request);
-        } else {
-            self.clients.respond_http(gateway.request, code, JSON, body);
-        }
-        true
+    };
+    let messages = if kind.is_unary() {
+        json::to_proto(request, body).map(|message| vec![message])
+    } else {
+        json::to_protos(request, body)
+    };
+    match messages {
+        Ok(messages) => Accepted::Call {
+            kind,
+            response,
+            messages,
+        },
+        Err(e) => Accepted::refused(400, &Status::new(GrpcCode::InvalidArgument, e.to_string())),
     }
 }
 

@@ -1,5 +1,6 @@
+use super::answers::http_status;
 use super::*;
-use crate::server::rpc::Method;
+use crate::server::calls::Method;
 
 #[test]
 fn etcds_paths_route_to_their_calls() {

@@ -3,18 +3,58 @@
 
 use std::time::Instant;
 
-use crate::client::{Code as GrpcCode, Status};
 use bytes::Bytes;
 use prost::Message as _;
-use tally_core::{ConfChange, ConfChangeKind};
+use tally_core::{ConfChange, ConfChangeKind, Node};
+use tally_kvstore::KvStore;
 use tally_kvstore::proto::{self, Member};
 
-use super::{ConfWaiter, Method, status, status_from_propose};
-use crate::client::CallId;
-use crate::server::event_loop::{REQUEST_TIMEOUT, Server};
-use crate::server::members::member_id;
+use super::reconfig::ReconfigCheck;
+use super::respond::{Respond, respond_through_fields};
+use super::status::{REQUEST_TIMEOUT, status, status_from_propose, status_timeout};
+use crate::client::{CallId, Code as GrpcCode};
+use crate::peer::PeerTransport;
+use crate::server::calls::{Calls, Method};
+use crate::server::conf_waiters::wait_for_conf;
+use crate::server::conf_waiters::{ConfWaiter, ConfWaiters};
+use crate::server::identity::Identity;
+use crate::server::leader_query::{LeaderQueries, forward_promote};
+use crate::server::members::{Members, member_id};
+use crate::server::request_ids::RequestIds;
 
-impl Server {
+/// What the Cluster service needs: the membership, the core to propose changes to, the links
+/// to the peers (the reconfiguration checks; a follower's promotion goes to the leader).
+pub(in crate::server) struct ClusterService<'a> {
+    pub(in crate::server) identity: &'a Identity,
+    pub(in crate::server) node: &'a mut Node,
+    pub(in crate::server) kv: &'a KvStore,
+    pub(in crate::server) members: &'a Members,
+    pub(in crate::server) calls: &'a mut Calls,
+    pub(in crate::server) conf_waiters: &'a mut ConfWaiters,
+    pub(in crate::server) peers: &'a mut PeerTransport,
+    pub(in crate::server) leader_queries: &'a mut LeaderQueries,
+    pub(in crate::server) ids: &'a mut RequestIds,
+    pub(in crate::server) leader: u64,
+    /// `--strict-reconfig-check`.
+    pub(in crate::server) strict_reconfig: bool,
+}
+
+respond_through_fields!(ClusterService);
+
+impl ClusterService<'_> {
+    fn check(&self) -> ReconfigCheck<'_> {
+        ReconfigCheck::new(
+            self.members,
+            self.peers,
+            self.identity.member_id,
+            self.strict_reconfig,
+        )
+    }
+
+    fn wait_for_conf(&mut self, waiter: ConfWaiter) {
+        wait_for_conf(self.conf_waiters, self.calls, waiter);
+    }
+
     pub(in crate::server) fn member_list(&mut self, call: CallId) {
         let members = self.members.list();
         self.reply(
@@ -38,7 +78,7 @@ impl Server {
                 ),
             );
         }
-        if let Err(refused) = self.check_add_member(request.is_learner) {
+        if let Err(refused) = self.check().check_add_member(request.is_learner) {
             return self.reply_error(call, refused);
         }
         let id = member_id(&request.peer_urls, &self.identity.token);
@@ -91,7 +131,7 @@ impl Server {
                 status(GrpcCode::NotFound, "etcdserver: member not found"),
             );
         }
-        if let Err(refused) = self.check_remove_voter(request.id) {
+        if let Err(refused) = self.check().check_remove_voter(request.id) {
             return self.reply_error(call, refused);
         }
         self.propose_conf(
@@ -108,7 +148,7 @@ impl Server {
         call: CallId,
         request: proto::MemberPromoteRequest,
     ) {
-        if let Err(refused) = self.check_promote_member(request.id) {
+        if let Err(refused) = self.check().check_promote_member(request.id) {
             return self.reply_error(call, refused);
         }
         if self.leader == self.node.id() {
@@ -118,20 +158,17 @@ impl Server {
                 Method::MemberPromote,
             );
         } else {
-            self.forward_promote(call, request.id);
-        }
-    }
-
-    /// Whether member `id` may be promoted, as far as this member's view of the membership
-    /// tells (the core checks the learner's log on the leader).
-    pub(in crate::server) fn check_promote_member(&self, id: u64) -> Result<(), Status> {
-        match self.members.get(id) {
-            None => Err(status(GrpcCode::NotFound, "etcdserver: member not found")),
-            Some(member) if !member.is_learner => Err(status(
-                GrpcCode::FailedPrecondition,
-                "etcdserver: can only promote a learner member",
-            )),
-            Some(_) => self.check_promote(),
+            let id = self.ids.next();
+            let asked = forward_promote(
+                self.leader_queries,
+                self.peers,
+                (self.leader, id),
+                call,
+                request.id,
+            );
+            if let Err(refused) = asked {
+                self.reply_error(call, refused);
+            }
         }
     }
 
@@ -187,7 +224,21 @@ impl Server {
             Err(error) => self.reply_error(call, status_from_propose(error)),
         }
     }
+}
 
+/// What answering the calls that wait for a membership change (or a leader move) needs.
+pub(in crate::server) struct ConfAnswers<'a> {
+    pub(in crate::server) identity: &'a Identity,
+    pub(in crate::server) node: &'a Node,
+    pub(in crate::server) kv: &'a KvStore,
+    pub(in crate::server) members: &'a Members,
+    pub(in crate::server) calls: &'a mut Calls,
+    pub(in crate::server) conf_waiters: &'a mut ConfWaiters,
+}
+
+respond_through_fields!(ConfAnswers);
+
+impl ConfAnswers<'_> {
     /// A conf change for `node` was applied: answer whoever asked for it.
     pub(in crate::server) fn answer_conf_waiters(&mut self, node: u64) {
         for waiter in self.conf_waiters.take_applied(node) {
@@ -229,9 +280,16 @@ impl Server {
         }
     }
 
+    /// Leadership moved to `leader`: the MoveLeader calls that asked for it are done.
+    pub(in crate::server) fn answer_move_leader(&mut self, leader: u64) {
+        for waiter in self.conf_waiters.take_moved_to(leader) {
+            self.reply(waiter.call, proto::MoveLeaderResponse::default());
+        }
+    }
+
     pub(in crate::server) fn expire_conf_waiters(&mut self, now: Instant) {
         for waiter in self.conf_waiters.take_expired(now) {
-            self.reply_error(waiter.call, super::status_timeout());
+            self.reply_error(waiter.call, status_timeout());
         }
     }
 }

@@ -7,9 +7,9 @@
 use bytes::Bytes;
 use prost::Message as _;
 
-use super::status;
+use super::status::status;
 use crate::client::{CallId, Code as GrpcCode};
-use crate::server::event_loop::Server;
+use crate::server::calls::Calls;
 
 /// `HealthCheckResponse.ServingStatus` values.
 const SERVING: i32 = 1;
@@ -32,17 +32,19 @@ fn encoded(status: i32) -> Bytes {
     Bytes::from(HealthCheckResponse { status }.encode_to_vec())
 }
 
-impl Server {
+/// What the health service needs: the calls, and whether the member has joined its cluster.
+pub(in crate::server) struct HealthService<'a> {
+    pub(in crate::server) calls: &'a mut Calls,
+    pub(in crate::server) joined: bool,
+}
+
+impl HealthService<'_> {
     fn overall_status(&self) -> i32 {
-        if self.standing.joined() {
-            SERVING
-        } else {
-            NOT_SERVING
-        }
+        if self.joined { SERVING } else { NOT_SERVING }
     }
 
     /// `Health/Check`: the overall service's status, NOT_FOUND for any other name.
-    pub(super) fn health_check(
+    pub(in crate::server) fn health_check(
         &mut self,
         call: CallId,
         message: &[u8],
@@ -50,16 +52,17 @@ impl Server {
         let request = HealthCheckRequest::decode(message)?;
         if request.service.is_empty() {
             let status = self.overall_status();
-            self.reply_encoded(call, encoded(status));
+            self.calls.reply_encoded(call, encoded(status));
         } else {
-            self.reply_error(call, status(GrpcCode::NotFound, "unknown service"));
+            self.calls
+                .reply_error(call, status(GrpcCode::NotFound, "unknown service"));
         }
         Ok(())
     }
 
     /// `Health/Watch`: the status once (SERVICE_UNKNOWN for a name other than the overall
     /// service's), then the stream stays open.
-    pub(super) fn health_watch(
+    pub(in crate::server) fn health_watch(
         &mut self,
         call: CallId,
         message: &[u8],
@@ -70,7 +73,7 @@ impl Server {
         } else {
             SERVICE_UNKNOWN
         };
-        self.stream_encoded(call, encoded(status));
+        self.calls.stream_encoded(call, encoded(status));
         Ok(())
     }
 }

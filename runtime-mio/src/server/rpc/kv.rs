@@ -1,16 +1,39 @@
-//! KV reads: serializable ones from the local store, linearizable ones through ReadIndex.
-//! Writes go through `propose_kv`.
+//! The KV and Lease services' context: reads (serializable ones from the local store,
+//! linearizable ones through ReadIndex), and writes, which go through Raft (`propose`).
 
 use std::time::Instant;
 
 use tally_kvstore::proto::RangeRequest;
 
-use super::{status_from_kv, status_no_leader, status_timeout};
+use super::propose::Proposer;
+use super::respond::Respond;
+use super::status::{
+    REQUEST_TIMEOUT, status_from_kv, status_no_leader, status_timeout, status_too_many_requests,
+};
 use crate::client::CallId;
-use crate::server::event_loop::{REQUEST_TIMEOUT, Server};
-use crate::server::reads::{PendingRead, ReadKind};
+use crate::server::calls::Calls;
+use crate::server::reads::{PendingRead, ReadKind, Reads};
+use crate::server::request_ids::Clock;
 
-impl Server {
+/// What the KV and Lease services need: the write path, the reads waiting for their
+/// confirmation, and the lessor's clock.
+pub(in crate::server) struct KvService<'a> {
+    pub(in crate::server) writes: Proposer<'a>,
+    pub(in crate::server) reads: &'a mut Reads,
+    pub(in crate::server) clock: Clock,
+}
+
+impl Respond for KvService<'_> {
+    fn calls(&mut self) -> &mut Calls {
+        self.writes.calls()
+    }
+
+    fn header(&self, revision: i64) -> tally_kvstore::proto::ResponseHeader {
+        self.writes.header(revision)
+    }
+}
+
+impl KvService<'_> {
     pub(in crate::server) fn range(&mut self, call: CallId, request: RangeRequest) {
         if request.serializable {
             return self.serve_range(call, &request);
@@ -19,7 +42,7 @@ impl Server {
     }
 
     /// Serves `read` once this member has applied the leader's commit index as of now.
-    pub(in crate::server) fn read_linearizably(&mut self, call: CallId, read: ReadKind) {
+    fn read_linearizably(&mut self, call: CallId, read: ReadKind) {
         // Every linearizable read of this loop turn shares one ReadIndex round.
         let pending = PendingRead {
             call,
@@ -27,30 +50,25 @@ impl Server {
             deadline: Instant::now() + REQUEST_TIMEOUT,
         };
         if self.reads.push(pending).is_err() {
-            self.reply_error(
-                call,
-                super::status(
-                    crate::client::Code::ResourceExhausted,
-                    "etcdserver: too many requests",
-                ),
-            );
+            self.reply_error(call, status_too_many_requests());
         }
     }
 
     fn serve_range(&mut self, call: CallId, request: &RangeRequest) {
-        match self.kv.range(request) {
+        match self.writes.kv.range(request) {
             Ok(response) => self.reply(call, response),
             Err(error) => self.reply_error(call, status_from_kv(&error)),
         }
     }
 
+    /// Asks the core to confirm this turn's linearizable reads, in one ReadIndex round.
     pub(in crate::server) fn flush_read_batch(&mut self) {
         let reads = self.reads.take_batch();
         if reads.is_empty() {
             return;
         }
-        let request = self.next_request_id();
-        match self.node.read_index(request) {
+        let request = self.writes.ids.next();
+        match self.writes.node.read_index(request) {
             Ok(()) => self.reads.confirming(request, reads),
             Err(_) => {
                 for read in reads {
@@ -62,9 +80,9 @@ impl Server {
 
     /// Serves confirmed reads whose index the store has applied.
     pub(in crate::server) fn serve_ready_reads(&mut self) {
-        let applied = self.node.status().applied();
+        let applied = self.writes.node.status().applied();
         for pending in self.reads.take_ready(applied) {
-            if !self.calls.contains_key(&pending.call) {
+            if !self.writes.calls.is_open(pending.call) {
                 continue;
             }
             match pending.read {

@@ -8,11 +8,13 @@ use std::time::Instant;
 use prost::Message as _;
 use tally_kvstore::proto::{self, internal_request::Request};
 
-use super::Waiter;
+use super::kv::KvService;
+use super::respond::Respond;
+use super::status::REQUEST_TIMEOUT;
 use crate::client::CallId;
-use crate::server::event_loop::{REQUEST_TIMEOUT, Server};
+use crate::server::waiters::Waiter;
 
-impl Server {
+impl KvService<'_> {
     pub(in crate::server) fn lease_grant(
         &mut self,
         call: CallId,
@@ -20,9 +22,14 @@ impl Server {
     ) {
         if request.id == 0 {
             // The proposer picks the id, so every member assigns the same one.
-            request.id = (self.next_request_id() & 0x7fff_ffff_ffff_ffff) as i64;
+            request.id = (self.writes.ids.next() & 0x7fff_ffff_ffff_ffff) as i64;
         }
-        self.propose_kv(call, Request::LeaseGrant(request));
+        self.writes.propose_kv(call, Request::LeaseGrant(request));
+    }
+
+    pub(in crate::server) fn lease_leases(&mut self, call: CallId) {
+        let response = self.writes.kv.lease_leases();
+        self.reply(call, response);
     }
 
     pub(in crate::server) fn handle_keep_alive(
@@ -31,7 +38,7 @@ impl Server {
         message: &[u8],
     ) -> Result<(), prost::DecodeError> {
         let request = proto::LeaseKeepAliveRequest::decode(message)?;
-        if self.kv.is_primary() {
+        if self.writes.kv.is_primary() {
             self.answer_keep_alive_local(call, request.id);
         } else {
             self.renew_through_raft(call, request.id);
@@ -51,12 +58,13 @@ impl Server {
             deadline: Instant::now() + REQUEST_TIMEOUT,
         };
         let request = proto::LeaseKeepAliveRequest { id: lease };
-        self.propose_internal(call, Request::LeaseRenew(request), waiter);
+        self.writes
+            .propose_internal(call, Request::LeaseRenew(request), waiter);
     }
 
     fn answer_keep_alive_local(&mut self, call: CallId, id: i64) {
-        let now = self.now_ms();
-        let ttl = match self.kv.lease_keep_alive(id, now) {
+        let now = self.clock.now_ms();
+        let ttl = match self.writes.kv.lease_keep_alive(id, now) {
             Ok(response) => response.ttl,
             Err(_) => 0,
         };
@@ -68,19 +76,5 @@ impl Server {
                 ttl,
             },
         );
-    }
-
-    /// A replicated keep-alive was applied: `ttl` is the lease's granted TTL, or 0 when the
-    /// lease no longer exists.
-    pub(in crate::server) fn answer_keep_alive(&mut self, call: CallId, id: i64, ttl: i64) {
-        self.stream(
-            call,
-            proto::LeaseKeepAliveResponse {
-                header: None,
-                id,
-                ttl,
-            },
-        );
-        self.finish_keep_alive_if_done(call);
     }
 }

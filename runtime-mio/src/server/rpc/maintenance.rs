@@ -2,23 +2,42 @@
 
 use std::time::Instant;
 
-use crate::client::Code as GrpcCode;
 use bytes::Bytes;
-use tally_core::Role;
+use tally_core::{Node, Role};
+use tally_kvstore::KvStore;
 use tally_kvstore::proto;
 
-use super::{CallKind, ConfWaiter, Method, status, status_from_kv};
-use crate::client::{CallId, Status};
-use crate::server::event_loop::{REQUEST_TIMEOUT, Server};
+use super::respond::{Respond, respond_through_fields};
+use super::status::{REQUEST_TIMEOUT, status, status_from_kv};
+use crate::client::{CallId, Code as GrpcCode};
+use crate::server::calls::{Calls, Method};
+use crate::server::conf_waiters::wait_for_conf;
+use crate::server::conf_waiters::{ConfWaiter, ConfWaiters};
+use crate::server::etcd_version::ETCD_VERSION;
+use crate::server::identity::Identity;
+use crate::server::members::Members;
 
-/// The etcd version tally answers with (the API level it implements).
-pub(in crate::server) const ETCD_VERSION: &str = "3.4.23";
-/// The cluster version etcd reports beside it (`/version`'s `etcdcluster`): major.minor.0.
-pub(in crate::server) const ETCD_CLUSTER_VERSION: &str = "3.4.0";
 /// Bytes per message of a snapshot download.
 const SNAPSHOT_CHUNK_BYTES: usize = 32 * 1024;
 
-impl Server {
+/// What the Maintenance service needs: the core and the store to report on, and what else
+/// `endpoint status` lists among its errors.
+pub(in crate::server) struct MaintenanceService<'a> {
+    pub(in crate::server) identity: &'a Identity,
+    pub(in crate::server) node: &'a mut Node,
+    pub(in crate::server) kv: &'a mut KvStore,
+    pub(in crate::server) members: &'a Members,
+    pub(in crate::server) calls: &'a mut Calls,
+    pub(in crate::server) conf_waiters: &'a mut ConfWaiters,
+    /// The WAL's disk is full.
+    pub(in crate::server) wal_out_of_space: bool,
+    /// Why this member cannot join its cluster, while its peers refuse it.
+    pub(in crate::server) join_refusal: Option<String>,
+}
+
+respond_through_fields!(MaintenanceService);
+
+impl MaintenanceService<'_> {
     pub(in crate::server) fn status_rpc(&mut self, call: CallId) {
         let core = self.node.status();
         let store = self.kv.status();
@@ -47,7 +66,7 @@ impl Server {
         if self.wal_out_of_space {
             errors.push("tallyd: the disk under the WAL is full: writes are refused".to_string());
         }
-        if let Some(refusal) = self.join_refusal() {
+        if let Some(refusal) = &self.join_refusal {
             errors.push(format!(
                 "tallyd: not joined: peers refuse this member: {refusal}"
             ));
@@ -94,12 +113,16 @@ impl Server {
             return self.reply(call, proto::MoveLeaderResponse::default());
         }
         match self.node.transfer_leader(request.target_id) {
-            Ok(()) => self.wait_for_conf(ConfWaiter {
-                call,
-                node: request.target_id,
-                method: Method::MoveLeader,
-                deadline: Instant::now() + REQUEST_TIMEOUT,
-            }),
+            Ok(()) => wait_for_conf(
+                self.conf_waiters,
+                self.calls,
+                ConfWaiter {
+                    call,
+                    node: request.target_id,
+                    method: Method::MoveLeader,
+                    deadline: Instant::now() + REQUEST_TIMEOUT,
+                },
+            ),
             Err(tally_core::TransferError::NotVoter(_)) => self.reply_error(
                 call,
                 // etcd's ErrGRPCBadLeaderTransferee.
@@ -111,13 +134,6 @@ impl Server {
             Err(error) => {
                 self.reply_error(call, status(GrpcCode::FailedPrecondition, error.as_str()))
             }
-        }
-    }
-
-    /// Leadership moved to `leader`: answer the MoveLeader calls that asked for it.
-    pub(in crate::server) fn answer_move_leader(&mut self, leader: u64) {
-        for waiter in self.conf_waiters.take_moved_to(leader) {
-            self.reply(waiter.call, proto::MoveLeaderResponse::default());
         }
     }
 
@@ -145,18 +161,15 @@ impl Server {
                 version: String::new(),
             };
             let encoded = self.encode(response);
-            self.stream_snapshot_chunk(call, encoded);
+            self.calls.stream_snapshot_chunk(call, encoded);
         }
-        self.maybe_finish_snapshot(call);
+        self.calls.finish_snapshot_if_sent(call);
         Ok(())
     }
 
-    /// Ends a snapshot download once every chunk has been handed to the connection.
-    pub(in crate::server) fn maybe_finish_snapshot(&mut self, call: CallId) {
-        if self.calls.get(&call) == Some(&CallKind::Snapshot) && !self.outbound.contains(call) {
-            self.clients.finish(call, Status::ok());
-            self.calls.remove(&call);
-        }
+    pub(in crate::server) fn hash(&mut self, call: CallId) {
+        let hash = self.kv.hash();
+        self.reply(call, proto::HashResponse { header: None, hash });
     }
 }
 

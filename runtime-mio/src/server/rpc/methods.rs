@@ -9,17 +9,48 @@
 use prost::Message as _;
 use tally_kvstore::proto::{self, internal_request::Request as Internal};
 
+use super::cluster::ClusterService;
+use super::health::{self, HealthService};
+use super::kv::KvService;
+use super::maintenance::MaintenanceService;
 #[cfg(test)]
-use super::HeaderFill;
-use super::health;
-use super::{CallKind, HasHeader, Method};
+use super::respond::HeaderFill;
+use super::respond::{HasHeader, Respond as _};
+use super::watch::WatchService;
 use crate::client::CallId;
-use crate::server::event_loop::Server;
+use crate::server::calls::{CallKind, Method};
 use crate::server::gateway::schema::{self as json, Message as JsonShape};
+use crate::server::leader_query::LeaderQueryService;
 
-/// Decodes a call's message and handles it.
-pub(in crate::server) type Handler =
-    fn(&mut Server, CallId, &[u8]) -> Result<(), prost::DecodeError>;
+/// What a handler returns: an error only for a message that does not decode.
+type Handled = Result<(), prost::DecodeError>;
+
+/// Decodes a call's message and handles it, on the context of its service: the dispatcher
+/// lends each handler only the parts its service needs.
+#[derive(Clone, Copy)]
+pub(in crate::server) enum Handler {
+    Kv(fn(&mut KvService<'_>, CallId, &[u8]) -> Handled),
+    Watch(fn(&mut WatchService<'_>, CallId, &[u8]) -> Handled),
+    Cluster(fn(&mut ClusterService<'_>, CallId, &[u8]) -> Handled),
+    Maintenance(fn(&mut MaintenanceService<'_>, CallId, &[u8]) -> Handled),
+    /// Calls a follower puts to the leader (`server::leader_query`).
+    LeaderQuery(fn(&mut LeaderQueryService<'_>, CallId, &[u8]) -> Handled),
+    Health(fn(&mut HealthService<'_>, CallId, &[u8]) -> Handled),
+}
+
+impl std::fmt::Debug for Handler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let service = match self {
+            Handler::Kv(_) => "Kv",
+            Handler::Watch(_) => "Watch",
+            Handler::Cluster(_) => "Cluster",
+            Handler::Maintenance(_) => "Maintenance",
+            Handler::LeaderQuery(_) => "LeaderQuery",
+            Handler::Health(_) => "Health",
+        };
+        write!(f, "Handler::{service}")
+    }
+}
 
 /// One call tallyd serves.
 #[derive(Debug)]
@@ -106,20 +137,21 @@ const fn headerless<Req: prost::Message, Resp: prost::Message>(
 /// A request that goes through Raft to the store as it came.
 macro_rules! proposed {
     ($variant:ident, $request:ident) => {
-        |server, call, message| {
-            server.propose_kv(call, Internal::$variant(proto::$request::decode(message)?));
+        Handler::Kv(|service, call, message| {
+            let request = Internal::$variant(proto::$request::decode(message)?);
+            service.writes.propose_kv(call, request);
             Ok(())
-        }
+        })
     };
 }
 
-/// A request handled by `$handler(call, request)`.
+/// A request handled by `$service`'s `$handler(call, request)`.
 macro_rules! handled {
-    ($handler:ident, $request:ident) => {
-        |server, call, message| {
-            server.$handler(call, proto::$request::decode(message)?);
+    ($service:ident, $handler:ident, $request:ident) => {
+        Handler::$service(|service, call, message| {
+            service.$handler(call, proto::$request::decode(message)?);
             Ok(())
-        }
+        })
     };
 }
 
@@ -140,7 +172,7 @@ static METHODS: [MethodRow; 25] = [
         "/etcdserverpb.KV/Range",
         &["kv/range"],
         shapes(&json::RANGE_REQUEST, &json::RANGE_RESPONSE),
-        handled!(range, RangeRequest),
+        handled!(Kv, range, RangeRequest),
     ),
     row::<proto::PutRequest, proto::PutResponse>(
         unary(Method::Put),
@@ -175,7 +207,7 @@ static METHODS: [MethodRow; 25] = [
         "/etcdserverpb.Lease/LeaseGrant",
         &["lease/grant"],
         shapes(&json::LEASE_GRANT_REQUEST, &json::LEASE_GRANT_RESPONSE),
-        handled!(lease_grant, LeaseGrantRequest),
+        handled!(Kv, lease_grant, LeaseGrantRequest),
     ),
     row::<proto::LeaseRevokeRequest, proto::LeaseRevokeResponse>(
         unary(Method::LeaseRevoke),
@@ -192,73 +224,76 @@ static METHODS: [MethodRow; 25] = [
             &json::LEASE_TIME_TO_LIVE_REQUEST,
             &json::LEASE_TIME_TO_LIVE_RESPONSE,
         ),
-        handled!(lease_time_to_live, LeaseTimeToLiveRequest),
+        handled!(LeaderQuery, lease_time_to_live, LeaseTimeToLiveRequest),
     ),
     row::<proto::LeaseLeasesRequest, proto::LeaseLeasesResponse>(
         unary(Method::LeaseLeases),
         "/etcdserverpb.Lease/LeaseLeases",
         &["lease/leases", "kv/lease/leases"],
         shapes(&json::EMPTY, &json::LEASE_LEASES_RESPONSE),
-        |server, call, _| {
-            let response = server.kv.lease_leases();
-            server.reply(call, response);
+        Handler::Kv(|service, call, _| {
+            service.lease_leases(call);
             Ok(())
-        },
+        }),
     ),
     row::<proto::MemberAddRequest, proto::MemberAddResponse>(
         unary(Method::MemberAdd),
         "/etcdserverpb.Cluster/MemberAdd",
         &["cluster/member/add"],
         shapes(&json::MEMBER_ADD_REQUEST, &json::MEMBER_ADD_RESPONSE),
-        handled!(member_add, MemberAddRequest),
+        handled!(Cluster, member_add, MemberAddRequest),
     ),
     row::<proto::MemberRemoveRequest, proto::MemberRemoveResponse>(
         unary(Method::MemberRemove),
         "/etcdserverpb.Cluster/MemberRemove",
         &["cluster/member/remove"],
         shapes(&json::MEMBER_ID_REQUEST, &json::MEMBERS_RESPONSE),
-        handled!(member_remove, MemberRemoveRequest),
+        handled!(Cluster, member_remove, MemberRemoveRequest),
     ),
     row::<proto::MemberUpdateRequest, proto::MemberUpdateResponse>(
         unary(Method::MemberUpdate),
         "/etcdserverpb.Cluster/MemberUpdate",
         &["cluster/member/update"],
         shapes(&json::MEMBER_UPDATE_REQUEST, &json::MEMBERS_RESPONSE),
-        handled!(member_update, MemberUpdateRequest),
+        handled!(Cluster, member_update, MemberUpdateRequest),
     ),
     row::<proto::MemberListRequest, proto::MemberListResponse>(
         unary(Method::MemberList),
         "/etcdserverpb.Cluster/MemberList",
         &["cluster/member/list"],
         shapes(&json::MEMBER_LIST_REQUEST, &json::MEMBERS_RESPONSE),
-        |server, call, _| {
-            server.member_list(call);
+        Handler::Cluster(|service, call, _| {
+            service.member_list(call);
             Ok(())
-        },
+        }),
     ),
     row::<proto::MemberPromoteRequest, proto::MemberPromoteResponse>(
         unary(Method::MemberPromote),
         "/etcdserverpb.Cluster/MemberPromote",
         &["cluster/member/promote"],
         shapes(&json::MEMBER_ID_REQUEST, &json::MEMBERS_RESPONSE),
-        handled!(member_promote, MemberPromoteRequest),
+        handled!(Cluster, member_promote, MemberPromoteRequest),
     ),
     row::<proto::AlarmRequest, proto::AlarmResponse>(
         unary(Method::Alarm),
         "/etcdserverpb.Maintenance/Alarm",
         &["maintenance/alarm"],
         shapes(&json::ALARM_REQUEST, &json::ALARM_RESPONSE),
-        handled!(alarm_rpc, AlarmRequest),
+        Handler::Kv(|service, call, message| {
+            let request = proto::AlarmRequest::decode(message)?;
+            service.writes.alarm_rpc(call, request);
+            Ok(())
+        }),
     ),
     row::<proto::StatusRequest, proto::StatusResponse>(
         unary(Method::Status),
         "/etcdserverpb.Maintenance/Status",
         &["maintenance/status"],
         shapes(&json::EMPTY, &json::STATUS_RESPONSE),
-        |server, call, _| {
-            server.status_rpc(call);
+        Handler::Maintenance(|service, call, _| {
+            service.status_rpc(call);
             Ok(())
-        },
+        }),
     ),
     row::<proto::DefragmentRequest, proto::DefragmentResponse>(
         unary(Method::Defragment),
@@ -266,49 +301,48 @@ static METHODS: [MethodRow; 25] = [
         &["maintenance/defragment"],
         shapes(&json::EMPTY, &json::HEADER_ONLY),
         // The store lives in memory: there is nothing to defragment.
-        |server, call, _| {
-            server.reply(call, proto::DefragmentResponse::default());
+        Handler::Maintenance(|service, call, _| {
+            service.reply(call, proto::DefragmentResponse::default());
             Ok(())
-        },
+        }),
     ),
     row::<proto::HashRequest, proto::HashResponse>(
         unary(Method::Hash),
         "/etcdserverpb.Maintenance/Hash",
         &["maintenance/hash"],
         shapes(&json::EMPTY, &json::HASH_RESPONSE),
-        |server, call, _| {
-            let hash = server.kv.hash();
-            server.reply(call, proto::HashResponse { header: None, hash });
+        Handler::Maintenance(|service, call, _| {
+            service.hash(call);
             Ok(())
-        },
+        }),
     ),
     row::<proto::HashKvRequest, proto::HashKvResponse>(
         unary(Method::HashKv),
         "/etcdserverpb.Maintenance/HashKV",
         &["maintenance/hashkv"],
         shapes(&json::HASH_KV_REQUEST, &json::HASH_KV_RESPONSE),
-        handled!(hash_kv, HashKvRequest),
+        handled!(Maintenance, hash_kv, HashKvRequest),
     ),
     row::<proto::MoveLeaderRequest, proto::MoveLeaderResponse>(
         unary(Method::MoveLeader),
         "/etcdserverpb.Maintenance/MoveLeader",
         &["maintenance/transfer-leadership"],
         shapes(&json::MOVE_LEADER_REQUEST, &json::HEADER_ONLY),
-        handled!(move_leader, MoveLeaderRequest),
+        handled!(Maintenance, move_leader, MoveLeaderRequest),
     ),
     row::<proto::WatchRequest, proto::WatchResponse>(
         CallKind::Watch,
         "/etcdserverpb.Watch/Watch",
         &["watch"],
         shapes(&json::WATCH_REQUEST, &json::WATCH_RESPONSE),
-        |server, call, message| server.handle_watch(call, message),
+        Handler::Watch(|service, call, message| service.handle_watch(call, message)),
     ),
     row::<proto::LeaseKeepAliveRequest, proto::LeaseKeepAliveResponse>(
         CallKind::LeaseKeepAlive,
         "/etcdserverpb.Lease/LeaseKeepAlive",
         &["lease/keepalive"],
         shapes(&json::LEASE_ID_REQUEST, &json::LEASE_KEEP_ALIVE_RESPONSE),
-        |server, call, message| server.handle_keep_alive(call, message),
+        Handler::Kv(|service, call, message| service.handle_keep_alive(call, message)),
     ),
     row::<proto::SnapshotRequest, proto::SnapshotResponse>(
         CallKind::Snapshot,
@@ -316,17 +350,17 @@ static METHODS: [MethodRow; 25] = [
         // etcd's gateway streams the file as JSON chunks; tallyd's does not (use gRPC).
         &[],
         None,
-        |server, call, _| server.handle_snapshot(call),
+        Handler::Maintenance(|service, call, _| service.handle_snapshot(call)),
     ),
     headerless::<health::HealthCheckRequest, health::HealthCheckResponse>(
         CallKind::HealthCheck,
         "/grpc.health.v1.Health/Check",
-        |server, call, message| server.health_check(call, message),
+        Handler::Health(|service, call, message| service.health_check(call, message)),
     ),
     headerless::<health::HealthCheckRequest, health::HealthCheckResponse>(
         CallKind::HealthWatch,
         "/grpc.health.v1.Health/Watch",
-        |server, call, message| server.health_watch(call, message),
+        Handler::Health(|service, call, message| service.health_watch(call, message)),
     ),
 ];
 

@@ -11,103 +11,88 @@
 
 use std::time::{Duration, Instant};
 
-use tally_kvstore::proto::{self, AlarmAction, AlarmType, internal_request};
-use tally_kvstore::{KvError, write_cost_bytes};
-
-use super::status_from_kv;
-use crate::client::CallId;
-use crate::server::event_loop::Server;
+use tally_kvstore::proto::internal_request;
+use tally_kvstore::{KvStore, write_cost_bytes};
 
 /// How often a member whose disk is full proposes the NOSPACE alarm again.
 const NOSPACE_FOR_DISK_INTERVAL: Duration = Duration::from_secs(10);
 
-impl Server {
-    /// Whether `request` would take the store over the quota. If so, the call is answered
-    /// with etcd's "database space exceeded" and the NOSPACE alarm is raised.
-    pub(super) fn refuse_over_quota(
-        &mut self,
-        call: CallId,
-        request: &internal_request::Request,
-    ) -> bool {
-        if self.wal_out_of_space && write_cost_bytes(request) > 0 {
-            self.reply_error(call, status_from_kv(&KvError::NoSpace));
-            return true;
-        }
-        let quota = self.flags.quota_backend_bytes();
-        if !self.kv.exceeds_quota(request, quota) {
-            return false;
-        }
-        self.raise_nospace(quota);
-        self.reply_error(call, status_from_kv(&KvError::NoSpace));
-        true
-    }
-
-    fn raise_nospace(&mut self, quota: u64) {
-        if self.kv.nospace() {
-            return;
-        }
-        if self.propose_nospace() {
-            eprintln!(
-                "tallyd: warning: a write would pass --quota-backend-bytes ({quota}); raising \
-                 the NOSPACE alarm: writes are refused until room is made and it is disarmed"
-            );
-        }
-    }
-
-    /// The Alarm RPC: a list is answered from the local store; raising or disarming goes
-    /// through Raft, so every member holds the same alarms.
-    pub(super) fn alarm_rpc(&mut self, call: CallId, request: proto::AlarmRequest) {
-        if request.action == AlarmAction::Get as i32 {
-            let response = self.kv.alarm(&request);
-            return self.reply(call, response);
-        }
-        self.propose_kv(call, internal_request::Request::Alarm(request));
-    }
+/// What limits the store's growth here: `--quota-backend-bytes`, and whether the WAL's disk
+/// is full. It decides; the write path (`propose`) refuses and raises the alarm.
+#[derive(Debug)]
+pub(in crate::server) struct Quota {
+    backend_bytes: u64,
+    /// The WAL's disk is full: writes are refused here until it has room again.
+    wal_out_of_space: bool,
+    /// When this member last proposed the NOSPACE alarm for a full disk.
+    nospace_for_disk_at: Option<Instant>,
 }
 
-impl Server {
-    fn propose_nospace(&mut self) -> bool {
-        let raise = internal_request::Request::Alarm(proto::AlarmRequest {
-            action: AlarmAction::Activate as i32,
-            member_id: self.identity.member_id,
-            alarm: AlarmType::Nospace as i32,
-        });
-        self.propose_request(raise).is_ok()
+/// Why a write is refused with etcd's "database space exceeded".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::server) enum OverQuota {
+    /// The WAL's disk is full.
+    DiskFull,
+    /// The write would take the store past `--quota-backend-bytes` (this many bytes): the
+    /// NOSPACE alarm is to be raised.
+    Backend(u64),
+}
+
+impl Quota {
+    pub(in crate::server) fn new(backend_bytes: u64) -> Self {
+        Quota {
+            backend_bytes,
+            wal_out_of_space: false,
+            nospace_for_disk_at: None,
+        }
     }
 
-    /// A file could not be written for lack of space: the NOSPACE alarm goes to every member
-    /// through Raft, at most once per [`NOSPACE_FOR_DISK_INTERVAL`] (this member may never
-    /// apply it while its own disk is full, so the store cannot tell whether it is raised).
-    pub(in crate::server) fn raise_nospace_for_disk(&mut self, what: &str) {
-        let now = Instant::now();
-        if self.kv.nospace()
+    pub(in crate::server) fn wal_out_of_space(&self) -> bool {
+        self.wal_out_of_space
+    }
+
+    /// Whether `request` may be proposed to `kv`.
+    pub(in crate::server) fn check(
+        &self,
+        kv: &KvStore,
+        request: &internal_request::Request,
+    ) -> Result<(), OverQuota> {
+        if self.wal_out_of_space && write_cost_bytes(request) > 0 {
+            return Err(OverQuota::DiskFull);
+        }
+        if kv.exceeds_quota(request, self.backend_bytes) {
+            return Err(OverQuota::Backend(self.backend_bytes));
+        }
+        Ok(())
+    }
+
+    /// Whether the NOSPACE alarm for a full disk is to be proposed now: not while `kv` holds
+    /// it, and at most once per [`NOSPACE_FOR_DISK_INTERVAL`] (this member may never apply it
+    /// while its own disk is full, so the store cannot tell whether it is raised).
+    pub(in crate::server) fn nospace_for_disk_due(&mut self, kv: &KvStore, now: Instant) -> bool {
+        if kv.nospace()
             || self
                 .nospace_for_disk_at
                 .is_some_and(|at| now.saturating_duration_since(at) < NOSPACE_FOR_DISK_INTERVAL)
         {
-            return;
+            return false;
         }
         self.nospace_for_disk_at = Some(now);
-        if self.propose_nospace() {
-            eprintln!("tallyd: warning: raising the NOSPACE alarm: {what}");
-        }
+        true
     }
 
     pub(in crate::server) fn on_wal_out_of_space(&mut self, error: &crate::wal::WalError) {
         self.wal_out_of_space = true;
-        self.metrics.wal_out_of_space = true;
         eprintln!(
             "tallyd: warning: the disk is full ({error}): writes are refused (\"database space \
              exceeded\"), reads go on, and the WAL writes again every {} ms until there is \
              room; nothing acknowledged is lost",
             crate::wal::OUT_OF_SPACE_RETRY.as_millis()
         );
-        self.raise_nospace_for_disk(&error.to_string());
     }
 
     pub(in crate::server) fn on_wal_space_recovered(&mut self) {
         self.wal_out_of_space = false;
-        self.metrics.wal_out_of_space = false;
         eprintln!(
             "tallyd: the disk has room again: the WAL writes; once the NOSPACE alarm is \
              disarmed (etcdctl alarm disarm), writes are taken again"

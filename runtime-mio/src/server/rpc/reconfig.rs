@@ -5,9 +5,10 @@
 
 use tally_kvstore::proto::Member;
 
-use super::status;
+use super::status::status;
 use crate::client::{Code as GrpcCode, Status};
-use crate::server::event_loop::Server;
+use crate::peer::PeerTransport;
+use crate::server::members::Members;
 
 pub(super) fn status_not_enough_started() -> Status {
     status(
@@ -20,6 +21,15 @@ pub(super) fn status_unhealthy() -> Status {
     status(GrpcCode::Unavailable, "etcdserver: unhealthy cluster")
 }
 
+/// What the checks look at: the membership, and this member's links to the others.
+pub(in crate::server) struct ReconfigCheck<'a> {
+    members: &'a Members,
+    peers: &'a PeerTransport,
+    member_id: u64,
+    /// `--strict-reconfig-check`.
+    strict: bool,
+}
+
 fn quorum(voters: usize) -> usize {
     voters / 2 + 1
 }
@@ -28,7 +38,21 @@ fn is_started(member: &Member) -> bool {
     !member.name.is_empty()
 }
 
-impl Server {
+impl<'a> ReconfigCheck<'a> {
+    pub(in crate::server) fn new(
+        members: &'a Members,
+        peers: &'a PeerTransport,
+        member_id: u64,
+        strict: bool,
+    ) -> Self {
+        ReconfigCheck {
+            members,
+            peers,
+            member_id,
+            strict,
+        }
+    }
+
     fn voting_members(&self) -> Vec<Member> {
         self.members
             .list()
@@ -38,14 +62,27 @@ impl Server {
     }
 
     fn is_connected_to(&self, id: u64) -> bool {
-        id == self.identity.member_id || self.peers.is_connected(id)
+        id == self.member_id || self.peers.is_connected(id)
     }
 
     /// Whether a new member may be added (etcd's `mayAddMember`): a voter only if, with it,
     /// the started voters still make a quorum; a voter or a learner only while every voter is
     /// connected now.
+    /// Whether member `id` may be promoted, as far as this member's view of the membership
+    /// tells (the core checks the learner's log on the leader).
+    pub(in crate::server) fn check_promote_member(&self, id: u64) -> Result<(), Status> {
+        match self.members.get(id) {
+            None => Err(status(GrpcCode::NotFound, "etcdserver: member not found")),
+            Some(member) if !member.is_learner => Err(status(
+                GrpcCode::FailedPrecondition,
+                "etcdserver: can only promote a learner member",
+            )),
+            Some(_) => self.check_promote(),
+        }
+    }
+
     pub(super) fn check_add_member(&self, is_learner: bool) -> Result<(), Status> {
-        if !self.flags.strict_reconfig_check() {
+        if !self.strict {
             return Ok(());
         }
         let voters = self.voting_members();
@@ -61,8 +98,8 @@ impl Server {
 
     /// Whether learner `id` may become a voter: with it counted as started, the started
     /// voters make a quorum of the larger membership.
-    pub(super) fn check_promote(&self) -> Result<(), Status> {
-        if !self.flags.strict_reconfig_check() {
+    fn check_promote(&self) -> Result<(), Status> {
+        if !self.strict {
             return Ok(());
         }
         let voters = self.voting_members();
@@ -76,7 +113,7 @@ impl Server {
     /// Whether voting member `id` may be removed: the started voters left make a quorum, and
     /// unless `id` is down, the connected voters left do too.
     pub(super) fn check_remove_voter(&self, id: u64) -> Result<(), Status> {
-        if !self.flags.strict_reconfig_check() {
+        if !self.strict {
             return Ok(());
         }
         let voters = self.voting_members();
@@ -88,7 +125,7 @@ impl Server {
             return Err(status_not_enough_started());
         }
         // A member that is down is not part of the active quorum: removing it is safe.
-        if id != self.identity.member_id && !self.peers.is_connected(id) {
+        if id != self.member_id && !self.peers.is_connected(id) {
             return Ok(());
         }
         // A learner asked to remove a voter counts no voter as itself: `active` may be 0.

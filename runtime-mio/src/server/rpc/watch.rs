@@ -1,14 +1,28 @@
 //! The Watch service: one bidirectional stream carries many watchers.
 
 use prost::Message as _;
+use tally_core::Node;
+use tally_kvstore::KvStore;
 use tally_kvstore::proto::{self, watch_request::RequestUnion};
 
-use super::HeaderFill;
-use super::watch_streams::WatchIdError;
+use super::respond::{HeaderFill, Respond, respond_through_fields};
+use super::watch_streams::{WatchIdError, WatchStreams};
 use crate::client::CallId;
-use crate::server::event_loop::Server;
+use crate::server::calls::Calls;
+use crate::server::identity::Identity;
 
-impl Server {
+/// What the Watch service needs: the store's watchers and which stream each belongs to.
+pub(in crate::server) struct WatchService<'a> {
+    pub(in crate::server) identity: &'a Identity,
+    pub(in crate::server) node: &'a Node,
+    pub(in crate::server) kv: &'a mut KvStore,
+    pub(in crate::server) calls: &'a mut Calls,
+    pub(in crate::server) watch_streams: &'a mut WatchStreams,
+}
+
+respond_through_fields!(WatchService);
+
+impl WatchService<'_> {
     pub(in crate::server) fn handle_watch(
         &mut self,
         call: CallId,
@@ -57,9 +71,12 @@ impl Server {
         Ok(())
     }
 
-    pub(in crate::server) fn cancel_watches_of(&mut self, call: CallId) {
-        for id in self.watch_streams.remove_stream(call) {
-            let _ = self.kv.watch_cancel(id);
+    /// Cancels the watchers of the watch streams that ended.
+    pub(in crate::server) fn cancel_ended_streams(&mut self) {
+        while let Some(call) = self.calls.poll_ended_watch() {
+            for id in self.watch_streams.remove_stream(call) {
+                let _ = self.kv.watch_cancel(id);
+            }
         }
     }
 
@@ -72,7 +89,7 @@ impl Server {
             if response.canceled {
                 self.watch_streams.remove(id);
             }
-            if !self.calls.contains_key(&call) {
+            if !self.calls.is_open(call) {
                 continue;
             }
             response.watch_id = wire_id;
@@ -83,5 +100,7 @@ impl Server {
                 self.stream(call, response);
             }
         }
+        // A client cut off for reading too slowly leaves watchers to cancel.
+        self.cancel_ended_streams();
     }
 }

@@ -13,10 +13,9 @@ use bytes::{Buf, Bytes};
 use tally_core::Message;
 use tally_core::codec::{SnapshotHead, decode_snapshot_head};
 
-use super::transfer::{
+use super::chunk::{
     CHECKSUM_BYTES, CHUNK_HEADER_BYTES, ChunkError, INBOUND_SNAPSHOT_BYTES_MAX, is_chunk_frame,
 };
-use crate::server::event_loop::Server;
 use crate::server::storage;
 use crate::wal::{IncomingSnapshot, SnapshotStore};
 
@@ -210,57 +209,6 @@ fn begin(chunk: &Chunk<'_>, frame: &Bytes, store: &SnapshotStore) -> Result<Rece
     Ok(receiving)
 }
 
-impl Server {
-    /// Takes a snapshot chunk frame from `from`.
-    pub(in crate::server) fn receive_snapshot_chunk(&mut self, from: u64, frame: &Bytes) {
-        match self.inbound.receive(from, frame, &self.snapshots) {
-            Ok(Some(received)) => self.step_received_snapshot(from, received),
-            Ok(None) => {}
-            Err(e) => eprintln!("tallyd: peer {from:x}: {e}; its transfer dropped"),
-        }
-    }
-
-    /// Steps a received snapshot's message into the core, and keeps its file only if the core
-    /// will persist that snapshot.
-    fn step_received_snapshot(&mut self, from: u64, received: Received) {
-        let Received { message, file } = received;
-        self.step_message(from, message);
-        // The core persists, then installs, the snapshot it restored last: keep that one's
-        // file (this one, or an earlier one still waiting for its write), drop the others.
-        let status = self.node.status();
-        let wanted =
-            (status.applied() < status.snapshot_index()).then_some(status.snapshot_index());
-        for file in [self.received_snapshot.take(), Some(file)]
-            .into_iter()
-            .flatten()
-        {
-            if Some(file.meta().index()) == wanted && self.received_snapshot.is_none() {
-                self.received_snapshot = Some(file);
-            } else {
-                self.snapshots.discard_incoming(file);
-            }
-        }
-    }
-
-    /// The file of the received snapshot at (`index`, `term`), which the core now persists.
-    pub(in crate::server) fn take_received_snapshot(
-        &mut self,
-        index: u64,
-        term: u64,
-    ) -> IncomingSnapshot {
-        let file = self
-            .received_snapshot
-            .take()
-            .expect("the core persists a snapshot without data only after one was received");
-        assert_eq!(
-            (file.meta().index(), file.meta().term()),
-            (index, term),
-            "the received snapshot the core restored last"
-        );
-        file
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -268,8 +216,8 @@ mod tests {
     use bytes::{Bytes, BytesMut};
     use tally_core::{ConfState, Snapshot, SnapshotMeta};
 
+    use super::super::chunk::{CHUNK_BYTES, CHUNK_HEADER_BYTES, INBOUND_SNAPSHOT_BYTES_MAX};
     use super::super::transfer::tests::chunk_frames;
-    use super::super::transfer::{CHUNK_BYTES, CHUNK_HEADER_BYTES, INBOUND_SNAPSHOT_BYTES_MAX};
     use super::*;
     use crate::wal::testing::MemFs;
     use crate::wal::{Fs, SnapshotConfig};

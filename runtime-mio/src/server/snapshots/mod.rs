@@ -3,39 +3,46 @@
 //! which the worker streams into the snapshot file (temporary file, fsync, rename, fsync of
 //! the directory) before the WAL records a marker. Until the marker is durable, recovery
 //! replays the WAL from the previous snapshot, so a crash in between loses nothing.
+//!
+//! [`Snapshots`] is the one part that knows every snapshot in flight: the one being taken,
+//! the worker's jobs and results, the ones on their way to peers (`transfer`) and from them
+//! (`incoming`). The loop lends it the core, the store and the peer links per call.
 
-use std::io;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use mio::Waker;
-use tally_core::CompactError;
+use tally_core::{CompactError, Node, Snapshot};
 use tally_kvstore::{CopyStep, KvStore, SnapshotCopy};
 
+mod chunk;
 mod incoming;
+mod pacing;
 mod transfer;
+mod worker;
 
-pub(in crate::server) use incoming::InboundTransfers;
-pub(in crate::server) use transfer::SnapshotTransfers;
+pub(super) use worker::{SnapshotDone, SnapshotJob};
 
-use self::transfer::{Body, Pumped};
-use super::event_loop::Server;
-use super::startup::{ServerError, io_error};
-use super::{payload, storage};
-use crate::wal::{SnapshotMeta, SnapshotStore};
+use self::chunk::Body;
+use self::incoming::{InboundTransfers, Received};
+use self::pacing::SnapshotPacing;
+use self::transfer::{Pumped, SnapshotTransfers};
+use self::worker::SnapshotWorker;
+use super::error::ServerError;
+use super::members::Members;
+use super::metrics::Metrics;
+use super::storage;
+use crate::peer::PeerTransport;
+use crate::wal::{IncomingSnapshot, SnapshotMeta, SnapshotStore};
 
-/// Jobs queued for the worker at once; a snapshot requested while it is busy waits for the
-/// next interval.
-const SNAPSHOT_JOBS_MAX: usize = 2;
 /// Keys of the store copied per loop turn for a snapshot: copying a few hundred thousand at
 /// once held the loop for hundreds of milliseconds.
 const SNAPSHOT_COPY_KEYS_PER_TURN: usize = 16 * 1024;
 
 /// A snapshot on its way to the worker.
 #[derive(Debug)]
-pub(super) enum SnapshotTaking {
+enum SnapshotTaking {
     /// The store is being copied, a slice per turn.
     Copying {
         copy: SnapshotCopy,
@@ -46,24 +53,73 @@ pub(super) enum SnapshotTaking {
     Queued(Box<SnapshotJob>),
 }
 
-impl Server {
+/// Every snapshot of this member in flight.
+pub(super) struct Snapshots {
+    store: Arc<SnapshotStore>,
+    worker: SnapshotWorker,
+    /// The core asked for a snapshot that could not be started yet.
+    wanted: bool,
+    /// A snapshot being taken: its store copy, a slice per turn, then its queued job.
+    taking: Option<SnapshotTaking>,
+    pacing: SnapshotPacing,
+    /// The core compacted to this snapshot, but its file could not be written.
+    unsaved: Option<SnapshotMeta>,
+    /// Snapshot messages to peers, in chunks.
+    transfers: SnapshotTransfers,
+    /// Snapshot messages from peers, written to files as their chunks arrive.
+    inbound: InboundTransfers,
+    /// The file of the received snapshot the core restored and has yet to persist.
+    received: Option<IncomingSnapshot>,
+}
+
+impl Snapshots {
+    /// Starts the worker over `store`; it wakes the loop through `waker`.
+    pub(super) fn start(store: SnapshotStore, waker: Arc<Waker>) -> Result<Self, ServerError> {
+        let store = Arc::new(store);
+        let worker = SnapshotWorker::spawn(Arc::clone(&store), waker)?;
+        Ok(Snapshots {
+            store,
+            worker,
+            wanted: false,
+            taking: None,
+            pacing: SnapshotPacing::default(),
+            unsaved: None,
+            transfers: SnapshotTransfers::default(),
+            inbound: InboundTransfers::default(),
+            received: None,
+        })
+    }
+
+    /// The snapshot files.
+    pub(super) fn store(&self) -> &SnapshotStore {
+        &self.store
+    }
+
+    /// Entries of `bytes` went to the WAL.
+    pub(super) fn on_logged(&mut self, bytes: u64) {
+        self.pacing.on_logged(bytes);
+    }
+
     /// Starts a snapshot at `index` (applied) when the pacing and the worker allow; otherwise
-    /// leaves it wanted. The copy advances in [`advance_snapshot`](Self::advance_snapshot),
-    /// which every turn runs after the applies.
-    pub(super) fn take_snapshot(&mut self, index: u64) {
-        if !self.snapshot_pacing.due(Instant::now())
-            || self.snapshot_taking.is_some()
-            || !self.snapshot_worker.has_room()
-        {
-            self.snapshot_wanted = true;
+    /// leaves it wanted. The copy advances in [`Snapshots::after_apply`], which every turn
+    /// runs after the applies.
+    pub(super) fn take(
+        &mut self,
+        index: u64,
+        node: &mut Node,
+        kv: &mut KvStore,
+        members: &Members,
+    ) {
+        if !self.pacing.due(Instant::now()) || self.taking.is_some() || !self.worker.has_room() {
+            self.wanted = true;
             return;
         }
-        self.snapshot_wanted = false;
+        self.wanted = false;
         // The core keeps no bytes (released at once): the file will have them, and until it
         // does a lagging member's snapshot waits (reported unreachable, retried).
-        let meta = match self.node.compact(index, Bytes::new()) {
+        let meta = match node.compact(index, Bytes::new()) {
             Ok(snapshot) => {
-                let released = self.node.release_snapshot_data(index);
+                let released = node.release_snapshot_data(index);
                 assert!(
                     released,
                     "the snapshot just compacted to is the core's latest"
@@ -73,42 +129,47 @@ impl Server {
             // The core compacted to `index` for a snapshot whose file failed, and nothing was
             // applied since: the store is still at `index`, so write that snapshot now.
             Err(CompactError::AlreadyCompacted)
-                if self
-                    .unsaved_snapshot
-                    .as_ref()
-                    .is_some_and(|m| m.index() == index) =>
+                if self.unsaved.as_ref().is_some_and(|m| m.index() == index) =>
             {
-                self.unsaved_snapshot.take().expect("matched")
+                self.unsaved.take().expect("matched")
             }
             Err(e) => {
                 eprintln!("tallyd: compaction at {index} refused: {e}");
                 return;
             }
         };
-        self.snapshot_pacing.on_snapshot_started();
-        self.snapshot_taking = Some(SnapshotTaking::Copying {
-            copy: self.kv.begin_snapshot_copy(),
+        self.pacing.on_snapshot_started();
+        self.taking = Some(SnapshotTaking::Copying {
+            copy: kv.begin_snapshot_copy(),
             meta,
-            members: self.members.encode(),
+            members: members.encode(),
         });
+    }
+
+    /// After the applies of a turn: a wanted snapshot is started if it may be now, and the
+    /// one being taken copies its next slice of the store.
+    pub(super) fn after_apply(&mut self, node: &mut Node, kv: &mut KvStore, members: &Members) {
+        if self.wanted {
+            // `take` leaves it wanted until the pacing allows it.
+            let applied = node.status().applied();
+            self.take(applied, node, kv, members);
+        }
+        self.advance(kv);
     }
 
     /// Copies the next slice of the store for the snapshot being taken, and hands the finished
     /// copy to the worker.
-    pub(super) fn advance_snapshot(&mut self) {
-        let job = match self.snapshot_taking.take() {
+    fn advance(&mut self, kv: &mut KvStore) {
+        let job = match self.taking.take() {
             None => return,
             Some(SnapshotTaking::Queued(job)) => job,
             Some(SnapshotTaking::Copying {
                 mut copy,
                 meta,
                 members,
-            }) => match self
-                .kv
-                .snapshot_copy_step(&mut copy, SNAPSHOT_COPY_KEYS_PER_TURN)
-            {
+            }) => match kv.snapshot_copy_step(&mut copy, SNAPSHOT_COPY_KEYS_PER_TURN) {
                 CopyStep::More => {
-                    self.snapshot_taking = Some(SnapshotTaking::Copying {
+                    self.taking = Some(SnapshotTaking::Copying {
                         copy,
                         meta,
                         members,
@@ -124,30 +185,99 @@ impl Server {
                 }),
             },
         };
-        if let Err(job) = self.snapshot_worker.submit(*job) {
-            self.snapshot_taking = Some(SnapshotTaking::Queued(job));
+        if let Err(job) = self.worker.submit(*job) {
+            self.taking = Some(SnapshotTaking::Queued(job));
         }
     }
-}
 
-impl Server {
-    /// Sends a snapshot message to its peer in chunks (`SnapshotTransfers`), unless that
-    /// snapshot is on its way there already. Bytes the core released are read from the
-    /// snapshot file a chunk at a time as the peer's queue drains: a whole-file read took
-    /// seconds on the loop (and a store-sized buffer per lagging peer on the worker).
-    pub(super) fn send_snapshot(&mut self, message: tally_core::Message) {
+    /// A result of the worker's.
+    #[must_use]
+    pub(super) fn poll_done(&mut self) -> Option<SnapshotDone> {
+        self.worker.poll()
+    }
+
+    /// The core's write of an installed snapshot (`persist`), as a job: the worker saves (or
+    /// seals) its file and hands the WAL batch back (`SnapshotDone::InstalledSaved`); the
+    /// core emits no other write meanwhile. When the worker is busy, the job is done here.
+    pub(super) fn save_installed(&mut self, persist: tally_core::Persist) -> Option<SnapshotDone> {
+        let snapshot = persist.snapshot().expect("an installed snapshot's write");
+        let job = if snapshot.data().is_empty() {
+            let (index, term) = (snapshot.meta().index(), snapshot.meta().term());
+            let file = self.take_received(index, term);
+            SnapshotJob::SealReceived { persist, file }
+        } else {
+            SnapshotJob::SaveInstalled(persist)
+        };
+        match self.worker.submit(job) {
+            Ok(()) => None,
+            Err(job) => Some(worker::run(&self.store, *job)),
+        }
+    }
+
+    /// The snapshot file at `index` was written, `bytes` long.
+    pub(super) fn on_written(&mut self, bytes: u64) {
+        self.unsaved = None;
+        self.pacing.on_snapshot_bytes(bytes);
+    }
+
+    /// The snapshot `meta` (compacted into the core) could not be written: it is retried
+    /// after a delay.
+    pub(super) fn on_failed(&mut self, meta: SnapshotMeta) {
+        self.unsaved = Some(meta);
+        self.pacing.on_snapshot_failed(Instant::now());
+        self.wanted = true;
+    }
+
+    /// Restores `kv` from the snapshot the core installs (its file is durable by now: the
+    /// install follows the write); the member table it holds.
+    pub(super) fn install(
+        &mut self,
+        snapshot: &Snapshot,
+        node: &mut Node,
+        kv: &mut KvStore,
+    ) -> Result<Members, ServerError> {
+        let (members, bytes) = if snapshot.data().is_empty() {
+            // Received into its file (`incoming`).
+            let meta = snapshot.meta();
+            let reader = self
+                .store
+                .open_reader(meta.index(), meta.term())
+                .map_err(|e| ServerError::DataDir(format!("received snapshot: {e}")))?;
+            let bytes = reader.data_len();
+            (super::startup::restore_from_file(reader, kv)?, bytes)
+        } else {
+            let data = &snapshot.data()[..];
+            let members = super::startup::restore_store(data, kv, "received snapshot")?;
+            (members, data.len() as u64)
+        };
+        let released = node.release_snapshot_data(snapshot.meta().index());
+        assert!(released, "the snapshot just installed is the core's latest");
+        self.pacing.on_snapshot_started();
+        self.pacing.on_snapshot_bytes(bytes);
+        eprintln!(
+            "tallyd: installed snapshot at index {}",
+            snapshot.meta().index()
+        );
+        Ok(members)
+    }
+
+    /// Sends a snapshot message to its peer in chunks, unless that snapshot is on its way
+    /// there already. Bytes the core released are read from the snapshot file a chunk at a
+    /// time as the peer's queue drains: a whole-file read took seconds on the loop (and a
+    /// store-sized buffer per lagging peer on the worker).
+    pub(super) fn send(&mut self, message: tally_core::Message, node: &mut Node) {
         let (to, snapshot) = (message.to(), snapshot_of(&message));
         if self.transfers.is_under_way(to, snapshot, Instant::now()) {
             return;
         }
         let (head, body) = if message.needs_snapshot_data() {
-            match self.snapshots.open_reader(snapshot.0, snapshot.1) {
+            match self.store.open_reader(snapshot.0, snapshot.1) {
                 Ok(reader) => {
                     let head = tally_core::codec::encode_snapshot_head(&message, reader.data_len())
                         .expect("a snapshot message");
                     (head, Body::File(reader))
                 }
-                Err(e) => return self.snapshot_not_sent(to, &e.to_string()),
+                Err(e) => return not_sent(node, to, &e.to_string()),
             }
         } else {
             let (head, data) =
@@ -162,277 +292,98 @@ impl Server {
         );
     }
 
+    /// Whether a transfer has chunks to queue although no socket event will come.
+    pub(super) fn wants_turn(&self, peers: &PeerTransport) -> bool {
+        self.transfers.wants_turn(peers)
+    }
+
     /// Queues the next chunks of snapshots on their way to peers.
-    pub(super) fn pump_transfers(&mut self) {
-        for ended in self.transfers.pump(&mut self.peers, Instant::now()) {
+    pub(super) fn pump(
+        &mut self,
+        peers: &mut PeerTransport,
+        node: &mut Node,
+        metrics: &mut Metrics,
+    ) {
+        for ended in self.transfers.pump(peers, Instant::now()) {
             match ended {
                 Pumped::Sent { to, bytes } => {
                     eprintln!("tallyd: snapshot of {bytes} bytes queued for member {to:x}")
                 }
                 Pumped::Refused { to } => {
-                    self.metrics.peer_frames_dropped += 1;
-                    self.snapshot_not_sent(to, "its peer queue refused a chunk");
+                    metrics.on_peer_frame_dropped();
+                    not_sent(node, to, "its peer queue refused a chunk");
                 }
-                Pumped::Unreadable { to, error } => self.snapshot_not_sent(to, &error),
+                Pumped::Unreadable { to, error } => not_sent(node, to, &error),
             }
         }
     }
-}
 
-#[derive(Debug)]
-pub(super) enum SnapshotJob {
-    /// Stream this copy of the store (taken at the snapshot's index) with the member table
-    /// into the snapshot file: never the whole store in one buffer.
-    Save {
-        meta: SnapshotMeta,
-        kv: Box<KvStore>,
-        members: Bytes,
-    },
-    /// Save the snapshot the leader sent (its file first), then hand back the core's write as
-    /// a WAL batch: saving hundreds of megabytes on the loop stalled it for half a second.
-    SaveInstalled(tally_core::Persist),
-    /// The same for a snapshot whose data arrived into `file` (see `snapshots::incoming`):
-    /// seal the file (checksum, fdatasync, final name), then hand back the write.
-    SealReceived {
-        persist: tally_core::Persist,
-        file: crate::wal::IncomingSnapshot,
-    },
-}
-
-#[derive(Debug)]
-pub(super) enum SnapshotDone {
-    Written {
-        index: u64,
-        term: u64,
-        bytes: u64,
-    },
-    /// The installed snapshot's file is durable; `batch` is the core's write (last index and
-    /// term) to submit to the WAL.
-    InstalledSaved {
-        batch: crate::wal::Batch,
-        index: u64,
-        term: u64,
-    },
-    InstallFailed(storage::StorageError),
-    /// The snapshot `meta` (already compacted into the core) has no file.
-    Failed {
-        meta: SnapshotMeta,
-        error: String,
-        /// The disk was full.
-        out_of_space: bool,
-    },
-}
-
-/// When to rewrite the store. The core asks every `--snapshot-count` applied entries, but the
-/// store lives in memory and every snapshot writes all of it: a large store under a modest
-/// write rate would spend most of its CPU rewriting the same bytes (check perf's 1 KiB values
-/// made the snapshot thread the busiest one). So a snapshot also waits until the log written
-/// since the previous one is at least that snapshot's size, which bounds the rewriting to one
-/// byte per byte logged, as log-structured stores do. The price is a Raft log (in memory and
-/// in the WAL) of up to about the store's size between snapshots.
-///
-/// A failed snapshot is retried after [`SNAPSHOT_RETRY_DELAY`] whatever was logged: the core's
-/// log was compacted when it started, so until one succeeds a member that needs a snapshot
-/// cannot get one (and an idle cluster would log nothing to make the next one due).
-#[derive(Debug, Default)]
-pub(super) struct SnapshotPacing {
-    logged_bytes_since: u64,
-    last_snapshot_bytes: u64,
-    retry_not_before: Option<Instant>,
-}
-
-/// Wait before retrying a failed snapshot: a full or failing disk must not make the loop copy
-/// the store every turn.
-const SNAPSHOT_RETRY_DELAY: Duration = Duration::from_secs(5);
-
-impl SnapshotPacing {
-    /// Entries of `bytes` went to the WAL.
-    pub(super) fn on_logged(&mut self, bytes: u64) {
-        self.logged_bytes_since = self.logged_bytes_since.saturating_add(bytes);
+    /// `peer` does not take snapshot chunks (another release), or its link went down: what
+    /// was on its way there is dropped, and the core sends a new snapshot.
+    pub(super) fn abort_sending_to(&mut self, peer: u64) {
+        self.transfers.abort(peer);
     }
 
-    /// A snapshot was started or installed: the log before it no longer counts.
-    pub(super) fn on_snapshot_started(&mut self) {
-        self.logged_bytes_since = 0;
-        self.retry_not_before = None;
+    /// `peer`'s link went down: chunks after a gap would be refused, in both directions.
+    pub(super) fn on_peer_disconnected(&mut self, peer: u64) {
+        self.transfers.abort(peer);
+        self.inbound.abort(peer, &self.store);
     }
 
-    /// The snapshot started last could not be written.
-    pub(super) fn on_snapshot_failed(&mut self, now: Instant) {
-        self.retry_not_before = Some(now + SNAPSHOT_RETRY_DELAY);
-    }
-
-    /// The last snapshot came out `bytes` long.
-    pub(super) fn on_snapshot_bytes(&mut self, bytes: u64) {
-        self.last_snapshot_bytes = bytes;
-    }
-
-    pub(super) fn due(&self, now: Instant) -> bool {
-        match self.retry_not_before {
-            Some(at) => now >= at,
-            None => self.logged_bytes_since >= self.last_snapshot_bytes,
-        }
-    }
-}
-
-#[derive(Debug)]
-pub(super) struct SnapshotWorker {
-    jobs: SyncSender<SnapshotJob>,
-    done: Receiver<SnapshotDone>,
-    /// Jobs submitted whose results have not been polled yet.
-    in_flight: usize,
-}
-
-impl SnapshotWorker {
-    pub(super) fn spawn(
-        store: Arc<SnapshotStore>,
-        waker: Arc<Waker>,
-    ) -> Result<SnapshotWorker, ServerError> {
-        let (jobs, inbox) = std::sync::mpsc::sync_channel::<SnapshotJob>(SNAPSHOT_JOBS_MAX);
-        let (report, done) = std::sync::mpsc::sync_channel(SNAPSHOT_JOBS_MAX);
-        std::thread::Builder::new()
-            .name("tally-snapshot".into())
-            .spawn(move || {
-                for job in inbox {
-                    if report.send(run(&store, job)).is_err() {
-                        return;
-                    }
-                    let _ = waker.wake();
-                }
-            })
-            .map_err(io_error("spawn snapshot worker"))?;
-        Ok(SnapshotWorker {
-            jobs,
-            done,
-            in_flight: 0,
-        })
-    }
-
-    /// Whether [`submit`](Self::submit) will take a job now.
-    pub(super) fn has_room(&self) -> bool {
-        self.in_flight < SNAPSHOT_JOBS_MAX
-    }
-
-    /// Queues a job; a busy worker gives it back.
-    pub(super) fn submit(&mut self, job: SnapshotJob) -> Result<(), Box<SnapshotJob>> {
-        match self.jobs.try_send(job) {
-            Ok(()) => {
-                self.in_flight += 1;
-                Ok(())
-            }
-            Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => Err(Box::new(job)),
-        }
-    }
-
+    /// Takes a snapshot chunk frame from `from`; the snapshot message once its last chunk is
+    /// in, to step into the core and then hand to [`Snapshots::keep_received`].
     #[must_use]
-    pub(super) fn poll(&mut self) -> Option<SnapshotDone> {
-        let done = self.done.try_recv().ok()?;
-        self.in_flight -= 1;
-        Some(done)
+    pub(super) fn receive_chunk(&mut self, from: u64, frame: &Bytes) -> Option<Received> {
+        match self.inbound.receive(from, frame, &self.store) {
+            Ok(received) => received,
+            Err(e) => {
+                eprintln!("tallyd: peer {from:x}: {e}; its transfer dropped");
+                None
+            }
+        }
     }
+
+    /// The core has seen a received snapshot's message: keeps its `file` only if the core
+    /// will persist that snapshot. The core persists, then installs, the snapshot it restored
+    /// last: that one's file is kept (this one, or an earlier one still waiting for its
+    /// write), the others are dropped.
+    pub(super) fn keep_received(&mut self, file: IncomingSnapshot, node: &Node) {
+        let status = node.status();
+        let wanted =
+            (status.applied() < status.snapshot_index()).then_some(status.snapshot_index());
+        for file in [self.received.take(), Some(file)].into_iter().flatten() {
+            if Some(file.meta().index()) == wanted && self.received.is_none() {
+                self.received = Some(file);
+            } else {
+                self.store.discard_incoming(file);
+            }
+        }
+    }
+
+    /// The file of the received snapshot at (`index`, `term`), which the core now persists.
+    fn take_received(&mut self, index: u64, term: u64) -> IncomingSnapshot {
+        let file = self
+            .received
+            .take()
+            .expect("the core persists a snapshot without data only after one was received");
+        assert_eq!(
+            (file.meta().index(), file.meta().term()),
+            (index, term),
+            "the received snapshot the core restored last"
+        );
+        file
+    }
+}
+
+/// The core waits for an answer to a snapshot it sent; one that never left must be reported,
+/// so the member is probed again (and gets the newer snapshot).
+fn not_sent(node: &mut Node, to: u64, error: &str) {
+    eprintln!("tallyd: snapshot for member {to:x} not sent: {error}");
+    node.report_unreachable(to);
 }
 
 /// The (index, term) of a snapshot message's snapshot.
 fn snapshot_of(message: &tally_core::Message) -> (u64, u64) {
     let meta = message.snapshot().expect("a snapshot message").meta();
     (meta.index(), meta.term())
-}
-
-/// Does one job; the worker thread's body, and the loop's fallback when the worker is busy.
-pub(super) fn run(store: &SnapshotStore, job: SnapshotJob) -> SnapshotDone {
-    match job {
-        SnapshotJob::Save { meta, kv, members } => {
-            let (index, term) = (meta.index(), meta.term());
-            let saved = store.save_streamed(
-                &meta,
-                payload::snapshot_prefix_bytes(&members),
-                |body| kv.snapshot(body).map_err(io::Error::other),
-                |kv_bytes| payload::snapshot_prefix(&members, kv_bytes),
-            );
-            match saved {
-                Ok(bytes) => SnapshotDone::Written { index, term, bytes },
-                Err(e) => SnapshotDone::Failed {
-                    meta,
-                    error: format!("snapshot file {index}: {e}"),
-                    out_of_space: e.is_out_of_space(),
-                },
-            }
-        }
-        SnapshotJob::SaveInstalled(persist) => {
-            let (index, term) = (persist.last_index(), persist.last_term());
-            match storage::to_batch(persist, store) {
-                Ok(batch) => SnapshotDone::InstalledSaved { batch, index, term },
-                Err(e) => SnapshotDone::InstallFailed(e),
-            }
-        }
-        SnapshotJob::SealReceived { persist, file } => {
-            let (index, term) = (persist.last_index(), persist.last_term());
-            match store.finish_incoming(file) {
-                Ok(()) => SnapshotDone::InstalledSaved {
-                    batch: storage::batch_of(persist),
-                    index,
-                    term,
-                },
-                Err(e) => SnapshotDone::InstallFailed(e.into()),
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::{Duration, Instant};
-
-    use super::{SNAPSHOT_RETRY_DELAY, SnapshotPacing};
-
-    #[test]
-    fn a_failed_snapshot_is_retried_after_a_delay_without_more_log() {
-        let t0 = Instant::now();
-        let mut pacing = SnapshotPacing::default();
-        pacing.on_snapshot_bytes(1_000);
-        pacing.on_snapshot_started();
-        pacing.on_snapshot_failed(t0);
-        assert!(!pacing.due(t0), "not at once: the disk may still be full");
-        pacing.on_logged(5_000);
-        assert!(
-            !pacing.due(t0 + Duration::from_secs(1)),
-            "logging does not hurry it"
-        );
-        assert!(
-            pacing.due(t0 + SNAPSHOT_RETRY_DELAY),
-            "due without more log"
-        );
-        pacing.on_snapshot_started();
-        assert!(
-            !pacing.due(t0 + SNAPSHOT_RETRY_DELAY),
-            "a started one paces again"
-        );
-    }
-
-    #[test]
-    fn a_snapshot_waits_for_as_much_log_as_the_last_one_wrote() {
-        let now = Instant::now();
-        let mut pacing = SnapshotPacing::default();
-        assert!(pacing.due(now), "the first snapshot needs no log");
-        pacing.on_snapshot_started();
-        pacing.on_logged(300);
-        pacing.on_snapshot_bytes(1_000);
-        assert!(
-            !pacing.due(now),
-            "log written while the snapshot was taken counts"
-        );
-        pacing.on_logged(600);
-        assert!(!pacing.due(now));
-        pacing.on_logged(100);
-        assert!(
-            pacing.due(now),
-            "1,000 bytes logged since the 1,000-byte snapshot started"
-        );
-        pacing.on_snapshot_started();
-        pacing.on_snapshot_bytes(5_000);
-        pacing.on_logged(4_999);
-        assert!(!pacing.due(now));
-        pacing.on_logged(u64::MAX);
-        assert!(pacing.due(now), "counting saturates instead of wrapping");
-    }
 }

@@ -213,7 +213,7 @@ fn paths_and_kinds_name_one_row_each() {
 /// out the revision; Alarm, Defragment, MoveLeader and Snapshot send none.
 #[test]
 fn each_response_carries_the_header_etcd_fills() {
-    use crate::server::rpc::HeaderFill;
+    use crate::server::rpc::respond::HeaderFill;
     for row in &METHODS {
         let service = row.grpc_path.split('/').nth(1).expect("a service");
         let method = row.grpc_path.rsplit('/').next().expect("a method");

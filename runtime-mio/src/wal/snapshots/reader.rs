@@ -5,10 +5,12 @@
 //! [`SnapshotReader::read_next`] checks it before it hands out the last part, and a caller that
 //! sends each part as it reads it therefore never completes a damaged snapshot at its peer.
 
-use super::error::SnapshotError;
-use super::fs::FsReadFile;
-use super::record::read_u32;
-use super::snapshot::{FIXED_BYTES, SnapshotMeta, SnapshotStore, decode_head, file_name};
+use super::format::{FIXED_BYTES, decode_head, file_name};
+use super::meta::SnapshotMeta;
+use super::store::SnapshotStore;
+use crate::wal::error::SnapshotError;
+use crate::wal::fs::FsReadFile;
+use crate::wal::record::read_u32;
 
 /// How much of the file's start is read to decode its head: the fixed fields and membership
 /// lists of up to ~8,000 members.

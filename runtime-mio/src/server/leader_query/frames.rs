@@ -1,41 +1,13 @@
-//! Calls a follower cannot answer alone, put to the leader over the peer link.
-//!
-//! - `LeaseTimeToLive`: a lease's clock runs on the leader only (keep-alives sent to it are not
-//!   replicated), so a follower that answered from its own store would report the granted or
-//!   last checkpointed TTL of a lease that may be about to expire.
-//! - `MemberPromote`: only the leader knows how much of its log a learner holds (etcd's
-//!   readiness rule), and a follower's forwarded conf change that the leader refuses is dropped
-//!   without a word. So the leader checks and proposes the promotion, and says whether it did;
-//!   the follower answers its client once the change is applied, as for a local call.
-//!
-//! etcd forwards both calls to the leader; so do we, as tallyd-level frames on the one peer
-//! connection, beside Raft's messages and snapshot chunks:
-//!
-//! - lease query: [`FrameKind::LeaseQuery`]'s tag, query id (u64 LE), the encoded
-//!   `LeaseTimeToLiveRequest`;
-//! - promote query: [`FrameKind::PromoteQuery`]'s tag, query id (u64 LE), the learner's member
-//!   id (u64 LE);
-//! - answer: [`FrameKind::LeaderAnswer`]'s tag, query id (u64 LE), an [`AnswerStatus`] byte, then for `Ok` the
-//!   leader's encoded `LeaseTimeToLiveResponse` (nothing for a promotion), and for `Refused`
-//!   the gRPC code (one byte) and UTF-8 message the leader would have given its own client.
-//!
-//! A query the leader cannot answer (it lost the lead, or the answer is over a peer frame) gets a
-//! status the follower turns into etcd's error; a lost frame, or a leader too old to know the
-//! query, ends in the follower's request timeout.
-
-use std::collections::HashMap;
-use std::time::Instant;
+//! The frames of leader queries on the peer link (the layout is in the parent module's
+//! documentation), checked as they are read: a bad frame is an error, never a panic.
 
 use bytes::{BufMut as _, Bytes, BytesMut};
 use prost::Message as _;
-use tally_core::{ConfChange, ConfChangeKind};
 use tally_kvstore::proto;
 
-use super::conf_waiters::ConfWaiter;
-use super::event_loop::{REQUEST_TIMEOUT, Server};
-use super::rpc::{Method, status, status_from_propose, status_no_leader, status_timeout};
-use crate::client::{CallId, Code as GrpcCode, Status};
+use crate::client::{Code as GrpcCode, Status};
 use crate::peer::FrameKind;
+use crate::server::rpc::status::{status, status_no_leader};
 
 const QUERY_TAG: u8 = FrameKind::LeaseQuery.tag();
 const PROMOTE_TAG: u8 = FrameKind::PromoteQuery.tag();
@@ -230,197 +202,16 @@ impl<'a> Answer<'a> {
 }
 
 /// `decoded`'s value, or `None` after a log line naming the peer: a bad frame is dropped.
-fn dropped_if_bad<T>(from: u64, decoded: Result<T, FrameError>) -> Option<T> {
+pub(super) fn dropped_if_bad<T>(from: u64, decoded: Result<T, FrameError>) -> Option<T> {
     decoded
         .map_err(|e| eprintln!("tallyd: peer {from:x}: {e}; dropped"))
         .ok()
 }
 
-/// A follower's call waiting for the leader's answer.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct LeaderQuery {
-    call: CallId,
-    kind: QueryKind,
-    /// The member asked; an answer from anyone else is ignored.
-    leader: u64,
-    deadline: Instant,
-}
-
-/// Queries in flight, keyed by query id. At most one per open call, so the gRPC server's
-/// stream limits bound it.
-pub(super) type LeaderQueries = HashMap<u64, LeaderQuery>;
-
-impl Server {
-    /// `LeaseTimeToLive`: local on the lease primary, else asked of the leader.
-    pub(super) fn lease_time_to_live(
-        &mut self,
-        call: CallId,
-        request: proto::LeaseTimeToLiveRequest,
-    ) {
-        if self.kv.is_primary() || self.leader == self.node.id() {
-            let now = self.now_ms();
-            let response = self.kv.lease_time_to_live(&request, now);
-            self.reply(call, response);
-            return;
-        }
-        self.ask_leader(call, QueryKind::LeaseTimeToLive, |id| {
-            encode_query(id, &request)
-        });
-    }
-
-    /// A follower's `MemberPromote` of `learner`, already checked against its own view of
-    /// the membership: the leader checks it again and proposes it.
-    pub(super) fn forward_promote(&mut self, call: CallId, learner: u64) {
-        self.ask_leader(call, QueryKind::Promote { learner }, |id| {
-            encode_promote_query(id, learner)
-        });
-    }
-
-    fn ask_leader(&mut self, call: CallId, kind: QueryKind, encode: impl FnOnce(u64) -> Bytes) {
-        let leader = self.leader;
-        if leader == tally_core::NO_NODE {
-            self.reply_error(call, status_no_leader());
-            return;
-        }
-        let id = self.next_request_id();
-        if !self.peers.send(leader, encode(id)) {
-            self.reply_error(call, status_no_leader());
-            return;
-        }
-        let deadline = Instant::now() + REQUEST_TIMEOUT;
-        self.leader_queries.insert(
-            id,
-            LeaderQuery {
-                call,
-                kind,
-                leader,
-                deadline,
-            },
-        );
-    }
-
-    /// On the leader: answers a follower's lease query.
-    pub(super) fn answer_lease_query(&mut self, from: u64, frame: &[u8]) {
-        let Some((id, request)) = dropped_if_bad(from, decode_query(frame)) else {
-            return;
-        };
-        if !self.kv.is_primary() {
-            self.peers
-                .send(from, encode_answer(id, AnswerStatus::NotLeader, None));
-            return;
-        }
-        let now = self.now_ms();
-        let response = self.kv.lease_time_to_live(&request, now);
-        let response = self.encode(response);
-        if !self
-            .peers
-            .send(from, encode_answer(id, AnswerStatus::Ok, Some(&response)))
-        {
-            self.peers
-                .send(from, encode_answer(id, AnswerStatus::TooLarge, None));
-        }
-    }
-
-    /// On the leader: checks and proposes a follower's promotion, and says how that went.
-    pub(super) fn answer_promote_query(&mut self, from: u64, frame: &[u8]) {
-        let Some((id, learner)) = dropped_if_bad(from, decode_promote_query(frame)) else {
-            return;
-        };
-        if self.leader != self.node.id() {
-            self.peers
-                .send(from, encode_answer(id, AnswerStatus::NotLeader, None));
-            return;
-        }
-        let proposed = self.check_promote_member(learner).and_then(|()| {
-            let change = ConfChange::new(ConfChangeKind::AddVoter, learner);
-            self.node
-                .propose_conf_change(&change)
-                .map_err(status_from_propose)
-        });
-        let answer = match proposed {
-            Ok(()) => encode_answer(id, AnswerStatus::Ok, None),
-            Err(refused) => encode_refusal(id, &refused),
-        };
-        self.peers.send(from, answer);
-    }
-
-    /// On the follower: the leader's answer to one of its queries.
-    pub(super) fn finish_leader_query(&mut self, from: u64, frame: &[u8]) {
-        let Some((id, answer_status, body)) = dropped_if_bad(from, decode_answer(frame)) else {
-            return;
-        };
-        let Some(query) = self.leader_queries.get(&id).copied() else {
-            return; // timed out already
-        };
-        if query.leader != from {
-            eprintln!(
-                "tallyd: peer {from:x} answered a query sent to {:x}; dropped",
-                query.leader
-            );
-            return;
-        }
-        let Some(answer) =
-            dropped_if_bad(from, Answer::from_parts(query.kind, answer_status, body))
-        else {
-            return;
-        };
-        self.leader_queries.remove(&id);
-        match (answer, query.kind) {
-            (Answer::Failed(refused), _) => self.reply_error(query.call, refused),
-            (Answer::Ok(body), QueryKind::LeaseTimeToLive) => {
-                self.reply_encoded(query.call, Bytes::copy_from_slice(body))
-            }
-            // The leader answers before the entry can commit, and on the same connection as
-            // the commit index, so the apply comes after this and finds the waiter.
-            (Answer::Ok(_), QueryKind::Promote { learner }) => self.wait_for_conf(ConfWaiter {
-                call: query.call,
-                node: learner,
-                method: Method::MemberPromote,
-                deadline: query.deadline,
-            }),
-        }
-    }
-
-    /// `peer` does not know the query frames (it runs another release): every query put to
-    /// it is answered now, with etcd's "not supported" status, rather than at its timeout.
-    pub(super) fn fail_leader_queries_to(&mut self, peer: u64) {
-        let failed: Vec<u64> = self
-            .leader_queries
-            .iter()
-            .filter(|(_, q)| q.leader == peer)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in failed {
-            if let Some(query) = self.leader_queries.remove(&id) {
-                self.reply_error(
-                    query.call,
-                    status(
-                        GrpcCode::Unavailable,
-                        "etcdserver: the leader runs a release that cannot answer this call",
-                    ),
-                );
-            }
-        }
-    }
-
-    pub(super) fn expire_leader_queries(&mut self, now: Instant) {
-        let expired: Vec<u64> = self
-            .leader_queries
-            .iter()
-            .filter(|(_, q)| q.deadline <= now)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in expired {
-            if let Some(query) = self.leader_queries.remove(&id) {
-                self.reply_error(query.call, status_timeout());
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::rpc::status_from_propose;
 
     #[test]
     fn a_query_round_trips() {

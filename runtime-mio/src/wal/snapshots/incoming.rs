@@ -10,9 +10,11 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use super::error::SnapshotError;
-use super::fs::FsFile;
-use super::snapshot::{FIXED_BYTES, SnapshotMeta, SnapshotStore, file_name, head};
+use super::format::{FIXED_BYTES, file_name, head};
+use super::meta::SnapshotMeta;
+use super::store::SnapshotStore;
+use crate::wal::error::SnapshotError;
+use crate::wal::fs::FsFile;
 
 /// A snapshot file being received: a temporary file until it is finished.
 pub struct IncomingSnapshot {
@@ -146,8 +148,8 @@ impl SnapshotStore {
 mod tests {
     use std::path::Path;
 
-    use super::super::testing::MemFs;
-    use super::super::{Fs, SnapshotConfig, SnapshotError, SnapshotMeta, SnapshotStore};
+    use crate::wal::testing::MemFs;
+    use crate::wal::{Fs, SnapshotConfig, SnapshotError, SnapshotMeta, SnapshotStore};
 
     /// The names in the store's directory.
     fn names(fs: &MemFs) -> Vec<String> {

@@ -65,7 +65,7 @@ impl StreamBacklogs {
         Self::with_bytes_max(STREAM_BACKLOG_BYTES_MAX)
     }
 
-    fn with_bytes_max(bytes_max: usize) -> Self {
+    pub(super) fn with_bytes_max(bytes_max: usize) -> Self {
         StreamBacklogs {
             by_call: HashMap::new(),
             bytes_max,

@@ -1,0 +1,47 @@
+//! What a client call is: decided from its path when it opens (the method table), and what
+//! the call table, the dispatcher and the services tell calls apart by.
+
+/// What a client call is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::server) enum CallKind {
+    Unary(Method),
+    Watch,
+    LeaseKeepAlive,
+    Snapshot,
+    /// `grpc.health.v1.Health/Check`: unary, without etcd's response header.
+    HealthCheck,
+    /// `grpc.health.v1.Health/Watch`: server streaming, open until the client cancels.
+    HealthWatch,
+}
+
+impl CallKind {
+    /// Whether the call takes one request and gets one answer.
+    pub(in crate::server) fn is_unary(self) -> bool {
+        matches!(self, CallKind::Unary(_))
+    }
+}
+
+/// etcd's unary methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::server) enum Method {
+    Range,
+    Put,
+    DeleteRange,
+    Txn,
+    Compact,
+    LeaseGrant,
+    LeaseRevoke,
+    LeaseTimeToLive,
+    LeaseLeases,
+    MemberAdd,
+    MemberRemove,
+    MemberUpdate,
+    MemberList,
+    MemberPromote,
+    Alarm,
+    Status,
+    Defragment,
+    Hash,
+    HashKv,
+    MoveLeader,
+}
