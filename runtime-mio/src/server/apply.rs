@@ -7,8 +7,10 @@ use tally_core::{ConfChangeKind, Entry, EntryKind};
 use tally_kvstore::proto::Member;
 
 use super::conf_waiters::ConfWaiters;
+use super::coordination::{Coordination, CoordinationService};
 use super::members::{Members, log_fault_tolerance};
 use super::payload::{self, Payload};
+use super::reads::Reads;
 use super::request_ids::Clock;
 use super::rpc::{ConfAnswers, Proposer};
 use super::standing::Standing;
@@ -26,6 +28,9 @@ pub(super) struct Applier<'a> {
     pub(super) registry: &'a Registry,
     pub(super) standing: &'a mut Standing,
     pub(super) clock: Clock,
+    /// Lock and election calls, whose steps continue at their apply.
+    pub(super) coordination: &'a mut Coordination,
+    pub(super) reads: &'a mut Reads,
 }
 
 impl Applier<'_> {
@@ -57,7 +62,14 @@ impl Applier<'_> {
             Payload::Kv(request) => {
                 let outcome = self.writes.kv.apply(entry.index(), request);
                 self.writes.metrics.on_proposal_applied();
-                self.writes.on_applied(outcome);
+                if let Some(outcome) = self.writes.on_applied(outcome) {
+                    CoordinationService {
+                        writes: self.writes.reborrow(),
+                        reads: &mut *self.reads,
+                        coordination: &mut *self.coordination,
+                    }
+                    .on_applied(outcome);
+                }
             }
         }
     }

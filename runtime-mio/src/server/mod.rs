@@ -13,6 +13,7 @@ mod apply;
 mod auto_compaction;
 mod calls;
 mod conf_waiters;
+mod coordination;
 mod error;
 mod etcd_version;
 mod event_loop;

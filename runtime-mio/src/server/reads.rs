@@ -16,6 +16,8 @@ pub(super) const READS_MAX: usize = 100_000;
 /// What a linearizable read serves once the store has caught up.
 #[derive(Debug, Clone)]
 pub(super) enum ReadKind {
+    /// `Election.Leader`: the key created first under this prefix.
+    ElectionLeader(bytes::Bytes),
     Range(proto::RangeRequest),
 }
 

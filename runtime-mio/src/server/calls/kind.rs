@@ -12,12 +12,26 @@ pub(in crate::server) enum CallKind {
     HealthCheck,
     /// `grpc.health.v1.Health/Watch`: server streaming, open until the client cancels.
     HealthWatch,
+    /// `v3electionpb.Election/Observe`: server streaming, each leader as it changes.
+    ElectionObserve,
 }
 
 impl CallKind {
     /// Whether the call takes one request and gets one answer.
     pub(in crate::server) fn is_unary(self) -> bool {
         matches!(self, CallKind::Unary(_))
+    }
+
+    /// Whether a call of this kind holds state outside the call table while it is open (a
+    /// watch stream's watchers, a lock or a leadership being waited for, an observer), which
+    /// must be let go of when it ends.
+    pub(in crate::server) fn holds_state_elsewhere(self) -> bool {
+        matches!(
+            self,
+            CallKind::Watch
+                | CallKind::ElectionObserve
+                | CallKind::Unary(Method::Lock | Method::Campaign)
+        )
     }
 }
 
@@ -44,4 +58,10 @@ pub(in crate::server) enum Method {
     Hash,
     HashKv,
     MoveLeader,
+    Lock,
+    Unlock,
+    Campaign,
+    Proclaim,
+    Leader,
+    Resign,
 }

@@ -37,9 +37,10 @@ pub(super) struct Calls<S = GrpcServer> {
     gateway: GatewayCalls,
     /// Messages waiting for send capacity on streaming calls, bounded per call.
     outbound: StreamBacklogs,
-    /// Watch streams that ended (cancelled, half-closed, cut off) whose watchers are still
-    /// to be cancelled: at most one per call that was open, so `CALLS_MAX` bounds it.
-    ended_watches: Vec<CallId>,
+    /// Calls that ended (answered, cancelled, half-closed, cut off) whose state elsewhere (a
+    /// watch stream's watchers, a lock being waited for) is still to be let go of: at most one
+    /// per call that was open, so `CALLS_MAX` bounds it.
+    ended: Vec<(CallId, CallKind)>,
     /// [`CALLS_MAX`], lower in tests.
     calls_max: usize,
 }
@@ -52,7 +53,7 @@ impl<S: CallSink> Calls<S> {
             half_closed: HashSet::new(),
             gateway: GatewayCalls::default(),
             outbound: StreamBacklogs::new(),
-            ended_watches: Vec::new(),
+            ended: Vec::new(),
             calls_max: CALLS_MAX,
         }
     }
@@ -251,8 +252,8 @@ impl<S: CallSink> Calls<S> {
         self.sink.finish(call, Status::ok());
     }
 
-    /// Forgets a call its client cancelled (or the table ended). A watch stream's watchers
-    /// are left to cancel ([`Calls::poll_ended_watch`]).
+    /// Forgets a call its client cancelled (or the table ended). What it holds elsewhere is
+    /// left to let go of ([`Calls::poll_ended`]).
     pub(super) fn close(&mut self, call: CallId) {
         self.gateway.remove(call);
         self.half_closed.remove(&call);
@@ -260,16 +261,19 @@ impl<S: CallSink> Calls<S> {
         self.remove(call);
     }
 
-    /// Takes `call` out of the table; a watch stream's watchers are left to cancel.
+    /// Takes `call` out of the table; what it holds elsewhere is left to let go of.
     fn remove(&mut self, call: CallId) {
-        if self.kinds.remove(&call) == Some(CallKind::Watch) {
-            self.ended_watches.push(call);
+        if let Some(kind) = self.kinds.remove(&call) {
+            if kind.holds_state_elsewhere() {
+                self.ended.push((call, kind));
+            }
         }
     }
 
-    /// A watch stream that ended, whose watchers its owner must cancel.
+    /// A call that ended, and what it was: its owner must let go of what it holds (a watch
+    /// stream's watchers, a lock or campaign being waited for, an observer).
     #[must_use]
-    pub(super) fn poll_ended_watch(&mut self) -> Option<CallId> {
-        self.ended_watches.pop()
+    pub(super) fn poll_ended(&mut self) -> Option<(CallId, CallKind)> {
+        self.ended.pop()
     }
 }

@@ -152,7 +152,7 @@ fn a_client_that_reads_too_slowly_is_cut_off_and_its_watchers_released() {
         calls.is_open(call(7)),
         "10 bytes wait: at the limit, not past it"
     );
-    assert_eq!(calls.poll_ended_watch(), None);
+    assert_eq!(calls.poll_ended(), None);
     calls.stream_encoded(call(7), Bytes::from_static(b"!"));
     assert!(!calls.is_open(call(7)));
     let status = status_backlog_exceeded();
@@ -165,8 +165,8 @@ fn a_client_that_reads_too_slowly_is_cut_off_and_its_watchers_released() {
         )]
     );
     assert_eq!(status.code(), Code::Unavailable, "etcd's clients retry it");
-    assert_eq!(calls.poll_ended_watch(), Some(call(7)));
-    assert_eq!(calls.poll_ended_watch(), None);
+    assert_eq!(calls.poll_ended(), Some((call(7), CallKind::Watch)));
+    assert_eq!(calls.poll_ended(), None);
 }
 
 #[test]
@@ -182,7 +182,7 @@ fn a_half_closed_watch_ends_and_a_keep_alive_drains_first() {
         sent(&mut calls),
         [Sent::Finish(call(1), Code::Ok, String::new())]
     );
-    assert_eq!(calls.poll_ended_watch(), Some(call(1)));
+    assert_eq!(calls.poll_ended(), Some((call(1), CallKind::Watch)));
     assert!(calls.is_open(call(3)), "a unary call waits for its answer");
     calls.finish_keep_alive_if_done(call(2), true);
     assert!(calls.is_open(call(2)), "an answer is still pending");
@@ -209,12 +209,8 @@ fn a_cancelled_watch_leaves_its_watchers_to_release() {
     calls.open(call(2), CallKind::LeaseKeepAlive);
     calls.close(call(1));
     calls.close(call(2));
-    assert_eq!(calls.poll_ended_watch(), Some(call(1)));
-    assert_eq!(
-        calls.poll_ended_watch(),
-        None,
-        "only watch streams have watchers"
-    );
+    assert_eq!(calls.poll_ended(), Some((call(1), CallKind::Watch)));
+    assert_eq!(calls.poll_ended(), None, "only watch streams have watchers");
     assert!(
         sent(&mut calls).is_empty(),
         "the client is gone: nothing is sent"
@@ -287,8 +283,8 @@ fn a_gateway_stream_writes_results_and_ends_with_its_error() {
     assert!(matches!(&sent[2], Sent::HttpChunk(_, line) if line.contains("no leader")));
     assert_eq!(sent[3], Sent::HttpEnd(request));
     assert_eq!(
-        calls.poll_ended_watch(),
-        Some(id),
+        calls.poll_ended(),
+        Some((id, CallKind::Watch)),
         "its watchers are released"
     );
 }

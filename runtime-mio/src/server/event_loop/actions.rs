@@ -229,6 +229,7 @@ impl Server {
         self.writes().expire_waiters(now);
         self.kv_service().expire_reads(now);
         self.conf_answers().expire_conf_waiters(now);
+        self.coordination_service().expire(now);
         leader_query::expire_leader_queries(&mut self.leader_queries, &mut self.calls, now);
         self.standing.on_tick(now);
         self.apply_standing_dialing(now);
@@ -258,8 +259,10 @@ impl Server {
         if self.kv.has_unsynced_watchers() {
             self.kv.sync_watchers_step(WATCH_SYNC_RECORDS_PER_TURN);
         }
+        self.coordination_service().after_apply();
         self.watch_service().deliver_watch_events();
         self.kv_service().serve_ready_reads();
+        self.release_ended_calls();
         self.calls.flush_all();
     }
 }

@@ -52,11 +52,11 @@ impl Server {
             CallEvent::HalfClosed { call } => {
                 self.calls.half_close(call);
                 self.writes().finish_keep_alive_if_done(call);
-                self.watch_service().cancel_ended_streams();
+                self.release_ended_calls();
             }
             CallEvent::Cancelled { call } => {
                 self.calls.close(call);
-                self.watch_service().cancel_ended_streams();
+                self.release_ended_calls();
             }
             CallEvent::SendReady { call } => self.calls.on_send_ready(call),
             CallEvent::Http {
@@ -126,6 +126,9 @@ impl Server {
                 handle(&mut self.leader_query_service(), call, &message)
             }
             Handler::Health(handle) => handle(&mut self.health_service(), call, &message),
+            Handler::Coordination(handle) => {
+                handle(&mut self.coordination_service(), call, &message)
+            }
         };
         if let Err(e) = handled {
             self.calls.reply_error(
@@ -136,9 +139,18 @@ impl Server {
                 ),
             );
         }
-        if kind == CallKind::Watch {
-            // A watch client cut off for reading too slowly leaves watchers to cancel.
-            self.watch_service().cancel_ended_streams();
+        // A call answered or cut off may leave what it held to let go of.
+        self.release_ended_calls();
+    }
+
+    /// Lets go of what ended calls held: a watch stream's watchers, a waiting lock's key, a
+    /// waiting campaign's candidacy, an observer.
+    pub(super) fn release_ended_calls(&mut self) {
+        while let Some((call, kind)) = self.calls.poll_ended() {
+            match kind {
+                CallKind::Watch => self.watch_service().cancel_watches_of(call),
+                _ => self.coordination_service().on_call_ended(call, kind),
+            }
         }
     }
 }

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use super::Server;
 use crate::server::apply::Applier;
+use crate::server::coordination::CoordinationService;
 use crate::server::leader_query::LeaderQueryService;
 use crate::server::metrics::MemberView;
 use crate::server::rpc::{
@@ -108,6 +109,16 @@ impl Server {
             registry: self.poll.registry(),
             standing: &mut self.standing,
             clock: self.clock,
+            coordination: &mut self.coordination,
+            reads: &mut self.reads,
+        }
+    }
+
+    pub(super) fn coordination_service(&mut self) -> CoordinationService<'_> {
+        CoordinationService {
+            writes: writes!(self),
+            reads: &mut self.reads,
+            coordination: &mut self.coordination,
         }
     }
 

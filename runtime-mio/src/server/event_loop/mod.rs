@@ -42,6 +42,7 @@ use tally_kvstore::KvStore;
 use super::auto_compaction::AutoCompactor;
 use super::calls::Calls;
 use super::conf_waiters::ConfWaiters;
+use super::coordination::Coordination;
 use super::error::ServerError;
 use super::flags::Flags;
 use super::identity::Identity;
@@ -91,6 +92,8 @@ pub(super) struct Server {
     leader_queries: LeaderQueries,
     watch_streams: WatchStreams,
     lease_expiry: LeaseExpiry,
+    /// Lock and election calls in flight.
+    coordination: Coordination,
     /// `--auto-compaction-*`: when the leader proposes a compaction.
     auto_compactor: AutoCompactor,
     ids: RequestIds,

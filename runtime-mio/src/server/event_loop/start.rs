@@ -114,6 +114,7 @@ impl Server {
             leader_queries: Default::default(),
             watch_streams: Default::default(),
             lease_expiry: Default::default(),
+            coordination: Default::default(),
             auto_compactor,
             ids: RequestIds::starting_now(identity.member_id),
             clock: Clock::starting_at(now),

@@ -12,6 +12,7 @@ use super::status::{
 };
 use crate::client::CallId;
 use crate::server::calls::Calls;
+use crate::server::coordination::leader_response;
 use crate::server::reads::{PendingRead, ReadKind, Reads};
 use crate::server::request_ids::Clock;
 
@@ -87,6 +88,12 @@ impl KvService<'_> {
             }
             match pending.read {
                 ReadKind::Range(request) => self.serve_range(pending.call, &request),
+                ReadKind::ElectionLeader(prefix) => {
+                    match leader_response(self.writes.kv, &prefix) {
+                        Ok(response) => self.reply(pending.call, response),
+                        Err(status) => self.reply_error(pending.call, status),
+                    }
+                }
             }
         }
     }

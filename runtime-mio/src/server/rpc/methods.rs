@@ -19,6 +19,7 @@ use super::respond::{HasHeader, Respond as _};
 use super::watch::WatchService;
 use crate::client::CallId;
 use crate::server::calls::{CallKind, Method};
+use crate::server::coordination::CoordinationService;
 use crate::server::gateway::schema::{self as json, Message as JsonShape};
 use crate::server::leader_query::LeaderQueryService;
 
@@ -36,6 +37,8 @@ pub(in crate::server) enum Handler {
     /// Calls a follower puts to the leader (`server::leader_query`).
     LeaderQuery(fn(&mut LeaderQueryService<'_>, CallId, &[u8]) -> Handled),
     Health(fn(&mut HealthService<'_>, CallId, &[u8]) -> Handled),
+    /// The Lock and Election services (`server::coordination`).
+    Coordination(fn(&mut CoordinationService<'_>, CallId, &[u8]) -> Handled),
 }
 
 impl std::fmt::Debug for Handler {
@@ -47,6 +50,7 @@ impl std::fmt::Debug for Handler {
             Handler::Maintenance(_) => "Maintenance",
             Handler::LeaderQuery(_) => "LeaderQuery",
             Handler::Health(_) => "Health",
+            Handler::Coordination(_) => "Coordination",
         };
         write!(f, "Handler::{service}")
     }
@@ -166,7 +170,7 @@ const fn shapes(
     Some((request, response))
 }
 
-static METHODS: [MethodRow; 25] = [
+static METHODS: [MethodRow; 32] = [
     row::<proto::RangeRequest, proto::RangeResponse>(
         unary(Method::Range),
         "/etcdserverpb.KV/Range",
@@ -351,6 +355,55 @@ static METHODS: [MethodRow; 25] = [
         &[],
         None,
         Handler::Maintenance(|service, call, _| service.handle_snapshot(call)),
+    ),
+    row::<proto::LockRequest, proto::LockResponse>(
+        unary(Method::Lock),
+        "/v3lockpb.Lock/Lock",
+        &["lock/lock"],
+        shapes(&json::LOCK_REQUEST, &json::LOCK_RESPONSE),
+        handled!(Coordination, lock, LockRequest),
+    ),
+    row::<proto::UnlockRequest, proto::UnlockResponse>(
+        unary(Method::Unlock),
+        "/v3lockpb.Lock/Unlock",
+        &["lock/unlock"],
+        shapes(&json::UNLOCK_REQUEST, &json::HEADER_ONLY),
+        handled!(Coordination, unlock, UnlockRequest),
+    ),
+    row::<proto::CampaignRequest, proto::CampaignResponse>(
+        unary(Method::Campaign),
+        "/v3electionpb.Election/Campaign",
+        &["election/campaign"],
+        shapes(&json::CAMPAIGN_REQUEST, &json::CAMPAIGN_RESPONSE),
+        handled!(Coordination, campaign, CampaignRequest),
+    ),
+    row::<proto::ProclaimRequest, proto::ProclaimResponse>(
+        unary(Method::Proclaim),
+        "/v3electionpb.Election/Proclaim",
+        &["election/proclaim"],
+        shapes(&json::PROCLAIM_REQUEST, &json::HEADER_ONLY),
+        handled!(Coordination, proclaim, ProclaimRequest),
+    ),
+    row::<proto::LeaderRequest, proto::LeaderResponse>(
+        unary(Method::Leader),
+        "/v3electionpb.Election/Leader",
+        &["election/leader"],
+        shapes(&json::LEADER_REQUEST, &json::LEADER_RESPONSE),
+        handled!(Coordination, leader, LeaderRequest),
+    ),
+    row::<proto::ResignRequest, proto::ResignResponse>(
+        unary(Method::Resign),
+        "/v3electionpb.Election/Resign",
+        &["election/resign"],
+        shapes(&json::RESIGN_REQUEST, &json::HEADER_ONLY),
+        handled!(Coordination, resign, ResignRequest),
+    ),
+    row::<proto::LeaderRequest, proto::LeaderResponse>(
+        CallKind::ElectionObserve,
+        "/v3electionpb.Election/Observe",
+        &["election/observe"],
+        shapes(&json::LEADER_REQUEST, &json::LEADER_RESPONSE),
+        handled!(Coordination, observe, LeaderRequest),
     ),
     headerless::<health::HealthCheckRequest, health::HealthCheckResponse>(
         CallKind::HealthCheck,

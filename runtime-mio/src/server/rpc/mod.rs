@@ -14,7 +14,7 @@ mod kv;
 mod lease;
 mod maintenance;
 pub(super) mod methods;
-mod propose;
+pub(super) mod propose;
 mod quota;
 pub(super) mod reconfig;
 pub(super) mod respond;

@@ -53,6 +53,20 @@ fn propose_request(
 }
 
 impl Proposer<'_> {
+    /// The same parts, lent again for a shorter while.
+    pub(in crate::server) fn reborrow(&mut self) -> Proposer<'_> {
+        Proposer {
+            identity: self.identity,
+            node: &mut *self.node,
+            kv: &mut *self.kv,
+            calls: &mut *self.calls,
+            waiters: &mut *self.waiters,
+            ids: &mut *self.ids,
+            quota: &mut *self.quota,
+            metrics: &mut *self.metrics,
+        }
+    }
+
     /// Proposes a store request and parks the call until it is applied.
     pub(in crate::server) fn propose_kv(&mut self, call: CallId, request: Request) {
         let deadline = Instant::now() + REQUEST_TIMEOUT;
@@ -93,18 +107,20 @@ impl Proposer<'_> {
         match self.quota.check(self.kv, request) {
             Ok(()) => return false,
             Err(OverQuota::DiskFull) => {}
-            Err(OverQuota::Backend(quota)) => {
-                if !self.kv.nospace() && self.propose_nospace() {
-                    eprintln!(
-                        "tallyd: warning: a write would pass --quota-backend-bytes ({quota}); \
-                         raising the NOSPACE alarm: writes are refused until room is made and \
-                         it is disarmed"
-                    );
-                }
-            }
+            Err(OverQuota::Backend(quota)) => self.raise_nospace(quota),
         }
         self.reply_error(call, status_from_kv(&KvError::NoSpace));
         true
+    }
+
+    /// A write would pass `--quota-backend-bytes` (`quota`): the NOSPACE alarm, once.
+    fn raise_nospace(&mut self, quota: u64) {
+        if !self.kv.nospace() && self.propose_nospace() {
+            eprintln!(
+                "tallyd: warning: a write would pass --quota-backend-bytes ({quota}); raising \
+                 the NOSPACE alarm: writes are refused until room is made and it is disarmed"
+            );
+        }
     }
 
     /// The Alarm RPC: a list is answered from the local store; raising or disarming goes
@@ -154,12 +170,31 @@ impl Proposer<'_> {
         propose_request(self.ids, self.node, request)
     }
 
-    /// The entry of request `request_id` was applied with `outcome`: answers its waiter.
-    pub(in crate::server) fn on_applied(&mut self, outcome: ApplyOutcome) {
-        if let Some(waiter) = self.waiters.remove(outcome.request_id()) {
-            self.metrics.set_proposals_pending(self.waiters.len());
-            self.answer_waiter(waiter, outcome);
+    /// An entry was applied with `outcome`: answers its waiter. An outcome no waiter here
+    /// asked for is handed back (it may be another part's, or another member's).
+    #[must_use]
+    pub(in crate::server) fn on_applied(&mut self, outcome: ApplyOutcome) -> Option<ApplyOutcome> {
+        let Some(waiter) = self.waiters.remove(outcome.request_id()) else {
+            return Some(outcome);
+        };
+        self.metrics.set_proposals_pending(self.waiters.len());
+        self.answer_waiter(waiter, outcome);
+        None
+    }
+
+    /// Proposes `request` without a waiter: the caller keeps what to do with its apply under
+    /// the request id returned, and answers its call with the refusal (quota, no leader, ...).
+    pub(in crate::server) fn propose_for(&mut self, request: Request) -> Result<u64, Status> {
+        if let Err(over) = self.quota.check(self.kv, &request) {
+            if let OverQuota::Backend(quota) = over {
+                self.raise_nospace(quota);
+            }
+            return Err(status_from_kv(&KvError::NoSpace));
         }
+        propose_request(self.ids, self.node, request).map_err(|error| {
+            self.metrics.on_proposal_failed();
+            status_from_propose(error)
+        })
     }
 
     fn answer_waiter(&mut self, waiter: Waiter, outcome: ApplyOutcome) {

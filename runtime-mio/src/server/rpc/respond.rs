@@ -54,6 +54,12 @@ has_header!(
     StatusResponse,
     HashResponse,
     HashKvResponse,
+    LockResponse,
+    UnlockResponse,
+    CampaignResponse,
+    ProclaimResponse,
+    LeaderResponse,
+    ResignResponse,
 );
 has_header!(
     NoRevision: MemberAddResponse,

@@ -71,12 +71,10 @@ impl WatchService<'_> {
         Ok(())
     }
 
-    /// Cancels the watchers of the watch streams that ended.
-    pub(in crate::server) fn cancel_ended_streams(&mut self) {
-        while let Some(call) = self.calls.poll_ended_watch() {
-            for id in self.watch_streams.remove_stream(call) {
-                let _ = self.kv.watch_cancel(id);
-            }
+    /// Cancels the watchers of a watch stream that ended.
+    pub(in crate::server) fn cancel_watches_of(&mut self, call: CallId) {
+        for id in self.watch_streams.remove_stream(call) {
+            let _ = self.kv.watch_cancel(id);
         }
     }
 
@@ -100,7 +98,5 @@ impl WatchService<'_> {
                 self.stream(call, response);
             }
         }
-        // A client cut off for reading too slowly leaves watchers to cancel.
-        self.cancel_ended_streams();
     }
 }

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use super::{METHODS, by_gateway_path, by_grpc_path, by_kind};
 use crate::server::gateway::schema::{Kind, Message as JsonShape};
 
-const PROTO_SOURCES: [&str; 7] = [
+const PROTO_SOURCES: [&str; 9] = [
     include_str!("../../../../../kvstore/src/proto/kv.rs"),
     include_str!("../../../../../kvstore/src/proto/rpc_kv.rs"),
     include_str!("../../../../../kvstore/src/proto/rpc_lease.rs"),
@@ -15,6 +15,8 @@ const PROTO_SOURCES: [&str; 7] = [
     include_str!("../../../../../kvstore/src/proto/rpc_maintenance.rs"),
     include_str!("../../../../../kvstore/src/proto/rpc_watch.rs"),
     include_str!("../../../../../kvstore/src/proto/internal.rs"),
+    include_str!("../../../../../kvstore/src/proto/v3lock.rs"),
+    include_str!("../../../../../kvstore/src/proto/v3election.rs"),
 ];
 
 /// A message's fields by number: the message type of those that hold one.
