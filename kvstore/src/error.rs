@@ -40,6 +40,38 @@ pub enum KvError {
     TooManyWatchers,
     /// A NOSPACE alarm is raised, and the request would add data (see `quota`).
     NoSpace,
+    /// `AuthEnable` without a `root` user.
+    RootUserNotExist,
+    /// `AuthEnable` while the `root` user lacks the `root` role.
+    RootRoleNotExist,
+    /// A user of this name exists already.
+    UserAlreadyExist,
+    /// A request named no user.
+    UserEmpty,
+    /// No user has this name.
+    UserNotFound,
+    /// A role of this name exists already.
+    RoleAlreadyExist,
+    /// No role has this name.
+    RoleNotFound,
+    /// A request named no role.
+    RoleEmpty,
+    /// A wrong name or password, or a user without a password.
+    AuthFailed,
+    /// The user's roles do not allow the request.
+    PermissionDenied,
+    /// The user does not have the role revoked.
+    RoleNotGranted,
+    /// The role does not have the permission revoked.
+    PermissionNotGranted,
+    /// `Authenticate` while authentication is disabled.
+    AuthNotEnabled,
+    /// The token is unknown or expired.
+    InvalidAuthToken,
+    /// Removing what authentication needs while it is enabled (the `root` user or role).
+    InvalidAuthManagement,
+    /// The request was checked against an older auth revision than the store's.
+    AuthOldRevision,
     /// The committed entry did not decode; the store ignored it.
     Decode(String),
     /// The entry's raft index is not above the last applied index; the store ignored it.
@@ -71,6 +103,22 @@ impl KvError {
             KvError::WatchNotFound => "etcdserver: watch not found",
             KvError::TooManyWatchers => "etcdserver: too many watchers",
             KvError::NoSpace => "etcdserver: mvcc: database space exceeded",
+            KvError::RootUserNotExist => "etcdserver: root user does not exist",
+            KvError::RootRoleNotExist => "etcdserver: root user does not have root role",
+            KvError::UserAlreadyExist => "etcdserver: user name already exists",
+            KvError::UserEmpty => "etcdserver: user name is empty",
+            KvError::UserNotFound => "etcdserver: user name not found",
+            KvError::RoleAlreadyExist => "etcdserver: role name already exists",
+            KvError::RoleNotFound => "etcdserver: role name not found",
+            KvError::RoleEmpty => "etcdserver: role name is empty",
+            KvError::AuthFailed => "etcdserver: authentication failed, invalid user ID or password",
+            KvError::PermissionDenied => "etcdserver: permission denied",
+            KvError::RoleNotGranted => "etcdserver: role is not granted to the user",
+            KvError::PermissionNotGranted => "etcdserver: permission is not granted to the role",
+            KvError::AuthNotEnabled => "etcdserver: authentication is not enabled",
+            KvError::InvalidAuthToken => "etcdserver: invalid auth token",
+            KvError::InvalidAuthManagement => "etcdserver: invalid auth management",
+            KvError::AuthOldRevision => "etcdserver: revision of auth store is old",
             KvError::Decode(_) | KvError::StaleIndex { .. } => {
                 "etcdserver: internal error applying request"
             }

@@ -64,6 +64,7 @@
 
 #![warn(missing_docs)]
 
+mod auth;
 mod config;
 mod error;
 mod history;
@@ -80,6 +81,7 @@ mod watch;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+pub use auth::{AuthStore, ROOT_ROLE, ROOT_USER};
 pub use config::KvConfig;
 pub use error::{KvError, SnapshotError};
 pub use history::{HistoryImport, HistoryRecord, ImportError, LeaseRecord};

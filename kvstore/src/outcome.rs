@@ -2,7 +2,8 @@
 
 use crate::error::KvError;
 use crate::proto::{
-    AlarmResponse, CompactionResponse, DeleteRangeResponse, LeaseCheckpointResponse,
+    AlarmResponse, AuthResponse, AuthRoleGetResponse, AuthRoleListResponse, AuthUserGetResponse,
+    AuthUserListResponse, CompactionResponse, DeleteRangeResponse, LeaseCheckpointResponse,
     LeaseGrantResponse, LeaseKeepAliveResponse, LeaseRevokeResponse, PutResponse, RangeResponse,
     TxnResponse,
 };
@@ -33,6 +34,23 @@ pub enum ApplyResponse {
     LeaseRenew(LeaseKeepAliveResponse),
     /// An alarm request's answer.
     Alarm(AlarmResponse),
+    /// An auth change's answer (a header only).
+    Auth(AuthResponse),
+    /// `Authenticate` succeeded: the user, and the auth revision its token is good for.
+    Authenticated {
+        /// The user's name.
+        name: String,
+        /// The auth revision.
+        revision: u64,
+    },
+    /// `UserGet`'s answer.
+    AuthUserGet(AuthUserGetResponse),
+    /// `UserList`'s answer.
+    AuthUserList(AuthUserListResponse),
+    /// `RoleGet`'s answer.
+    AuthRoleGet(AuthRoleGetResponse),
+    /// `RoleList`'s answer.
+    AuthRoleList(AuthRoleListResponse),
 }
 
 /// The result of [`crate::KvStore::apply`].

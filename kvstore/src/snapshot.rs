@@ -2,7 +2,7 @@
 //!
 //! Layout (integers little-endian):
 //! ```text
-//! magic "TLYKVSNP" | u32 version (1) | body | u32 crc32 of magic, version and body
+//! magic "TLYKVSNP" | u32 version (1, or 2 with auth) | body | u32 crc32 of magic, version and body
 //! body: u64 applied_index | i64 current_rev | i64 compact_rev | u64 lease_id_seq
 //!       u64 key_count, then per key: bytes key | u32 generations,
 //!           per generation: u32 revisions, per revision: i64 main | i64 sub | record
@@ -11,9 +11,15 @@
 //!       kv: bytes key | i64 create | i64 mod | i64 version | i64 lease | bytes value
 //!       u64 leases, per lease: i64 id | i64 ttl_secs | i64 remaining_ttl_secs
 //!       u64 alarms, per alarm: u64 member_id | i32 alarm
+//!       version 2 only: auth
+//! auth: u8 enabled | u64 revision
+//!       u64 users, per user: bytes name | bytes password_hash | u8 no_password
+//!           u64 roles, per role: bytes name
+//!       u64 roles, per role: bytes name | u64 perms, per perm: i32 type | bytes key | bytes end
 //! bytes: u64 length | data
 //! ```
-//! Only what compaction keeps is written, so the snapshot does not depend on how far the
+//! A store whose auth store is empty is written as version 1, which members without the auth
+//! store read too. Only what compaction keeps is written, so the snapshot does not depend on how far the
 //! physical compaction had got; watchers and leader-local lease clocks are not replicated state
 //! and are not written.
 
@@ -21,6 +27,7 @@ use std::io::{Read, Write};
 
 use bytes::Bytes;
 
+use crate::auth::{AuthStore, User};
 use crate::error::SnapshotError;
 use crate::mvcc::key_index::{self, KeyIndex};
 use crate::mvcc::revision::Revision;
@@ -29,7 +36,10 @@ use crate::proto::{Event, KeyValue};
 use crate::store::KvStore;
 
 const MAGIC: &[u8; 8] = b"TLYKVSNP";
-const VERSION: u32 = 1;
+/// The version of a snapshot without auth data.
+const VERSION_PLAIN: u32 = 1;
+/// The version of a snapshot with the auth store after the alarms.
+const VERSION_AUTH: u32 = 2;
 /// Larger lengths than this in a snapshot are corruption, not data.
 const FIELD_BYTES_MAX: u64 = 1 << 32;
 /// Memory reserved for a field before its bytes are read; larger fields grow as they arrive.
@@ -75,8 +85,13 @@ pub(crate) fn write<W: Write>(store: &KvStore, out: &mut W) -> std::io::Result<u
         crc: crc32fast::Hasher::new(),
     };
     let m = &store.mvcc;
+    let with_auth = store.auth != AuthStore::default();
     w.put(MAGIC)?;
-    w.u32(VERSION)?;
+    w.u32(if with_auth {
+        VERSION_AUTH
+    } else {
+        VERSION_PLAIN
+    })?;
     w.u64(store.applied_index)?;
     w.i64(m.current_rev)?;
     w.i64(m.compact_rev)?;
@@ -111,9 +126,38 @@ pub(crate) fn write<W: Write>(store: &KvStore, out: &mut W) -> std::io::Result<u
         w.u64(*member)?;
         w.u32(*alarm as u32)?;
     }
+    if with_auth {
+        write_auth(&mut w, &store.auth)?;
+    }
     let crc = w.crc.finalize();
     w.inner.write_all(&crc.to_le_bytes())?;
     Ok(crc)
+}
+
+fn write_auth<W: Write>(w: &mut CrcWriter<'_, W>, auth: &AuthStore) -> std::io::Result<()> {
+    w.put(&[u8::from(auth.enabled())])?;
+    w.u64(auth.revision())?;
+    w.u64(auth.users().len() as u64)?;
+    for (name, user) in auth.users() {
+        w.bytes(name.as_bytes())?;
+        w.bytes(user.password_hash.as_bytes())?;
+        w.put(&[u8::from(user.no_password)])?;
+        w.u64(user.roles.len() as u64)?;
+        for role in &user.roles {
+            w.bytes(role.as_bytes())?;
+        }
+    }
+    w.u64(auth.roles().len() as u64)?;
+    for (name, perms) in auth.roles() {
+        w.bytes(name.as_bytes())?;
+        w.u64(perms.len() as u64)?;
+        for perm in perms {
+            w.u32(perm.perm_type as u32)?;
+            w.bytes(&perm.key)?;
+            w.bytes(&perm.range_end)?;
+        }
+    }
+    Ok(())
 }
 
 fn write_key<W: Write>(
@@ -211,7 +255,7 @@ pub(crate) fn read<R: Read>(store: &mut KvStore, input: &mut R) -> Result<(), Sn
         return Err(SnapshotError::BadMagic);
     }
     let version = r.u32()?;
-    if version != VERSION {
+    if version != VERSION_PLAIN && version != VERSION_AUTH {
         return Err(SnapshotError::UnsupportedVersion(version));
     }
     store.applied_index = r.u64()?;
@@ -272,6 +316,11 @@ pub(crate) fn read<R: Read>(store: &mut KvStore, input: &mut R) -> Result<(), Sn
         let alarm = r.u32()? as i32;
         store.alarms.insert((member, alarm));
     }
+    store.auth = if version == VERSION_AUTH {
+        read_auth(&mut r)?
+    } else {
+        AuthStore::default()
+    };
     let expected = r.crc.clone().finalize();
     let mut trailer = [0u8; 4];
     r.inner.read_exact(&mut trailer)?;
@@ -280,6 +329,52 @@ pub(crate) fn read<R: Read>(store: &mut KvStore, input: &mut R) -> Result<(), Sn
         return Err(SnapshotError::Checksum { expected, actual });
     }
     attach_leases(store)
+}
+
+fn read_auth<R: Read>(r: &mut CrcReader<'_, R>) -> Result<AuthStore, SnapshotError> {
+    let text = |bytes: Bytes| {
+        String::from_utf8(bytes.to_vec()).map_err(|_| SnapshotError::Corrupt("auth name not UTF-8"))
+    };
+    let enabled = match r.u8()? {
+        0 => false,
+        1 => true,
+        _ => return Err(SnapshotError::Corrupt("auth enabled flag")),
+    };
+    let revision = r.u64()?;
+    let mut users = std::collections::BTreeMap::new();
+    for _ in 0..r.u64()? {
+        let name = text(r.bytes()?)?;
+        let password_hash = text(r.bytes()?)?;
+        let no_password = r.u8()? != 0;
+        let mut roles = std::collections::BTreeSet::new();
+        for _ in 0..r.u64()? {
+            roles.insert(text(r.bytes()?)?);
+        }
+        let user = User {
+            password_hash,
+            roles,
+            no_password,
+        };
+        if users.insert(name, user).is_some() {
+            return Err(SnapshotError::Corrupt("a user twice"));
+        }
+    }
+    let mut roles = std::collections::BTreeMap::new();
+    for _ in 0..r.u64()? {
+        let name = text(r.bytes()?)?;
+        let mut perms = Vec::new();
+        for _ in 0..r.u64()?.min(FIELD_BYTES_MAX) {
+            perms.push(crate::proto::Permission {
+                perm_type: r.u32()? as i32,
+                key: r.bytes()?,
+                range_end: r.bytes()?,
+            });
+        }
+        if roles.insert(name, perms).is_some() {
+            return Err(SnapshotError::Corrupt("a role twice"));
+        }
+    }
+    Ok(AuthStore::from_parts(enabled, revision, users, roles))
 }
 
 fn read_key<R: Read>(
@@ -364,6 +459,7 @@ impl KvStore {
         copy.lessor = self.lessor.clone();
         copy.applied_index = self.applied_index;
         copy.alarms = self.alarms.clone();
+        copy.auth = self.auth.clone();
         copy
     }
 
@@ -384,6 +480,7 @@ impl KvStore {
         self.copy_epoch += 1;
         std::mem::swap(&mut self.mvcc, &mut fresh.mvcc);
         std::mem::swap(&mut self.alarms, &mut fresh.alarms);
+        std::mem::swap(&mut self.auth, &mut fresh.auth);
         std::mem::swap(&mut self.applied_index, &mut fresh.applied_index);
         let primary = self.lessor.is_primary();
         std::mem::swap(&mut self.lessor, &mut fresh.lessor);

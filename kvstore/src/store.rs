@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 
 use prost::Message;
 
+use crate::auth::AuthStore;
 use crate::config::KvConfig;
 use crate::error::KvError;
 use crate::lease::Lessor;
@@ -29,6 +30,8 @@ pub struct KvStore {
     pub(crate) copying: bool,
     /// Bumped by a restore, which voids a copy in progress.
     pub(crate) copy_epoch: u64,
+    /// Users, roles and permissions.
+    pub(crate) auth: AuthStore,
 }
 
 /// Figures for the Status RPC.
@@ -89,6 +92,7 @@ impl KvStore {
             alarms: BTreeSet::new(),
             copying: false,
             copy_epoch: 0,
+            auth: AuthStore::default(),
         }
     }
 
@@ -141,6 +145,7 @@ impl KvStore {
             }
             Some(Request::LeaseRenew(r)) => self.lease_renew(r).map(ApplyResponse::LeaseRenew),
             Some(Request::Alarm(a)) => Ok(ApplyResponse::Alarm(self.alarm(a))),
+            Some(auth) => self.apply_auth(auth),
         };
         ApplyOutcome::new(raft_index, req.id, result, wait)
     }

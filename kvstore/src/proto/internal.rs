@@ -3,6 +3,13 @@
 //! Shaped after etcd's `InternalRaftRequest` (same tag numbers for the shared fields), written as a
 //! oneof so that exactly one request travels per entry.
 
+use super::rpc_auth::{
+    AuthDisableRequest, AuthEnableRequest, AuthRoleAddRequest, AuthRoleDeleteRequest,
+    AuthRoleGetRequest, AuthRoleGrantPermissionRequest, AuthRoleListRequest,
+    AuthRoleRevokePermissionRequest, AuthUserAddRequest, AuthUserChangePasswordRequest,
+    AuthUserDeleteRequest, AuthUserGetRequest, AuthUserGrantRoleRequest, AuthUserListRequest,
+    AuthUserRevokeRoleRequest, AuthenticateRequest,
+};
 use super::rpc_kv::{CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest};
 use super::rpc_lease::{
     LeaseCheckpointRequest, LeaseGrantRequest, LeaseKeepAliveRequest, LeaseRevokeRequest,
@@ -18,7 +25,7 @@ pub struct InternalRequest {
     /// The request; `None` is a no-op entry.
     #[prost(
         oneof = "internal_request::Request",
-        tags = "3, 4, 5, 6, 7, 8, 9, 10, 11, 20"
+        tags = "3, 4, 5, 6, 7, 8, 9, 10, 11, 20, 1000, 1011, 1012, 1100, 1101, 1102, 1103, 1104, 1105, 1106, 1107, 1200, 1201, 1202, 1203, 1204"
     )]
     pub request: Option<internal_request::Request>,
 }
@@ -60,5 +67,53 @@ pub mod internal_request {
         /// member that is by then. Its tag lies outside etcd's `InternalRaftRequest` numbers.
         #[prost(message, tag = "20")]
         LeaseRenew(super::LeaseKeepAliveRequest),
+        /// `AuthEnable`.
+        #[prost(message, tag = "1000")]
+        AuthEnable(super::AuthEnableRequest),
+        /// `AuthDisable`.
+        #[prost(message, tag = "1011")]
+        AuthDisable(super::AuthDisableRequest),
+        /// `Authenticate`, its password checked by the member that took it.
+        #[prost(message, tag = "1012")]
+        Authenticate(super::AuthenticateRequest),
+        /// `UserAdd`, with the password's hash.
+        #[prost(message, tag = "1100")]
+        AuthUserAdd(super::AuthUserAddRequest),
+        /// `UserDelete`.
+        #[prost(message, tag = "1101")]
+        AuthUserDelete(super::AuthUserDeleteRequest),
+        /// `UserChangePassword`, with the password's hash.
+        #[prost(message, tag = "1102")]
+        AuthUserChangePassword(super::AuthUserChangePasswordRequest),
+        /// `UserGrantRole`.
+        #[prost(message, tag = "1103")]
+        AuthUserGrantRole(super::AuthUserGrantRoleRequest),
+        /// `UserGet`.
+        #[prost(message, tag = "1104")]
+        AuthUserGet(super::AuthUserGetRequest),
+        /// `UserRevokeRole`.
+        #[prost(message, tag = "1105")]
+        AuthUserRevokeRole(super::AuthUserRevokeRoleRequest),
+        /// `UserList`.
+        #[prost(message, tag = "1106")]
+        AuthUserList(super::AuthUserListRequest),
+        /// `RoleList`.
+        #[prost(message, tag = "1107")]
+        AuthRoleList(super::AuthRoleListRequest),
+        /// `RoleAdd`.
+        #[prost(message, tag = "1200")]
+        AuthRoleAdd(super::AuthRoleAddRequest),
+        /// `RoleDelete`.
+        #[prost(message, tag = "1201")]
+        AuthRoleDelete(super::AuthRoleDeleteRequest),
+        /// `RoleGrantPermission`.
+        #[prost(message, tag = "1202")]
+        AuthRoleGrantPermission(super::AuthRoleGrantPermissionRequest),
+        /// `RoleGet`.
+        #[prost(message, tag = "1203")]
+        AuthRoleGet(super::AuthRoleGetRequest),
+        /// `RoleRevokePermission`.
+        #[prost(message, tag = "1204")]
+        AuthRoleRevokePermission(super::AuthRoleRevokePermissionRequest),
     }
 }

@@ -5,6 +5,7 @@
 
 mod internal;
 mod kv;
+mod rpc_auth;
 mod rpc_cluster;
 mod rpc_kv;
 mod rpc_lease;
@@ -15,6 +16,7 @@ mod v3lock;
 
 pub use internal::{InternalRequest, internal_request};
 pub use kv::{Event, EventType, KeyValue};
+pub use rpc_auth::*;
 pub use rpc_cluster::*;
 pub use rpc_kv::*;
 pub use rpc_lease::*;

@@ -2,10 +2,12 @@
 //!
 //! Enabled by `cfg(test)` or the `testing` feature.
 
+mod auth;
 mod driver;
 mod model;
 mod ops;
 
+pub use auth::fuzz_auth_requests;
 pub use driver::Harness;
 pub use model::{Model, ModelRange, ModelWrite};
 pub use ops::{EndKind, LEASE_SLOTS, Op, TxnOp, key, key_range, lease_id, ops_from_bytes};

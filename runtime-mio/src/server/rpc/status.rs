@@ -54,6 +54,22 @@ fn grpc_code_of(error: &KvError) -> GrpcCode {
             GrpcCode::FailedPrecondition
         }
         KvError::NoSpace => GrpcCode::ResourceExhausted,
+        KvError::UserEmpty
+        | KvError::RoleEmpty
+        | KvError::AuthFailed
+        | KvError::InvalidAuthManagement
+        | KvError::AuthOldRevision => GrpcCode::InvalidArgument,
+        KvError::RootUserNotExist
+        | KvError::RootRoleNotExist
+        | KvError::UserAlreadyExist
+        | KvError::UserNotFound
+        | KvError::RoleAlreadyExist
+        | KvError::RoleNotFound
+        | KvError::RoleNotGranted
+        | KvError::PermissionNotGranted
+        | KvError::AuthNotEnabled => GrpcCode::FailedPrecondition,
+        KvError::PermissionDenied => GrpcCode::PermissionDenied,
+        KvError::InvalidAuthToken => GrpcCode::Unauthenticated,
         KvError::Decode(_) | KvError::StaleIndex { .. } => GrpcCode::Internal,
         // A kind of store error this layer does not know yet is a fault of tallyd's.
         _ => GrpcCode::Internal,
@@ -109,6 +125,14 @@ mod tests {
             (KvError::NotPrimary, GrpcCode::FailedPrecondition),
             (KvError::NoSpace, GrpcCode::ResourceExhausted),
             (KvError::Decode("x".into()), GrpcCode::Internal),
+            (KvError::RootUserNotExist, GrpcCode::FailedPrecondition),
+            (KvError::UserEmpty, GrpcCode::InvalidArgument),
+            (KvError::UserNotFound, GrpcCode::FailedPrecondition),
+            (KvError::AuthFailed, GrpcCode::InvalidArgument),
+            (KvError::PermissionDenied, GrpcCode::PermissionDenied),
+            (KvError::InvalidAuthToken, GrpcCode::Unauthenticated),
+            (KvError::InvalidAuthManagement, GrpcCode::InvalidArgument),
+            (KvError::AuthOldRevision, GrpcCode::InvalidArgument),
         ] {
             let status = status_from_kv(&error);
             assert_eq!(status.code(), code, "{error:?}");
