@@ -177,6 +177,7 @@ impl Log {
         self.index += 1;
         let entry = InternalRequest {
             id: self.index,
+            header: None,
             request: Some(request),
         }
         .encode_to_vec();

@@ -42,6 +42,8 @@ pub enum ApplyResponse {
         name: String,
         /// The auth revision.
         revision: u64,
+        /// The hash of the token given out, as the request carried it.
+        token_hash: String,
     },
     /// `UserGet`'s answer.
     AuthUserGet(AuthUserGetResponse),

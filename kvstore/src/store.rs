@@ -118,6 +118,13 @@ impl KvStore {
         };
         self.applied_index = raft_index;
         let mut wait = None;
+        if let (Some(header), Some(request)) = (&req.header, &req.request) {
+            // Checked here, at the entry's index, on every member: a permission change
+            // ordered before the entry applies to it everywhere.
+            if let Err(denied) = self.check_permission(header, request) {
+                return ApplyOutcome::new(raft_index, req.id, Err(denied), None);
+            }
+        }
         if req
             .request
             .as_ref()

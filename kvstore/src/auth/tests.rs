@@ -25,6 +25,7 @@ impl Store {
         self.index += 1;
         let entry = InternalRequest {
             id: self.index,
+            header: None,
             request: Some(request),
         };
         self.kv
@@ -264,7 +265,7 @@ fn authenticate_needs_auth_on_and_a_user_with_a_password() {
     let authenticate = |name: &str| {
         R::Authenticate(AuthenticateRequest {
             name: name.into(),
-            password: String::new(),
+            ..AuthenticateRequest::default()
         })
     };
     assert_eq!(s.apply(authenticate("root")), Err(KvError::AuthNotEnabled));
@@ -276,7 +277,7 @@ fn authenticate_needs_auth_on_and_a_user_with_a_password() {
     }));
     assert_eq!(s2.apply(authenticate("cn-only")), Err(KvError::AuthFailed));
     assert_eq!(s2.apply(authenticate("nobody")), Err(KvError::AuthFailed));
-    let Ok(ApplyResponse::Authenticated { name, revision }) = s2.apply(authenticate("alice"))
+    let Ok(ApplyResponse::Authenticated { name, revision, .. }) = s2.apply(authenticate("alice"))
     else {
         panic!("alice authenticates");
     };
@@ -325,4 +326,148 @@ fn the_fuzz_entry_holds_on_random_input_and_its_seeds() {
         seen += 1;
     }
     assert!(seen >= 3, "only {seen} seeds in {}", dir.display());
+}
+
+impl Store {
+    fn apply_as(
+        &mut self,
+        user: &str,
+        revision: u64,
+        request: internal_request::Request,
+    ) -> Result<ApplyResponse, KvError> {
+        self.index += 1;
+        let entry = InternalRequest {
+            id: self.index,
+            header: Some(RequestHeader {
+                username: user.into(),
+                auth_revision: revision,
+            }),
+            request: Some(request),
+        };
+        self.kv
+            .apply(self.index, &entry.encode_to_vec()[..])
+            .into_result()
+    }
+}
+
+fn put(key: &str) -> R {
+    R::Put(PutRequest {
+        key: Bytes::copy_from_slice(key.as_bytes()),
+        value: Bytes::from_static(b"v"),
+        ..PutRequest::default()
+    })
+}
+
+fn range(key: &str, end: &str) -> R {
+    R::Range(RangeRequest {
+        key: Bytes::copy_from_slice(key.as_bytes()),
+        range_end: Bytes::copy_from_slice(end.as_bytes()),
+        ..RangeRequest::default()
+    })
+}
+
+#[test]
+fn requests_are_checked_at_apply_against_the_header_user() {
+    let mut s = with_root_and_alice();
+    let rev = s.kv.auth().revision();
+    assert!(
+        s.apply_as("root", rev, put("/app/x")).is_ok(),
+        "root writes anywhere"
+    );
+    assert!(s.apply_as("alice", rev, range("/app/", "/app0")).is_ok());
+    assert_eq!(
+        s.apply_as("alice", rev, put("/app/y")),
+        Err(KvError::PermissionDenied),
+        "read-only"
+    );
+    assert_eq!(
+        s.apply_as("alice", rev, range("/", "\0")),
+        Err(KvError::PermissionDenied),
+        "outside the prefix"
+    );
+    assert_eq!(
+        s.apply_as("", 0, range("/app/", "/app0")),
+        Err(KvError::UserEmpty)
+    );
+    // A transaction is checked in full: its compares and both branches.
+    let txn = |compare_key: &str, failure_put: &str| {
+        R::Txn(TxnRequest {
+            compare: vec![Compare {
+                key: Bytes::copy_from_slice(compare_key.as_bytes()),
+                ..Compare::default()
+            }],
+            success: vec![RequestOp {
+                request: Some(request_op::Request::RequestRange(RangeRequest {
+                    key: Bytes::from_static(b"/app/x"),
+                    ..RangeRequest::default()
+                })),
+            }],
+            failure: vec![RequestOp {
+                request: Some(request_op::Request::RequestPut(PutRequest {
+                    key: Bytes::copy_from_slice(failure_put.as_bytes()),
+                    ..PutRequest::default()
+                })),
+            }],
+        })
+    };
+    s.ok(grant("app-reader", PermissionType::Readwrite, "/app/w", ""));
+    let rev = s.kv.auth().revision();
+    assert!(s.apply_as("alice", rev, txn("/app/x", "/app/w")).is_ok());
+    assert_eq!(
+        s.apply_as("alice", rev, txn("/secret", "/app/w")),
+        Err(KvError::PermissionDenied),
+        "a compare outside the user's keys"
+    );
+    assert_eq!(
+        s.apply_as("alice", rev, txn("/app/x", "/app/x")),
+        Err(KvError::PermissionDenied),
+        "a write in the branch that does not run"
+    );
+    // Management needs root; the member's own requests (no header) are not checked.
+    assert_eq!(
+        s.apply_as("alice", rev, role_add("new")),
+        Err(KvError::PermissionDenied)
+    );
+    assert!(s.apply(put("/anything")).is_ok());
+}
+
+#[test]
+fn a_request_checked_before_a_permission_change_is_refused_after_it() {
+    let mut s = with_root_and_alice();
+    let before = s.kv.auth().revision();
+    s.ok(R::AuthRoleRevokePermission(
+        AuthRoleRevokePermissionRequest {
+            role: "app-reader".into(),
+            key: Bytes::from_static(b"/app/"),
+            range_end: Bytes::from_static(b"/app0"),
+        },
+    ));
+    assert_eq!(
+        s.apply_as("alice", before, range("/app/", "/app0")),
+        Err(KvError::AuthOldRevision),
+        "the revoke applied first: the read must be checked again"
+    );
+    let after = s.kv.auth().revision();
+    assert_eq!(
+        s.apply_as("alice", after, range("/app/", "/app0")),
+        Err(KvError::PermissionDenied)
+    );
+}
+
+#[test]
+fn a_lease_is_revoked_only_by_who_may_write_all_its_keys() {
+    let mut s = with_root_and_alice();
+    let rev = s.kv.auth().revision();
+    s.ok(R::LeaseGrant(LeaseGrantRequest { ttl: 60, id: 9 }));
+    s.ok(R::Put(PutRequest {
+        key: Bytes::from_static(b"/secret"),
+        lease: 9,
+        ..PutRequest::default()
+    }));
+    let revoke = R::LeaseRevoke(LeaseRevokeRequest { id: 9 });
+    assert_eq!(
+        s.apply_as("alice", rev, revoke.clone()),
+        Err(KvError::PermissionDenied)
+    );
+    assert!(s.apply_as("root", rev, revoke).is_ok());
 }

@@ -22,12 +22,28 @@ pub struct InternalRequest {
     /// The proposer's id for the request, echoed in [`crate::ApplyOutcome::request_id`].
     #[prost(uint64, tag = "1")]
     pub id: u64,
+    /// Who asked, for the permission check at apply (etcd's `RequestHeader`, tag 100): absent
+    /// for what a member proposes itself (lease expiry, auto-compaction, alarms), which is not
+    /// checked.
+    #[prost(message, optional, tag = "100")]
+    pub header: Option<RequestHeader>,
     /// The request; `None` is a no-op entry.
     #[prost(
         oneof = "internal_request::Request",
         tags = "3, 4, 5, 6, 7, 8, 9, 10, 11, 20, 1000, 1011, 1012, 1100, 1101, 1102, 1103, 1104, 1105, 1106, 1107, 1200, 1201, 1202, 1203, 1204"
     )]
     pub request: Option<internal_request::Request>,
+}
+
+/// Who asked (etcd's `RequestHeader`): the user and the auth revision its token is good for.
+#[derive(Clone, PartialEq, Eq, ::prost::Message)]
+pub struct RequestHeader {
+    /// The user's name; empty when the call carried no token.
+    #[prost(string, tag = "2")]
+    pub username: String,
+    /// The auth revision of the user's token; 0 when the call carried none.
+    #[prost(uint64, tag = "3")]
+    pub auth_revision: u64,
 }
 
 /// The oneof of [`InternalRequest`].

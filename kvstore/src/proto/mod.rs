@@ -14,7 +14,7 @@ mod rpc_watch;
 mod v3election;
 mod v3lock;
 
-pub use internal::{InternalRequest, internal_request};
+pub use internal::{InternalRequest, RequestHeader, internal_request};
 pub use kv::{Event, EventType, KeyValue};
 pub use rpc_auth::*;
 pub use rpc_cluster::*;

@@ -57,6 +57,10 @@ pub struct AuthenticateRequest {
     /// The user's password.
     #[prost(string, tag = "2")]
     pub password: String,
+    /// As replicated: no password (the member that took the call checked it), and the hash
+    /// of the token it gives out, so every member knows the token without the log holding it.
+    #[prost(string, tag = "3")]
+    pub token_hash: String,
 }
 
 /// `UserAdd`. Replicated with the password's hash in `hashed_password` and no `password`: the

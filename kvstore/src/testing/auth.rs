@@ -82,6 +82,7 @@ pub fn fuzz_auth_requests(data: &[u8]) {
         let [op, a, b] = [0, 1, 2].map(|i| chunk.get(i).copied().unwrap_or(0));
         let entry = InternalRequest {
             id: index as u64 + 1,
+            header: None,
             request: Some(request(op, a, b)),
         };
         let revision_before = store.auth().revision();

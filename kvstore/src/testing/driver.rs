@@ -90,6 +90,7 @@ impl Harness {
         self.index += 1;
         let bytes = InternalRequest {
             id: self.index * 7,
+            header: None,
             request: Some(req),
         }
         .encode_to_vec();
@@ -688,6 +689,7 @@ impl Harness {
         for lease in self.model.lease_ids() {
             let revoke = InternalRequest {
                 id: 1,
+                header: None,
                 request: Some(Request::LeaseRevoke(LeaseRevokeRequest { id: lease })),
             }
             .encode_to_vec();

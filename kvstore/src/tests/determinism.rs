@@ -77,6 +77,7 @@ fn entries(data: &[u8]) -> Vec<Vec<u8>> {
         out.push(
             InternalRequest {
                 id: i as u64,
+                header: None,
                 request: Some(req),
             }
             .encode_to_vec(),

@@ -530,6 +530,7 @@ fn apply_decodes_requests_and_survives_garbage() {
     let enc = |id: u64, r: Request| {
         InternalRequest {
             id,
+            header: None,
             request: Some(r),
         }
         .encode_to_vec()

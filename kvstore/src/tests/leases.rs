@@ -22,6 +22,7 @@ fn put_with(kv: &mut KvStore, k: &str, lease: i64) {
 fn revoke_through_apply(kv: &mut KvStore, index: u64, id: i64) -> i64 {
     let bytes = InternalRequest {
         id: index,
+        header: None,
         request: Some(Request::LeaseRevoke(LeaseRevokeRequest { id })),
     }
     .encode_to_vec();
@@ -239,6 +240,7 @@ fn checkpoints_carry_remaining_ttls_to_the_next_leader() {
 fn renew_through_apply(kv: &mut KvStore, index: u64, id: i64) -> Result<i64, KvError> {
     let bytes = InternalRequest {
         id: index,
+        header: None,
         request: Some(Request::LeaseRenew(LeaseKeepAliveRequest { id })),
     }
     .encode_to_vec();

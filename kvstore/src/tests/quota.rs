@@ -14,6 +14,7 @@ fn apply(kv: &mut KvStore, request: Request) -> Result<(), KvError> {
     let index = kv.applied_index() + 1;
     let bytes = InternalRequest {
         id: index,
+        header: None,
         request: Some(request),
     }
     .encode_to_vec();

@@ -109,7 +109,7 @@ impl fmt::Display for ImportReport {
         if self.auth_users + self.auth_roles > 0 {
             write!(
                 f,
-                "; its {} auth users and {} roles not taken: tally has no auth",
+                "; its {} auth users and {} roles not taken: add them again on tally",
                 self.auth_users, self.auth_roles
             )?;
         }

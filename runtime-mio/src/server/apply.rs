@@ -6,6 +6,7 @@ use mio::Registry;
 use tally_core::{ConfChangeKind, Entry, EntryKind};
 use tally_kvstore::proto::Member;
 
+use super::auth::{Auth, AuthService};
 use super::conf_waiters::ConfWaiters;
 use super::coordination::{Coordination, CoordinationService};
 use super::members::{Members, log_fault_tolerance};
@@ -31,6 +32,8 @@ pub(super) struct Applier<'a> {
     /// Lock and election calls, whose steps continue at their apply.
     pub(super) coordination: &'a mut Coordination,
     pub(super) reads: &'a mut Reads,
+    /// Tokens (an `Authenticate` gives one to every member) and `Authenticate` calls.
+    pub(super) auth: &'a mut Auth,
 }
 
 impl Applier<'_> {
@@ -62,7 +65,17 @@ impl Applier<'_> {
             Payload::Kv(request) => {
                 let outcome = self.writes.kv.apply(entry.index(), request);
                 self.writes.metrics.on_proposal_applied();
-                if let Some(outcome) = self.writes.on_applied(outcome) {
+                self.auth
+                    .on_applied(outcome.result(), self.writes.kv.auth());
+                let Some(outcome) = self.writes.on_applied(outcome) else {
+                    return;
+                };
+                let unclaimed = AuthService {
+                    writes: self.writes.reborrow(),
+                    auth: &mut *self.auth,
+                }
+                .on_applied(outcome);
+                if let Some(outcome) = unclaimed {
                     CoordinationService {
                         writes: self.writes.reborrow(),
                         reads: &mut *self.reads,

@@ -56,9 +56,23 @@ pub struct Flags {
     auto_compaction: AutoCompactionConfig,
     restore_snapshot: Option<PathBuf>,
     grpc_keepalive: GrpcKeepalive,
+    /// `--auth-token-ttl`: how long a simple token lives after its last use.
+    auth_token_ttl: std::time::Duration,
+    /// `--bcrypt-cost`.
+    bcrypt_cost: u32,
 }
 
 impl Flags {
+    /// How long a simple token lives after its last use (`--auth-token-ttl`).
+    pub fn auth_token_ttl(&self) -> std::time::Duration {
+        self.auth_token_ttl
+    }
+
+    /// The cost of the bcrypt hashes of users' passwords (`--bcrypt-cost`).
+    pub fn bcrypt_cost(&self) -> u32 {
+        self.bcrypt_cost
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }

@@ -149,6 +149,7 @@ impl Replica {
         let id = self.next_request_id();
         let data = InternalRequest {
             id,
+            header: None,
             request: Some(request),
         }
         .encode_to_vec();

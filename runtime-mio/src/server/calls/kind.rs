@@ -64,4 +64,39 @@ pub(in crate::server) enum Method {
     Proclaim,
     Leader,
     Resign,
+    AuthEnable,
+    AuthDisable,
+    Authenticate,
+    UserAdd,
+    UserGet,
+    UserList,
+    UserDelete,
+    UserChangePassword,
+    UserGrantRole,
+    UserRevokeRole,
+    RoleAdd,
+    RoleGet,
+    RoleList,
+    RoleDelete,
+    RoleGrantPermission,
+    RoleRevokePermission,
+}
+
+impl Method {
+    /// Whether only `root` may call it once authentication is on, checked where the call
+    /// arrives (what goes through the log is checked again at apply): membership and
+    /// maintenance that is not a report.
+    pub(in crate::server) fn needs_admin(self) -> bool {
+        matches!(
+            self,
+            Method::MemberAdd
+                | Method::MemberRemove
+                | Method::MemberUpdate
+                | Method::MemberPromote
+                | Method::Defragment
+                | Method::Hash
+                | Method::HashKv
+                | Method::MoveLeader
+        )
+    }
 }

@@ -28,6 +28,7 @@ impl Store {
         self.index += 1;
         let entry = InternalRequest {
             id: self.index,
+            header: None,
             request: Some(request),
         };
         self.kv

@@ -230,6 +230,7 @@ impl Server {
         self.kv_service().expire_reads(now);
         self.conf_answers().expire_conf_waiters(now);
         self.coordination_service().expire(now);
+        self.auth.on_tick(now);
         leader_query::expire_leader_queries(&mut self.leader_queries, &mut self.calls, now);
         self.standing.on_tick(now);
         self.apply_standing_dialing(now);

@@ -1,6 +1,8 @@
 //! Client calls: each event of the client port to the call table, and each request message,
 //! through the method table, to its service's handler on the context of that service.
 
+use std::time::Instant;
+
 use bytes::Bytes;
 
 use super::Server;
@@ -9,7 +11,7 @@ use crate::server::calls::CallKind;
 use crate::server::gateway::{self, Accepted};
 use crate::server::rpc::methods::{self, Handler};
 use crate::server::rpc::{
-    learner_serves, serves_before_joining, status, status_learner, status_no_leader,
+    learner_serves, serves_before_joining, status, status_from_kv, status_learner, status_no_leader,
 };
 
 impl Server {
@@ -117,6 +119,25 @@ impl Server {
             // be empty or wrong.
             return self.calls.reply_error(call, status_no_leader());
         }
+        // With authentication off (the usual case) nothing about the caller is looked up.
+        let caller = if self.kv.auth().enabled() {
+            let token = self.calls.sink().request_header(call, "token");
+            match self.auth.caller(token, self.kv.auth(), Instant::now()) {
+                Ok(caller) => caller,
+                Err(refused) => return self.calls.reply_error(call, refused),
+            }
+        } else {
+            None
+        };
+        if let (Some(who), CallKind::Unary(method)) = (&caller, kind) {
+            if method.needs_admin() {
+                let checked = self.kv.auth().check_admin(&who.username, who.auth_revision);
+                if let Err(denied) = checked {
+                    return self.calls.reply_error(call, status_from_kv(&denied));
+                }
+            }
+        }
+        self.caller = caller;
         let handled = match methods::by_kind(kind).handler() {
             Handler::Kv(handle) => handle(&mut self.kv_service(), call, &message),
             Handler::Watch(handle) => handle(&mut self.watch_service(), call, &message),
@@ -129,7 +150,10 @@ impl Server {
             Handler::Coordination(handle) => {
                 handle(&mut self.coordination_service(), call, &message)
             }
+            Handler::Auth(handle) => handle(&mut self.auth_service(), call, &message),
         };
+        // What the member proposes later on its own carries no caller.
+        self.caller = None;
         if let Err(e) = handled {
             self.calls.reply_error(
                 call,

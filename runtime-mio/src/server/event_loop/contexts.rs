@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use super::Server;
 use crate::server::apply::Applier;
+use crate::server::auth::AuthService;
 use crate::server::coordination::CoordinationService;
 use crate::server::leader_query::LeaderQueryService;
 use crate::server::metrics::MemberView;
@@ -33,6 +34,7 @@ impl Server {
             kv: &mut self.kv,
             calls: &mut self.calls,
             watch_streams: &mut self.watch_streams,
+            caller: self.caller.clone(),
         }
     }
 
@@ -111,6 +113,14 @@ impl Server {
             clock: self.clock,
             coordination: &mut self.coordination,
             reads: &mut self.reads,
+            auth: &mut self.auth,
+        }
+    }
+
+    pub(super) fn auth_service(&mut self) -> AuthService<'_> {
+        AuthService {
+            writes: writes!(self),
+            auth: &mut self.auth,
         }
     }
 

@@ -22,6 +22,7 @@ macro_rules! writes {
             ids: &mut $server.ids,
             quota: &mut $server.quota,
             metrics: &mut $server.metrics,
+            caller: $server.caller.clone(),
         }
     };
 }
@@ -38,7 +39,9 @@ use std::time::{Duration, Instant};
 use mio::{Events, Poll, Token};
 use tally_core::Node;
 use tally_kvstore::KvStore;
+use tally_kvstore::proto::RequestHeader;
 
+use super::auth::Auth;
 use super::auto_compaction::AutoCompactor;
 use super::calls::Calls;
 use super::conf_waiters::ConfWaiters;
@@ -94,6 +97,10 @@ pub(super) struct Server {
     lease_expiry: LeaseExpiry,
     /// Lock and election calls in flight.
     coordination: Coordination,
+    /// Tokens, the bcrypt worker, and the auth calls waiting on them.
+    auth: Auth,
+    /// Who the call being handled is (its token's user), for its proposals' header.
+    caller: Option<RequestHeader>,
     /// `--auto-compaction-*`: when the leader proposes a compaction.
     auto_compactor: AutoCompactor,
     ids: RequestIds,
@@ -180,6 +187,7 @@ impl Server {
         self.persistence.retry()?;
         self.drain_wal()?;
         self.drain_snapshot_worker()?;
+        self.auth_service().drain_worker();
         self.drain_peers();
         match self.standing.check(now, &self.peer_ids()) {
             Ok(true) => self.drain_actions()?,

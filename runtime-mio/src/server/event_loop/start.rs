@@ -7,6 +7,7 @@ use mio::{Poll, Waker};
 use tally_core::NO_NODE;
 
 use super::{CLIENT_TOKENS, METRICS_TOKENS, PEER_TOKENS, Server, WAKER};
+use crate::server::auth::Auth;
 use crate::server::auto_compaction::AutoCompactor;
 use crate::server::calls::Calls;
 use crate::server::error::{ServerError, io_error};
@@ -54,6 +55,11 @@ impl Server {
         )
         .map_err(|e| ServerError::WalFailed(e.to_string()))?;
         let snapshots = Snapshots::start(opened.snapshots, Arc::clone(&waker))?;
+        let auth = Auth::start(
+            flags.auth_token_ttl(),
+            flags.bcrypt_cost(),
+            Arc::clone(&waker),
+        )?;
         let now = Instant::now();
         let (peers, clients, metrics_http) = crate::server::transports::start(
             &flags,
@@ -115,6 +121,8 @@ impl Server {
             watch_streams: Default::default(),
             lease_expiry: Default::default(),
             coordination: Default::default(),
+            auth,
+            caller: None,
             auto_compactor,
             ids: RequestIds::starting_now(identity.member_id),
             clock: Clock::starting_at(now),

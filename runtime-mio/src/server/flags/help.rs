@@ -97,6 +97,12 @@ Security:
     Enable peer client cert authentication.
   --peer-trusted-ca-file ''
     Path to the peer server TLS trusted CA file.
+  --auth-token 'simple'
+    Token kind of the Auth service (simple; JWT tokens are not served).
+  --auth-token-ttl 300
+    Seconds a simple token lives after its last use.
+  --bcrypt-cost 10
+    Cost of the bcrypt hashes of users' passwords (4 to 31).
   --auto-tls, --peer-auto-tls       [refused] give certificate and key files
   --client-crl-file, --peer-crl-file
                                     [refused] revocation lists are not checked
@@ -107,7 +113,6 @@ Security:
   --host-whitelist                  [refused] Host headers are not checked
 
 Auth:
-  --auth-token, --bcrypt-cost       [refused] the Auth service is not implemented
 
 Profiling and Monitoring:
   --listen-metrics-urls ''

@@ -112,7 +112,28 @@ fn build(raw: &Raw) -> Result<Flags, FlagError> {
         raw.duration_ms("grpc-keepalive-interval", GRPC_DEFAULT_INTERVAL_MS)?,
         raw.duration_ms("grpc-keepalive-timeout", GRPC_DEFAULT_TIMEOUT_MS)?,
     );
+    // etcd's simple tokens; JWT ones are not served.
+    match raw.get("auth-token").unwrap_or("simple") {
+        "simple" => {}
+        other => {
+            return Err(FlagError::BadValue {
+                flag: "--auth-token (tallyd serves simple tokens only)".into(),
+                value: other.into(),
+            });
+        }
+    }
+    let bcrypt_cost = raw.number("bcrypt-cost", 10u32)?;
+    if !(4..=31).contains(&bcrypt_cost) {
+        return Err(FlagError::BadValue {
+            flag: "--bcrypt-cost".into(),
+            value: bcrypt_cost.to_string(),
+        });
+    }
     Ok(Flags {
+        auth_token_ttl: std::time::Duration::from_secs(
+            raw.number("auth-token-ttl", 300u64)?.max(1),
+        ),
+        bcrypt_cost,
         grpc_keepalive,
         max_txn_ops: raw.number("max-txn-ops", 128usize)?.max(1),
         quota_backend_bytes: quota_bytes(raw)?,

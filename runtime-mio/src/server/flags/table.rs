@@ -73,8 +73,6 @@ pub(super) const UNSUPPORTED_FLAGS: &[(&str, &str)] = &[
     ("cipher-suites", "rustls's default suites are used"),
     ("cors", "the JSON gateway sends no CORS headers"),
     ("host-whitelist", "Host headers are not checked"),
-    ("auth-token", "the Auth service is not implemented"),
-    ("bcrypt-cost", "the Auth service is not implemented"),
     ("discovery", "start with --initial-cluster"),
     ("discovery-srv", "start with --initial-cluster"),
     ("discovery-fallback", "start with --initial-cluster"),
@@ -117,4 +115,7 @@ pub(super) const KNOWN_FLAGS: &[&str] = &[
     "grpc-keepalive-min-time",
     "grpc-keepalive-interval",
     "grpc-keepalive-timeout",
+    "auth-token",
+    "auth-token-ttl",
+    "bcrypt-cost",
 ];

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use tally_kvstore::proto::RangeRequest;
+use tally_kvstore::proto::{PermissionType, RangeRequest};
 
 use super::propose::Proposer;
 use super::respond::Respond;
@@ -36,6 +36,19 @@ impl Respond for KvService<'_> {
 
 impl KvService<'_> {
     pub(in crate::server) fn range(&mut self, call: CallId, request: RangeRequest) {
+        // Reads stay on this member: checked here, against its auth store as it is now.
+        if let Some(who) = &self.writes.caller {
+            let checked = self.writes.kv.auth().check(
+                &who.username,
+                who.auth_revision,
+                PermissionType::Read,
+                &request.key,
+                &request.range_end,
+            );
+            if let Err(denied) = checked {
+                return self.reply_error(call, status_from_kv(&denied));
+            }
+        }
         if request.serializable {
             return self.serve_range(call, &request);
         }

@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tally_core::Node;
-use tally_kvstore::proto::{self, AlarmAction, AlarmType, internal_request::Request};
+use tally_kvstore::proto::{
+    self, AlarmAction, AlarmType, RequestHeader, internal_request::Request,
+};
 use tally_kvstore::{ApplyOutcome, ApplyResponse, KvError, KvStore};
 
 use super::quota::{OverQuota, Quota};
@@ -34,6 +36,9 @@ pub(in crate::server) struct Proposer<'a> {
     pub(in crate::server) ids: &'a mut RequestIds,
     pub(in crate::server) quota: &'a mut Quota,
     pub(in crate::server) metrics: &'a mut Metrics,
+    /// Who the call is, as its proposals carry it to be checked at apply; `None` while
+    /// authentication is off, and for what the member proposes itself.
+    pub(in crate::server) caller: Option<RequestHeader>,
 }
 
 respond_through_fields!(Proposer);
@@ -43,10 +48,12 @@ fn propose_request(
     ids: &mut RequestIds,
     node: &mut Node,
     request: Request,
+    caller: Option<RequestHeader>,
 ) -> Result<u64, tally_core::ProposeError> {
     let id = ids.next();
     let data = crate::server::payload::encode_kv(&proto::InternalRequest {
         id,
+        header: caller,
         request: Some(request),
     });
     node.propose(data).map(|()| id)
@@ -64,6 +71,7 @@ impl Proposer<'_> {
             ids: &mut *self.ids,
             quota: &mut *self.quota,
             metrics: &mut *self.metrics,
+            caller: self.caller.clone(),
         }
     }
 
@@ -85,7 +93,7 @@ impl Proposer<'_> {
         if self.refuse_over_quota(call, &request) {
             return;
         }
-        match propose_request(self.ids, self.node, request) {
+        match propose_request(self.ids, self.node, request, self.caller.clone()) {
             Ok(id) => {
                 // Room was checked above, and nothing is inserted in between.
                 if self.waiters.insert(id, waiter).is_err() {
@@ -167,7 +175,7 @@ impl Proposer<'_> {
         &mut self,
         request: Request,
     ) -> Result<u64, tally_core::ProposeError> {
-        propose_request(self.ids, self.node, request)
+        propose_request(self.ids, self.node, request, None)
     }
 
     /// An entry was applied with `outcome`: answers its waiter. An outcome no waiter here
@@ -191,7 +199,7 @@ impl Proposer<'_> {
             }
             return Err(status_from_kv(&KvError::NoSpace));
         }
-        propose_request(self.ids, self.node, request).map_err(|error| {
+        propose_request(self.ids, self.node, request, self.caller.clone()).map_err(|error| {
             self.metrics.on_proposal_failed();
             status_from_propose(error)
         })
@@ -308,6 +316,11 @@ impl Proposer<'_> {
             ApplyResponse::LeaseGrant(r) => self.encode(r),
             ApplyResponse::LeaseRevoke(r) => self.encode(r),
             ApplyResponse::Alarm(r) => self.encode(r),
+            ApplyResponse::Auth(r) => self.encode(r),
+            ApplyResponse::AuthUserGet(r) => self.encode(r),
+            ApplyResponse::AuthUserList(r) => self.encode(r),
+            ApplyResponse::AuthRoleGet(r) => self.encode(r),
+            ApplyResponse::AuthRoleList(r) => self.encode(r),
             _ => Bytes::new(),
         }
     }

@@ -60,6 +60,12 @@ has_header!(
     ProclaimResponse,
     LeaderResponse,
     ResignResponse,
+    AuthResponse,
+    AuthenticateResponse,
+    AuthUserGetResponse,
+    AuthUserListResponse,
+    AuthRoleGetResponse,
+    AuthRoleListResponse,
 );
 has_header!(
     NoRevision: MemberAddResponse,

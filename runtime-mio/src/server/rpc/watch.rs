@@ -3,7 +3,7 @@
 use prost::Message as _;
 use tally_core::Node;
 use tally_kvstore::KvStore;
-use tally_kvstore::proto::{self, watch_request::RequestUnion};
+use tally_kvstore::proto::{self, PermissionType, RequestHeader, watch_request::RequestUnion};
 
 use super::respond::{HeaderFill, Respond, respond_through_fields};
 use super::watch_streams::{WatchIdError, WatchStreams};
@@ -18,6 +18,8 @@ pub(in crate::server) struct WatchService<'a> {
     pub(in crate::server) kv: &'a mut KvStore,
     pub(in crate::server) calls: &'a mut Calls,
     pub(in crate::server) watch_streams: &'a mut WatchStreams,
+    /// Who the call is, while authentication is on: a watch reads what it watches.
+    pub(in crate::server) caller: Option<RequestHeader>,
 }
 
 respond_through_fields!(WatchService);
@@ -31,18 +33,30 @@ impl WatchService<'_> {
         let request = proto::WatchRequest::decode(message)?;
         match request.request_union {
             Some(RequestUnion::CreateRequest(create)) => {
-                let created = self
-                    .watch_streams
-                    .pick_id(call, create.watch_id)
-                    .map_err(WatchIdError::etcd_message)
-                    .and_then(|wire_id| {
-                        let id = self
-                            .kv
-                            .watch_create(&create)
-                            .map_err(|error| error.etcd_message())?;
-                        self.watch_streams.insert(call, wire_id, id);
-                        Ok(())
+                let permitted = self.caller.as_ref().map_or(Ok(()), |who| {
+                    self.kv.auth().check(
+                        &who.username,
+                        who.auth_revision,
+                        PermissionType::Read,
+                        &create.key,
+                        &create.range_end,
+                    )
+                });
+                let created = permitted
+                    .map_err(|denied| denied.etcd_message())
+                    .and_then(|()| {
+                        self.watch_streams
+                            .pick_id(call, create.watch_id)
+                            .map_err(WatchIdError::etcd_message)
                     });
+                let created = created.and_then(|wire_id| {
+                    let id = self
+                        .kv
+                        .watch_create(&create)
+                        .map_err(|error| error.etcd_message())?;
+                    self.watch_streams.insert(call, wire_id, id);
+                    Ok(())
+                });
                 if let Err(reason) = created {
                     // etcd answers a refused create with created + canceled and a reason.
                     let response = proto::WatchResponse {

@@ -1,0 +1,130 @@
+//! The auth part of the loop: tokens, the bcrypt worker, and the calls waiting on them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::Waker;
+use tally_kvstore::proto::{AuthUserAddRequest, AuthUserChangePasswordRequest, RequestHeader};
+use tally_kvstore::{ApplyResponse, AuthStore, KvError};
+
+use super::tokens::SimpleTokens;
+use super::worker::BcryptWorker;
+use crate::client::{CallId, Status};
+use crate::server::error::ServerError;
+use crate::server::rpc::status::status_from_kv;
+
+/// Calls waiting for the bcrypt worker or for their `Authenticate` to apply, at most; one more
+/// is refused with "too many requests".
+const PENDING_MAX: usize = 1024;
+
+/// What a password hash is for, once the worker has made it.
+#[derive(Debug)]
+pub(super) enum HashFor {
+    UserAdd(AuthUserAddRequest),
+    ChangePassword(AuthUserChangePasswordRequest),
+}
+
+/// A call waiting for the bcrypt worker.
+#[derive(Debug)]
+pub(super) enum Waiting {
+    /// Its password's hash, then its proposal as `caller`.
+    Hash {
+        call: CallId,
+        then: HashFor,
+        caller: Option<RequestHeader>,
+    },
+    /// `Authenticate`: whether the password matches `name`'s hash.
+    Verify { call: CallId, name: String },
+}
+
+/// Tokens, the bcrypt worker, and the calls waiting on either.
+#[derive(Debug)]
+pub(in crate::server) struct Auth {
+    pub(super) tokens: SimpleTokens,
+    pub(super) worker: BcryptWorker,
+    pub(super) bcrypt_cost: u32,
+    /// Calls waiting for the worker, by job id.
+    pub(super) waiting: HashMap<u64, Waiting>,
+    /// `Authenticate` proposals by request id: the call and the token it will get.
+    pub(super) authenticating: HashMap<u64, (CallId, String)>,
+    next_job: u64,
+    /// Whether authentication was on after the last apply (its turning off drops the tokens).
+    was_enabled: bool,
+}
+
+impl Auth {
+    pub(in crate::server) fn start(
+        token_ttl: Duration,
+        bcrypt_cost: u32,
+        waker: Arc<Waker>,
+    ) -> Result<Self, ServerError> {
+        Ok(Auth {
+            tokens: SimpleTokens::new(token_ttl),
+            worker: BcryptWorker::spawn(waker)?,
+            bcrypt_cost,
+            waiting: HashMap::new(),
+            authenticating: HashMap::new(),
+            next_job: 0,
+            was_enabled: false,
+        })
+    }
+
+    /// Who a call is, from its `token`: nobody to check while authentication is off; with it
+    /// on, the token's user at the store's auth revision, or the empty user for a call without
+    /// a token (refused at apply as etcd refuses it); an unknown or expired token is refused.
+    pub(in crate::server) fn caller(
+        &mut self,
+        token: Option<&str>,
+        store: &AuthStore,
+        now: Instant,
+    ) -> Result<Option<RequestHeader>, Status> {
+        if !store.enabled() {
+            return Ok(None);
+        }
+        let Some(token) = token else {
+            return Ok(Some(RequestHeader::default()));
+        };
+        match self.tokens.user_of(token, now) {
+            Some(user) if store.has_user(user) => Ok(Some(RequestHeader {
+                username: user.to_string(),
+                auth_revision: store.revision(),
+            })),
+            _ => Err(status_from_kv(&KvError::InvalidAuthToken)),
+        }
+    }
+
+    /// An entry applied: an `Authenticate` gives its token to every member, and turning
+    /// authentication off forgets them all.
+    pub(in crate::server) fn on_applied(
+        &mut self,
+        result: &Result<ApplyResponse, KvError>,
+        store: &AuthStore,
+    ) {
+        if let Ok(ApplyResponse::Authenticated {
+            name, token_hash, ..
+        }) = result
+        {
+            self.tokens
+                .insert(token_hash.clone(), name.clone(), Instant::now());
+        }
+        if self.was_enabled && !store.enabled() {
+            self.tokens.clear();
+        }
+        self.was_enabled = store.enabled();
+    }
+
+    /// Forgets tokens that idled past their TTL.
+    pub(in crate::server) fn on_tick(&mut self, now: Instant) {
+        self.tokens.expire(now);
+    }
+
+    pub(super) fn next_job_id(&mut self) -> u64 {
+        self.next_job += 1;
+        self.next_job
+    }
+
+    pub(super) fn full(&self) -> bool {
+        self.waiting.len() + self.authenticating.len() >= PENDING_MAX
+    }
+}

@@ -1,0 +1,216 @@
+//! etcd's access control, walked through with etcdctl as an operator does: enabling without
+//! `root` refused, `root` added and authentication on, a user with a read-only prefix role
+//! reading but not writing, denied outside its prefix, a wrong password, management refused to
+//! a non-root user, `root` and its role kept while authentication is on, a revoked role taking
+//! effect, and authentication off again. Each step runs against a 3-member tally cluster
+//! (spread over its members: a token from one is good on the others, a permission granted
+//! through one holds on all) and against a real etcd 3.4, and prints what etcd 3.4 prints.
+
+use std::process::Output;
+use std::time::Duration;
+
+use tally_tests::etcd::{EtcdMember, etcd_available, etcdctl};
+use tally_tests::process::{Options, ProcCluster, TempDir, etcdctl_available, free_port};
+
+/// The walk-through: which member (of three) each command goes to, and its arguments.
+const STEPS: &[(usize, &[&str])] = &[
+    (0, &["auth", "enable"]),
+    (0, &["user", "add", "root:rootpw"]),
+    (1, &["user", "grant-role", "root", "root"]),
+    (2, &["auth", "enable"]),
+    (0, &["put", "x", "1"]),
+    (0, &["--user", "root:rootpw", "put", "/app/x", "1"]),
+    (
+        1,
+        &["--user", "root:rootpw", "user", "add", "alice:alicepw"],
+    ),
+    (
+        1,
+        &["--user", "root:rootpw", "user", "add", "alice:alicepw"],
+    ),
+    (2, &["--user", "root:rootpw", "role", "add", "app-reader"]),
+    (
+        1,
+        &[
+            "--user",
+            "root:rootpw",
+            "role",
+            "grant-permission",
+            "app-reader",
+            "read",
+            "/app/",
+            "--prefix",
+        ],
+    ),
+    (
+        0,
+        &[
+            "--user",
+            "root:rootpw",
+            "user",
+            "grant-role",
+            "alice",
+            "app-reader",
+        ],
+    ),
+    (
+        0,
+        &[
+            "--user",
+            "root:rootpw",
+            "user",
+            "grant-role",
+            "alice",
+            "nosuchrole",
+        ],
+    ),
+    (2, &["--user", "alice:alicepw", "get", "/app/x"]),
+    (1, &["--user", "alice:alicepw", "put", "/app/x", "2"]),
+    (0, &["--user", "alice:alicepw", "get", "/other"]),
+    (2, &["--user", "alice:alicepw", "watch", "/other"]),
+    (2, &["--user", "alice:wrong", "get", "/app/x"]),
+    (1, &["--user", "nobody:pw", "get", "/app/x"]),
+    (0, &["--user", "root:rootpw", "role", "get", "app-reader"]),
+    (1, &["--user", "root:rootpw", "role", "list"]),
+    (2, &["--user", "root:rootpw", "user", "list"]),
+    (0, &["--user", "root:rootpw", "user", "get", "alice"]),
+    (1, &["--user", "alice:alicepw", "user", "list"]),
+    (1, &["--user", "alice:alicepw", "compaction", "1"]),
+    (1, &["--user", "alice:alicepw", "alarm", "list"]),
+    (0, &["--user", "alice:alicepw", "defrag"]),
+    (
+        2,
+        &[
+            "--user",
+            "alice:alicepw",
+            "member",
+            "add",
+            "x",
+            "--peer-urls=http://127.0.0.1:1",
+        ],
+    ),
+    (2, &["--user", "root:rootpw", "user", "delete", "root"]),
+    (0, &["--user", "root:rootpw", "role", "delete", "root"]),
+    (
+        0,
+        &[
+            "--user",
+            "root:rootpw",
+            "role",
+            "revoke-permission",
+            "app-reader",
+            "/nothing",
+        ],
+    ),
+    (
+        1,
+        &[
+            "--user",
+            "root:rootpw",
+            "user",
+            "revoke-role",
+            "alice",
+            "app-reader",
+        ],
+    ),
+    (2, &["--user", "alice:alicepw", "get", "/app/x"]),
+    (
+        0,
+        &[
+            "--user",
+            "root:rootpw",
+            "user",
+            "passwd",
+            "alice",
+            "--interactive=false",
+        ],
+    ),
+    (1, &["--user", "root:rootpw", "auth", "disable"]),
+    (2, &["put", "y", "2"]),
+    (0, &["auth", "disable"]),
+];
+
+/// What a step printed, as compared: stdout (with the endpoint it names as `ENDPOINT`), the
+/// `Error:` line of stderr (client-side retry warnings differ in timestamps and addresses),
+/// and the exit code.
+fn shown_at(output: &Output, endpoint: &str) -> String {
+    shown(output).replace(endpoint, "ENDPOINT")
+}
+
+fn shown(output: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.starts_with("Error:"))
+        .collect();
+    format!(
+        "{}{}\nexit {:?}",
+        String::from_utf8_lossy(&output.stdout),
+        errors.join("\n"),
+        output.status.code()
+    )
+}
+
+/// `watch` never ends by itself while it is allowed; a denied one ends at once. It runs for at
+/// most a few seconds, and one still running then shows as "still watching".
+fn watch_shown(endpoint: &str, step: &[&str]) -> String {
+    let output = std::process::Command::new("timeout")
+        .arg("5")
+        .arg("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={endpoint}"))
+        .args(step)
+        .output()
+        .expect("run etcdctl");
+    if output.status.code() == Some(124) {
+        "still watching".into()
+    } else {
+        shown(&output)
+    }
+}
+
+/// `user passwd` reads the new password from stdin.
+const NEW_PASSWORD: &str = "alicepw2\n";
+
+#[test]
+fn etcdctls_auth_walk_through_prints_what_etcd_3_4_prints() {
+    if !etcdctl_available() || !etcd_available() {
+        return;
+    }
+    let dir = TempDir::new("auth-etcd");
+    let etcd = EtcdMember::start(dir.path(), "etcd", free_port(), &[]);
+    let mut cluster = ProcCluster::start(3, Options::default());
+    cluster
+        .wait_leader(Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("no leader\n{}", cluster.logs()));
+    for (index, (member, step)) in STEPS.iter().enumerate() {
+        let endpoint = cluster.endpoint(*member);
+        let passwd = step.contains(&"passwd");
+        let (ours, theirs) = if step.contains(&"watch") {
+            (
+                watch_shown(&endpoint, step),
+                watch_shown(etcd.endpoint(), step),
+            )
+        } else if passwd {
+            (
+                shown(&cluster.etcdctl(&endpoint, step, Some(NEW_PASSWORD))),
+                shown(&tally_tests::etcd::etcdctl_with_input(
+                    etcd.endpoint(),
+                    step,
+                    NEW_PASSWORD.as_bytes(),
+                )),
+            )
+        } else {
+            (
+                shown_at(&cluster.etcdctl(&endpoint, step, None), &endpoint),
+                shown_at(&etcdctl(etcd.endpoint(), step), etcd.endpoint()),
+            )
+        };
+        assert_eq!(
+            ours,
+            theirs,
+            "step {index}: etcdctl {step:?} (tally first, etcd 3.4 second)\n{}",
+            cluster.logs()
+        );
+    }
+}
