@@ -117,7 +117,8 @@ impl Drop for TempDir {
 }
 
 /// Test certificates: one CA, a server certificate for 127.0.0.1/localhost used by every
-/// member (for clients and peers), and a client certificate.
+/// member (for clients and peers), a client certificate whose common name is `root`, and one
+/// whose common name is `alice` (etcd takes the name as the user when authentication is on).
 #[derive(Debug, Clone)]
 pub struct Certs {
     pub ca: PathBuf,
@@ -125,6 +126,8 @@ pub struct Certs {
     pub server_key: PathBuf,
     pub client_cert: PathBuf,
     pub client_key: PathBuf,
+    pub alice_cert: PathBuf,
+    pub alice_key: PathBuf,
 }
 
 impl Certs {
@@ -134,20 +137,28 @@ impl Certs {
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         let ca = ca_params.self_signed(&ca_key).expect("ca");
-        let leaf = |usages: Vec<ExtendedKeyUsagePurpose>| {
+        let leaf = |usages: Vec<ExtendedKeyUsagePurpose>, common_name: &str| {
             let key = KeyPair::generate().expect("key");
             let mut params =
                 CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
                     .expect("params");
+            params.distinguished_name = rcgen::DistinguishedName::new();
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, common_name);
             params.extended_key_usages = usages;
             let cert = params.signed_by(&key, &ca, &ca_key).expect("sign");
             (cert.pem(), key.serialize_pem())
         };
-        let (server_pem, server_key) = leaf(vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ]);
-        let (client_pem, client_key) = leaf(vec![ExtendedKeyUsagePurpose::ClientAuth]);
+        let (server_pem, server_key) = leaf(
+            vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
+            "tally member",
+        );
+        let (client_pem, client_key) = leaf(vec![ExtendedKeyUsagePurpose::ClientAuth], "root");
+        let (alice_pem, alice_key) = leaf(vec![ExtendedKeyUsagePurpose::ClientAuth], "alice");
         let write = |name: &str, text: &str| {
             let path = dir.join(name);
             std::fs::write(&path, text).expect("write pem");
@@ -159,6 +170,8 @@ impl Certs {
             server_key: write("server-key.pem", &server_key),
             client_cert: write("client.pem", &client_pem),
             client_key: write("client-key.pem", &client_key),
+            alice_cert: write("alice.pem", &alice_pem),
+            alice_key: write("alice-key.pem", &alice_key),
         }
     }
 }
@@ -530,6 +543,11 @@ impl ProcCluster {
             pipe.write_all(input.as_bytes()).expect("write stdin");
         }
         child.wait_with_output().expect("etcdctl output")
+    }
+
+    /// The cluster's certificates, when it runs TLS.
+    pub fn certs(&self) -> Option<&Certs> {
+        self.tls.as_ref()
     }
 
     /// etcdctl's TLS flags for this cluster (empty in plaintext).

@@ -214,3 +214,81 @@ fn etcdctls_auth_walk_through_prints_what_etcd_3_4_prints() {
         );
     }
 }
+
+/// With `--client-cert-auth`, a call without a token is the user its client certificate names
+/// (its subject's common name), as etcd takes it: `root`'s certificate manages, `alice`'s reads
+/// what her role allows and writes nothing, and a user without a password cannot get a token.
+#[test]
+fn a_client_certificates_common_name_is_its_user() {
+    if !etcdctl_available() {
+        return;
+    }
+    let mut cluster = ProcCluster::start(
+        3,
+        Options {
+            tls: true,
+            ..Options::default()
+        },
+    );
+    cluster
+        .wait_leader(Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("no leader\n{}", cluster.logs()));
+    let certs = cluster.certs().expect("a TLS cluster").clone();
+    let alice = [
+        format!("--cert={}", certs.alice_cert.display()),
+        format!("--key={}", certs.alice_key.display()),
+    ];
+    let as_alice = |member: usize, args: &[&str]| {
+        let mut all: Vec<&str> = alice.iter().map(String::as_str).collect();
+        all.extend_from_slice(args);
+        shown(&cluster.etcdctl(&cluster.endpoint(member), &all, None))
+    };
+    let as_root = |member: usize, args: &[&str]| {
+        shown(&cluster.etcdctl(&cluster.endpoint(member), args, None))
+    };
+    for (member, args) in [
+        (0, &["user", "add", "root:rootpw"][..]),
+        (1, &["user", "grant-role", "root", "root"]),
+        (2, &["auth", "enable"]),
+        (0, &["put", "/app/x", "1"]),
+        (1, &["user", "add", "alice", "--no-password"]),
+        (2, &["role", "add", "app-reader"]),
+        (
+            0,
+            &[
+                "role",
+                "grant-permission",
+                "app-reader",
+                "read",
+                "/app/",
+                "--prefix",
+            ],
+        ),
+        (1, &["user", "grant-role", "alice", "app-reader"]),
+    ] {
+        let out = as_root(member, args);
+        assert!(
+            out.ends_with("exit Some(0)"),
+            "{args:?}: {out}\n{}",
+            cluster.logs()
+        );
+    }
+    assert_eq!(as_alice(2, &["get", "/app/x"]), "/app/x\n1\n\nexit Some(0)");
+    assert_eq!(
+        as_alice(0, &["put", "/app/x", "2"]),
+        "Error: etcdserver: permission denied\nexit Some(1)"
+    );
+    assert_eq!(
+        as_alice(1, &["get", "/elsewhere"]),
+        "Error: etcdserver: permission denied\nexit Some(1)"
+    );
+    assert_eq!(
+        as_alice(1, &["--user", "alice:guess", "get", "/app/x"]),
+        "Error: etcdserver: authentication failed, invalid user ID or password\nexit Some(2)",
+        "a user without a password has no token"
+    );
+    assert_eq!(
+        as_root(2, &["auth", "disable"]),
+        "Authentication Disabled\n\nexit Some(0)"
+    );
+}

@@ -76,6 +76,9 @@ pub(crate) struct Conn {
     liveness: Liveness,
     /// Keep-alive pings, once the connection speaks HTTP/2.
     ping_pong: Option<h2::PingPong>,
+    /// The common name of the verified client certificate (HTTP/2 over TLS with client
+    /// certificates), read once after the handshake.
+    client_common_name: Option<String>,
 }
 
 impl Conn {
@@ -103,7 +106,13 @@ impl Conn {
             stalled: false,
             liveness: Liveness::new(accepted_seq),
             ping_pong: None,
+            client_common_name: None,
         }
+    }
+
+    /// The common name of the client certificate the connection's TLS handshake verified.
+    pub(crate) fn client_common_name(&self) -> Option<&str> {
+        self.client_common_name.as_deref()
     }
 
     /// Records what mio reported for the socket, before the drive that follows.
@@ -317,6 +326,7 @@ impl Conn {
             };
             match verdict {
                 Sniffed::H2 => {
+                    self.client_common_name = io.client_common_name();
                     io.unread(Bytes::from(buf));
                     io.filter_h2();
                     return (Phase::Handshake(Box::pin(h2.handshake(io))), true);

@@ -196,6 +196,12 @@ impl ConnIo {
         self.tls.is_some()
     }
 
+    /// The common name of the client certificate the TLS handshake verified, if any.
+    pub(crate) fn client_common_name(&self) -> Option<String> {
+        let certificate = self.tls.as_ref()?.peer_certificates()?.first()?;
+        super::cert_name::common_name(certificate)
+    }
+
     pub(crate) fn alpn(&self) -> Option<&[u8]> {
         self.tls.as_ref().and_then(|tls| tls.alpn_protocol())
     }

@@ -43,6 +43,7 @@
 mod admission;
 mod authority;
 mod call;
+mod cert_name;
 mod config;
 mod conn;
 mod events;
@@ -289,6 +290,14 @@ impl GrpcServer {
     pub fn request_header(&self, call: CallId, name: &str) -> Option<&str> {
         let conn = self.conns.get(call.slot()).and_then(Option::as_ref)?;
         conn.call(call)?.header(name)
+    }
+
+    /// The common name of the client certificate the call's connection presented and TLS
+    /// verified (`--client-cert-auth`), if any.
+    pub fn client_common_name(&self, call: CallId) -> Option<&str> {
+        let conn = self.conns.get(call.slot()).and_then(Option::as_ref)?;
+        conn.call(call)?;
+        conn.client_common_name()
     }
 
     /// Queues one response message (the 5-byte prefix is added here). See

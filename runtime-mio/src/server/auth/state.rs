@@ -71,11 +71,13 @@ impl Auth {
     }
 
     /// Who a call is, from its `token`: nobody to check while authentication is off; with it
-    /// on, the token's user at the store's auth revision, or the empty user for a call without
-    /// a token (refused at apply as etcd refuses it); an unknown or expired token is refused.
+    /// on, the token's user at the store's auth revision; without a token, the common name of
+    /// the client certificate its connection presented (`--client-cert-auth`), as etcd takes
+    /// it; else the empty user (refused as etcd refuses it). An unknown or expired token is
+    /// refused.
     pub(in crate::server) fn caller(
         &mut self,
-        token: Option<&str>,
+        (token, certificate_name): (Option<&str>, Option<&str>),
         store: &AuthStore,
         now: Instant,
     ) -> Result<Option<RequestHeader>, Status> {
@@ -83,7 +85,10 @@ impl Auth {
             return Ok(None);
         }
         let Some(token) = token else {
-            return Ok(Some(RequestHeader::default()));
+            return Ok(Some(RequestHeader {
+                username: certificate_name.unwrap_or_default().to_string(),
+                auth_revision: certificate_name.map_or(0, |_| store.revision()),
+            }));
         };
         match self.tokens.user_of(token, now) {
             Some(user) if store.has_user(user) => Ok(Some(RequestHeader {

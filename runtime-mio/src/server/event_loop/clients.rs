@@ -122,7 +122,9 @@ impl Server {
         // With authentication off (the usual case) nothing about the caller is looked up.
         let caller = if self.kv.auth().enabled() {
             let token = self.calls.sink().request_header(call, "token");
-            match self.auth.caller(token, self.kv.auth(), Instant::now()) {
+            let certificate_name = self.calls.sink().client_common_name(call);
+            let who = (token, certificate_name);
+            match self.auth.caller(who, self.kv.auth(), Instant::now()) {
                 Ok(caller) => caller,
                 Err(refused) => return self.calls.reply_error(call, refused),
             }
