@@ -10,6 +10,8 @@ use tally_kvstore::{ApplyOutcome, ApplyResponse};
 
 use super::requests;
 use crate::client::{CallId, Code as GrpcCode, Status};
+use tally_kvstore::proto::RequestHeader;
+
 use crate::server::calls::CallKind;
 use crate::server::reads::Reads;
 use crate::server::rpc::propose::Proposer;
@@ -58,6 +60,8 @@ struct Pending {
     call: CallId,
     step: Step,
     deadline: Instant,
+    /// Who the call is: its later steps are proposed (and checked at apply) as that user.
+    caller: Option<RequestHeader>,
 }
 
 /// What a waiter is answered with once every key before its own is gone.
@@ -144,12 +148,14 @@ impl CoordinationService<'_> {
         match self.writes.propose_for(request) {
             Ok(id) => {
                 let deadline = Instant::now() + REQUEST_TIMEOUT;
+                let caller = self.writes.caller.clone();
                 self.coordination.pending.insert(
                     id,
                     Pending {
                         call,
                         step,
                         deadline,
+                        caller,
                     },
                 );
             }
@@ -171,6 +177,12 @@ impl CoordinationService<'_> {
             return;
         };
         let open = self.writes.calls.is_open(pending.call);
+        // The next step goes as the call's user, checked against the auth store as it is now.
+        let revision = self.writes.kv.auth().revision();
+        self.writes.caller = pending.caller.map(|who| RequestHeader {
+            auth_revision: revision,
+            ..who
+        });
         match outcome.into_result() {
             Ok(response) if open => self.next_step(pending.call, pending.step, response),
             Ok(response) => self.abandon(pending.step, response),
