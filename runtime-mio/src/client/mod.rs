@@ -43,7 +43,7 @@
 mod admission;
 mod authority;
 mod call;
-mod cert_name;
+pub(crate) mod cert_name;
 mod config;
 mod conn;
 mod events;

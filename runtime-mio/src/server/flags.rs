@@ -56,6 +56,8 @@ pub struct Flags {
     auto_compaction: AutoCompactionConfig,
     restore_snapshot: Option<PathBuf>,
     grpc_keepalive: GrpcKeepalive,
+    /// `--auth-token`: `simple`, or `jwt,` with its options.
+    auth_token: String,
     /// `--auth-token-ttl`: how long a simple token lives after its last use.
     auth_token_ttl: std::time::Duration,
     /// `--bcrypt-cost`.
@@ -63,6 +65,11 @@ pub struct Flags {
 }
 
 impl Flags {
+    /// `--auth-token`: `simple`, or `jwt,` and its options (keys, sign method, TTL).
+    pub fn auth_token(&self) -> &str {
+        &self.auth_token
+    }
+
     /// How long a simple token lives after its last use (`--auth-token-ttl`).
     pub fn auth_token_ttl(&self) -> std::time::Duration {
         self.auth_token_ttl

@@ -8,6 +8,7 @@
 //! goes into the log, never the password. Tokens are etcd's simple tokens (`tokens`): the log
 //! carries their SHA-256, each member keeps them for `--auth-token-ttl` after their last use.
 
+mod jwt;
 mod service;
 mod state;
 mod tokens;

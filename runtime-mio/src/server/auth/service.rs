@@ -175,13 +175,19 @@ impl AuthService<'_> {
             return Some(outcome);
         };
         match outcome.into_result() {
-            Ok(ApplyResponse::Authenticated { .. }) => self.reply(
-                call,
-                AuthenticateResponse {
-                    header: None,
-                    token,
-                },
-            ),
+            Ok(ApplyResponse::Authenticated { name, revision, .. }) => {
+                let token = match &self.auth.jwt {
+                    Some(jwt) => jwt.sign(&name, revision),
+                    None => token,
+                };
+                self.reply(
+                    call,
+                    AuthenticateResponse {
+                        header: None,
+                        token,
+                    },
+                )
+            }
             Ok(other) => eprintln!("tallyd: Authenticate applied as {other:?}"),
             Err(error) => self.reply_error(call, status_from_kv(&error)),
         }

@@ -8,6 +8,7 @@ use mio::Waker;
 use tally_kvstore::proto::{AuthUserAddRequest, AuthUserChangePasswordRequest, RequestHeader};
 use tally_kvstore::{ApplyResponse, AuthStore, KvError};
 
+use super::jwt::JwtTokens;
 use super::tokens::SimpleTokens;
 use super::worker::BcryptWorker;
 use crate::client::{CallId, Status};
@@ -42,6 +43,8 @@ pub(super) enum Waiting {
 #[derive(Debug)]
 pub(in crate::server) struct Auth {
     pub(super) tokens: SimpleTokens,
+    /// `--auth-token jwt,...`: signed tokens instead of simple ones.
+    pub(super) jwt: Option<JwtTokens>,
     pub(super) worker: BcryptWorker,
     pub(super) bcrypt_cost: u32,
     /// Calls waiting for the worker, by job id.
@@ -54,13 +57,23 @@ pub(in crate::server) struct Auth {
 }
 
 impl Auth {
+    /// `auth_token` is `--auth-token`: `simple`, or `jwt,` and its options.
     pub(in crate::server) fn start(
+        auth_token: &str,
         token_ttl: Duration,
         bcrypt_cost: u32,
         waker: Arc<Waker>,
     ) -> Result<Self, ServerError> {
+        let jwt = match auth_token.strip_prefix("jwt,") {
+            Some(options) => Some(
+                JwtTokens::from_options(options)
+                    .map_err(|e| ServerError::Settings(format!("--auth-token jwt: {e}")))?,
+            ),
+            None => None,
+        };
         Ok(Auth {
             tokens: SimpleTokens::new(token_ttl),
+            jwt,
             worker: BcryptWorker::spawn(waker)?,
             bcrypt_cost,
             waiting: HashMap::new(),
@@ -90,9 +103,13 @@ impl Auth {
                 auth_revision: certificate_name.map_or(0, |_| store.revision()),
             }));
         };
-        match self.tokens.user_of(token, now) {
-            Some(user) if store.has_user(user) => Ok(Some(RequestHeader {
-                username: user.to_string(),
+        let user = match &self.jwt {
+            Some(jwt) => jwt.verify(token),
+            None => self.tokens.user_of(token, now).map(str::to_string),
+        };
+        match user {
+            Some(user) if store.has_user(&user) => Ok(Some(RequestHeader {
+                username: user,
                 auth_revision: store.revision(),
             })),
             _ => Err(status_from_kv(&KvError::InvalidAuthToken)),
@@ -109,6 +126,7 @@ impl Auth {
         if let Ok(ApplyResponse::Authenticated {
             name, token_hash, ..
         }) = result
+            && !token_hash.is_empty()
         {
             self.tokens
                 .insert(token_hash.clone(), name.clone(), Instant::now());

@@ -56,6 +56,7 @@ impl Server {
         .map_err(|e| ServerError::WalFailed(e.to_string()))?;
         let snapshots = Snapshots::start(opened.snapshots, Arc::clone(&waker))?;
         let auth = Auth::start(
+            flags.auth_token(),
             flags.auth_token_ttl(),
             flags.bcrypt_cost(),
             Arc::clone(&waker),

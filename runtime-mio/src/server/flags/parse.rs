@@ -112,15 +112,13 @@ fn build(raw: &Raw) -> Result<Flags, FlagError> {
         raw.duration_ms("grpc-keepalive-interval", GRPC_DEFAULT_INTERVAL_MS)?,
         raw.duration_ms("grpc-keepalive-timeout", GRPC_DEFAULT_TIMEOUT_MS)?,
     );
-    // etcd's simple tokens; JWT ones are not served.
-    match raw.get("auth-token").unwrap_or("simple") {
-        "simple" => {}
-        other => {
-            return Err(FlagError::BadValue {
-                flag: "--auth-token (tallyd serves simple tokens only)".into(),
-                value: other.into(),
-            });
-        }
+    // etcd's simple tokens, or JWT ones (`jwt,pub-key=…,…`; the keys are read at start).
+    let auth_token = raw.get("auth-token").unwrap_or("simple").to_string();
+    if auth_token != "simple" && !auth_token.starts_with("jwt,") {
+        return Err(FlagError::BadValue {
+            flag: "--auth-token (simple, or jwt with its options)".into(),
+            value: auth_token,
+        });
     }
     let bcrypt_cost = raw.number("bcrypt-cost", 10u32)?;
     if !(4..=31).contains(&bcrypt_cost) {
@@ -130,6 +128,7 @@ fn build(raw: &Raw) -> Result<Flags, FlagError> {
         });
     }
     Ok(Flags {
+        auth_token,
         auth_token_ttl: std::time::Duration::from_secs(
             raw.number("auth-token-ttl", 300u64)?.max(1),
         ),
