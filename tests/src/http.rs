@@ -6,6 +6,17 @@ use std::time::Duration;
 
 /// One request to 127.0.0.1:`port`; the whole response text (tallyd closes after answering).
 pub fn request(port: u16, method: &str, path: &str, body: &str) -> String {
+    request_with(port, method, path, "", body)
+}
+
+/// A request with more header lines (`extra_headers`, each ending in CRLF).
+pub fn request_with(
+    port: u16,
+    method: &str,
+    path: &str,
+    extra_headers: &str,
+    body: &str,
+) -> String {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -13,7 +24,7 @@ pub fn request(port: u16, method: &str, path: &str, body: &str) -> String {
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+         Content-Type: application/json\r\n{extra_headers}Content-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .expect("request");

@@ -432,3 +432,97 @@ fn jwt_tokens_are_etcds_and_good_on_every_member() {
         }
     });
 }
+
+/// The JSON gateway: `/v3/auth/authenticate` gives a token, a request's `Authorization`
+/// header carries it, and a simple token idle past `--auth-token-ttl` is refused as etcd's
+/// ("invalid auth token"); without a token the call is nobody's ("user name is empty").
+#[test]
+fn gateway_calls_carry_their_token_and_idle_tokens_expire() {
+    if !etcdctl_available() {
+        return;
+    }
+    let mut cluster = ProcCluster::start(
+        3,
+        Options {
+            extra_args: &["--auth-token-ttl=2"],
+            ..Options::default()
+        },
+    );
+    cluster
+        .wait_leader(Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("no leader\n{}", cluster.logs()));
+    for step in [
+        &["user", "add", "root:rootpw"][..],
+        &["user", "grant-role", "root", "root"],
+        &["put", "/app/x", "1"],
+        &["auth", "enable"],
+        &["--user", "root:rootpw", "user", "add", "alice:alicepw"],
+        &["--user", "root:rootpw", "role", "add", "app-reader"],
+        &[
+            "--user",
+            "root:rootpw",
+            "role",
+            "grant-permission",
+            "app-reader",
+            "read",
+            "/app/",
+            "--prefix",
+        ],
+        &[
+            "--user",
+            "root:rootpw",
+            "user",
+            "grant-role",
+            "alice",
+            "app-reader",
+        ],
+    ] {
+        cluster.ok(&cluster.endpoint(0), step);
+    }
+    let port = |member: usize| {
+        cluster
+            .endpoint(member)
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse::<u16>().ok())
+            .expect("a port")
+    };
+    let answer = tally_tests::http::request(
+        port(0),
+        "POST",
+        "/v3/auth/authenticate",
+        r#"{"name":"alice","password":"alicepw"}"#,
+    );
+    let token = answer
+        .split("\"token\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("a token in {answer}"))
+        .to_string();
+    // base64 of "/app/x"
+    let range = r#"{"key":"L2FwcC94"}"#;
+    let read = |member: usize, token: &str| {
+        let header = if token.is_empty() {
+            String::new()
+        } else {
+            format!("Authorization: {token}\r\n")
+        };
+        tally_tests::http::request_with(port(member), "POST", "/v3/kv/range", &header, range)
+    };
+    let got = read(1, &token);
+    assert!(
+        got.contains(r#""value":"MQ=="#),
+        "alice reads on another member: {got}"
+    );
+    let none = read(2, "");
+    assert!(none.contains("user name is empty"), "{none}");
+    // Idle past its TTL (2 s), the token is refused on every member.
+    std::thread::sleep(Duration::from_secs(4));
+    for member in 0..3 {
+        let stale = read(member, &token);
+        assert!(
+            stale.contains("etcdserver: invalid auth token") && stale.contains(" 401 "),
+            "member {member}: {stale}"
+        );
+    }
+}

@@ -177,12 +177,22 @@ pub struct Env<'a> {
     pub now: Instant,
 }
 
+/// The auth token every call carries (`--token`), set once before the workers start.
+static TOKEN: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// Sets the token of every call of this run; the first setting holds.
+pub fn set_token(token: Option<String>) {
+    let _ = TOKEN.set(token);
+}
+
 pub fn request(scheme: &str, path: &str) -> Request<()> {
-    Request::post(format!("{scheme}://localhost{path}"))
+    let mut builder = Request::post(format!("{scheme}://localhost{path}"))
         .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .body(())
-        .expect("a valid request")
+        .header("te", "trailers");
+    if let Some(token) = TOKEN.get().and_then(Option::as_deref) {
+        builder = builder.header("token", token);
+    }
+    builder.body(()).expect("a valid request")
 }
 
 fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {

@@ -28,6 +28,7 @@ flags:
   --streams N           watch: watch streams (default 10)
   --threads N           worker threads (default: min(conns, cores))
   --cacert F --cert F --key F   TLS: CA bundle, client certificate and key (PEM)
+  --token T             an auth token (etcd's `token` metadata) on every call
   --output text|json    summary format (default text)
   --no-progress         no progress line on stderr
 ";
@@ -91,6 +92,8 @@ pub struct Config {
     pub streams: usize,
     pub threads: usize,
     pub tls: Option<TlsFlags>,
+    /// An auth token sent as the `token` metadata of every call.
+    pub token: Option<String>,
     pub output: Output,
     pub progress: bool,
 }
@@ -167,6 +170,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Config, FlagError> {
         threads: 0,
         tls: None,
         output: Output::Text,
+        token: None,
         progress: true,
     };
     let mut positional = Vec::new();
@@ -245,6 +249,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Config, FlagError> {
             "watchers" => config.watchers = positive(&flag, &value)?,
             "streams" => config.streams = positive(&flag, &value)?,
             "threads" => config.threads = positive(&flag, &value)?,
+            "token" => config.token = Some(value),
             "cacert" => config.tls.get_or_insert_with(TlsFlags::default).cacert = Some(value),
             "cert" => config.tls.get_or_insert_with(TlsFlags::default).cert = Some(value),
             "key" => config.tls.get_or_insert_with(TlsFlags::default).key = Some(value),

@@ -95,6 +95,7 @@ fn progress_line(config: &Config, shared: &Shared, started: Instant) -> String {
 
 /// Runs the benchmark `config` describes and returns its report.
 pub fn run(config: &Config) -> Result<Report, String> {
+    engine::set_token(config.token.clone());
     let tls = io::Tls::from_flags(config.tls.as_ref())?;
     let epoch = Instant::now();
     let (total, duration) = match config.stop {

@@ -276,6 +276,7 @@ impl Conn {
                             method: req.method,
                             path: req.path,
                             body: req.body,
+                            token: req.token,
                         };
                         events.push(event);
                         (Phase::Http1 { conn, request }, false)
@@ -475,10 +476,18 @@ impl Conn {
                 return refuse(respond, StatusCode::SERVICE_UNAVAILABLE, &status);
             }
             let id = events.next_http(self.slot);
+            let token = ["authorization", "token"]
+                .iter()
+                .find_map(|name| parts.headers.get(*name))
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_string);
             let exchange = H2Exchange::new(
                 id,
-                parts.method.to_string(),
-                parts.uri.path().to_string(),
+                (
+                    parts.method.to_string(),
+                    parts.uri.path().to_string(),
+                    token,
+                ),
                 recv,
                 respond,
                 config.http1_body_bytes_max(),

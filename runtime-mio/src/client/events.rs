@@ -84,6 +84,9 @@ pub enum CallEvent {
         path: String,
         /// As Content-Length said; at most `http1_body_bytes_max`.
         body: Bytes,
+        /// The auth token the request carries: its `Authorization` (or `Token`) header, as
+        /// etcd's gateway takes it.
+        token: Option<String>,
     },
 }
 

@@ -24,6 +24,7 @@ pub(crate) struct H2Exchange {
     id: HttpRequestId,
     method: String,
     path: String,
+    token: Option<String>,
     recv: Option<RecvStream>,
     body: BytesMut,
     body_bytes_max: usize,
@@ -60,8 +61,7 @@ fn head(status: u16, content_type: &str, length: Option<usize>) -> Response<()> 
 impl H2Exchange {
     pub(crate) fn new(
         id: HttpRequestId,
-        method: String,
-        path: String,
+        (method, path, token): (String, String, Option<String>),
         recv: RecvStream,
         respond: SendResponse<Bytes>,
         body_bytes_max: usize,
@@ -70,6 +70,7 @@ impl H2Exchange {
             id,
             method,
             path,
+            token,
             recv: Some(recv),
             body: BytesMut::new(),
             body_bytes_max,
@@ -210,6 +211,7 @@ impl H2Exchange {
                         method: std::mem::take(&mut self.method),
                         path: std::mem::take(&mut self.path),
                         body: std::mem::take(&mut self.body).freeze(),
+                        token: self.token.take(),
                     });
                     *progress = true;
                 }

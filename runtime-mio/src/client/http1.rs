@@ -50,6 +50,7 @@ pub(crate) struct Http1Request {
     pub(crate) method: String,
     pub(crate) path: String,
     pub(crate) body: Bytes,
+    pub(crate) token: Option<String>,
 }
 
 /// A complete request head.
@@ -62,6 +63,8 @@ pub(crate) struct Head {
     pub(crate) content_length: usize,
     /// `Expect: 100-continue`: the client waits (curl, a second) for a go-ahead before the body.
     pub(crate) expects_continue: bool,
+    /// The `Authorization` (or `Token`) header: an auth token.
+    pub(crate) token: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,6 +98,7 @@ pub(crate) fn parse_head(buf: &[u8]) -> Parsed {
     }
     let mut content_length = 0;
     let mut expects_continue = false;
+    let mut token = None;
     for header in request.headers.iter() {
         let Ok(value) = std::str::from_utf8(header.value) else {
             return Parsed::Invalid("bad header line");
@@ -105,6 +109,10 @@ pub(crate) fn parse_head(buf: &[u8]) -> Parsed {
                 Ok(length) => content_length = length,
                 Err(_) => return Parsed::Invalid("bad Content-Length"),
             }
+        } else if header.name.eq_ignore_ascii_case("authorization")
+            || header.name.eq_ignore_ascii_case("token")
+        {
+            token = Some(value.to_string());
         } else if header.name.eq_ignore_ascii_case("expect") {
             expects_continue = value.eq_ignore_ascii_case("100-continue");
         } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
@@ -117,6 +125,7 @@ pub(crate) fn parse_head(buf: &[u8]) -> Parsed {
         head_bytes,
         content_length,
         expects_continue,
+        token,
     })
 }
 
@@ -319,6 +328,7 @@ impl Http1Conn {
                         method: head.method,
                         path: head.path,
                         body,
+                        token: head.token,
                     })));
                 }
                 Parsed::Head(head) => {

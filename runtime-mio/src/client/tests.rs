@@ -119,11 +119,19 @@ fn http1_head_parsing() {
         head_bytes: 33,
         content_length: 0,
         expects_continue: false,
+        token: None,
     };
     assert_eq!(
         parse_head(b"GET /health HTTP/1.1\r\nHost: a\r\n\r\n"),
         Parsed::Head(want)
     );
+    // etcd's gateway takes the auth token from the Authorization header.
+    let Parsed::Head(with_token) =
+        parse_head(b"POST /v3/kv/range HTTP/1.1\r\nAuthorization: abc.1\r\n\r\n")
+    else {
+        panic!("a head");
+    };
+    assert_eq!(with_token.token.as_deref(), Some("abc.1"));
     assert!(matches!(
         parse_head(b"GET /x HTTP/1.0\r\n\r\n"),
         Parsed::Head(_)

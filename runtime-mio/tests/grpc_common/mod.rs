@@ -265,6 +265,7 @@ impl TestApp {
                 method,
                 path,
                 body,
+                ..
             } => {
                 if (method.as_str(), path.as_str()) == ("POST", "/hold") {
                     // A stream left open until the client goes (a JSON watch).

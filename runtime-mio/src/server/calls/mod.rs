@@ -95,15 +95,21 @@ impl<S: CallSink> Calls<S> {
         request: HttpRequestId,
         kind: CallKind,
         response: &'static JsonShape,
+        token: Option<String>,
     ) -> CallId {
         let call = request.as_call_id();
-        self.gateway.insert(request, response);
+        self.gateway.insert(request, response, token);
         self.open(call, kind);
         if !kind.is_unary() {
             self.sink
                 .start_http_stream(request, 200, "application/json");
         }
         call
+    }
+
+    /// The auth token a gateway call's request carried.
+    pub(super) fn gateway_token(&self, call: CallId) -> Option<&str> {
+        self.gateway.token(call)
     }
 
     /// Whether a gateway call is still open (a unary one leaves with its answer).

@@ -241,7 +241,7 @@ fn a_snapshot_download_ends_once_its_last_chunk_is_taken() {
 fn gateway_calls_are_answered_as_json() {
     let mut calls = table();
     let request = HttpRequestId::for_tests(9);
-    let id = calls.open_gateway(request, PUT, &schema::PUT_RESPONSE);
+    let id = calls.open_gateway(request, PUT, &schema::PUT_RESPONSE, None);
     assert!(calls.gateway_open(id));
     // A PutResponse whose header has revision 5 (field 1, then its field 3).
     calls.reply_encoded(id, Bytes::from_static(&[0x0a, 0x02, 0x18, 0x05]));
@@ -254,7 +254,7 @@ fn gateway_calls_are_answered_as_json() {
             r#"{"header":{"revision":"5"}}"#.into()
         )]
     );
-    let id = calls.open_gateway(request, PUT, &schema::PUT_RESPONSE);
+    let id = calls.open_gateway(request, PUT, &schema::PUT_RESPONSE, None);
     calls.reply_error(
         id,
         Status::new(Code::NotFound, "etcdserver: requested lease not found"),
@@ -270,7 +270,7 @@ fn gateway_calls_are_answered_as_json() {
 fn a_gateway_stream_writes_results_and_ends_with_its_error() {
     let mut calls = table();
     let request = HttpRequestId::for_tests(3);
-    let id = calls.open_gateway(request, CallKind::Watch, &schema::WATCH_RESPONSE);
+    let id = calls.open_gateway(request, CallKind::Watch, &schema::WATCH_RESPONSE, None);
     // WatchResponse { watch_id: 1 }
     calls.stream_encoded(id, Bytes::from_static(&[0x10, 0x01]));
     calls.reply_error(id, Status::new(Code::Unavailable, "etcdserver: no leader"));

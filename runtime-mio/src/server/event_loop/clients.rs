@@ -66,13 +66,19 @@ impl Server {
                 method,
                 path,
                 body,
-            } => self.handle_http(request, &method, &path, &body),
+                token,
+            } => self.handle_http(request, (&method, &path, token), &body),
         }
     }
 
     /// An HTTP/1.1 request on the client port: a call of the JSON gateway, or one of the plain
     /// endpoints.
-    fn handle_http(&mut self, request: HttpRequestId, method: &str, path: &str, body: &[u8]) {
+    fn handle_http(
+        &mut self,
+        request: HttpRequestId,
+        (method, path, token): (&str, &str, Option<String>),
+        body: &[u8],
+    ) {
         match gateway::accept(method, path, body) {
             Accepted::NotGateway => {
                 let (code, content_type, body) = self.member_view().http_response(path);
@@ -88,7 +94,7 @@ impl Server {
                 response,
                 messages,
             } => {
-                let call = self.calls.open_gateway(request, kind, response);
+                let call = self.calls.open_gateway(request, kind, response, token);
                 for message in messages {
                     // A unary call answered (or a stream that failed) is closed: stop there.
                     if !self.calls.gateway_open(call) {
@@ -121,7 +127,11 @@ impl Server {
         }
         // With authentication off (the usual case) nothing about the caller is looked up.
         let caller = if self.kv.auth().enabled() {
-            let token = self.calls.sink().request_header(call, "token");
+            let token = self
+                .calls
+                .sink()
+                .request_header(call, "token")
+                .or_else(|| self.calls.gateway_token(call));
             let certificate_name = self.calls.sink().client_common_name(call);
             let who = (token, certificate_name);
             match self.auth.caller(who, self.kv.auth(), Instant::now()) {

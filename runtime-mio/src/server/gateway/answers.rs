@@ -12,10 +12,12 @@ use crate::client::{CallId, Code as GrpcCode, HttpRequestId, Status};
 use crate::server::calls::sink::CallSink;
 
 /// A gateway request waiting for its handler's answer, or a stream feeding one.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct GatewayCall {
     request: HttpRequestId,
     response: &'static Message,
+    /// The request's `Authorization` header: an auth token.
+    token: Option<String>,
 }
 
 /// The open gateway calls, under the call ids their requests carry
@@ -30,9 +32,24 @@ pub(in crate::server) const JSON: &str = "application/json";
 
 impl GatewayCalls {
     /// Takes `request` as a call whose answer is a `response` message.
-    pub(in crate::server) fn insert(&mut self, request: HttpRequestId, response: &'static Message) {
+    pub(in crate::server) fn insert(
+        &mut self,
+        request: HttpRequestId,
+        response: &'static Message,
+        token: Option<String>,
+    ) {
         let call = request.as_call_id();
-        self.by_call.insert(call, GatewayCall { request, response });
+        let gateway = GatewayCall {
+            request,
+            response,
+            token,
+        };
+        self.by_call.insert(call, gateway);
+    }
+
+    /// The auth token `call`'s request carried.
+    pub(in crate::server) fn token(&self, call: CallId) -> Option<&str> {
+        self.by_call.get(&call)?.token.as_deref()
     }
 
     pub(in crate::server) fn contains(&self, call: CallId) -> bool {

@@ -10,14 +10,16 @@
 //!
 //! Watch and LeaseKeepAlive stream as etcd's do: the body holds the requests (JSON objects one
 //! after another, e.g. two `create_request`s), and the answer is a chunked stream of
-//! `{"result":…}` lines, open until the client hangs up. Not served:
-//! Snapshot (etcd streams the file as JSON chunks; use gRPC) and the Auth service, which
-//! tallyd does not have: 501 with a JSON error. The table holds at most one call per open
+//! `{"result":…}` lines, open until the client hangs up. Not served: Snapshot (etcd streams
+//! the file as JSON chunks; use gRPC): 501 with a JSON error. A request's `Authorization`
+//! header is its auth token, as on etcd's gateway. The table holds at most one call per open
 //! HTTP connection (`connections_max`).
 
 pub(super) mod answers;
 mod json;
 pub(super) mod schema;
+pub(super) mod schema_auth;
+pub(super) mod schema_coordination;
 
 use bytes::Bytes;
 
@@ -56,9 +58,6 @@ fn route(path: &str) -> Option<Route> {
     match rest {
         "maintenance/snapshot" => Some(Route::Unserved(
             "tallyd's JSON gateway does not send snapshots: use gRPC",
-        )),
-        _ if rest.starts_with("auth/") => Some(Route::Unserved(
-            "etcdserver: the Auth service is not implemented by tallyd",
         )),
         _ => None,
     }

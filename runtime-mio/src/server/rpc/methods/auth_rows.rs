@@ -3,16 +3,16 @@
 use prost::Message as _;
 use tally_kvstore::proto::{self, internal_request::Request as Internal};
 
-use super::row::{Handler, MethodRow, handled, row, unary};
+use super::row::{Handler, MethodRow, handled, row, shapes, unary};
 use crate::server::calls::Method;
+use crate::server::gateway::schema_auth as json;
 
 pub(super) static ROWS: [MethodRow; 16] = [
     row::<proto::AuthEnableRequest, proto::AuthResponse>(
         unary(Method::AuthEnable),
         "/etcdserverpb.Auth/AuthEnable",
-        // The gateway's auth paths answer 501 (`gateway::route`).
-        &[],
-        None,
+        &["auth/enable"],
+        shapes(&json::EMPTY, &json::HEADER_ONLY),
         Handler::Auth(|service, call, message| {
             let request = Internal::AuthEnable(proto::AuthEnableRequest::decode(message)?);
             service.manage(call, request);
@@ -22,9 +22,8 @@ pub(super) static ROWS: [MethodRow; 16] = [
     row::<proto::AuthDisableRequest, proto::AuthResponse>(
         unary(Method::AuthDisable),
         "/etcdserverpb.Auth/AuthDisable",
-        // The gateway's auth paths answer 501 (`gateway::route`).
-        &[],
-        None,
+        &["auth/disable"],
+        shapes(&json::EMPTY, &json::HEADER_ONLY),
         Handler::Auth(|service, call, message| {
             let request = Internal::AuthDisable(proto::AuthDisableRequest::decode(message)?);
             service.manage(call, request);
@@ -34,25 +33,22 @@ pub(super) static ROWS: [MethodRow; 16] = [
     row::<proto::AuthenticateRequest, proto::AuthenticateResponse>(
         unary(Method::Authenticate),
         "/etcdserverpb.Auth/Authenticate",
-        // The gateway's auth paths answer 501 (`gateway::route`).
-        &[],
-        None,
+        &["auth/authenticate"],
+        shapes(&json::AUTHENTICATE_REQUEST, &json::AUTHENTICATE_RESPONSE),
         handled!(Auth, authenticate, AuthenticateRequest),
     ),
     row::<proto::AuthUserAddRequest, proto::AuthResponse>(
         unary(Method::UserAdd),
         "/etcdserverpb.Auth/UserAdd",
-        // The gateway's auth paths answer 501 (`gateway::route`).
-        &[],
-        None,
+        &["auth/user/add"],
+        shapes(&json::USER_ADD_REQUEST, &json::HEADER_ONLY),
         handled!(Auth, user_add, AuthUserAddRequest),
     ),
     row::<proto::AuthUserGetRequest, proto::AuthUserGetResponse>(
         unary(Method::UserGet),
         "/etcdserverpb.Auth/UserGet",
-        // The gateway's auth paths answer 501 (`gateway::route`).
-        &[],
-        None,
+        &["auth/user/get"],
+        shapes(&json::NAME_REQUEST, &json::USER_GET_RESPONSE),
         Handler::Auth(|service, call, message| {
             let request = Internal::AuthUserGet(proto::AuthUserGetRequest::decode(message)?);
             service.manage(call, request);
@@ -62,9 +58,8 @@ pub(super) static ROWS: [MethodRow; 16] = [
     row::<proto::AuthUserListRequest, proto::AuthUserListResponse>(
         unary(Method::UserList),
         "/etcdserverpb.Auth/UserList",
-        // The gateway's auth paths answer 501 (`gateway::route`).
-        &[],
-        None,
+        &["auth/user/list"],
+        shapes(&json::EMPTY, &json::USER_LIST_RESPONSE),
         Handler::Auth(|service, call, message| {
             let request = Internal::AuthUserList(proto::AuthUserListRequest::decode(message)?);
             service.manage(call, request);
@@ -74,9 +69,8 @@ pub(super) static ROWS: [MethodRow; 16] = [
     row::<proto::AuthUserDeleteRequest, proto::AuthResponse>(
         unary(Method::UserDelete),
         "/etcdserverpb.Auth/UserDelete",
-        // The gateway's auth paths answer 501 (`gateway::route`).
-        &[],
-        None,
+        &["auth/user/delete"],
+        shapes(&json::NAME_REQUEST, &json::HEADER_ONLY),
         Handler::Auth(|service, call, message| {
             let request = Internal::AuthUserDelete(proto::AuthUserDeleteRequest::decode(message)?);
             service.manage(call, request);
@@ -86,17 +80,15 @@ pub(super) static ROWS: [MethodRow; 16] = [
     row::<proto::AuthUserChangePasswordRequest, proto::AuthResponse>(
         unary(Method::UserChangePassword),
         "/etcdserverpb.Auth/UserChangePassword",
-        // The gateway's auth paths answer 501 (`gateway::route`).
-        &[],
-        None,
+        &["auth/user/changepw"],
+        shapes(&json::USER_CHANGE_PASSWORD_REQUEST, &json::HEADER_ONLY),
         handled!(Auth, user_change_password, AuthUserChangePasswordRequest),
     ),
     row::<proto::AuthUserGrantRoleRequest, proto::AuthResponse>(
         unary(Method::UserGrantRole),
         "/etcdserverpb.Auth/UserGrantRole",
-        // The gateway's auth paths answer 501 (`gateway::route`).
-        &[],
-        None,
+        &["auth/user/grant"],
+        shapes(&json::USER_GRANT_ROLE_REQUEST, &json::HEADER_ONLY),
         Handler::Auth(|service, call, message| {
             let request =
                 Internal::AuthUserGrantRole(proto::AuthUserGrantRoleRequest::decode(message)?);
@@ -107,9 +99,8 @@ pub(super) static ROWS: [MethodRow; 16] = [
     row::<proto::AuthUserRevokeRoleRequest, proto::AuthResponse>(
         unary(Method::UserRevokeRole),
         "/etcdserverpb.Auth/UserRevokeRole",
-        // The gateway's auth paths answer 501 (`gateway::route`).
-        &[],
-        None,
+        &["auth/user/revoke"],
+        shapes(&json::USER_REVOKE_ROLE_REQUEST, &json::HEADER_ONLY),
         Handler::Auth(|service, call, message| {
             let request =
                 Internal::AuthUserRevokeRole(proto::AuthUserRevokeRoleRequest::decode(message)?);
@@ -120,9 +111,8 @@ pub(super) static ROWS: [MethodRow; 16] = [
     row::<proto::AuthRoleAddRequest, proto::AuthResponse>(
         unary(Method::RoleAdd),
         "/etcdserverpb.Auth/RoleAdd",
-        // The gateway's auth paths answer 501 (`gateway::route`).
-        &[],
-        None,
+        &["auth/role/add"],
+        shapes(&json::NAME_REQUEST, &json::HEADER_ONLY),
         Handler::Auth(|service, call, message| {
             let request = Internal::AuthRoleAdd(proto::AuthRoleAddRequest::decode(message)?);
             service.manage(call, request);
@@ -132,9 +122,8 @@ pub(super) static ROWS: [MethodRow; 16] = [
     row::<proto::AuthRoleGetRequest, proto::AuthRoleGetResponse>(
         unary(Method::RoleGet),
         "/etcdserverpb.Auth/RoleGet",
-        // The gateway's auth paths answer 501 (`gateway::route`).
-        &[],
-        None,
+        &["auth/role/get"],
+        shapes(&json::ROLE_REQUEST, &json::ROLE_GET_RESPONSE),
         Handler::Auth(|service, call, message| {
             let request = Internal::AuthRoleGet(proto::AuthRoleGetRequest::decode(message)?);
             service.manage(call, request);
@@ -144,9 +133,8 @@ pub(super) static ROWS: [MethodRow; 16] = [
     row::<proto::AuthRoleListRequest, proto::AuthRoleListResponse>(
         unary(Method::RoleList),
         "/etcdserverpb.Auth/RoleList",
-        // The gateway's auth paths answer 501 (`gateway::route`).
-        &[],
-        None,
+        &["auth/role/list"],
+        shapes(&json::EMPTY, &json::ROLE_LIST_RESPONSE),
         Handler::Auth(|service, call, message| {
             let request = Internal::AuthRoleList(proto::AuthRoleListRequest::decode(message)?);
             service.manage(call, request);
@@ -156,9 +144,8 @@ pub(super) static ROWS: [MethodRow; 16] = [
     row::<proto::AuthRoleDeleteRequest, proto::AuthResponse>(
         unary(Method::RoleDelete),
         "/etcdserverpb.Auth/RoleDelete",
-        // The gateway's auth paths answer 501 (`gateway::route`).
-        &[],
-        None,
+        &["auth/role/delete"],
+        shapes(&json::ROLE_REQUEST, &json::HEADER_ONLY),
         Handler::Auth(|service, call, message| {
             let request = Internal::AuthRoleDelete(proto::AuthRoleDeleteRequest::decode(message)?);
             service.manage(call, request);
@@ -168,9 +155,8 @@ pub(super) static ROWS: [MethodRow; 16] = [
     row::<proto::AuthRoleGrantPermissionRequest, proto::AuthResponse>(
         unary(Method::RoleGrantPermission),
         "/etcdserverpb.Auth/RoleGrantPermission",
-        // The gateway's auth paths answer 501 (`gateway::route`).
-        &[],
-        None,
+        &["auth/role/grant"],
+        shapes(&json::ROLE_GRANT_PERMISSION_REQUEST, &json::HEADER_ONLY),
         Handler::Auth(|service, call, message| {
             let request = Internal::AuthRoleGrantPermission(
                 proto::AuthRoleGrantPermissionRequest::decode(message)?,
@@ -182,9 +168,8 @@ pub(super) static ROWS: [MethodRow; 16] = [
     row::<proto::AuthRoleRevokePermissionRequest, proto::AuthResponse>(
         unary(Method::RoleRevokePermission),
         "/etcdserverpb.Auth/RoleRevokePermission",
-        // The gateway's auth paths answer 501 (`gateway::route`).
-        &[],
-        None,
+        &["auth/role/revoke"],
+        shapes(&json::ROLE_REVOKE_PERMISSION_REQUEST, &json::HEADER_ONLY),
         Handler::Auth(|service, call, message| {
             let request = Internal::AuthRoleRevokePermission(
                 proto::AuthRoleRevokePermissionRequest::decode(message)?,

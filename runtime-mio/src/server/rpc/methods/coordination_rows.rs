@@ -5,7 +5,7 @@ use tally_kvstore::proto;
 
 use super::row::{Handler, MethodRow, handled, row, shapes, unary};
 use crate::server::calls::{CallKind, Method};
-use crate::server::gateway::schema as json;
+use crate::server::gateway::schema_coordination as json;
 
 pub(super) static ROWS: [MethodRow; 7] = [
     row::<proto::LockRequest, proto::LockResponse>(

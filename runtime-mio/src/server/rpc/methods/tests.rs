@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use super::lookup::{by_gateway_path, by_grpc_path, by_kind, rows};
 use crate::server::gateway::schema::{Kind, Message as JsonShape};
 
-const PROTO_SOURCES: [&str; 9] = [
+const PROTO_SOURCES: [&str; 10] = [
     include_str!("../../../../../kvstore/src/proto/kv.rs"),
     include_str!("../../../../../kvstore/src/proto/rpc_kv.rs"),
     include_str!("../../../../../kvstore/src/proto/rpc_lease.rs"),
@@ -17,6 +17,7 @@ const PROTO_SOURCES: [&str; 9] = [
     include_str!("../../../../../kvstore/src/proto/internal.rs"),
     include_str!("../../../../../kvstore/src/proto/v3lock.rs"),
     include_str!("../../../../../kvstore/src/proto/v3election.rs"),
+    include_str!("../../../../../kvstore/src/proto/rpc_auth.rs"),
 ];
 
 /// A message's fields by number: the message type of those that hold one.
