@@ -55,21 +55,34 @@ impl Intervals {
         Intervals(merged)
     }
 
+    /// The interval that starts last at or before `key`: the only one that can hold it, the
+    /// intervals being sorted and disjoint.
+    fn last_starting_at_or_before(&self, key: &[u8]) -> Option<&(Vec<u8>, End)> {
+        let after = self.0.partition_point(|(begin, _)| begin.as_slice() <= key);
+        after.checked_sub(1).map(|at| &self.0[at])
+    }
+
     /// Whether some interval holds `key`.
     fn holds_key(&self, key: &[u8]) -> bool {
-        self.0
-            .iter()
-            .any(|(begin, end)| begin.as_slice() <= key && End::Key(key.to_vec()) < *end)
+        self.last_starting_at_or_before(key)
+            .is_some_and(|(_, end)| below(key, end))
     }
 
     /// Whether one interval holds all of `[begin, end)`; an empty range is held by none.
     fn covers(&self, begin: &[u8], end: &End) -> bool {
-        if *end <= End::Key(begin.to_vec()) {
+        if !below(begin, end) {
             return false;
         }
-        self.0
-            .iter()
-            .any(|(b, e)| b.as_slice() <= begin && *end <= *e)
+        self.last_starting_at_or_before(begin)
+            .is_some_and(|(_, held_end)| end <= held_end)
+    }
+}
+
+/// Whether `key` is before `end`, without building an `End` for it.
+fn below(key: &[u8], end: &End) -> bool {
+    match end {
+        End::Key(end) => key < end.as_slice(),
+        End::Unbounded => true,
     }
 }
 

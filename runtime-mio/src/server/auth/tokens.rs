@@ -14,12 +14,14 @@ const TOKEN_LETTERS: usize = 16;
 
 /// The SHA-256 of a token, in hex: what the log and the table hold.
 pub(super) fn token_hash(token: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
-    digest
-        .as_ref()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    let mut hex = String::with_capacity(64);
+    for byte in digest.as_ref() {
+        hex.push(char::from(HEX[usize::from(byte >> 4)]));
+        hex.push(char::from(HEX[usize::from(byte & 0xf)]));
+    }
+    hex
 }
 
 #[derive(Debug)]
