@@ -312,3 +312,104 @@ fn lock_and_election_errors_are_etcds() {
         assert_eq!(expected[0], (2, "election: no leader".to_string()));
     });
 }
+
+/// etcdctl's own `lock` and `elect` (client-side recipes on KV, Lease and Watch), as operators
+/// run them: contenders on different members; a lock holder whose process is killed (its
+/// lease, no longer kept alive, expires and the next contender goes on); a leader interrupted
+/// (it resigns, and the next campaigner leads, as the observer sees).
+#[test]
+fn etcdctl_lock_and_elect_across_members_survive_a_killed_holder() {
+    use std::io::{BufRead as _, BufReader};
+    use std::process::{Command, Stdio};
+    use std::sync::mpsc;
+
+    if !tally_tests::process::etcdctl_available() {
+        return;
+    }
+    let (c, leader, followers) = cluster();
+    let spawn = |member: usize, args: &[&str]| {
+        let mut child = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", c.endpoint(member)))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("etcdctl");
+        let (lines, received) = mpsc::channel();
+        let stdout = child.stdout.take().expect("stdout");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if lines.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        (tally_tests::process::KillOnDrop(child), received)
+    };
+    // The lock: the holder prints its key and holds; the second waits on another member.
+    let (mut holder, holder_out) = spawn(leader, &["lock", "--ttl=2", "jobs"]);
+    let key = holder_out
+        .recv_timeout(SETTLE)
+        .expect("the holder prints its key");
+    assert!(key.starts_with("jobs/"), "{key}");
+    let (_second, second_out) = spawn(
+        followers[0],
+        &["lock", "--ttl=2", "jobs", "echo", "second-holds"],
+    );
+    assert!(
+        second_out.recv_timeout(HELD).is_err(),
+        "the second got the lock while the first held it"
+    );
+    holder.0.kill().expect("kill the holder");
+    let got = second_out
+        .recv_timeout(SETTLE)
+        .expect("the lock passes on once the killed holder's lease expires");
+    assert_eq!(got, "second-holds");
+
+    // The election: an observer on the third member sees each leader in turn.
+    let (_observer, observed) = spawn(followers[1], &["elect", "-l", "president"]);
+    let (alice, alice_out) = spawn(leader, &["elect", "president", "alice"]);
+    let alice_leads: Vec<String> = std::iter::from_fn(|| alice_out.recv_timeout(SETTLE).ok())
+        .take(2)
+        .collect();
+    assert!(
+        alice_leads
+            .first()
+            .is_some_and(|k| k.starts_with("president/"))
+            && alice_leads.get(1).map(String::as_str) == Some("alice"),
+        "alice leads: {alice_leads:?}"
+    );
+    let (_bob, bob_out) = spawn(followers[0], &["elect", "president", "bob"]);
+    assert!(bob_out.recv_timeout(HELD).is_err(), "two leaders at once");
+    let mut seen = Vec::new();
+    while let Ok(line) = observed.recv_timeout(Duration::from_millis(300)) {
+        seen.push(line);
+    }
+    assert!(
+        seen.iter().any(|l| l == "alice"),
+        "the observer saw alice: {seen:?}"
+    );
+    // Interrupted, etcdctl resigns before it exits (its session has no --ttl to wait out).
+    let interrupted = Command::new("kill")
+        .args(["-INT", &alice.0.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(interrupted.success());
+    let bob_leads: Vec<String> = std::iter::from_fn(|| bob_out.recv_timeout(SETTLE).ok())
+        .take(2)
+        .collect();
+    assert_eq!(
+        bob_leads.get(1).map(String::as_str),
+        Some("bob"),
+        "{bob_leads:?}"
+    );
+    let mut later = Vec::new();
+    while let Ok(line) = observed.recv_timeout(Duration::from_secs(2)) {
+        later.push(line);
+    }
+    assert!(
+        later.iter().any(|l| l == "bob"),
+        "the observer saw bob: {later:?}"
+    );
+}
