@@ -319,6 +319,16 @@ fn lock_and_election_errors_are_etcds() {
 /// (it resigns, and the next campaigner leads, as the observer sees).
 #[test]
 fn etcdctl_lock_and_elect_across_members_survive_a_killed_holder() {
+    etcdctl_lock_and_elect(false);
+}
+
+/// The same over TLS, with client certificates.
+#[test]
+fn etcdctl_lock_and_elect_over_tls() {
+    etcdctl_lock_and_elect(true);
+}
+
+fn etcdctl_lock_and_elect(tls: bool) {
     use std::io::{BufRead as _, BufReader};
     use std::process::{Command, Stdio};
     use std::sync::mpsc;
@@ -326,11 +336,22 @@ fn etcdctl_lock_and_elect_across_members_survive_a_killed_holder() {
     if !tally_tests::process::etcdctl_available() {
         return;
     }
-    let (c, leader, followers) = cluster();
+    let mut c = ProcCluster::start(
+        3,
+        Options {
+            tls,
+            ..Options::default()
+        },
+    );
+    let leader = c
+        .wait_leader(Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("no leader\n{}", c.logs()));
+    let followers: Vec<usize> = (0..3).filter(|m| *m != leader).collect();
     let spawn = |member: usize, args: &[&str]| {
         let mut child = Command::new("etcdctl")
             .env("ETCDCTL_API", "3")
             .arg(format!("--endpoints={}", c.endpoint(member)))
+            .args(c.tls_args())
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
