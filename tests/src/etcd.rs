@@ -62,6 +62,15 @@ pub fn etcdctl_ok(endpoint: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// etcdctl's flags to reach a member that `certs` serve, with the client certificate.
+pub fn tls_args(certs: &crate::process::Certs) -> Vec<String> {
+    vec![
+        format!("--cacert={}", certs.ca.display()),
+        format!("--cert={}", certs.client_cert.display()),
+        format!("--key={}", certs.client_key.display()),
+    ]
+}
+
 /// Waits until `endpoint` answers a linearizable read, for up to `timeout`.
 pub fn wait_serving(endpoint: &str, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
@@ -87,11 +96,41 @@ impl EtcdMember {
     /// `etcdctl snapshot restore` with the same name and `peer_port`), with `extra` flags, and
     /// waits until it serves.
     pub fn start(data_dir: &Path, name: &str, peer_port: u16, extra: &[&str]) -> EtcdMember {
+        Self::start_with(data_dir, name, peer_port, extra, None)
+    }
+
+    /// The same with clients on TLS with client certificates (`--client-cert-auth`), as
+    /// `certs` make them; etcdctl reaches it with `tls_args`.
+    pub fn start_tls(
+        data_dir: &Path,
+        name: &str,
+        peer_port: u16,
+        certs: &crate::process::Certs,
+    ) -> EtcdMember {
+        Self::start_with(data_dir, name, peer_port, &[], Some(certs))
+    }
+
+    fn start_with(
+        data_dir: &Path,
+        name: &str,
+        peer_port: u16,
+        extra: &[&str],
+        certs: Option<&crate::process::Certs>,
+    ) -> EtcdMember {
         let client_port = free_port();
         let log = data_dir.with_extension("log");
         let log_file = std::fs::File::create(&log).expect("etcd log");
         let peer = format!("http://127.0.0.1:{peer_port}");
-        let client = format!("http://127.0.0.1:{client_port}");
+        let scheme = if certs.is_some() { "https" } else { "http" };
+        let client = format!("{scheme}://127.0.0.1:{client_port}");
+        let tls: Vec<String> = certs.map_or_else(Vec::new, |certs| {
+            vec![
+                format!("--cert-file={}", certs.server_cert.display()),
+                format!("--key-file={}", certs.server_key.display()),
+                format!("--trusted-ca-file={}", certs.ca.display()),
+                "--client-cert-auth".to_string(),
+            ]
+        });
         let child = Command::new("etcd")
             .arg(format!("--name={name}"))
             .arg(format!("--data-dir={}", data_dir.display()))
@@ -101,6 +140,7 @@ impl EtcdMember {
             .arg(format!("--initial-advertise-peer-urls={peer}"))
             .arg(format!("--initial-cluster={name}={peer}"))
             .args(["--heartbeat-interval=50", "--election-timeout=500"])
+            .args(&tls)
             .args(extra)
             .stdout(log_file.try_clone().expect("log"))
             .stderr(log_file)
@@ -111,8 +151,22 @@ impl EtcdMember {
             endpoint: format!("127.0.0.1:{client_port}"),
             log,
         };
+        let probe_args: Vec<String> = certs.map_or_else(Vec::new, tls_args);
+        let serving = {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let mut serving = false;
+            while !serving && Instant::now() < deadline {
+                let mut args: Vec<&str> = probe_args.iter().map(String::as_str).collect();
+                args.extend(["get", "health-probe"]);
+                serving = etcdctl(&member.endpoint, &args).status.success();
+                if !serving {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+            serving
+        };
         assert!(
-            wait_serving(&member.endpoint, Duration::from_secs(20)),
+            serving,
             "etcd did not start serving:\n{}",
             member.log_text()
         );

@@ -174,42 +174,76 @@ const NEW_PASSWORD: &str = "alicepw2\n";
 
 #[test]
 fn etcdctls_auth_walk_through_prints_what_etcd_3_4_prints() {
+    walk_through(false);
+}
+
+/// The same over TLS with client certificates, tally and etcd with the same certificates: a
+/// call without `--user` is then the client certificate's user (`root`), on both.
+#[test]
+fn etcdctls_auth_walk_through_over_tls_prints_what_etcd_3_4_prints() {
+    walk_through(true);
+}
+
+fn walk_through(tls: bool) {
     if !etcdctl_available() || !etcd_available() {
         return;
     }
     let dir = TempDir::new("auth-etcd");
-    let etcd = EtcdMember::start(dir.path(), "etcd", free_port(), &[]);
-    let mut cluster = ProcCluster::start(3, Options::default());
+    let mut cluster = ProcCluster::start(
+        3,
+        Options {
+            tls,
+            ..Options::default()
+        },
+    );
+    let etcd = match cluster.certs() {
+        Some(certs) => EtcdMember::start_tls(dir.path(), "etcd", free_port(), certs),
+        None => EtcdMember::start(dir.path(), "etcd", free_port(), &[]),
+    };
+    let etcd_tls = cluster
+        .certs()
+        .map_or_else(Vec::new, tally_tests::etcd::tls_args);
+    let with_tls = |step: &[&str]| -> Vec<String> {
+        etcd_tls
+            .iter()
+            .cloned()
+            .chain(step.iter().map(|s| s.to_string()))
+            .collect()
+    };
     cluster
         .wait_leader(Duration::from_secs(20))
         .unwrap_or_else(|| panic!("no leader\n{}", cluster.logs()));
     for (index, (member, step)) in STEPS.iter().enumerate() {
         let endpoint = cluster.endpoint(*member);
+        let theirs_args = with_tls(step);
+        let theirs_args: Vec<&str> = theirs_args.iter().map(String::as_str).collect();
+        let ours_args = with_tls(step);
+        let ours_args: Vec<&str> = ours_args.iter().map(String::as_str).collect();
         let passwd = step.contains(&"passwd");
         let (ours, theirs) = if step.contains(&"watch") {
             (
-                watch_shown(&endpoint, step),
-                watch_shown(etcd.endpoint(), step),
+                watch_shown(&endpoint, &ours_args),
+                watch_shown(etcd.endpoint(), &theirs_args),
             )
         } else if passwd {
             (
                 shown(&cluster.etcdctl(&endpoint, step, Some(NEW_PASSWORD))),
                 shown(&tally_tests::etcd::etcdctl_with_input(
                     etcd.endpoint(),
-                    step,
+                    &theirs_args,
                     NEW_PASSWORD.as_bytes(),
                 )),
             )
         } else {
             (
                 shown_at(&cluster.etcdctl(&endpoint, step, None), &endpoint),
-                shown_at(&etcdctl(etcd.endpoint(), step), etcd.endpoint()),
+                shown_at(&etcdctl(etcd.endpoint(), &theirs_args), etcd.endpoint()),
             )
         };
         assert_eq!(
             ours,
             theirs,
-            "step {index}: etcdctl {step:?} (tally first, etcd 3.4 second)\n{}",
+            "step {index}: etcdctl {step:?} (tally first, etcd 3.4 second; TLS {tls})\n{}",
             cluster.logs()
         );
     }
