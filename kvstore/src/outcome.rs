@@ -36,6 +36,12 @@ pub enum ApplyResponse {
     Alarm(AlarmResponse),
     /// An auth change's answer (a header only).
     Auth(AuthResponse),
+    /// A user's password changed or the user was deleted (a header only, as `Auth`): the
+    /// tokens given to that user are no longer good.
+    AuthUserInvalidated {
+        /// The user's name.
+        name: String,
+    },
     /// `Authenticate` succeeded: the user, and the auth revision its token is good for.
     Authenticated {
         /// The user's name.

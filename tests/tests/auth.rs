@@ -468,8 +468,9 @@ fn jwt_tokens_are_etcds_and_good_on_every_member() {
 }
 
 /// The JSON gateway: `/v3/auth/authenticate` gives a token, a request's `Authorization`
-/// header carries it, and a simple token idle past `--auth-token-ttl` is refused as etcd's
-/// ("invalid auth token"); without a token the call is nobody's ("user name is empty").
+/// header carries it, a new password ends the old tokens, and a simple token idle past
+/// `--auth-token-ttl` is refused as etcd's ("invalid auth token"); without a token the call is
+/// nobody's ("user name is empty").
 #[test]
 fn gateway_calls_carry_their_token_and_idle_tokens_expire() {
     if !etcdctl_available() {
@@ -521,18 +522,21 @@ fn gateway_calls_carry_their_token_and_idle_tokens_expire() {
             .and_then(|p| p.parse::<u16>().ok())
             .expect("a port")
     };
-    let answer = tally_tests::http::request(
-        port(0),
-        "POST",
-        "/v3/auth/authenticate",
-        r#"{"name":"alice","password":"alicepw"}"#,
-    );
-    let token = answer
-        .split("\"token\":\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap_or_else(|| panic!("a token in {answer}"))
-        .to_string();
+    let authenticate = |password: &str| {
+        let answer = tally_tests::http::request(
+            port(0),
+            "POST",
+            "/v3/auth/authenticate",
+            &format!(r#"{{"name":"alice","password":"{password}"}}"#),
+        );
+        answer
+            .split("\"token\":\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("a token in {answer}"))
+            .to_string()
+    };
+    let token = authenticate("alicepw");
     // base64 of "/app/x"
     let range = r#"{"key":"L2FwcC94"}"#;
     let read = |member: usize, token: &str| {
@@ -550,6 +554,28 @@ fn gateway_calls_carry_their_token_and_idle_tokens_expire() {
     );
     let none = read(2, "");
     assert!(none.contains("user name is empty"), "{none}");
+    // A new password ends the tokens given with the old one, on every member (as etcd).
+    let changed = cluster.etcdctl(
+        &cluster.endpoint(2),
+        &[
+            "--user",
+            "root:rootpw",
+            "user",
+            "passwd",
+            "alice",
+            "--interactive=false",
+        ],
+        Some("alicepw2\n"),
+    );
+    assert!(changed.status.success(), "{changed:?}");
+    let old = read(1, &token);
+    assert!(old.contains("etcdserver: invalid auth token"), "{old}");
+    let token = authenticate("alicepw2");
+    let got = read(2, &token);
+    assert!(
+        got.contains(r#""value":"MQ=="#),
+        "the new token reads: {got}"
+    );
     // Idle past its TTL (2 s), the token is refused on every member.
     std::thread::sleep(Duration::from_secs(4));
     for member in 0..3 {

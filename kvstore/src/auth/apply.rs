@@ -37,8 +37,18 @@ impl KvStore {
                     })
             }
             Request::AuthUserAdd(r) => changed(auth.user_add(r)),
-            Request::AuthUserDelete(r) => changed(auth.user_delete(r)),
-            Request::AuthUserChangePassword(r) => changed(auth.user_change_password(r)),
+            Request::AuthUserDelete(r) => {
+                auth.user_delete(r)
+                    .map(|()| ApplyResponse::AuthUserInvalidated {
+                        name: r.name.clone(),
+                    })
+            }
+            Request::AuthUserChangePassword(r) => {
+                auth.user_change_password(r)
+                    .map(|()| ApplyResponse::AuthUserInvalidated {
+                        name: r.name.clone(),
+                    })
+            }
             Request::AuthUserGrantRole(r) => changed(auth.user_grant_role(r)),
             Request::AuthUserGet(r) => auth.user_get(r).map(ApplyResponse::AuthUserGet),
             Request::AuthUserRevokeRole(r) => changed(auth.user_revoke_role(r)),

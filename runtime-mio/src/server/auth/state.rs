@@ -131,6 +131,10 @@ impl Auth {
             self.tokens
                 .insert(token_hash.clone(), name.clone(), Instant::now());
         }
+        if let Ok(ApplyResponse::AuthUserInvalidated { name }) = result {
+            // As etcd: a new password or a deleted user ends the user's tokens.
+            self.tokens.forget_user(name);
+        }
         if self.was_enabled && !store.enabled() {
             self.tokens.clear();
         }

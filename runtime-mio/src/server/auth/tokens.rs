@@ -106,6 +106,11 @@ impl SimpleTokens {
         self.by_hash.retain(|_, token| token.expires_at > now);
     }
 
+    /// Forgets every token given to `user`.
+    pub(super) fn forget_user(&mut self, user: &str) {
+        self.by_hash.retain(|_, token| token.user != user);
+    }
+
     /// Forgets every token: authentication was turned off.
     pub(super) fn clear(&mut self) {
         self.by_hash.clear();
@@ -142,6 +147,13 @@ mod tests {
         );
         tokens.expire(idle);
         assert!(tokens.by_hash.is_empty());
+        // A user's new password ends its tokens, and only its own.
+        let (alice, bob) = (tokens.generate(), tokens.generate());
+        tokens.insert(token_hash(&alice), "alice".into(), start);
+        tokens.insert(token_hash(&bob), "bob".into(), start);
+        tokens.forget_user("alice");
+        assert_eq!(tokens.user_of(&alice, start), None);
+        assert_eq!(tokens.user_of(&bob, start), Some("bob"));
         assert_eq!(token_hash("x").len(), 64);
     }
 }

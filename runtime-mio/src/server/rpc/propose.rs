@@ -317,6 +317,9 @@ impl Proposer<'_> {
             ApplyResponse::LeaseRevoke(r) => self.encode(r),
             ApplyResponse::Alarm(r) => self.encode(r),
             ApplyResponse::Auth(r) => self.encode(r),
+            ApplyResponse::AuthUserInvalidated { .. } => {
+                self.encode(proto::AuthResponse::default())
+            }
             ApplyResponse::AuthUserGet(r) => self.encode(r),
             ApplyResponse::AuthUserList(r) => self.encode(r),
             ApplyResponse::AuthRoleGet(r) => self.encode(r),
