@@ -547,7 +547,19 @@ fn gateway_calls_carry_their_token_and_idle_tokens_expire() {
         };
         tally_tests::http::request_with(port(member), "POST", "/v3/kv/range", &header, range)
     };
-    let got = read(1, &token);
+    // A simple token is good on a member once that member has applied its Authenticate entry
+    // (as etcd's): another member may need a moment, as it may for a new password.
+    let eventually = |member: usize, token: &str, wanted: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let answer = read(member, token);
+            if answer.contains(wanted) || std::time::Instant::now() > deadline {
+                return answer;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let got = eventually(1, &token, r#""value":"MQ=="#);
     assert!(
         got.contains(r#""value":"MQ=="#),
         "alice reads on another member: {got}"
@@ -568,10 +580,10 @@ fn gateway_calls_carry_their_token_and_idle_tokens_expire() {
         Some("alicepw2\n"),
     );
     assert!(changed.status.success(), "{changed:?}");
-    let old = read(1, &token);
+    let old = eventually(1, &token, "etcdserver: invalid auth token");
     assert!(old.contains("etcdserver: invalid auth token"), "{old}");
     let token = authenticate("alicepw2");
-    let got = read(2, &token);
+    let got = eventually(2, &token, r#""value":"MQ=="#);
     assert!(
         got.contains(r#""value":"MQ=="#),
         "the new token reads: {got}"
