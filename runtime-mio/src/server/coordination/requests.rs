@@ -6,7 +6,7 @@ use tally_kvstore::proto::{
     Compare, CompareResult, CompareTarget, DeleteRangeRequest, KeyValue, PutRequest, RangeRequest,
     RequestOp, SortOrder, SortTarget, TxnRequest, compare::TargetUnion, request_op::Request as Op,
 };
-use tally_kvstore::{KvError, KvStore};
+use tally_kvstore::{KvError, KvStore, prefix_range_end};
 
 /// The TTL of the lease the server grants a `Lock` or `Campaign` without one (etcd's
 /// session default).
@@ -26,19 +26,6 @@ pub(super) fn key_of(prefix: &[u8], lease: i64) -> Bytes {
     key.extend_from_slice(prefix);
     key.extend_from_slice(format!("{lease:x}").as_bytes());
     key.freeze()
-}
-
-/// The end of the range of keys that start with `prefix` (etcd's `GetPrefixRangeEnd`).
-pub(super) fn prefix_end(prefix: &[u8]) -> Bytes {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return Bytes::from(end);
-        }
-    }
-    // Every byte is 0xff: the range goes to the end of the keyspace.
-    Bytes::from_static(&[0])
 }
 
 fn create_revision_is(key: &Bytes, revision: i64) -> Compare {
@@ -76,7 +63,7 @@ fn get(key: &Bytes) -> RequestOp {
 fn top_by_create(prefix: &Bytes, newest: bool, max_create_revision: i64) -> RangeRequest {
     RangeRequest {
         key: prefix.clone(),
-        range_end: prefix_end(prefix),
+        range_end: prefix_range_end(prefix),
         limit: 1,
         sort_order: if newest {
             SortOrder::Descend

@@ -9,7 +9,7 @@ use tally_kvstore::proto::{
 use tally_kvstore::{ApplyResponse, KvConfig, KvStore};
 
 use super::lock::first_kv_create_revision;
-use super::requests::{self, blocking, current, current_leader, key_of, prefix_end, prefix_of};
+use super::requests::{self, blocking, current, current_leader, key_of, prefix_of};
 
 struct Store {
     kv: KvStore,
@@ -58,10 +58,10 @@ fn keys_and_ranges_are_etcds() {
         &key_of(b"jobs/", 0x694d_7b2c_1a3f)[..],
         b"jobs/694d7b2c1a3f"
     );
-    assert_eq!(&prefix_end(b"jobs/")[..], b"jobs0");
-    assert_eq!(&prefix_end(b"a\xff")[..], b"b");
+    assert_eq!(&tally_kvstore::prefix_range_end(b"jobs/")[..], b"jobs0");
+    assert_eq!(&tally_kvstore::prefix_range_end(b"a\xff")[..], b"b");
     assert_eq!(
-        &prefix_end(b"\xff\xff")[..],
+        &tally_kvstore::prefix_range_end(b"\xff\xff")[..],
         b"\0",
         "to the end of the keyspace"
     );
