@@ -17,6 +17,7 @@ mod tls;
 mod url;
 
 pub use compaction::AutoCompactionConfig;
+pub(in crate::server) use compaction::parse_go_duration;
 pub use error::FlagError;
 pub use help::{ETCD_API_VERSION, USAGE, version_text};
 pub use tls::TlsFiles;

@@ -14,6 +14,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{PrivateKeyDer, SubjectPublicKeyInfoDer};
 
 use crate::client::cert_name::element;
+use crate::server::flags::parse_go_duration;
 
 /// etcd's default lifetime of a JWT token.
 pub(super) const JWT_TTL_DEFAULT: Duration = Duration::from_secs(5 * 60);
@@ -280,17 +281,9 @@ impl JwtTokens {
     }
 }
 
-/// A Go duration as etcd's `ttl=` option takes it: `5m`, `30s`, `1h`.
+/// A token lifetime as etcd's `ttl=` option takes it: a non-zero Go duration (`5m`, `30s`).
 fn parse_ttl(text: &str) -> Option<Duration> {
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit())?);
-    let number: u64 = number.parse().ok()?;
-    let seconds = match unit {
-        "s" => number,
-        "m" => number * 60,
-        "h" => number * 3600,
-        _ => return None,
-    };
-    (seconds > 0).then(|| Duration::from_secs(seconds))
+    parse_go_duration(text).filter(|ttl| !ttl.is_zero())
 }
 
 #[cfg(test)]

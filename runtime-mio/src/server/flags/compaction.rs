@@ -41,7 +41,7 @@ impl AutoCompactionConfig {
 
 /// A Go `time.ParseDuration` string of non-negative parts: a decimal number, then one of
 /// `ns us µs ms s m h`, repeated ("1h30m", "1.5h", "250ms").
-pub(super) fn parse_go_duration(text: &str) -> Option<Duration> {
+pub(in crate::server) fn parse_go_duration(text: &str) -> Option<Duration> {
     const UNITS: &[(&str, f64)] = &[
         ("ns", 1e-9),
         ("us", 1e-6),
