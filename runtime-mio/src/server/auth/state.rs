@@ -52,8 +52,6 @@ pub(in crate::server) struct Auth {
     /// `Authenticate` proposals by request id: the call and the token it will get.
     pub(super) authenticating: HashMap<u64, (CallId, String)>,
     next_job: u64,
-    /// Whether authentication was on after the last apply (its turning off drops the tokens).
-    was_enabled: bool,
 }
 
 impl Auth {
@@ -79,7 +77,6 @@ impl Auth {
             waiting: HashMap::new(),
             authenticating: HashMap::new(),
             next_job: 0,
-            was_enabled: false,
         })
     }
 
@@ -135,10 +132,11 @@ impl Auth {
             // As etcd: a new password or a deleted user ends the user's tokens.
             self.tokens.forget_user(name);
         }
-        if self.was_enabled && !store.enabled() {
+        if !store.enabled() {
+            // Tokens are only given while authentication is on: any left were given before it
+            // was turned off.
             self.tokens.clear();
         }
-        self.was_enabled = store.enabled();
     }
 
     /// Forgets tokens that idled past their TTL.
