@@ -173,6 +173,10 @@ impl CoordinationService<'_> {
     /// An applied entry: if one of this member's lock or election steps proposed it, the next
     /// step. Any other (another member's proposal) is nobody's here.
     pub(in crate::server) fn on_applied(&mut self, outcome: ApplyOutcome) {
+        // Nearly every applied entry is not a lock or election step: skip hashing its id.
+        if self.coordination.pending.is_empty() {
+            return;
+        }
         let Some(pending) = self.coordination.pending.remove(&outcome.request_id()) else {
             return;
         };
