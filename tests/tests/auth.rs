@@ -169,6 +169,33 @@ fn watch_shown(endpoint: &str, step: &[&str]) -> String {
     }
 }
 
+/// etcdctl steps: root, authentication on, and `alice` who may read keys under `/app/`.
+const ALICE_READS_APP: &[&[&str]] = &[
+    &["user", "add", "root:rootpw"],
+    &["user", "grant-role", "root", "root"],
+    &["auth", "enable"],
+    &["--user", "root:rootpw", "user", "add", "alice:alicepw"],
+    &["--user", "root:rootpw", "role", "add", "app-reader"],
+    &[
+        "--user",
+        "root:rootpw",
+        "role",
+        "grant-permission",
+        "app-reader",
+        "read",
+        "/app/",
+        "--prefix",
+    ],
+    &[
+        "--user",
+        "root:rootpw",
+        "user",
+        "grant-role",
+        "alice",
+        "app-reader",
+    ],
+];
+
 /// `user passwd` reads the new password from stdin.
 const NEW_PASSWORD: &str = "alicepw2\n";
 
@@ -341,32 +368,7 @@ fn a_lock_is_taken_as_its_callers_user() {
     cluster
         .wait_leader(Duration::from_secs(20))
         .unwrap_or_else(|| panic!("no leader\n{}", cluster.logs()));
-    let setup: &[&[&str]] = &[
-        &["user", "add", "root:rootpw"],
-        &["user", "grant-role", "root", "root"],
-        &["auth", "enable"],
-        &["--user", "root:rootpw", "user", "add", "alice:alicepw"],
-        &["--user", "root:rootpw", "role", "add", "app-reader"],
-        &[
-            "--user",
-            "root:rootpw",
-            "role",
-            "grant-permission",
-            "app-reader",
-            "read",
-            "/app/",
-            "--prefix",
-        ],
-        &[
-            "--user",
-            "root:rootpw",
-            "user",
-            "grant-role",
-            "alice",
-            "app-reader",
-        ],
-    ];
-    for step in setup {
+    for step in ALICE_READS_APP {
         cluster.ok(&cluster.endpoint(0), step);
         tally_tests::etcd::etcdctl_ok(etcd.endpoint(), step);
     }
@@ -486,32 +488,8 @@ fn gateway_calls_carry_their_token_and_idle_tokens_expire() {
     cluster
         .wait_leader(Duration::from_secs(20))
         .unwrap_or_else(|| panic!("no leader\n{}", cluster.logs()));
-    for step in [
-        &["user", "add", "root:rootpw"][..],
-        &["user", "grant-role", "root", "root"],
-        &["put", "/app/x", "1"],
-        &["auth", "enable"],
-        &["--user", "root:rootpw", "user", "add", "alice:alicepw"],
-        &["--user", "root:rootpw", "role", "add", "app-reader"],
-        &[
-            "--user",
-            "root:rootpw",
-            "role",
-            "grant-permission",
-            "app-reader",
-            "read",
-            "/app/",
-            "--prefix",
-        ],
-        &[
-            "--user",
-            "root:rootpw",
-            "user",
-            "grant-role",
-            "alice",
-            "app-reader",
-        ],
-    ] {
+    cluster.ok(&cluster.endpoint(0), &["put", "/app/x", "1"]);
+    for step in ALICE_READS_APP {
         cluster.ok(&cluster.endpoint(0), step);
     }
     let port = |member: usize| {
