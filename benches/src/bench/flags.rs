@@ -4,7 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 pub const USAGE: &str = "\
-usage: tally-bench <put|range|txn-put|watch|lease-keepalive> [KEY] [flags]
+usage: tally-bench <put|range|txn-put|watch|lease-keepalive|lease-grant> [KEY] [flags]
 
   put              Put random (or --sequential-keys) keys
   range [KEY]      Range over one key (default \"foo\"); --consistency l|s
@@ -12,6 +12,9 @@ usage: tally-bench <put|range|txn-put|watch|lease-keepalive> [KEY] [flags]
   watch            --watchers over --streams watch one key; one writer puts --total times at
                    --rate; measures the delivery latency of every event
   lease-keepalive  one lease per client, then KeepAliveOnce calls
+  lease-grant      grant leases with the ids --lease-id-base + --key-start + 0, 1, 2, ...; with
+                   --lease-expire-at-ms each TTL is the whole seconds left until then, so that
+                   all of them expire together
 
 flags:
   --endpoints a:p,b:p   gRPC endpoints, connections go round-robin (default 127.0.0.1:2379)
@@ -23,8 +26,12 @@ flags:
                         watch: 100)
   --key-size N          key bytes (default 8)       --val-size N   value bytes (default 8)
   --key-space-size N    distinct keys (default 1)   --sequential-keys
+  --key-start N         key indexes start here (default 0): load a store in steps
+  --lease-id-base N     put: attach lease N + the key's index (granted by lease-grant)
+  --lease-expire-at-ms T  lease-grant: when the leases expire, in Unix milliseconds
   --consistency l|s     linearizable or serializable range (default l)
   --watchers N          watch: watchers (default 100)
+  --watch-prefix        watch: the watchers watch the key as a prefix
   --streams N           watch: watch streams (default 10)
   --threads N           worker threads (default: min(conns, cores))
   --cacert F --cert F --key F   TLS: CA bundle, client certificate and key (PEM)
@@ -40,6 +47,7 @@ pub enum Command {
     TxnPut,
     Watch,
     LeaseKeepAlive,
+    LeaseGrant,
 }
 
 impl Command {
@@ -50,6 +58,7 @@ impl Command {
             Command::TxnPut => "txn-put",
             Command::Watch => "watch",
             Command::LeaseKeepAlive => "lease-keepalive",
+            Command::LeaseGrant => "lease-grant",
         }
     }
 }
@@ -86,9 +95,15 @@ pub struct Config {
     pub val_size: usize,
     pub key_space_size: u64,
     pub sequential_keys: bool,
+    pub key_start: u64,
+    /// Put: the lease of key `i` is `lease_id_base + i`; lease-grant: the first id. 0 is none.
+    pub lease_id_base: i64,
+    /// Lease-grant: the Unix time in milliseconds at which every lease should expire.
+    pub lease_expire_at_ms: Option<u64>,
     pub serializable: bool,
     pub range_key: Vec<u8>,
     pub watchers: usize,
+    pub watch_prefix: bool,
     pub streams: usize,
     pub threads: usize,
     pub tls: Option<TlsFlags>,
@@ -146,6 +161,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Config, FlagError> {
         Some("txn-put") => Command::TxnPut,
         Some("watch") => Command::Watch,
         Some("lease-keepalive") => Command::LeaseKeepAlive,
+        Some("lease-grant") => Command::LeaseGrant,
         Some(other) => return Err(usage(format!("unknown command {other:?}"))),
     };
     let mut config = Config {
@@ -163,9 +179,13 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Config, FlagError> {
         val_size: 8,
         key_space_size: 1,
         sequential_keys: false,
+        key_start: 0,
+        lease_id_base: 0,
+        lease_expire_at_ms: None,
         serializable: false,
         range_key: b"foo".to_vec(),
         watchers: 100,
+        watch_prefix: false,
         streams: 10,
         threads: 0,
         tls: None,
@@ -186,12 +206,13 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Config, FlagError> {
             Some((n, v)) => (n, Some(v.to_string())),
             None => (flag, None),
         };
-        if name == "sequential-keys" || name == "no-progress" {
+        if name == "sequential-keys" || name == "no-progress" || name == "watch-prefix" {
             if inline.is_some() {
                 return Err(usage(format!("--{name} takes no value")));
             }
             match name {
                 "sequential-keys" => config.sequential_keys = true,
+                "watch-prefix" => config.watch_prefix = true,
                 _ => config.progress = false,
             }
             continue;
@@ -239,6 +260,14 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Config, FlagError> {
             "key-size" => config.key_size = positive(&flag, &value)?,
             "val-size" => config.val_size = number(&flag, &value)?,
             "key-space-size" => config.key_space_size = positive(&flag, &value)? as u64,
+            "key-start" => config.key_start = number(&flag, &value)?,
+            "lease-id-base" => {
+                config.lease_id_base = number(&flag, &value)?;
+                if config.lease_id_base < 0 {
+                    return Err(usage("--lease-id-base must be 0 or more"));
+                }
+            }
+            "lease-expire-at-ms" => config.lease_expire_at_ms = Some(number(&flag, &value)?),
             "consistency" => {
                 config.serializable = match value.as_str() {
                     "l" | "linearizable" => false,
@@ -272,6 +301,11 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Config, FlagError> {
         if tls.cert.is_some() != tls.key.is_some() {
             return Err(usage("--cert and --key go together"));
         }
+    }
+    if config.command == Command::LeaseGrant && config.lease_id_base == 0 {
+        return Err(usage(
+            "lease-grant needs --lease-id-base (ids must not be 0)",
+        ));
     }
     if config.command == Command::Watch {
         config.streams = config.streams.min(config.watchers);

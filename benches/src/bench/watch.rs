@@ -177,6 +177,7 @@ impl WatchSlot {
             request_union: Some(watch_request::RequestUnion::CreateRequest(
                 WatchCreateRequest {
                     key: Bytes::from_static(WATCH_KEY),
+                    range_end: env.workload.watch_range_end(),
                     ..WatchCreateRequest::default()
                 },
             )),

@@ -1,7 +1,7 @@
 //! What each client sends, and how each response is checked.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use prost::Message;
@@ -106,6 +106,10 @@ pub struct Workload {
     key_size: usize,
     key_space_size: u64,
     sequential_keys: bool,
+    key_start: u64,
+    lease_id_base: i64,
+    lease_expire_at_ms: Option<u64>,
+    watch_prefix: bool,
     serializable: bool,
     range_key: Bytes,
     value: Bytes,
@@ -123,6 +127,10 @@ impl Workload {
             key_size: config.key_size,
             key_space_size: config.key_space_size,
             sequential_keys: config.sequential_keys,
+            key_start: config.key_start,
+            lease_id_base: config.lease_id_base,
+            lease_expire_at_ms: config.lease_expire_at_ms,
+            watch_prefix: config.watch_prefix,
             serializable: config.serializable,
             range_key: Bytes::from(config.range_key.clone()),
             value: Bytes::from(value),
@@ -137,11 +145,40 @@ impl Workload {
     }
 
     fn key_index(&self, client: &mut ClientState, ticket: u64) -> u64 {
-        if self.sequential_keys {
+        let offset = if self.sequential_keys {
             ticket % self.key_space_size
         } else {
             client.next_random() % self.key_space_size
+        };
+        self.key_start + offset
+    }
+
+    /// The range end of the watchers' watch: none for one key, the prefix's end for a prefix.
+    pub fn watch_range_end(&self) -> Bytes {
+        if !self.watch_prefix {
+            return Bytes::new();
         }
+        let mut end = WATCH_KEY.to_vec();
+        // WATCH_KEY ends in an ASCII letter, so adding one to its last byte cannot carry.
+        *end.last_mut().expect("WATCH_KEY is not empty") += 1;
+        Bytes::from(end)
+    }
+
+    /// A lease-grant for lease `id`, with the TTL left until `lease_expire_at_ms` when set.
+    fn lease_grant(&self, id: i64) -> LeaseGrantRequest {
+        let ttl = match self.lease_expire_at_ms {
+            None => LEASE_TTL_SECS,
+            Some(at_ms) => {
+                let now_ms = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+                // Rounded to the nearest second: every lease expires within half a second of
+                // the deadline, give or take the grant's own latency.
+                let left_ms = at_ms.saturating_sub(now_ms) + 500;
+                i64::try_from(left_ms / 1000).unwrap_or(i64::MAX).max(1)
+            }
+        };
+        LeaseGrantRequest { ttl, id }
     }
 
     /// A set-up call the client needs before its first counted one.
@@ -151,10 +188,7 @@ impl Workload {
         }
         Some(Call {
             path: LEASE_GRANT,
-            body: frame(&LeaseGrantRequest {
-                ttl: LEASE_TTL_SECS,
-                id: 0,
-            }),
+            body: frame(&self.lease_grant(0)),
             counted: false,
             first_message: false,
         })
@@ -164,8 +198,17 @@ impl Workload {
     pub fn call(&self, client: &mut ClientState, ticket: u64) -> Call {
         let (path, body, first_message) = match self.command {
             Command::Put => {
-                let key = self.key(self.key_index(client, ticket));
-                (PUT, frame(&self.put(key, self.value.clone())), false)
+                let index = self.key_index(client, ticket);
+                let mut put = self.put(self.key(index), self.value.clone());
+                if self.lease_id_base != 0 {
+                    put.lease = self.lease_id_base + i64::try_from(index).unwrap_or(i64::MAX);
+                }
+                (PUT, frame(&put), false)
+            }
+            Command::LeaseGrant => {
+                let index = self.key_start + ticket;
+                let id = self.lease_id_base + i64::try_from(index).unwrap_or(i64::MAX);
+                (LEASE_GRANT, frame(&self.lease_grant(id)), false)
             }
             Command::Range => (RANGE, frame(&self.range(self.range_key.clone())), false),
             Command::TxnPut => {
@@ -447,5 +490,52 @@ mod tests {
         assert_eq!(put.value.len(), 8);
         assert!(watch_sent_ns(&put.value).is_some());
         assert_eq!(watch_sent_ns(b"short"), None);
+    }
+
+    #[test]
+    fn leases_are_numbered_by_key_and_expire_together() {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("after 1970")
+            .as_millis() as u64;
+        let expire_at = (now_ms + 30_000).to_string();
+        let w = workload(&[
+            "lease-grant",
+            "--lease-id-base",
+            "1000",
+            "--key-start",
+            "10",
+            "--lease-expire-at-ms",
+            &expire_at,
+        ]);
+        let mut c = ClientState::new(4);
+        let call = w.call(&mut c, 5);
+        assert_eq!(call.path, LEASE_GRANT);
+        let grant = LeaseGrantRequest::decode(&call.body[5..]).expect("grant");
+        assert_eq!(grant.id, 1015);
+        assert!((29..=30).contains(&grant.ttl), "ttl {}", grant.ttl);
+
+        let w = workload(&[
+            "put",
+            "--lease-id-base",
+            "1000",
+            "--key-start",
+            "10",
+            "--key-space-size",
+            "4",
+            "--sequential-keys",
+        ]);
+        let put = PutRequest::decode(&w.call(&mut c, 6).body[5..]).expect("put");
+        assert_eq!(put.key, w.key(12));
+        assert_eq!(put.lease, 1012);
+    }
+
+    #[test]
+    fn watchers_watch_a_prefix_on_request() {
+        assert!(workload(&["watch"]).watch_range_end().is_empty());
+        let end = workload(&["watch", "--watch-prefix"]).watch_range_end();
+        assert!(end.as_ref() > WATCH_KEY);
+        assert_eq!(end.len(), WATCH_KEY.len());
+        assert_eq!(end[..end.len() - 1], WATCH_KEY[..WATCH_KEY.len() - 1]);
     }
 }
