@@ -282,3 +282,30 @@ fn pings_faster_than_the_minimum_get_goaway_enhance_your_calm() {
     };
     assert_eq!(code, ENHANCE_YOUR_CALM);
 }
+
+#[test]
+fn a_client_pinging_while_it_reads_one_long_response_is_not_told_to_calm_down() {
+    let server = spawn_server(config().with_client_ping_interval_ms_min(5_000), None);
+    let mut client = Client::connect(server.addr(), None);
+    // One response far larger than the client's 64 KiB window, read a window at a time with a
+    // PING after each (as a grpc-go client's BDP pings): many pings, spread over the server's
+    // ticks, and only one response.
+    let message = vec![7u8; 1 << 20];
+    let mut call = client.open(UNARY, "application/grpc");
+    client.send(&mut call, frame(&message), true);
+    let mut received = 0;
+    loop {
+        let chunk = client.recv_raw(&mut call);
+        if chunk.is_empty() {
+            break;
+        }
+        received += chunk.len();
+        assert!(
+            client.ping(),
+            "the connection closed after {received} bytes"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(received, 5 + message.len(), "the whole response");
+    assert!(client.ping(), "the connection stays open");
+}

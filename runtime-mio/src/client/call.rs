@@ -233,6 +233,11 @@ impl Call {
         self.status = Some(status);
     }
 
+    /// Response bytes queued and not yet handed to h2.
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.out_bytes
+    }
+
     /// Moves the call along: `progress` is set when anything went to h2 or to `events`.
     pub(crate) fn drive(
         &mut self,

@@ -431,10 +431,19 @@ impl Conn {
             }
         }
         let mut ended = Vec::new();
+        let mut sent_data = false;
         for (id, call) in &mut self.calls {
+            let queued_bytes = call.queued_bytes();
             if let CallDrive::Done = call.drive(cx, events, &mut progress) {
                 ended.push(*id);
             }
+            sent_data |= call.queued_bytes() < queued_bytes;
+        }
+        if sent_data {
+            // As grpc-go's server, which forgives the client's next PING after every DATA
+            // frame it writes: a client reading one long response pings as it goes (BDP
+            // pings), and each chunk handed out here is the next DATA frames.
+            self.liveness.on_response();
         }
         for id in ended {
             self.calls.remove(&id);

@@ -122,6 +122,7 @@ pub struct Client {
     events: mio::Events,
     send: SendRequest<Bytes>,
     conn: Connection<ClientIo, Bytes>,
+    ping_pong: Option<h2::PingPong>,
 }
 
 /// One open call: the request body sender and the response side.
@@ -163,13 +164,15 @@ impl Client {
         });
         let mut handshake = Box::pin(h2::client::handshake(ClientIo { stream, tls }));
         let mut client_poll = (poll, mio::Events::with_capacity(16));
-        let (send, conn) =
+        let (send, mut conn) =
             wait(&mut client_poll, |cx| handshake.as_mut().poll(cx)).expect("h2 client handshake");
+        let ping_pong = conn.ping_pong();
         Client {
             poll: client_poll.0,
             events: client_poll.1,
             send,
             conn,
+            ping_pong,
         }
     }
 
@@ -190,6 +193,16 @@ impl Client {
                 .poll(&mut self.events, Some(Duration::from_millis(5)))
                 .expect("poll");
         }
+    }
+
+    /// Sends a PING and waits for its acknowledgement; false when the connection is gone.
+    pub fn ping(&mut self) -> bool {
+        let mut ping_pong = self.ping_pong.take().expect("a ping pong");
+        let pong = ping_pong
+            .send_ping(h2::Ping::opaque())
+            .is_ok_and(|()| self.run(|cx| ping_pong.poll_pong(cx)).is_ok());
+        self.ping_pong = Some(ping_pong);
+        pong
     }
 
     /// Whether the server closed the connection (polls briefly).
