@@ -57,6 +57,7 @@ use super::persistence::Persistence;
 use super::reads::Reads;
 use super::request_ids::{Clock, RequestIds};
 use super::rpc::{Quota, WatchStreams};
+use super::sliced_ranges::SlicedRanges;
 use super::snapshots::Snapshots;
 use super::standing::Standing;
 use super::startup::Recovered;
@@ -72,6 +73,9 @@ const METRICS_TOKENS: usize = 3 << 20;
 
 /// Socket events taken per poll.
 const EVENTS_MAX: usize = 1024;
+/// Ticks of the election timeout a starting member still waits once its start check has
+/// passed and a peer link is up (as etcd's initial election tick advance leaves).
+const ELECTION_TICKS_LEFT_AT_START: u32 = 2;
 
 /// The loop and the parts it owns.
 pub(super) struct Server {
@@ -90,6 +94,8 @@ pub(super) struct Server {
     waiters: Waiters,
     /// Linearizable reads on their way.
     reads: Reads,
+    /// Ranges answered a slice per turn.
+    sliced_ranges: SlicedRanges,
     conf_waiters: ConfWaiters,
     /// Calls put to the leader (a follower's `LeaseTimeToLive`, `MemberPromote`).
     leader_queries: LeaderQueries,
@@ -142,6 +148,10 @@ impl Server {
             }
             if self.snapshots.wants_turn(&self.peers) {
                 // The link took every chunk queued so far: no writable event will come.
+                timeout = Duration::ZERO;
+            }
+            if !self.sliced_ranges.is_empty() {
+                // A slice a turn, as with compaction below.
                 timeout = Duration::ZERO;
             }
             if self.kv.compaction_step_ready() {
@@ -204,6 +214,17 @@ impl Server {
         if self.standing.holds_the_core() {
             // Nothing of the core moves until the start check has passed.
             return Ok(());
+        }
+        if self.standing.poll_election_advance() {
+            // Ticks that only age the election timer: fewer than its timeout, so no campaign
+            // starts here, and the loop's per-tick work is not run for them.
+            for _ in 0..self
+                .flags
+                .election_ticks()
+                .saturating_sub(ELECTION_TICKS_LEFT_AT_START)
+            {
+                self.node.tick();
+            }
         }
         if now >= self.next_tick {
             // At most one tick per turn, as Go's ticker drops ticks for a busy receiver: after
