@@ -142,7 +142,11 @@ impl Server {
             }
             SnapshotDone::InstallFailed(e) => return Err(e.into()),
             // A snapshot installed from the leader meanwhile supersedes this one.
-            SnapshotDone::Written { index, .. } if index < self.node.status().snapshot_index() => {}
+            SnapshotDone::Written { index, bytes, .. }
+                if index < self.node.status().snapshot_index() =>
+            {
+                self.snapshots.on_superseded(bytes);
+            }
             SnapshotDone::Written { index, term, bytes } => {
                 eprintln!("tallyd: saved snapshot at index {index}");
                 self.snapshots.on_written(bytes);
@@ -263,6 +267,7 @@ impl Server {
         self.coordination_service().after_apply();
         self.watch_service().deliver_watch_events();
         self.kv_service().serve_ready_reads();
+        self.kv_service().advance_sliced_ranges();
         self.release_ended_calls();
         self.calls.flush_all();
     }

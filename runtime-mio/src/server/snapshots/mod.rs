@@ -177,7 +177,10 @@ impl Snapshots {
                     return;
                 }
                 // A snapshot from the leader replaced the store, and the core's snapshot.
-                CopyStep::Abandoned => return,
+                CopyStep::Abandoned => {
+                    self.pacing.on_snapshot_abandoned();
+                    return;
+                }
                 CopyStep::Done => Box::new(SnapshotJob::Save {
                     meta,
                     kv: copy.into_store(),
@@ -217,6 +220,12 @@ impl Snapshots {
     /// The snapshot file at `index` was written, `bytes` long.
     pub(super) fn on_written(&mut self, bytes: u64) {
         self.unsaved = None;
+        self.pacing.on_snapshot_bytes(bytes);
+    }
+
+    /// The snapshot file of `bytes` was written, but a snapshot installed from the leader
+    /// meanwhile supersedes it: only its size counts.
+    pub(super) fn on_superseded(&mut self, bytes: u64) {
         self.pacing.on_snapshot_bytes(bytes);
     }
 

@@ -1,6 +1,6 @@
 //! When the loop takes a snapshot: not every `--snapshot-count` entries alone, but once as
-//! much log as the last snapshot's size was written since, and after a failure not before a
-//! delay.
+//! much log as the last snapshot's size was written since, never while the last one is still
+//! being written, and after a failure not before a delay.
 
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,12 @@ use std::time::{Duration, Instant};
 /// byte per byte logged, as log-structured stores do. The price is a Raft log (in memory and
 /// in the WAL) of up to about the store's size between snapshots.
 ///
+/// One snapshot is written at a time: a second one started before the first is written would
+/// compact the core past it (so the first, once written, is older than the core's and goes
+/// unrecorded) before the first's size is known, and a member that restarted (which knows no
+/// size yet) would rewrite a large store every `--snapshot-count` entries, each file
+/// superseded before it is recorded, none of them retained or purged.
+///
 /// A failed snapshot is retried after [`SNAPSHOT_RETRY_DELAY`] whatever was logged: the core's
 /// log was compacted when it started, so until one succeeds a member that needs a snapshot
 /// cannot get one (and an idle cluster would log nothing to make the next one due).
@@ -20,6 +26,8 @@ pub(in crate::server) struct SnapshotPacing {
     logged_bytes_since: u64,
     last_snapshot_bytes: u64,
     retry_not_before: Option<Instant>,
+    /// A snapshot was started and is not written (nor failed) yet.
+    writing: bool,
 }
 
 /// Wait before retrying a failed snapshot: a full or failing disk must not make the loop copy
@@ -36,19 +44,31 @@ impl SnapshotPacing {
     pub(in crate::server) fn on_snapshot_started(&mut self) {
         self.logged_bytes_since = 0;
         self.retry_not_before = None;
+        self.writing = true;
+    }
+
+    /// The snapshot started last was dropped before it reached the worker (a snapshot from
+    /// the leader replaced the store).
+    pub(in crate::server) fn on_snapshot_abandoned(&mut self) {
+        self.writing = false;
     }
 
     /// The snapshot started last could not be written.
     pub(in crate::server) fn on_snapshot_failed(&mut self, now: Instant) {
         self.retry_not_before = Some(now + SNAPSHOT_RETRY_DELAY);
+        self.writing = false;
     }
 
     /// The last snapshot came out `bytes` long.
     pub(in crate::server) fn on_snapshot_bytes(&mut self, bytes: u64) {
         self.last_snapshot_bytes = bytes;
+        self.writing = false;
     }
 
     pub(in crate::server) fn due(&self, now: Instant) -> bool {
+        if self.writing {
+            return false;
+        }
         match self.retry_not_before {
             Some(at) => now >= at,
             None => self.logged_bytes_since >= self.last_snapshot_bytes,
@@ -111,5 +131,23 @@ mod tests {
         assert!(!pacing.due(now));
         pacing.on_logged(u64::MAX);
         assert!(pacing.due(now), "counting saturates instead of wrapping");
+    }
+
+    #[test]
+    fn a_snapshot_waits_until_the_last_one_is_written() {
+        let now = Instant::now();
+        let mut pacing = SnapshotPacing::default();
+        pacing.on_snapshot_started();
+        pacing.on_logged(u64::MAX);
+        assert!(
+            !pacing.due(now),
+            "not while the first is written, whatever was logged"
+        );
+        pacing.on_snapshot_bytes(1_000);
+        assert!(pacing.due(now), "its size is known: the log rule decides");
+        pacing.on_snapshot_started();
+        pacing.on_logged(u64::MAX);
+        pacing.on_snapshot_abandoned();
+        assert!(pacing.due(now), "an abandoned one is not being written");
     }
 }
