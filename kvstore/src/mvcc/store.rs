@@ -104,6 +104,34 @@ impl Mvcc {
         }
     }
 
+    /// Walks the index from `from` (inclusive) towards `end`, calling `visit` for every key it
+    /// holds with the key's revision at `at` (`None`: the key did not exist then), until
+    /// `visit` returns false. Unlike [`Mvcc::visit_range`], keys absent at `at` are visited
+    /// too, so that a caller bounding its work per call counts every step of the walk.
+    pub(crate) fn walk_range(
+        &self,
+        from: &[u8],
+        end: &RangeEnd,
+        at: i64,
+        mut visit: impl FnMut(&Bytes, Option<Revision>) -> bool,
+    ) {
+        let upper = match end {
+            RangeEnd::Single => Bound::Included(from),
+            RangeEnd::Unbounded => Bound::Unbounded,
+            RangeEnd::To(e) => {
+                if e.as_ref() <= from {
+                    return;
+                }
+                Bound::Excluded(e.as_ref())
+            }
+        };
+        for (k, ki) in self.index.range::<[u8], _>((Bound::Included(from), upper)) {
+            if !visit(k, ki.get(at)) {
+                return;
+            }
+        }
+    }
+
     pub(crate) fn record(&self, rev: Revision) -> &KeyValue {
         self.records
             .get(&rev)

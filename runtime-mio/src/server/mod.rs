@@ -32,6 +32,7 @@ mod persistence;
 mod reads;
 mod request_ids;
 mod rpc;
+mod sliced_ranges;
 mod snapshots;
 mod standing;
 mod start_check;

@@ -23,6 +23,7 @@ impl Server {
         KvService {
             writes: writes!(self),
             reads: &mut self.reads,
+            sliced_ranges: &mut self.sliced_ranges,
             clock: self.clock,
         }
     }

@@ -117,6 +117,7 @@ impl Server {
             metrics_http,
             waiters: Default::default(),
             reads: Default::default(),
+            sliced_ranges: Default::default(),
             conf_waiters: Default::default(),
             leader_queries: Default::default(),
             watch_streams: Default::default(),

@@ -15,12 +15,14 @@ use crate::server::calls::Calls;
 use crate::server::coordination::leader_response;
 use crate::server::reads::{PendingRead, ReadKind, Reads};
 use crate::server::request_ids::Clock;
+use crate::server::sliced_ranges::{Progress, RANGE_KEYS_PER_TURN, SlicedRange, SlicedRanges};
 
 /// What the KV and Lease services need: the write path, the reads waiting for their
 /// confirmation, and the lessor's clock.
 pub(in crate::server) struct KvService<'a> {
     pub(in crate::server) writes: Proposer<'a>,
     pub(in crate::server) reads: &'a mut Reads,
+    pub(in crate::server) sliced_ranges: &'a mut SlicedRanges,
     pub(in crate::server) clock: Clock,
 }
 
@@ -68,10 +70,55 @@ impl KvService<'_> {
         }
     }
 
+    /// Answers a range from the store as it is now: in key order a slice at a time (this turn
+    /// walks the first slice; `advance_sliced_ranges` the rest), otherwise whole.
     fn serve_range(&mut self, call: CallId, request: &RangeRequest) {
-        match self.writes.kv.range(request) {
-            Ok(response) => self.reply(call, response),
-            Err(error) => self.reply_error(call, status_from_kv(&error)),
+        let slices = match self.writes.kv.range_slices(request) {
+            Ok(Some(slices)) => slices,
+            Ok(None) => {
+                return match self.writes.kv.range(request) {
+                    Ok(response) => self.reply(call, response),
+                    Err(error) => self.reply_error(call, status_from_kv(&error)),
+                };
+            }
+            Err(error) => return self.reply_error(call, status_from_kv(&error)),
+        };
+        let writes = &self.writes;
+        let mut range = SlicedRange::new(call, request.clone(), slices, |rev| writes.header(rev));
+        // With no room to wait, the range is answered whole now.
+        let budget_keys = if self.sliced_ranges.is_full() {
+            usize::MAX
+        } else {
+            RANGE_KEYS_PER_TURN
+        };
+        match range.advance(&*writes.kv, budget_keys, |rev| writes.header(rev)) {
+            Progress::Pending => self.sliced_ranges.push(range),
+            done => self.finish_range(call, done),
+        }
+    }
+
+    /// Moves the oldest waiting range along by one slice.
+    pub(in crate::server) fn advance_sliced_ranges(&mut self) {
+        let Some(mut range) = self.sliced_ranges.pop() else {
+            return;
+        };
+        let call = range.call();
+        if !self.writes.calls.is_open(call) {
+            // The client is gone: nobody waits for the rest.
+            return;
+        }
+        let writes = &self.writes;
+        match range.advance(&*writes.kv, RANGE_KEYS_PER_TURN, |rev| writes.header(rev)) {
+            Progress::Pending => self.sliced_ranges.push(range),
+            done => self.finish_range(call, done),
+        }
+    }
+
+    fn finish_range(&mut self, call: CallId, progress: Progress) {
+        match progress {
+            Progress::Done(bytes) => self.reply_encoded(call, bytes),
+            Progress::Failed(error) => self.reply_error(call, status_from_kv(&error)),
+            Progress::Pending => unreachable!("a range still going is not finished"),
         }
     }
 

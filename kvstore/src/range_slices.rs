@@ -1,0 +1,175 @@
+//! A range served a slice of keys at a time, so that a server answering a range over millions
+//! of keys can go on with its other work (heartbeats, applies, other clients) between slices.
+//!
+//! The answer is the one [`KvStore::range`] gives at the revision the first slice fixed: the
+//! slices read that revision, which later writes do not change. Only compaction can take it
+//! away; each slice checks, and one that finds the revision compacted fails with
+//! [`KvError::Compacted`] rather than read a half-compacted history.
+//!
+//! Ranges whose answer is not in key order (sorted by another target, or descending) or that
+//! filter by revision are not sliced: [`KvStore::range_slices`] says so, and they are served
+//! whole.
+
+use bytes::Bytes;
+
+use crate::error::KvError;
+use crate::mvcc::range::{resolve_rev, validate};
+use crate::mvcc::revision::RangeEnd;
+use crate::proto::{KeyValue, RangeRequest, SortOrder, SortTarget};
+use crate::store::KvStore;
+
+/// Where a sliced range stands. Made by [`KvStore::range_slices`], moved along by
+/// [`KvStore::range_slice`].
+#[derive(Debug, Clone)]
+pub struct RangeSlices {
+    /// The next key to walk from (inclusive).
+    from: Bytes,
+    /// Where the range ends.
+    end: RangeEnd,
+    /// The revision read.
+    rev: i64,
+    /// The store's revision when the range began: the answer's header revision.
+    view_rev: i64,
+    keys_only: bool,
+    count_only: bool,
+    /// At most this many records are emitted; `None`: all.
+    limit: Option<u64>,
+    /// Keys in the range at `rev` so far.
+    count: i64,
+    /// Records emitted so far.
+    emitted: u64,
+    more: bool,
+    done: bool,
+}
+
+/// How a sliced range ended: the fields of etcd's `RangeResponse` besides its header and
+/// records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RangeTotals {
+    /// The header revision: the store's revision when the range began.
+    pub view_rev: i64,
+    /// Keys in the range at the revision read.
+    pub count: i64,
+    /// More records matched than the limit let through.
+    pub more: bool,
+}
+
+impl RangeSlices {
+    /// The store's revision when the range began: the answer's header revision.
+    pub fn view_rev(&self) -> i64 {
+        self.view_rev
+    }
+
+    /// The totals, once [`KvStore::range_slice`] has returned `Ok(true)`.
+    pub fn totals(&self) -> RangeTotals {
+        assert!(self.done, "a sliced range's totals are known at its end");
+        RangeTotals {
+            view_rev: self.view_rev,
+            count: self.count,
+            more: self.more,
+        }
+    }
+}
+
+impl KvStore {
+    /// Begins `req` as a sliced range. `Ok(None)`: its answer is not in key order, or it names
+    /// one key, so it is served whole by [`KvStore::range`]. Errors are [`KvStore::range`]'s.
+    pub fn range_slices(&self, req: &RangeRequest) -> Result<Option<RangeSlices>, KvError> {
+        validate(req)?;
+        let mvcc = &self.mvcc;
+        let view_rev = mvcc.current_rev;
+        let rev = resolve_rev(mvcc, req.revision, view_rev)?;
+        let end = RangeEnd::from_wire(&req.range_end);
+        let order = SortOrder::try_from(req.sort_order).unwrap_or(SortOrder::None);
+        let target = SortTarget::try_from(req.sort_target).unwrap_or(SortTarget::Key);
+        let key_order = target == SortTarget::Key && order != SortOrder::Descend;
+        let filtered = req.min_mod_revision != 0
+            || req.max_mod_revision != 0
+            || req.min_create_revision != 0
+            || req.max_create_revision != 0;
+        if end == RangeEnd::Single || !key_order || filtered {
+            return Ok(None);
+        }
+        Ok(Some(RangeSlices {
+            from: req.key.clone(),
+            end,
+            rev,
+            view_rev,
+            keys_only: req.keys_only,
+            count_only: req.count_only,
+            limit: u64::try_from(req.limit).ok().filter(|limit| *limit > 0),
+            count: 0,
+            emitted: 0,
+            more: false,
+            done: false,
+        }))
+    }
+
+    /// Walks the next `budget_keys` keys of the range (at least one), passing each record the
+    /// answer holds to `emit` in key order; `Ok(true)` once the range is done. A revision
+    /// compacted since the range began fails it with [`KvError::Compacted`].
+    pub fn range_slice(
+        &self,
+        slices: &mut RangeSlices,
+        budget_keys: usize,
+        mut emit: impl FnMut(&KeyValue),
+    ) -> Result<bool, KvError> {
+        assert!(
+            !slices.done,
+            "a sliced range is moved along until it is done, not after"
+        );
+        assert!(budget_keys > 0, "a slice walks at least one key");
+        let mvcc = &self.mvcc;
+        assert!(
+            mvcc.current_rev >= slices.view_rev,
+            "the store went back in time under a sliced range"
+        );
+        if slices.rev < mvcc.compact_rev {
+            return Err(KvError::Compacted);
+        }
+        let mut walked = 0;
+        let mut resume_at: Option<Bytes> = None;
+        mvcc.walk_range(&slices.from, &slices.end, slices.rev, |key, rev| {
+            if walked == budget_keys {
+                resume_at = Some(key.clone());
+                return false;
+            }
+            walked += 1;
+            let Some(rev) = rev else {
+                return true;
+            };
+            slices.count += 1;
+            if slices.count_only {
+                return true;
+            }
+            if slices.limit.is_some_and(|limit| slices.emitted >= limit) {
+                slices.more = true;
+                return true;
+            }
+            slices.emitted += 1;
+            let record = mvcc.record(rev);
+            if slices.keys_only {
+                emit(&KeyValue {
+                    value: Bytes::new(),
+                    ..record.clone()
+                });
+            } else {
+                emit(record);
+            }
+            true
+        });
+        match resume_at {
+            Some(key) => {
+                slices.from = key;
+                Ok(false)
+            }
+            None => {
+                slices.done = true;
+                Ok(true)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,142 @@
+//! A range over many more keys than a member walks per loop turn is answered a slice per turn,
+//! and still as one read: its answer is the store at its header's revision, whatever was
+//! written between the slices, on every member, and the members' term does not move (the
+//! range holds no loop long enough to cost an election). Driven by another project's client
+//! library (the `etcd-client` crate).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+mod common;
+
+use common::{connect, runtime};
+use etcd_client::{Client, GetOptions, GetResponse, Txn, TxnOp};
+use tally_tests::process::{Options, ProcCluster, etcdctl_available};
+
+/// Keys in the range: several times the 20,000 a member walks per turn, and an answer well
+/// under etcd-client's 4 MiB message limit.
+const KEYS: usize = 70_000;
+/// Puts per loading txn (etcd's default `--max-txn-ops`).
+const PUTS_PER_TXN: usize = 128;
+const LOAD_TXNS_IN_FLIGHT: usize = 16;
+const PREFIX: &str = "range/";
+/// Reads of the whole range per member while the writer writes.
+const READS_PER_MEMBER: usize = 3;
+
+fn key(i: usize) -> String {
+    format!("{PREFIX}{i:06}")
+}
+
+async fn load(c: &ProcCluster, leader: usize) {
+    let shared = connect(c, leader).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for start in (0..KEYS).step_by(PUTS_PER_TXN) {
+        if tasks.len() >= LOAD_TXNS_IN_FLIGHT {
+            tasks.join_next().await.expect("a task").expect("load txn");
+        }
+        let mut client = shared.clone();
+        tasks.spawn(async move {
+            let end = (start + PUTS_PER_TXN).min(KEYS);
+            let puts = (start..end)
+                .map(|i| TxnOp::put(key(i), "loaded", None))
+                .collect::<Vec<_>>();
+            let response = client.txn(Txn::new().and_then(puts)).await.expect("txn");
+            assert!(response.succeeded());
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("load txn");
+    }
+}
+
+/// Rewrites keys all over the range until `stop` is set; returns how many it wrote.
+async fn write_until(mut client: Client, stop: Arc<AtomicBool>) -> usize {
+    let mut written = 0;
+    while !stop.load(Ordering::SeqCst) {
+        let i = written * 7919 % KEYS;
+        client
+            .put(key(i), format!("rewritten {written}"), None)
+            .await
+            .expect("put");
+        written += 1;
+    }
+    written
+}
+
+async fn whole_range(client: &mut Client, revision: i64) -> GetResponse {
+    let mut options = GetOptions::new().with_prefix();
+    if revision > 0 {
+        options = options.with_revision(revision);
+    }
+    client.get(PREFIX, Some(options)).await.expect("range")
+}
+
+fn records(response: &GetResponse) -> Vec<(Vec<u8>, Vec<u8>, i64)> {
+    response
+        .kvs()
+        .iter()
+        .map(|kv| (kv.key().to_vec(), kv.value().to_vec(), kv.mod_revision()))
+        .collect()
+}
+
+#[test]
+fn a_long_range_is_one_read_at_its_revision_on_every_member() {
+    if !etcdctl_available() {
+        return;
+    }
+    let mut c = ProcCluster::start(3, Options::default());
+    let leader = c
+        .wait_leader(Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("no leader\n{}", c.logs()));
+    runtime().block_on(async {
+        load(&c, leader).await;
+        let mut clients = Vec::new();
+        for member in 0..3 {
+            clients.push(connect(&c, member).await);
+        }
+        let mut terms_before = Vec::new();
+        for client in &mut clients {
+            terms_before.push(client.status().await.expect("status").raft_term());
+        }
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = tokio::spawn(write_until(connect(&c, leader).await, Arc::clone(&stop)));
+        let mut answers = Vec::new();
+        for _ in 0..READS_PER_MEMBER {
+            for (member, client) in clients.iter_mut().enumerate() {
+                answers.push((member, whole_range(client, 0).await));
+            }
+        }
+        stop.store(true, Ordering::SeqCst);
+        let written = writer.await.expect("writer");
+        assert!(written > 0, "the writer wrote while the ranges were read");
+
+        for (member, answer) in &answers {
+            let revision = answer.header().expect("a header").revision();
+            assert_eq!(answer.count(), KEYS as i64, "member {member}");
+            let got = records(answer);
+            assert_eq!(got.len(), KEYS, "member {member}: every key");
+            assert!(
+                got.windows(2).all(|w| w[0].0 < w[1].0),
+                "member {member}: the keys in order, once each"
+            );
+            // The same range read again at the answer's revision: the store as it was then.
+            let mut client = connect(&c, *member).await;
+            let at_revision = whole_range(&mut client, revision).await;
+            assert!(
+                got == records(&at_revision),
+                "member {member}: the answer at revision {revision} mixes in other revisions"
+            );
+        }
+        for (member, client) in clients.iter_mut().enumerate() {
+            let term = client.status().await.expect("status").raft_term();
+            assert_eq!(
+                term,
+                terms_before[member],
+                "member {member}: an election during the ranges\n{}",
+                c.logs()
+            );
+        }
+    });
+}
