@@ -64,6 +64,7 @@
 
 #![warn(missing_docs)]
 
+mod apply;
 mod auth;
 mod config;
 mod error;
@@ -81,6 +82,7 @@ mod watch;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+pub use apply::Step;
 pub use auth::{AuthStore, ROOT_ROLE, ROOT_USER};
 pub use config::KvConfig;
 pub use error::{KvError, SnapshotError};

@@ -454,6 +454,7 @@ impl KvStore {
     /// runtime can serialize a snapshot on another thread while this store keeps applying.
     /// Keys and values are shared, not copied.
     pub fn snapshot_copy(&self) -> KvStore {
+        self.assert_no_pending_apply("snapshot_copy");
         let mut copy = KvStore::new(self.config.clone());
         copy.mvcc = self.mvcc.clone();
         copy.lessor = self.lessor.clone();
@@ -466,6 +467,7 @@ impl KvStore {
     /// Writes a snapshot of the replicated state. It issues many small writes: give it a
     /// buffered writer.
     pub fn snapshot<W: Write>(&self, out: &mut W) -> Result<(), SnapshotError> {
+        self.assert_no_pending_apply("snapshot");
         write(self, out)?;
         Ok(())
     }
@@ -476,6 +478,8 @@ impl KvStore {
         let mut fresh = KvStore::new(self.config.clone());
         read(&mut fresh, input)?;
         let old_current = self.mvcc.current_rev;
+        // The restored state supersedes an entry applied in part on the old one.
+        self.drop_pending_apply();
         self.copying = false;
         self.copy_epoch += 1;
         std::mem::swap(&mut self.mvcc, &mut fresh.mvcc);
@@ -494,6 +498,7 @@ impl KvStore {
     /// A hash of the whole replicated state (keys, history kept by compaction, leases, alarms,
     /// revisions and applied index): equal on replicas that applied the same entries.
     pub fn hash(&self) -> u32 {
+        self.assert_no_pending_apply("hash");
         write(self, &mut std::io::sink()).expect("a sink does not fail")
     }
 }
