@@ -11,11 +11,12 @@
 //! published by the last step alone. Reads between steps see exactly the state before the
 //! entry. Txn compares are evaluated against that state in the first step, as etcd does.
 //!
-//! While an entry is pending, the store accepts reads and watcher bookkeeping, and snapshot copy
-//! steps (the copy is as of a revision the entry has not reached). It refuses, by assertion,
-//! everything that writes or reads the history beyond the current revision: another apply, a
-//! direct write, a compaction step, a watcher sync step, and starting or writing a snapshot.
-//! Restoring a snapshot drops the pending entry: the restored state supersedes it.
+//! While an entry is pending, the store accepts reads, watcher bookkeeping, writing a snapshot
+//! or a hash (of the state before the entry), and snapshot copy steps (the copy is as of a
+//! revision the entry has not reached). It refuses, by assertion, everything that writes the
+//! store or walks the history beyond the current revision: another apply, a direct write, a
+//! compaction step, a watcher sync step, and starting a snapshot copy. Restoring a snapshot
+//! drops the pending entry: the restored state supersedes it.
 
 use prost::Message;
 

@@ -23,6 +23,7 @@
 //! physical compaction had got; watchers and leader-local lease clocks are not replicated state
 //! and are not written.
 
+use std::borrow::Cow;
 use std::io::{Read, Write};
 
 use bytes::Bytes;
@@ -96,12 +97,20 @@ pub(crate) fn write<W: Write>(store: &KvStore, out: &mut W) -> std::io::Result<u
     w.i64(m.current_rev)?;
     w.i64(m.compact_rev)?;
     w.u64(store.lessor.id_seq)?;
+    // While an entry is applied in part, the index holds its revision, beyond the current
+    // one: each key is written as of the current revision, as readers see it.
+    let staged = store.pending.is_some();
     // Two walks instead of a list of the kept keys: at a million keys that list would be
     // another 16 MB on top of the copy being written.
-    let kept = || m.index.iter().filter(|(_, ki)| ki.survives(m.compact_rev));
+    let kept = || {
+        m.index
+            .iter()
+            .filter_map(|(key, ki)| Some((key, as_readers_see(ki, staged, m.current_rev)?)))
+            .filter(|(_, ki)| ki.survives(m.compact_rev))
+    };
     w.u64(kept().count() as u64)?;
     for (key, ki) in kept() {
-        write_key(&mut w, m, key, ki)?;
+        write_key(&mut w, m, key, &ki)?;
     }
     w.u64(m.compact_events.len() as u64)?;
     for e in &m.compact_events {
@@ -158,6 +167,15 @@ fn write_auth<W: Write>(w: &mut CrcWriter<'_, W>, auth: &AuthStore) -> std::io::
         }
     }
     Ok(())
+}
+
+/// `ki` as readers see it: as of revision `current` while an entry is applied in part.
+fn as_readers_see(ki: &KeyIndex, staged: bool, current: i64) -> Option<Cow<'_, KeyIndex>> {
+    if staged {
+        ki.as_of(current).map(Cow::Owned)
+    } else {
+        Some(Cow::Borrowed(ki))
+    }
 }
 
 fn write_key<W: Write>(
@@ -465,9 +483,9 @@ impl KvStore {
     }
 
     /// Writes a snapshot of the replicated state. It issues many small writes: give it a
-    /// buffered writer.
+    /// buffered writer. While an entry is applied in part, the snapshot is of the state
+    /// before it, as readers see it.
     pub fn snapshot<W: Write>(&self, out: &mut W) -> Result<(), SnapshotError> {
-        self.assert_no_pending_apply("snapshot");
         write(self, out)?;
         Ok(())
     }
@@ -496,9 +514,9 @@ impl KvStore {
     }
 
     /// A hash of the whole replicated state (keys, history kept by compaction, leases, alarms,
-    /// revisions and applied index): equal on replicas that applied the same entries.
+    /// revisions and applied index): equal on replicas that applied the same entries. While
+    /// an entry is applied in part, the hash of the state before it.
     pub fn hash(&self) -> u32 {
-        self.assert_no_pending_apply("hash");
         write(self, &mut std::io::sink()).expect("a sink does not fail")
     }
 }

@@ -361,6 +361,8 @@ fn reads_between_steps_see_the_state_before_the_entry() {
     ] {
         let (mut s, _) = loaded();
         let before = view(&mut s, 0);
+        let mut snapshot_before = Vec::new();
+        s.snapshot(&mut snapshot_before).expect("snapshot");
         assert_eq!(before.count_a.count, 0);
         let count = |s: &KvStore| {
             s.range(&RangeRequest {
