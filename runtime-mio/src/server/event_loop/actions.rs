@@ -83,9 +83,8 @@ impl Server {
                 }
                 Action::Apply(entries) => {
                     // Sends come before applies in a drain: flushing them first gets the
-                    // followers their appends and the new commit index before a long apply
-                    // (a delete of a whole prefix), so they apply alongside the leader instead
-                    // of waiting out its stall and then timing it out.
+                    // followers their appends and the new commit index before this turn's
+                    // applies, so they apply alongside the leader.
                     self.peers.flush(self.poll.registry(), Instant::now());
                     self.applying.push(entries);
                     self.apply_queued();
