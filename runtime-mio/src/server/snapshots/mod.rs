@@ -134,6 +134,12 @@ impl Snapshots {
             {
                 self.unsaved.take().expect("matched")
             }
+            // A snapshot installed since the request covers `index`. The core still waits for
+            // a compaction to ask again: take one as soon as an entry past it is applied.
+            Err(CompactError::AlreadyCompacted) => {
+                self.wanted = Some(index + 1);
+                return;
+            }
             Err(e) => {
                 eprintln!("tallyd: compaction at {index} refused: {e}");
                 return;
