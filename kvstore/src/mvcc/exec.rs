@@ -4,6 +4,8 @@
 //! stops where its DeleteRange stops and goes on from there in the next step. Everything else
 //! (puts, ranges, compares) runs within one step: a txn holds at most `txn_ops_max` of them.
 
+use smallvec::{SmallVec, smallvec};
+
 use super::range;
 use super::revision::RangeEnd;
 use super::write::{DeleteProgress, WriteTxn};
@@ -81,8 +83,9 @@ pub(crate) struct TxnProgress {
     path: Vec<bool>,
     /// The entry of `path` the next nested txn takes.
     path_pos: usize,
-    /// The request's own txn first, then the nested txns being run, innermost last.
-    frames: Vec<Frame>,
+    /// The request's own txn first, then the nested txns being run, innermost last (inline:
+    /// most txns nest no deeper than one level).
+    frames: SmallVec<[Frame; 2]>,
     delete: DeleteProgress,
 }
 
@@ -93,7 +96,7 @@ impl TxnProgress {
         TxnProgress {
             path,
             path_pos: 1,
-            frames: vec![Frame {
+            frames: smallvec![Frame {
                 succeeded,
                 op: 0,
                 responses: Vec::new(),
