@@ -13,6 +13,20 @@
 //! replication (serializable ranges, or linearizable ones once the read index is applied) call
 //! [`KvStore::range`] directly.
 //!
+//! # Applying an entry in steps
+//!
+//! [`KvStore::apply_begin`] applies an entry visiting at most a given number of keys; an entry
+//! that needs more (a DeleteRange over many keys, alone or inside a txn) returns
+//! [`Step::Pending`], and the runtime calls [`KvStore::apply_continue`] in later loop turns
+//! until it returns [`Step::Done`]. [`KvStore::apply`] is `apply_begin` without a limit.
+//!
+//! 1. Until the last step, reads, snapshots and hashes see the state before the entry, and no
+//!    watch event of it comes out.
+//! 2. While an entry is pending, do not apply another, write directly, call
+//!    [`KvStore::compact_step`] or [`KvStore::sync_watchers_step`], or begin a snapshot copy:
+//!    the store asserts it. [`KvStore::snapshot_copy_step`] of a copy begun earlier may go on.
+//! 3. [`KvStore::restore`] drops the pending entry.
+//!
 //! # Between applies
 //!
 //! The runtime's loop, after applying a batch of entries:
@@ -64,6 +78,7 @@
 
 #![warn(missing_docs)]
 
+mod apply;
 mod auth;
 mod config;
 mod error;
@@ -82,6 +97,7 @@ mod watch;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+pub use apply::Step;
 pub use auth::{AuthStore, ROOT_ROLE, ROOT_USER};
 pub use config::KvConfig;
 pub use error::{KvError, SnapshotError};

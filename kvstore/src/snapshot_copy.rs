@@ -51,6 +51,7 @@ impl KvStore {
     /// [`compact_step`](Self::compact_step) does nothing.
     pub fn begin_snapshot_copy(&mut self) -> SnapshotCopy {
         assert!(!self.copying, "one snapshot copy at a time");
+        self.assert_no_pending_apply("begin_snapshot_copy");
         let index = std::mem::take(&mut self.mvcc.index);
         let copy = self.snapshot_copy();
         self.mvcc.index = index;

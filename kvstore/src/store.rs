@@ -2,18 +2,17 @@
 
 use std::collections::BTreeSet;
 
-use prost::Message;
-
+use crate::apply::PendingApply;
 use crate::auth::AuthStore;
 use crate::config::KvConfig;
 use crate::error::KvError;
 use crate::lease::Lessor;
+use crate::mvcc::exec;
 use crate::mvcc::range;
 use crate::mvcc::revision::RangeEnd;
-use crate::mvcc::store::{Mvcc, WriteTxn};
+use crate::mvcc::store::Mvcc;
 use crate::mvcc::txn;
-use crate::outcome::{ApplyOutcome, ApplyResponse};
-use crate::proto::internal_request::Request;
+use crate::mvcc::write::WriteTxn;
 use crate::proto::*;
 use crate::watch::{WatchHub, WatchId};
 
@@ -32,6 +31,8 @@ pub struct KvStore {
     pub(crate) copy_epoch: u64,
     /// Users, roles and permissions.
     pub(crate) auth: AuthStore,
+    /// An entry applied in part (see `apply.rs`).
+    pub(crate) pending: Option<Box<PendingApply>>,
 }
 
 /// Figures for the Status RPC.
@@ -93,68 +94,8 @@ impl KvStore {
             copying: false,
             copy_epoch: 0,
             auth: AuthStore::default(),
+            pending: None,
         }
-    }
-
-    /// Applies one committed entry: `request_bytes` is an encoded [`InternalRequest`] (empty bytes
-    /// are a no-op). A decoding failure or a stale index yields an error outcome and changes
-    /// nothing, identically on every replica.
-    ///
-    /// Given the entry as `Bytes`, the stored keys and values point into it rather than being
-    /// copied, so the Raft log's copy of an entry and the store's share one allocation.
-    pub fn apply(&mut self, raft_index: u64, request_bytes: impl bytes::Buf) -> ApplyOutcome {
-        if raft_index <= self.applied_index {
-            let err = KvError::StaleIndex {
-                index: raft_index,
-                applied: self.applied_index,
-            };
-            return ApplyOutcome::new(raft_index, 0, Err(err), None);
-        }
-        let req = match InternalRequest::decode(request_bytes) {
-            Ok(r) => r,
-            Err(e) => {
-                return ApplyOutcome::new(raft_index, 0, Err(KvError::Decode(e.to_string())), None);
-            }
-        };
-        self.applied_index = raft_index;
-        let mut wait = None;
-        if let (Some(header), Some(request)) = (&req.header, &req.request) {
-            // Checked here, at the entry's index, on every member: a permission change
-            // ordered before the entry applies to it everywhere.
-            if let Err(denied) = self.check_permission(header, request) {
-                return ApplyOutcome::new(raft_index, req.id, Err(denied), None);
-            }
-        }
-        if req
-            .request
-            .as_ref()
-            .is_some_and(|r| self.refused_for_space(r))
-        {
-            return ApplyOutcome::new(raft_index, req.id, Err(KvError::NoSpace), None);
-        }
-        let result = match &req.request {
-            None => Ok(ApplyResponse::Noop),
-            Some(Request::Range(r)) => self.range(r).map(ApplyResponse::Range),
-            Some(Request::Put(p)) => self.put(p).map(ApplyResponse::Put),
-            Some(Request::DeleteRange(d)) => self.delete_range(d).map(ApplyResponse::DeleteRange),
-            Some(Request::Txn(t)) => self.txn(t).map(ApplyResponse::Txn),
-            Some(Request::Compaction(c)) => {
-                let r = self.compact(c).map(ApplyResponse::Compaction);
-                if r.is_ok() && c.physical {
-                    wait = Some(c.revision);
-                }
-                r
-            }
-            Some(Request::LeaseGrant(g)) => self.lease_grant(g).map(ApplyResponse::LeaseGrant),
-            Some(Request::LeaseRevoke(r)) => self.lease_revoke(r).map(ApplyResponse::LeaseRevoke),
-            Some(Request::LeaseCheckpoint(c)) => {
-                Ok(ApplyResponse::LeaseCheckpoint(self.lease_checkpoint(c)))
-            }
-            Some(Request::LeaseRenew(r)) => self.lease_renew(r).map(ApplyResponse::LeaseRenew),
-            Some(Request::Alarm(a)) => Ok(ApplyResponse::Alarm(self.alarm(a))),
-            Some(auth) => self.apply_auth(auth),
-        };
-        ApplyOutcome::new(raft_index, req.id, result, wait)
     }
 
     /// The last raft index applied.
@@ -178,6 +119,7 @@ impl KvStore {
     }
 
     fn write<R>(&mut self, f: impl FnOnce(&mut WriteTxn<'_>) -> R) -> (R, i64) {
+        self.assert_no_pending_apply("a direct write");
         let collect = !self.watch.is_empty();
         let mut tx = WriteTxn::begin(&mut self.mvcc, &mut self.lessor, collect);
         let out = f(&mut tx);
@@ -199,7 +141,7 @@ impl KvStore {
     pub fn put(&mut self, req: &PutRequest) -> Result<PutResponse, KvError> {
         txn::validate_put(req)?;
         txn::check_put(&self.mvcc, &self.lessor, req, self.mvcc.current_rev)?;
-        let (mut resp, rev) = self.write(|tx| txn::exec_put(tx, req));
+        let (mut resp, rev) = self.write(|tx| exec::exec_put(tx, req));
         resp.header = header(rev);
         Ok(resp)
     }
@@ -210,27 +152,19 @@ impl KvStore {
         req: &DeleteRangeRequest,
     ) -> Result<DeleteRangeResponse, KvError> {
         txn::validate_delete(req)?;
-        let (mut resp, rev) = self.write(|tx| txn::exec_delete(tx, req));
-        resp.header = header(rev);
-        Ok(resp)
+        Ok(self.delete_range_whole(req))
     }
 
     /// Runs a transaction: its compares, then the success or failure operations, all in one
     /// revision (no new revision when it only reads).
     pub fn txn(&mut self, req: &TxnRequest) -> Result<TxnResponse, KvError> {
-        txn::validate_txn(req, self.config.txn_ops_max())?;
-        let at = self.mvcc.current_rev;
-        let mut path = Vec::new();
-        txn::compare_path(&self.mvcc, req, at, &mut path);
-        txn::check_path(&self.mvcc, &self.lessor, req, &path, &mut 0, at)?;
-        let (mut resp, rev) = self.write(|tx| txn::exec_txn(tx, req, &path, &mut 0));
-        resp.header = header(rev);
-        Ok(resp)
+        self.txn_whole(req)
     }
 
     /// The logical half of a compaction: from now on reads below `revision` fail. The physical
     /// half runs in [`KvStore::compact_step`].
     pub fn compact(&mut self, req: &CompactionRequest) -> Result<CompactionResponse, KvError> {
+        self.assert_no_pending_apply("compact");
         self.mvcc.compact(req.revision)?;
         self.watch.on_compact(self.mvcc.compact_rev);
         Ok(CompactionResponse {
@@ -242,12 +176,13 @@ impl KvStore {
     /// no snapshot copy holds it back. A runtime keeps stepping without waiting for other
     /// events while this holds.
     pub fn compaction_step_ready(&self) -> bool {
-        self.mvcc.job.is_some() && !self.copying
+        self.mvcc.job.is_some() && !self.copying && self.pending.is_none()
     }
 
     /// Physically compacts up to `budget_keys` keys (fewer where keys have long histories).
     /// Returns whether work remains. Call it between applies until it returns false.
     pub fn compact_step(&mut self, budget_keys: usize) -> bool {
+        self.assert_no_pending_apply("compact_step");
         if !self.compaction_step_ready() {
             // Nothing to do, or a snapshot copy has yet to take the revisions it would remove.
             return self.mvcc.job.is_some();
@@ -279,7 +214,7 @@ impl KvStore {
         let keys = self.lessor.keys_of(req.id)?;
         let ((), rev) = self.write(|tx| {
             for k in &keys {
-                tx.delete_range(k, &RangeEnd::Single, false);
+                tx.delete_range_whole(k, &RangeEnd::Single, false);
             }
         });
         self.lessor.revoke(req.id)?;
@@ -447,7 +382,9 @@ impl KvStore {
 
     /// Registers a watcher; its `created` response comes out of [`KvStore::poll_watch_event`].
     pub fn watch_create(&mut self, req: &WatchCreateRequest) -> Result<WatchId, KvError> {
-        self.watch.create(req, &self.mvcc)
+        // While an entry is applied in part, a watcher from the revision it writes catches up
+        // from history once it is done: that revision's events were not collected for it.
+        self.watch.create(req, &self.mvcc, self.pending.is_some())
     }
 
     /// Removes a watcher; its `canceled` response comes out of the drain.
@@ -470,6 +407,7 @@ impl KvStore {
     /// Catches unsynced watchers up from history, reading about `budget_records` records.
     /// Returns whether unsynced watchers remain.
     pub fn sync_watchers_step(&mut self, budget_records: usize) -> bool {
+        self.assert_no_pending_apply("sync_watchers_step");
         self.watch.sync_step(&self.mvcc, budget_records)
     }
 

@@ -125,6 +125,7 @@ impl WatchHub {
         &mut self,
         req: &WatchCreateRequest,
         mvcc: &Mvcc,
+        apply_pending: bool,
     ) -> Result<WatchId, KvError> {
         if self.watchers.len() >= self.watchers_max {
             return Err(KvError::TooManyWatchers);
@@ -143,7 +144,9 @@ impl WatchHub {
         } else {
             req.start_revision
         };
-        let synced = start > current;
+        // A pending apply writes revision `current + 1`: a watcher from there reads it from
+        // history once it is published.
+        let synced = start > current + i64::from(apply_pending);
         let w = Watcher {
             key,
             end: RangeEnd::from_wire(&req.range_end),

@@ -6,15 +6,13 @@ use bytes::Bytes;
 
 use super::range;
 use super::revision::RangeEnd;
-use super::store::{Mvcc, WriteTxn};
+use super::store::Mvcc;
 use crate::error::KvError;
 use crate::lease::Lessor;
 use crate::proto::request_op::Request;
-use crate::proto::response_op::Response;
 use crate::proto::{
-    Compare, CompareResult, CompareTarget, DeleteRangeRequest, DeleteRangeResponse, KeyValue,
-    PutRequest, PutResponse, RequestOp, ResponseHeader, ResponseOp, TxnRequest, TxnResponse,
-    compare::TargetUnion,
+    Compare, CompareResult, CompareTarget, DeleteRangeRequest, KeyValue, PutRequest, RequestOp,
+    TxnRequest, compare::TargetUnion,
 };
 
 /// etcd's shape checks of a put.
@@ -228,82 +226,4 @@ pub(crate) fn check_path(
         }
     }
     Ok(())
-}
-
-fn header(rev: i64) -> Option<ResponseHeader> {
-    Some(ResponseHeader {
-        revision: rev,
-        ..ResponseHeader::default()
-    })
-}
-
-/// Applies a put whose checks passed.
-pub(crate) fn exec_put(tx: &mut WriteTxn<'_>, p: &PutRequest) -> PutResponse {
-    let at = tx.read_rev();
-    let existing = if p.ignore_value || p.ignore_lease {
-        tx.mvcc().get(&p.key, at).cloned()
-    } else {
-        None
-    };
-    let value = match (&existing, p.ignore_value) {
-        (Some(e), true) => e.value.clone(),
-        _ => p.value.clone(),
-    };
-    let lease = match (&existing, p.ignore_lease) {
-        (Some(e), true) => e.lease,
-        _ => p.lease,
-    };
-    let prev = tx.put(p.key.clone(), value, lease);
-    PutResponse {
-        header: header(tx.read_rev()),
-        prev_kv: if p.prev_kv { prev } else { None },
-    }
-}
-
-pub(crate) fn exec_delete(tx: &mut WriteTxn<'_>, d: &DeleteRangeRequest) -> DeleteRangeResponse {
-    let (count, prev_kvs) = tx.delete_range(&d.key, &RangeEnd::from_wire(&d.range_end), d.prev_kv);
-    DeleteRangeResponse {
-        header: header(tx.read_rev()),
-        deleted: count as i64,
-        prev_kvs,
-    }
-}
-
-/// Runs the chosen path of a checked txn.
-pub(crate) fn exec_txn(
-    tx: &mut WriteTxn<'_>,
-    req: &TxnRequest,
-    path: &[bool],
-    pos: &mut usize,
-) -> TxnResponse {
-    let succeeded = path[*pos];
-    *pos += 1;
-    let ops = if succeeded {
-        &req.success
-    } else {
-        &req.failure
-    };
-    let mut responses = Vec::with_capacity(ops.len());
-    for op in ops {
-        let response = match &op.request {
-            Some(Request::RequestRange(r)) => {
-                let view = tx.read_rev();
-                // Checked before the txn began: this cannot fail.
-                let resp = range::range(tx.mvcc(), r, view).unwrap_or_default();
-                Some(Response::ResponseRange(resp))
-            }
-            Some(Request::RequestPut(p)) => Some(Response::ResponsePut(exec_put(tx, p))),
-            Some(Request::RequestDeleteRange(d)) => {
-                Some(Response::ResponseDeleteRange(exec_delete(tx, d)))
-            }
-            Some(Request::RequestTxn(t)) => Some(Response::ResponseTxn(exec_txn(tx, t, path, pos))),
-            None => None,
-        };
-        responses.push(ResponseOp { response });
-    }
-    TxnResponse {
-        header: header(tx.read_rev()),
-        succeeded,
-        responses,
-    }
 }

@@ -8,4 +8,5 @@ mod leases;
 mod model_check;
 mod quota;
 mod snapshots;
+mod split_apply;
 mod watch;

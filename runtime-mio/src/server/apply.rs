@@ -4,8 +4,10 @@ use std::time::Instant;
 
 use mio::Registry;
 use tally_core::{ConfChangeKind, Entry, EntryKind};
+use tally_kvstore::Step;
 use tally_kvstore::proto::Member;
 
+use super::apply_queue::ApplyQueue;
 use super::auth::{Auth, AuthService};
 use super::conf_waiters::ConfWaiters;
 use super::coordination::{Coordination, CoordinationService};
@@ -37,54 +39,97 @@ pub(super) struct Applier<'a> {
 }
 
 impl Applier<'_> {
-    pub(super) fn apply_entries(&mut self, entries: Vec<Entry>) {
+    /// Applies queued entries, in order, until the queue is empty or the turn's keys ran out
+    /// (see `apply_queue`). Returns whether an entry was applied completely.
+    pub(super) fn apply_queued(&mut self, queue: &mut ApplyQueue) -> bool {
         let started = Instant::now();
-        // A replicated keep-alive restarts the lease's clock at the primary's apply time.
-        self.writes.kv.set_now_ms(self.clock.now_ms());
-        for entry in entries {
-            match entry.kind() {
-                EntryKind::ConfChange => self.apply_conf_change(&entry),
-                _ => self.apply_normal(&entry),
+        let mut applied_any = false;
+        let mut taken_any = false;
+        while let Some(entry) = queue.take_next() {
+            if !taken_any {
+                taken_any = true;
+                // A replicated keep-alive restarts the lease's clock at the primary's apply
+                // time.
+                self.writes.kv.set_now_ms(self.clock.now_ms());
             }
+            let done = match entry.kind() {
+                EntryKind::ConfChange => {
+                    *queue.keys_left_mut() -= 1;
+                    self.apply_conf_change(&entry);
+                    true
+                }
+                _ => self.apply_normal(&entry, queue.keys_left_mut()),
+            };
+            if !done {
+                queue.put_back(entry);
+                break;
+            }
+            queue.applied(&entry);
+            applied_any = true;
         }
-        self.writes.metrics.observe_apply(started.elapsed());
+        if taken_any {
+            self.writes.metrics.observe_apply(started.elapsed());
+        }
+        applied_any
     }
 
-    fn apply_normal(&mut self, entry: &Entry) {
-        match payload::decode(entry.data()) {
-            Payload::Noop | Payload::Unknown => {}
-            Payload::Attributes(member) => {
-                self.members.apply_attributes(&member);
-                if member.id != self.writes.identity.member_id {
-                    if let Some(addr) = member.peer_urls.first() {
-                        add_peer(self.peers, self.registry, member.id, addr);
-                    }
+    /// Applies `entry`, or goes on with it when the store holds it applied in part, visiting
+    /// at most `*keys_left` keys (at least one). Returns whether it is applied completely.
+    fn apply_normal(&mut self, entry: &Entry, keys_left: &mut usize) -> bool {
+        let step = if self.writes.kv.pending_apply_index() == Some(entry.index()) {
+            self.writes.kv.apply_continue(keys_left)
+        } else {
+            match payload::decode(entry.data()) {
+                Payload::Noop | Payload::Unknown => {
+                    *keys_left -= 1;
+                    return true;
                 }
-                self.answer_conf_waiters(member.id);
+                Payload::Attributes(member) => {
+                    *keys_left -= 1;
+                    self.apply_attributes(member);
+                    return true;
+                }
+                Payload::Kv(request) => {
+                    self.writes
+                        .kv
+                        .apply_begin(entry.index(), request, keys_left)
+                }
             }
-            Payload::Kv(request) => {
-                let outcome = self.writes.kv.apply(entry.index(), request);
-                self.writes.metrics.on_proposal_applied();
-                self.auth
-                    .on_applied(outcome.result(), self.writes.kv.auth());
-                let Some(outcome) = self.writes.on_applied(outcome) else {
-                    return;
-                };
-                let unclaimed = AuthService {
-                    writes: self.writes.reborrow(),
-                    auth: &mut *self.auth,
-                }
-                .on_applied(outcome);
-                if let Some(outcome) = unclaimed {
-                    CoordinationService {
-                        writes: self.writes.reborrow(),
-                        reads: &mut *self.reads,
-                        coordination: &mut *self.coordination,
-                    }
-                    .on_applied(outcome);
-                }
+        };
+        let outcome = match step {
+            Step::Done(outcome) => outcome,
+            Step::Pending => return false,
+        };
+        self.writes.metrics.on_proposal_applied();
+        self.auth
+            .on_applied(outcome.result(), self.writes.kv.auth());
+        let Some(outcome) = self.writes.on_applied(outcome) else {
+            return true;
+        };
+        let unclaimed = AuthService {
+            writes: self.writes.reborrow(),
+            auth: &mut *self.auth,
+        }
+        .on_applied(outcome);
+        if let Some(outcome) = unclaimed {
+            CoordinationService {
+                writes: self.writes.reborrow(),
+                reads: &mut *self.reads,
+                coordination: &mut *self.coordination,
+            }
+            .on_applied(outcome);
+        }
+        true
+    }
+
+    fn apply_attributes(&mut self, member: Member) {
+        self.members.apply_attributes(&member);
+        if member.id != self.writes.identity.member_id {
+            if let Some(addr) = member.peer_urls.first() {
+                add_peer(self.peers, self.registry, member.id, addr);
             }
         }
+        self.answer_conf_waiters(member.id);
     }
 
     fn answer_conf_waiters(&mut self, node: u64) {

@@ -23,9 +23,15 @@ pub(super) struct LeaseExpiry {
 
 impl LeaseExpiry {
     /// On the leader, each tick: proposes the revoke of leases that expired.
-    pub(super) fn revoke_expired(&mut self, writes: &mut Proposer<'_>, clock: Clock, now: Instant) {
-        let status = writes.node.status();
-        if status.applied() < status.commit() {
+    /// `applied` is the last index applied completely.
+    pub(super) fn revoke_expired(
+        &mut self,
+        writes: &mut Proposer<'_>,
+        clock: Clock,
+        now: Instant,
+        applied: u64,
+    ) {
+        if applied < writes.node.status().commit() {
             // A committed keep-alive not applied yet may renew a lease that looks expired:
             // decide once the store has caught up with the log.
             return;

@@ -10,6 +10,7 @@
 //! 4. deliver watch events, step compaction, expire leases (leader only), flush sockets.
 
 mod apply;
+mod apply_queue;
 mod auth;
 mod auto_compaction;
 mod calls;

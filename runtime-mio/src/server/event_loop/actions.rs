@@ -33,8 +33,24 @@ fn action_name(action: &Action) -> &'static str {
 }
 
 impl Server {
-    /// Carries out every action the core has.
+    /// Carries out every action the core has, and applies committed entries as far as the
+    /// turn's key budget goes (see `apply_queue`); again while applies gave the core more to do.
     pub(super) fn drain_actions(&mut self) -> Result<(), ServerError> {
+        loop {
+            self.drain_core()?;
+            if !self.apply_queued() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Applies queued entries while the turn has keys left; whether any was applied completely.
+    fn apply_queued(&mut self) -> bool {
+        let (mut applier, queue) = self.applier();
+        applier.apply_queued(queue)
+    }
+
+    fn drain_core(&mut self) -> Result<(), ServerError> {
         while let Some(action) = self.node.poll_action() {
             let started = Instant::now();
             let kind = action_name(&action);
@@ -61,22 +77,23 @@ impl Server {
                         }
                     }
                     self.members = members;
+                    // The installed state supersedes the entries waiting, and the one the
+                    // store held applied in part (the restore dropped it).
+                    self.applying.supersede(snapshot.meta().index());
                 }
                 Action::Apply(entries) => {
                     // Sends come before applies in a drain: flushing them first gets the
-                    // followers their appends and the new commit index before a long apply
-                    // (a delete of a whole prefix), so they apply alongside the leader instead
-                    // of waiting out its stall and then timing it out.
+                    // followers their appends and the new commit index before this turn's
+                    // applies, so they apply alongside the leader.
                     self.peers.flush(self.poll.registry(), Instant::now());
-                    self.applier().apply_entries(entries);
+                    self.applying.push(entries);
+                    self.apply_queued();
                 }
                 Action::ReadReady { request, index } => {
                     self.reads.confirmed(request, index);
                 }
-                Action::RequestSnapshot { index } => {
-                    self.snapshots
-                        .take(index, &mut self.node, &mut self.kv, &self.members)
-                }
+                // Taken in `after_apply` once the entries up to `index` are applied completely.
+                Action::RequestSnapshot { index } => self.snapshots.want(index),
                 Action::LeaderChanged { leader, term } => self.on_leader_changed(leader, term),
                 _ => {}
             }
@@ -240,8 +257,9 @@ impl Server {
         self.apply_standing_dialing(now);
         let leads = self.leader == self.identity.member_id;
         if leads {
+            let applied = self.applying.applied_index();
             self.lease_expiry
-                .revoke_expired(&mut writes!(self), self.clock, now);
+                .revoke_expired(&mut writes!(self), self.clock, now, applied);
         }
         self.auto_compactor
             .compact_if_due(&mut writes!(self), leads, now);
@@ -252,21 +270,29 @@ impl Server {
     }
 
     /// Work between applies: snapshots, bounded compaction and watcher catch-up, watch
-    /// delivery, and reads whose index is now applied.
+    /// delivery, and reads whose index is now applied. With an entry applied in part, only
+    /// what sees completed applies alone: a snapshot copy's next slice, watch delivery, and
+    /// reads (the store shows none of that entry yet).
     pub(super) fn after_apply(&mut self) {
-        self.snapshots
-            .after_apply(&mut self.node, &mut self.kv, &self.members);
+        let applied = self.applying.applied_index();
+        let settled = self.kv.pending_apply_index().is_none();
+        self.snapshots.after_apply(
+            &mut self.node,
+            &mut self.kv,
+            &self.members,
+            settled.then_some(applied),
+        );
         if self.kv.compaction_step_ready() {
             self.kv.compact_step(COMPACTION_KEYS_PER_TURN);
             // Also after the last step: that is when the waiting `physical` calls are done.
             self.writes().release_compactions();
         }
-        if self.kv.has_unsynced_watchers() {
+        if settled && self.kv.has_unsynced_watchers() {
             self.kv.sync_watchers_step(WATCH_SYNC_RECORDS_PER_TURN);
         }
         self.coordination_service().after_apply();
         self.watch_service().deliver_watch_events();
-        self.kv_service().serve_ready_reads();
+        self.kv_service().serve_ready_reads(applied);
         self.kv_service().advance_sliced_ranges();
         self.release_ended_calls();
         self.calls.flush_all();

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use super::Server;
 use crate::server::apply::Applier;
+use crate::server::apply_queue::ApplyQueue;
 use crate::server::auth::AuthService;
 use crate::server::coordination::CoordinationService;
 use crate::server::leader_query::LeaderQueryService;
@@ -65,6 +66,7 @@ impl Server {
             conf_waiters: &mut self.conf_waiters,
             wal_out_of_space: self.quota.wal_out_of_space(),
             join_refusal: self.standing.refusal(Instant::now()).map(str::to_string),
+            applied_index: self.applying.applied_index(),
         }
     }
 
@@ -103,8 +105,9 @@ impl Server {
         }
     }
 
-    pub(super) fn applier(&mut self) -> Applier<'_> {
-        Applier {
+    /// The applier, and the queue of entries it applies.
+    pub(super) fn applier(&mut self) -> (Applier<'_>, &mut ApplyQueue) {
+        let applier = Applier {
             writes: writes!(self),
             members: &mut self.members,
             conf_waiters: &mut self.conf_waiters,
@@ -115,7 +118,8 @@ impl Server {
             coordination: &mut self.coordination,
             reads: &mut self.reads,
             auth: &mut self.auth,
-        }
+        };
+        (applier, &mut self.applying)
     }
 
     pub(super) fn auth_service(&mut self) -> AuthService<'_> {

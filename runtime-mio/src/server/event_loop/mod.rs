@@ -41,6 +41,7 @@ use tally_core::Node;
 use tally_kvstore::KvStore;
 use tally_kvstore::proto::RequestHeader;
 
+use super::apply_queue::ApplyQueue;
 use super::auth::Auth;
 use super::auto_compaction::AutoCompactor;
 use super::calls::Calls;
@@ -84,6 +85,8 @@ pub(super) struct Server {
     poll: Poll,
     node: Node,
     kv: KvStore,
+    /// Committed entries not yet applied completely.
+    applying: ApplyQueue,
     members: Members,
     /// The WAL hand-off.
     persistence: Persistence,
@@ -154,9 +157,9 @@ impl Server {
                 // A slice a turn, as with compaction below.
                 timeout = Duration::ZERO;
             }
-            if self.kv.compaction_step_ready() {
+            if self.kv.compaction_step_ready() || self.applying.has_work() {
                 // A step a turn; waiting for a tick between them made a compaction of a few
-                // hundred steps take a minute.
+                // hundred steps take a minute. Entries waiting to be applied go on the same way.
                 timeout = Duration::ZERO;
             }
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
@@ -176,6 +179,7 @@ impl Server {
         let now = Instant::now();
         let mut phases = Phases::new(now);
         self.calls.sink_mut().begin_turn();
+        self.applying.begin_turn();
         for event in events {
             let token = event.token();
             if self.peers.owns(token) {

@@ -7,6 +7,7 @@ use mio::{Poll, Waker};
 use tally_core::NO_NODE;
 
 use super::{CLIENT_TOKENS, METRICS_TOKENS, PEER_TOKENS, Server, WAKER};
+use crate::server::apply_queue::ApplyQueue;
 use crate::server::auth::Auth;
 use crate::server::auto_compaction::AutoCompactor;
 use crate::server::calls::Calls;
@@ -105,8 +106,10 @@ impl Server {
             let released = node.release_snapshot_data(recovered_snapshot);
             assert!(released, "the recovered snapshot is the core's latest");
         }
+        let applying = ApplyQueue::new(node.status().applied());
         Ok(Server {
             poll,
+            applying,
             node,
             kv,
             members,

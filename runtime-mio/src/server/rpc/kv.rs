@@ -139,9 +139,8 @@ impl KvService<'_> {
         }
     }
 
-    /// Serves confirmed reads whose index the store has applied.
-    pub(in crate::server) fn serve_ready_reads(&mut self) {
-        let applied = self.writes.node.status().applied();
+    /// Serves confirmed reads whose index the store has applied completely (`applied`).
+    pub(in crate::server) fn serve_ready_reads(&mut self, applied: u64) {
         for pending in self.reads.take_ready(applied) {
             if !self.writes.calls.is_open(pending.call) {
                 continue;

@@ -33,6 +33,8 @@ pub(in crate::server) struct MaintenanceService<'a> {
     pub(in crate::server) wal_out_of_space: bool,
     /// Why this member cannot join its cluster, while its peers refuse it.
     pub(in crate::server) join_refusal: Option<String>,
+    /// The last index applied completely.
+    pub(in crate::server) applied_index: u64,
 }
 
 respond_through_fields!(MaintenanceService);
@@ -48,7 +50,7 @@ impl MaintenanceService<'_> {
             leader: core.leader(),
             raft_index: core.last_index(),
             raft_term: core.term(),
-            raft_applied_index: core.applied(),
+            raft_applied_index: self.applied_index,
             is_learner: core.conf().is_learner(self.identity.member_id),
             errors: self.status_errors(&core),
             ..proto::StatusResponse::default()

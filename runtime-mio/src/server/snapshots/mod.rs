@@ -58,7 +58,8 @@ pub(super) struct Snapshots {
     store: Arc<SnapshotStore>,
     worker: SnapshotWorker,
     /// The core asked for a snapshot that could not be started yet.
-    wanted: bool,
+    /// The core asked for a snapshot that was not started yet: the least index it must cover.
+    wanted: Option<u64>,
     /// A snapshot being taken: its store copy, a slice per turn, then its queued job.
     taking: Option<SnapshotTaking>,
     pacing: SnapshotPacing,
@@ -80,7 +81,7 @@ impl Snapshots {
         Ok(Snapshots {
             store,
             worker,
-            wanted: false,
+            wanted: None,
             taking: None,
             pacing: SnapshotPacing::default(),
             unsaved: None,
@@ -111,10 +112,10 @@ impl Snapshots {
         members: &Members,
     ) {
         if !self.pacing.due(Instant::now()) || self.taking.is_some() || !self.worker.has_room() {
-            self.wanted = true;
+            self.wanted = Some(self.wanted.map_or(index, |w| w.min(index)));
             return;
         }
-        self.wanted = false;
+        self.wanted = None;
         // The core keeps no bytes (released at once): the file will have them, and until it
         // does a lagging member's snapshot waits (reported unreachable, retried).
         let meta = match node.compact(index, Bytes::new()) {
@@ -133,6 +134,12 @@ impl Snapshots {
             {
                 self.unsaved.take().expect("matched")
             }
+            // A snapshot installed since the request covers `index`. The core still waits for
+            // a compaction to ask again: take one as soon as an entry past it is applied.
+            Err(CompactError::AlreadyCompacted) => {
+                self.wanted = Some(index + 1);
+                return;
+            }
             Err(e) => {
                 eprintln!("tallyd: compaction at {index} refused: {e}");
                 return;
@@ -146,13 +153,28 @@ impl Snapshots {
         });
     }
 
+    /// The core asks for a snapshot at `index` (`Action::RequestSnapshot`): it is taken in
+    /// [`Snapshots::after_apply`] once the entries up to `index` are applied completely.
+    pub(super) fn want(&mut self, index: u64) {
+        self.wanted = Some(self.wanted.map_or(index, |w| w.min(index)));
+    }
+
     /// After the applies of a turn: a wanted snapshot is started if it may be now, and the
-    /// one being taken copies its next slice of the store.
-    pub(super) fn after_apply(&mut self, node: &mut Node, kv: &mut KvStore, members: &Members) {
-        if self.wanted {
-            // `take` leaves it wanted until the pacing allows it.
-            let applied = node.status().applied();
-            self.take(applied, node, kv, members);
+    /// one being taken copies its next slice of the store. `applied` is the last index
+    /// applied completely, `None` while the store holds an entry applied in part (a copy
+    /// cannot start then, but one under way goes on: it is of an earlier revision).
+    pub(super) fn after_apply(
+        &mut self,
+        node: &mut Node,
+        kv: &mut KvStore,
+        members: &Members,
+        applied: Option<u64>,
+    ) {
+        if let (Some(wanted), Some(applied)) = (self.wanted, applied) {
+            if applied >= wanted {
+                // `take` leaves it wanted until the pacing allows it.
+                self.take(applied, node, kv, members);
+            }
         }
         self.advance(kv);
     }
@@ -232,9 +254,9 @@ impl Snapshots {
     /// The snapshot `meta` (compacted into the core) could not be written: it is retried
     /// after a delay.
     pub(super) fn on_failed(&mut self, meta: SnapshotMeta) {
+        self.want(meta.index());
         self.unsaved = Some(meta);
         self.pacing.on_snapshot_failed(Instant::now());
-        self.wanted = true;
     }
 
     /// Restores `kv` from the snapshot the core installs (its file is durable by now: the

@@ -1,0 +1,195 @@
+//! A DeleteRange of a large prefix, alone or inside a txn, is applied over many loop turns, and
+//! no reader sees it half done: a serializable count on any member is always a count between
+//! whole deletes, never one in between, and the members' term does not move (the deletes cause
+//! no election). Driven by another project's client library (the `etcd-client` crate).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+mod common;
+
+use common::{connect, runtime};
+use etcd_client::{Client, DeleteOptions, GetOptions, Txn, TxnOp};
+use tally_tests::process::{Options, ProcCluster, etcdctl_available};
+
+/// Keys under each half of the prefix: many times the server's per-turn apply budget (10 000
+/// keys), small enough to load in seconds.
+const KEYS_PER_HALF: usize = 100_000;
+const KEYS: usize = 2 * KEYS_PER_HALF;
+/// Puts per loading txn (etcd's default `--max-txn-ops`).
+const PUTS_PER_TXN: usize = 128;
+/// Loading txns in flight at once.
+const LOAD_TXNS_IN_FLIGHT: usize = 16;
+const PREFIX: &str = "big/";
+/// The halves: `big/a` is deleted by a DeleteRange, then `big/b` by a txn.
+const HALVES: [&str; 2] = ["big/a", "big/b"];
+/// How long a reader keeps reading, waiting for its member to apply the delete, before the
+/// test gives up on it (a bound on a hang, not a speed requirement).
+const READ_DEADLINE: Duration = Duration::from_secs(120);
+
+async fn load(c: &ProcCluster, leader: usize) {
+    let shared = connect(c, leader).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for start in (0..KEYS).step_by(PUTS_PER_TXN) {
+        if tasks.len() >= LOAD_TXNS_IN_FLIGHT {
+            tasks.join_next().await.expect("a task").expect("load txn");
+        }
+        let mut client = shared.clone();
+        tasks.spawn(async move {
+            let end = (start + PUTS_PER_TXN).min(KEYS);
+            let puts = (start..end)
+                .map(|i| {
+                    let half = HALVES[i % 2];
+                    TxnOp::put(format!("{half}{:06}", i / 2), "v", None)
+                })
+                .collect::<Vec<_>>();
+            let response = client.txn(Txn::new().and_then(puts)).await.expect("txn");
+            assert!(response.succeeded());
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("load txn");
+    }
+}
+
+async fn count(client: &mut Client) -> i64 {
+    let options = GetOptions::new()
+        .with_prefix()
+        .with_count_only()
+        .with_serializable();
+    client
+        .get(PREFIX, Some(options))
+        .await
+        .expect("serializable count")
+        .count()
+}
+
+async fn term(client: &mut Client) -> u64 {
+    client.status().await.expect("status").raft_term()
+}
+
+/// Counts the prefix on one member until it reads zero after `deleted` is set (both halves
+/// are deleted), or the deadline passes; returns every count read. `ready` is set after the
+/// first read.
+async fn read_counts(
+    mut client: Client,
+    ready: Arc<AtomicBool>,
+    deleted: Arc<AtomicBool>,
+) -> Vec<i64> {
+    let deadline = tokio::time::Instant::now() + READ_DEADLINE;
+    let mut counts = Vec::new();
+    loop {
+        let seen = count(&mut client).await;
+        counts.push(seen);
+        ready.store(true, Ordering::SeqCst);
+        if (seen == 0 && deleted.load(Ordering::SeqCst)) || tokio::time::Instant::now() > deadline {
+            return counts;
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+#[test]
+fn readers_see_large_prefix_deletes_whole_or_not_at_all() {
+    if !etcdctl_available() {
+        return;
+    }
+    let mut c = ProcCluster::start(3, Options::default());
+    let leader = c
+        .wait_leader(Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("no leader\n{}", c.logs()));
+    runtime().block_on(async {
+        load(&c, leader).await;
+        let mut clients = Vec::new();
+        for member in 0..3 {
+            clients.push(connect(&c, member).await);
+        }
+        // Every member has applied the whole load before the delete.
+        for client in &mut clients {
+            while count(client).await != KEYS as i64 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        let mut terms_before = Vec::new();
+        for client in &mut clients {
+            terms_before.push(term(client).await);
+        }
+
+        let deleted = Arc::new(AtomicBool::new(false));
+        let mut readers = Vec::new();
+        let mut ready = Vec::new();
+        for client in clients.iter().cloned() {
+            let flag = Arc::new(AtomicBool::new(false));
+            ready.push(Arc::clone(&flag));
+            readers.push(tokio::spawn(read_counts(
+                client,
+                flag,
+                Arc::clone(&deleted),
+            )));
+        }
+        while !ready.iter().all(|r| r.load(Ordering::SeqCst)) {
+            tokio::task::yield_now().await;
+        }
+        let mut client = connect(&c, leader).await;
+        let response = client
+            .delete(HALVES[0], Some(DeleteOptions::new().with_prefix()))
+            .await
+            .expect("delete the first half");
+        assert_eq!(response.deleted(), KEYS_PER_HALF as i64);
+        let in_txn = Txn::new().and_then([
+            TxnOp::delete(HALVES[1], Some(DeleteOptions::new().with_prefix())),
+            TxnOp::put("after-the-delete", "v", None),
+        ]);
+        let response = client.txn(in_txn).await.expect("delete the second half");
+        match response.op_responses().first() {
+            Some(etcd_client::TxnOpResponse::Delete(d)) => {
+                assert_eq!(d.deleted(), KEYS_PER_HALF as i64)
+            }
+            other => panic!("the txn's first answer is its delete's: {other:?}"),
+        }
+        deleted.store(true, Ordering::SeqCst);
+
+        for (member, reader) in readers.into_iter().enumerate() {
+            let counts = reader.await.expect("reader");
+            let whole = [KEYS as i64, KEYS_PER_HALF as i64, 0];
+            let partial: Vec<i64> = counts
+                .iter()
+                .copied()
+                .filter(|n| !whole.contains(n))
+                .collect();
+            assert!(
+                partial.is_empty(),
+                "member {member} read a half-applied delete: {} of {} counts were partial, \
+                 e.g. {:?}",
+                partial.len(),
+                counts.len(),
+                &partial[..partial.len().min(5)]
+            );
+            assert_eq!(
+                counts.last(),
+                Some(&0),
+                "member {member} applied the deletes"
+            );
+            assert!(
+                counts.windows(2).all(|w| w[0] >= w[1]),
+                "member {member}: keys came back after a delete"
+            );
+        }
+        for (member, client) in clients.iter_mut().enumerate() {
+            assert_eq!(
+                term(client).await,
+                terms_before[member],
+                "member {member}: the term moved during the deletes (an election)"
+            );
+        }
+    });
+    // For whoever runs it with --nocapture: how long the loop's turns got (not asserted).
+    for line in c
+        .logs()
+        .lines()
+        .filter(|l| l.contains("slow loop turn") || l.contains("on the loop thread"))
+    {
+        eprintln!("{line}");
+    }
+}
