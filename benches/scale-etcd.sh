@@ -79,16 +79,18 @@ for need in etcd:etcd-server etcdctl:etcd-client gnuplot:gnuplot-nox fincore:uti
 done
 export ETCDCTL_API=3
 
-log "building tallyd and tally-bench (release)"
-cargo build --release -p tally-runtime-mio -p tally-benches --bin tallyd --bin tally-bench >&2
-target=${CARGO_TARGET_DIR:-$root/target}
-case $target in /*) ;; *) target=$root/$target ;; esac
-# Neutral names, so that someone's `pkill tallyd` or `pkill etcd` does not end this run.
-mkdir -p "$scratch/bin"
-cp "$target/release/tallyd" "$scratch/bin/kv-b-member"
-cp "$target/release/tally-bench" "$scratch/bin/kv-bench"
-cp "$(command -v etcd)" "$scratch/bin/kv-a-member"
-cp "$(command -v etcdctl)" "$scratch/bin/kv-ctl"
+if [ -z "${PLOT_FROM:-}" ]; then
+    log "building tallyd and tally-bench (release)"
+    cargo build --release -p tally-runtime-mio -p tally-benches --bin tallyd --bin tally-bench >&2
+    target=${CARGO_TARGET_DIR:-$root/target}
+    case $target in /*) ;; *) target=$root/$target ;; esac
+    # Neutral names, so that someone's `pkill tallyd` or `pkill etcd` does not end this run.
+    mkdir -p "$scratch/bin"
+    cp "$target/release/tallyd" "$scratch/bin/kv-b-member"
+    cp "$target/release/tally-bench" "$scratch/bin/kv-bench"
+    cp "$(command -v etcd)" "$scratch/bin/kv-a-member"
+    cp "$(command -v etcdctl)" "$scratch/bin/kv-ctl"
+fi
 bench=$scratch/bin/kv-bench
 ctl() { "$scratch/bin/kv-ctl" "$@"; }
 
@@ -206,7 +208,7 @@ max_cache_mib() {
     local i max=0 b
     for i in 0 1 2; do
         b=$(find "$scratch/data/m$i" -type f -print0 | xargs -0 -r fincore -b -n -o RES 2>/dev/null |
-            awk '{ s += $1 } END { printf "%d\n", s }')
+            awk '{ s += $1 } END { printf "%.0f\n", s }')
         [ "$b" -gt "$max" ] && max=$b
     done
     awk -v b="$max" 'BEGIN { printf "%.1f", b / 1048576 }'
@@ -453,7 +455,7 @@ set ylabel "linearizable range/s at 1,000 clients"
 plot "$scratch/range_l_rps.dat" using 1:3 with linespoints title "tally", "" using 1:2 with linespoints title "etcd"
 unset multiplot
 set output "$root/docs/scale-memory.svg"
-set multiplot layout 1,2 title "memory of the largest member"
+set multiplot layout 1,2 title "the largest member's memory, and recovery times"
 set ylabel "MiB"
 plot "$scratch/rss_mib.dat" using 1:3 with linespoints title "tally RSS", \
      "$scratch/rss_mib.dat" using 1:2 with linespoints title "etcd RSS", \
