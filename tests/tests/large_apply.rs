@@ -9,18 +9,14 @@ use std::time::Duration;
 
 mod common;
 
-use common::{connect, runtime};
+use common::{cluster_with_leader, connect, load_in_txns, runtime};
 use etcd_client::{Client, DeleteOptions, GetOptions, Txn, TxnOp};
-use tally_tests::process::{Options, ProcCluster, etcdctl_available};
+use tally_tests::process::etcdctl_available;
 
 /// Keys under each half of the prefix: many times the server's per-turn apply budget (10 000
 /// keys), small enough to load in seconds.
 const KEYS_PER_HALF: usize = 100_000;
 const KEYS: usize = 2 * KEYS_PER_HALF;
-/// Puts per loading txn (etcd's default `--max-txn-ops`).
-const PUTS_PER_TXN: usize = 128;
-/// Loading txns in flight at once.
-const LOAD_TXNS_IN_FLIGHT: usize = 16;
 const PREFIX: &str = "big/";
 /// The halves: `big/a` is deleted by a DeleteRange, then `big/b` by a txn.
 const HALVES: [&str; 2] = ["big/a", "big/b"];
@@ -28,29 +24,9 @@ const HALVES: [&str; 2] = ["big/a", "big/b"];
 /// test gives up on it (a bound on a hang, not a speed requirement).
 const READ_DEADLINE: Duration = Duration::from_secs(120);
 
-async fn load(c: &ProcCluster, leader: usize) {
-    let shared = connect(c, leader).await;
-    let mut tasks = tokio::task::JoinSet::new();
-    for start in (0..KEYS).step_by(PUTS_PER_TXN) {
-        if tasks.len() >= LOAD_TXNS_IN_FLIGHT {
-            tasks.join_next().await.expect("a task").expect("load txn");
-        }
-        let mut client = shared.clone();
-        tasks.spawn(async move {
-            let end = (start + PUTS_PER_TXN).min(KEYS);
-            let puts = (start..end)
-                .map(|i| {
-                    let half = HALVES[i % 2];
-                    TxnOp::put(format!("{half}{:06}", i / 2), "v", None)
-                })
-                .collect::<Vec<_>>();
-            let response = client.txn(Txn::new().and_then(puts)).await.expect("txn");
-            assert!(response.succeeded());
-        });
-    }
-    while let Some(done) = tasks.join_next().await {
-        done.expect("load txn");
-    }
+/// The `i`th key: alternately in each half.
+fn key(i: usize) -> String {
+    format!("{}{:06}", HALVES[i % 2], i / 2)
 }
 
 async fn count(client: &mut Client) -> i64 {
@@ -95,12 +71,9 @@ fn readers_see_large_prefix_deletes_whole_or_not_at_all() {
     if !etcdctl_available() {
         return;
     }
-    let mut c = ProcCluster::start(3, Options::default());
-    let leader = c
-        .wait_leader(Duration::from_secs(20))
-        .unwrap_or_else(|| panic!("no leader\n{}", c.logs()));
+    let (c, leader) = cluster_with_leader();
     runtime().block_on(async {
-        load(&c, leader).await;
+        load_in_txns(&c, leader, KEYS, key).await;
         let mut clients = Vec::new();
         for member in 0..3 {
             clients.push(connect(&c, member).await);

@@ -6,48 +6,22 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 mod common;
 
-use common::{connect, runtime};
-use etcd_client::{Client, GetOptions, GetResponse, Txn, TxnOp};
-use tally_tests::process::{Options, ProcCluster, etcdctl_available};
+use common::{cluster_with_leader, connect, load_in_txns, runtime};
+use etcd_client::{Client, GetOptions, GetResponse};
+use tally_tests::process::etcdctl_available;
 
 /// Keys in the range: several times the 20,000 a member walks per turn, and an answer well
 /// under etcd-client's 4 MiB message limit.
 const KEYS: usize = 70_000;
-/// Puts per loading txn (etcd's default `--max-txn-ops`).
-const PUTS_PER_TXN: usize = 128;
-const LOAD_TXNS_IN_FLIGHT: usize = 16;
 const PREFIX: &str = "range/";
 /// Reads of the whole range per member while the writer writes.
 const READS_PER_MEMBER: usize = 3;
 
 fn key(i: usize) -> String {
     format!("{PREFIX}{i:06}")
-}
-
-async fn load(c: &ProcCluster, leader: usize) {
-    let shared = connect(c, leader).await;
-    let mut tasks = tokio::task::JoinSet::new();
-    for start in (0..KEYS).step_by(PUTS_PER_TXN) {
-        if tasks.len() >= LOAD_TXNS_IN_FLIGHT {
-            tasks.join_next().await.expect("a task").expect("load txn");
-        }
-        let mut client = shared.clone();
-        tasks.spawn(async move {
-            let end = (start + PUTS_PER_TXN).min(KEYS);
-            let puts = (start..end)
-                .map(|i| TxnOp::put(key(i), "loaded", None))
-                .collect::<Vec<_>>();
-            let response = client.txn(Txn::new().and_then(puts)).await.expect("txn");
-            assert!(response.succeeded());
-        });
-    }
-    while let Some(done) = tasks.join_next().await {
-        done.expect("load txn");
-    }
 }
 
 /// Rewrites keys all over the range until `stop` is set; returns how many it wrote.
@@ -85,12 +59,9 @@ fn a_long_range_is_one_read_at_its_revision_on_every_member() {
     if !etcdctl_available() {
         return;
     }
-    let mut c = ProcCluster::start(3, Options::default());
-    let leader = c
-        .wait_leader(Duration::from_secs(20))
-        .unwrap_or_else(|| panic!("no leader\n{}", c.logs()));
+    let (c, leader) = cluster_with_leader();
     runtime().block_on(async {
-        load(&c, leader).await;
+        load_in_txns(&c, leader, KEYS, key).await;
         let mut clients = Vec::new();
         for member in 0..3 {
             clients.push(connect(&c, member).await);

@@ -76,31 +76,16 @@ impl Mvcc {
         at: i64,
         mut visit: impl FnMut(&Bytes, Revision) -> bool,
     ) {
-        let upper = match end {
-            RangeEnd::Single => {
-                if let Some((k, ki)) = self.index.get_key_value(key) {
-                    if let Some(rev) = ki.get(at) {
-                        visit(k, rev);
-                    }
-                }
-                return;
-            }
-            RangeEnd::Unbounded => Bound::Unbounded,
-            RangeEnd::To(e) => {
-                if e <= key {
-                    return;
-                }
-                Bound::Excluded(e.as_ref())
-            }
-        };
-        let bounds = (Bound::Included(key.as_ref()), upper);
-        for (k, ki) in self.index.range::<[u8], _>(bounds) {
-            if let Some(rev) = ki.get(at) {
-                if !visit(k, rev) {
-                    return;
+        if *end == RangeEnd::Single {
+            // One lookup instead of a range walk: most ranges name one key.
+            if let Some((k, ki)) = self.index.get_key_value(key) {
+                if let Some(rev) = ki.get(at) {
+                    visit(k, rev);
                 }
             }
+            return;
         }
+        self.walk_range(key, end, at, |k, rev| rev.is_none_or(|rev| visit(k, rev)));
     }
 
     /// Walks the index from `from` (inclusive) towards `end`, calling `visit` for every key it

@@ -173,8 +173,8 @@ fn records(kvs: &[KeyValue]) -> Vec<(Bytes, Bytes)> {
         .collect()
 }
 
-#[test]
-fn writes_between_slices_do_not_reach_the_answer() {
+/// A store of eight keys, and a range over every key.
+fn eight_keys() -> (KvStore, RangeRequest) {
     let mut kv = KvStore::new(KvConfig::default());
     for k in 0..8 {
         put(&mut kv, k, k);
@@ -184,6 +184,12 @@ fn writes_between_slices_do_not_reach_the_answer() {
         range_end: Bytes::from_static(&[0]),
         ..RangeRequest::default()
     };
+    (kv, req)
+}
+
+#[test]
+fn writes_between_slices_do_not_reach_the_answer() {
+    let (mut kv, req) = eight_keys();
     let before = kv.range(&req).expect("range");
     let slices = kv.range_slices(&req).expect("valid").expect("sliced");
     // Every write lands between two slices: deletes of keys not read yet, a new key ahead.
@@ -197,15 +203,7 @@ fn writes_between_slices_do_not_reach_the_answer() {
 
 #[test]
 fn a_compaction_past_the_revision_read_fails_the_range() {
-    let mut kv = KvStore::new(KvConfig::default());
-    for k in 0..8 {
-        put(&mut kv, k, k);
-    }
-    let req = RangeRequest {
-        key: key(0),
-        range_end: Bytes::from_static(&[0]),
-        ..RangeRequest::default()
-    };
+    let (mut kv, req) = eight_keys();
     let mut slices = kv.range_slices(&req).expect("valid").expect("sliced");
     assert_eq!(kv.range_slice(&mut slices, 3, |_| {}), Ok(false));
     put(&mut kv, 1, 100);
