@@ -325,6 +325,9 @@ impl RaftLog {
             let term = self.term(drop_to).expect("compaction point is in the log");
             let count = (drop_to - self.offset_index) as usize;
             self.entries.drain(..count);
+            // The log grows back from here; keeping the old capacity would hold a slot (56
+            // bytes) for every entry of the longest log ever kept, on top of the new one.
+            self.entries.shrink_to_fit();
             self.offset_index = drop_to;
             self.offset_term = term;
         }
@@ -340,5 +343,33 @@ impl RaftLog {
         assert!(self.committed <= self.last_index());
         assert!(self.offset_index <= self.snapshot.meta().index());
         assert!(self.persisted <= self.last_index());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{ConfState, EntryKind, SnapshotMeta};
+
+    #[test]
+    fn compaction_gives_back_the_dropped_entries_slots() {
+        let empty = Snapshot::new(
+            SnapshotMeta::new(0, 0, ConfState::new(&[1], &[])),
+            Bytes::new(),
+        );
+        let entries: Vec<Entry> = (1..=10_000)
+            .map(|i| Entry::new(i, 1, EntryKind::Normal, Bytes::new()))
+            .collect();
+        let mut log = RaftLog::new(empty, entries, true);
+        log.commit_to(10_000);
+        log.applied_to(10_000);
+        let at = SnapshotMeta::new(9_990, 1, ConfState::new(&[1], &[]));
+        log.compact(Snapshot::new(at, Bytes::new()), 9_990);
+        assert_eq!(log.first_index(), 9_991);
+        assert!(
+            log.entries.capacity() < 1_000,
+            "capacity {} after compaction",
+            log.entries.capacity()
+        );
     }
 }

@@ -28,13 +28,13 @@ const REVISION_MAX: i64 = i64::MAX / 2;
 const FINISH_COMPACT_STEP_KEYS: usize = 1 << 16;
 
 /// One revision of one key: the version written then, or its deletion.
-#[derive(Clone, Copy, Debug)]
-pub struct HistoryRecord<'a> {
+#[derive(Clone, Debug)]
+pub struct HistoryRecord {
     revision: Revision,
-    kv: &'a KeyValue,
+    kv: KeyValue,
 }
 
-impl<'a> HistoryRecord<'a> {
+impl HistoryRecord {
     /// The record's revision (a write request's `main`, the change's `sub` inside it).
     pub fn revision(&self) -> Revision {
         self.revision
@@ -42,13 +42,13 @@ impl<'a> HistoryRecord<'a> {
 
     /// The key's version written at this revision. A tombstone holds only the key and its
     /// `mod_revision`.
-    pub fn kv(&self) -> &'a KeyValue {
-        self.kv
+    pub fn kv(&self) -> &KeyValue {
+        &self.kv
     }
 
     /// Whether the key was deleted at this revision.
     pub fn is_tombstone(&self) -> bool {
-        is_tombstone(self.kv)
+        is_tombstone(&self.kv)
     }
 }
 
@@ -373,7 +373,7 @@ impl KvStore {
     /// Every record that compaction keeps, in revision order: each key's versions and
     /// tombstones since the compacted revision, and the version each key had at it. A
     /// physical compaction still under way makes no difference.
-    pub fn history(&self) -> impl Iterator<Item = HistoryRecord<'_>> + '_ {
+    pub fn history(&self) -> impl Iterator<Item = HistoryRecord> + '_ {
         let m = &self.mvcc;
         m.records
             .range_from(Revision::new(i64::MIN, 0))

@@ -151,10 +151,10 @@ impl KvStore {
             if slices.keys_only {
                 emit(&KeyValue {
                     value: Bytes::new(),
-                    ..record.clone()
+                    ..record
                 });
             } else {
-                emit(record);
+                emit(&record);
             }
             true
         });

@@ -471,11 +471,11 @@ fn catch_up(w: &mut Watcher, mvcc: &Mvcc, budget: usize, pending_max: usize) -> 
             last_main = Some(rev.main());
         }
         read += 1;
-        let is_put = !is_tombstone(kv);
+        let is_put = !is_tombstone(&kv);
         if (is_put && w.no_put) || (!is_put && w.no_delete) || !w.end.contains(&w.key, &kv.key) {
             continue;
         }
-        let ev = mvcc.event_of(rev, kv, w.prev_kv);
+        let ev = mvcc.event_of(rev, &kv, w.prev_kv);
         w.pending.push_back(ev);
     }
     w.next_rev = mvcc.current_rev + 1;

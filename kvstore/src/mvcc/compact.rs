@@ -41,7 +41,7 @@ impl Mvcc {
         self.records
             .range_from(Revision::new(rev, 0))
             .take_while(|(r, _)| r.main() == rev)
-            .map(|(r, kv)| self.event_of(r, kv, true))
+            .map(|(r, kv)| self.event_of(r, &kv, true))
             .collect()
     }
 
@@ -53,7 +53,7 @@ impl Mvcc {
             EventType::Put
         };
         let prev_kv = if with_prev {
-            self.get(&kv.key, rev.main() - 1).cloned()
+            self.get(&kv.key, rev.main() - 1)
         } else {
             None
         };

@@ -27,7 +27,7 @@ fn header(rev: i64) -> Option<ResponseHeader> {
 pub(crate) fn exec_put(tx: &mut WriteTxn<'_>, p: &PutRequest) -> PutResponse {
     let at = tx.read_rev();
     let existing = if p.ignore_value || p.ignore_lease {
-        tx.mvcc().get(&p.key, at).cloned()
+        tx.mvcc().get(&p.key, at)
     } else {
         None
     };

@@ -4,19 +4,15 @@
 //! tombstone. Every generation but the last has ended; the last one is the live one unless it
 //! ends in a tombstone too (the key is deleted).
 //!
-//! etcd marks a deleted key with a new, empty generation. Here the tombstone carries a mark
-//! instead ([`TOMBSTONE_BIT`] in its stored `sub`), so a key written once and deleted keeps both
-//! revisions inline: the empty generation cost every deleted key a heap allocation of about
-//! 100 bytes. The mark never leaves this module; snapshots keep etcd's shape
-//! ([`KeyIndex::surviving_generations`], [`KeyIndex::from_generations`]).
+//! etcd keeps a list of generations and marks a deleted key with a new, empty one. Here the
+//! tombstone carries a mark instead ([`TOMBSTONE_BIT`] in its stored `sub`), and the revisions
+//! of all generations sit in one list that the marks split. The mark never leaves this module;
+//! snapshots keep etcd's shape ([`KeyIndex::surviving_generations`],
+//! [`KeyIndex::from_generations`]).
 
-use smallvec::{SmallVec, smallvec};
+use smallvec::SmallVec;
 
 use super::revision::Revision;
-
-/// The revisions of one generation. Most keys are written once or twice between compactions:
-/// those revisions live inline, in the index's own node.
-pub(crate) type Generation = SmallVec<[Revision; 2]>;
 
 /// Set in the stored `sub` of a tombstone. Subs count the changes of one write request, which
 /// are far fewer than this.
@@ -26,7 +22,7 @@ fn marked(rev: Revision) -> Revision {
     Revision::new(rev.main(), rev.sub() | TOMBSTONE_BIT)
 }
 
-fn is_marked(rev: Revision) -> bool {
+fn is_marked(rev: &Revision) -> bool {
     rev.sub() & TOMBSTONE_BIT != 0
 }
 
@@ -35,22 +31,14 @@ fn plain(rev: Revision) -> Revision {
     Revision::new(rev.main(), rev.sub() & !TOMBSTONE_BIT)
 }
 
-/// Whether `g` ends in a tombstone.
-fn ended(g: &Generation) -> bool {
-    g.last().is_some_and(|r| is_marked(*r))
-}
-
-/// Whether `g` ended at or before revision `at`.
-fn ended_by(g: &Generation, at: i64) -> bool {
-    g.last().is_some_and(|r| is_marked(*r) && r.main() <= at)
-}
-
-/// Inline too: a key index costs no allocation until a key is written a third time (or
-/// deleted and written again), so copying the index for a snapshot and walking it for a big
-/// delete touch no other memory.
+/// Every revision of the key, oldest first, in one list: a marked tombstone ends its
+/// generation, so the generations need no storage of their own. Most keys hold one revision
+/// between compactions, and it lives inline in the index's own node (the index costs 24 bytes
+/// a key besides its name, about a third of a list of generations); a key written again or
+/// deleted spills its revisions to one heap allocation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct KeyIndex {
-    generations: SmallVec<[Generation; 1]>,
+    revisions: SmallVec<[Revision; 1]>,
 }
 
 /// One generation of [`KeyIndex::surviving_generations`].
@@ -72,7 +60,7 @@ impl GenerationView<'_> {
 impl KeyIndex {
     pub(crate) fn new() -> Self {
         KeyIndex {
-            generations: smallvec![Generation::new()],
+            revisions: SmallVec::new(),
         }
     }
 
@@ -82,154 +70,109 @@ impl KeyIndex {
     pub(crate) fn from_generations(generations: Vec<Vec<Revision>>) -> Self {
         assert!(!generations.is_empty(), "a key index has a live generation");
         let count = generations.len();
-        let mut out: SmallVec<[Generation; 1]> = SmallVec::new();
-        for (i, revisions) in generations.into_iter().enumerate() {
-            let live = i + 1 == count;
-            if live && revisions.is_empty() && count > 1 {
-                break;
-            }
-            let mut g: Generation = revisions.into_iter().map(check_plain).collect();
-            if !live {
-                let tomb = g
-                    .last_mut()
-                    .expect("an ended generation ends in a tombstone");
-                *tomb = marked(*tomb);
-            }
-            out.push(g);
+        let mut revisions: SmallVec<[Revision; 1]> = SmallVec::new();
+        for (i, generation) in generations.into_iter().enumerate() {
+            let ended = i + 1 < count;
+            assert!(
+                !ended || !generation.is_empty(),
+                "an ended generation ends in a tombstone"
+            );
+            let last = generation.len();
+            revisions.extend(generation.into_iter().enumerate().map(|(j, r)| {
+                let r = check_plain(r);
+                if ended && j + 1 == last { marked(r) } else { r }
+            }));
         }
-        KeyIndex { generations: out }
+        KeyIndex { revisions }
     }
 
-    /// Records a put at `rev`.
+    /// Records a put at `rev`: the live generation grows, or a new one begins after a
+    /// tombstone.
     pub(crate) fn put(&mut self, rev: Revision) {
-        let rev = check_plain(rev);
-        let last = self
-            .generations
-            .last_mut()
-            .expect("a key index has a generation");
-        if ended(last) {
-            self.generations.push(smallvec![rev]);
-        } else {
-            last.push(rev);
-        }
+        self.revisions.push(check_plain(rev));
     }
 
     /// Records a deletion at `rev`. The key must be live.
     pub(crate) fn tombstone(&mut self, rev: Revision) {
         assert!(self.is_live(), "tombstone of a deleted key");
-        let rev = check_plain(rev);
-        self.generations
-            .last_mut()
-            .expect("a live key has a generation")
-            .push(marked(rev));
+        self.revisions.push(marked(check_plain(rev)));
+    }
+
+    /// How many revisions are at or below `at`: revisions only grow along the list.
+    fn upto(&self, at: i64) -> usize {
+        self.revisions.partition_point(|r| r.main() <= at)
     }
 
     /// The key's index as it stood at revision `at` (its later revisions dropped), or `None` if
     /// the key had no revision yet.
     pub(crate) fn as_of(&self, at: i64) -> Option<KeyIndex> {
-        let mut generations: SmallVec<[Generation; 1]> = SmallVec::new();
-        for g in &self.generations {
-            let n = g.partition_point(|r| r.main() <= at);
-            if n == 0 {
-                break;
-            }
-            generations.push(g[..n].iter().copied().collect());
-            if n < g.len() {
-                break;
-            }
-        }
-        if generations.is_empty() {
-            return None;
-        }
-        Some(KeyIndex { generations })
+        let n = self.upto(at);
+        (n > 0).then(|| KeyIndex {
+            revisions: self.revisions[..n].iter().copied().collect(),
+        })
     }
 
     /// Whether the key exists at the newest revision.
     pub(crate) fn is_live(&self) -> bool {
-        self.generations
-            .last()
-            .is_some_and(|g| !g.is_empty() && !ended(g))
+        self.revisions.last().is_some_and(|r| !is_marked(r))
     }
 
     /// Whether nothing is left of the key.
     pub(crate) fn is_empty(&self) -> bool {
-        self.generations.len() == 1 && self.generations[0].is_empty()
+        self.revisions.is_empty()
     }
 
     /// The revision of the key's version visible at `at`, if the key exists then.
     pub(crate) fn get(&self, at: i64) -> Option<Revision> {
-        for g in self.generations.iter().rev() {
-            let Some(first) = g.first() else {
-                continue;
-            };
-            if ended_by(g, at) {
-                return None;
-            }
-            if first.main() <= at {
-                let n = g.partition_point(|r| r.main() <= at);
-                return Some(plain(g[n - 1]));
-            }
-        }
-        None
+        let n = self.upto(at);
+        let newest = self.revisions[..n].last()?;
+        (!is_marked(newest)).then(|| plain(*newest))
     }
 
-    /// Where compaction at `at` cuts: every revision before (generation, index) goes, every one
-    /// from it on stays; (generation count, 0) when nothing stays. Idempotent: on an index
-    /// already compacted at `at` it is (0, 0).
+    /// Where compaction at `at` cuts: every revision before the returned position goes, every
+    /// one from it on stays. Idempotent: on an index already compacted at `at` it is 0.
     ///
     /// A generation goes whole once its tombstone is at or below `at`; otherwise its newest
     /// revision at or below `at` stays, as etcd keeps it.
-    pub(crate) fn cut(&self, at: i64) -> (usize, usize) {
-        let count = self.generations.len();
-        let mut gi = 0;
-        while gi < count && ended_by(&self.generations[gi], at) {
-            gi += 1;
-        }
-        if gi == count {
-            return (count, 0);
-        }
-        let n = self.generations[gi].partition_point(|r| r.main() <= at);
-        (gi, n.saturating_sub(1))
+    fn cut(&self, at: i64) -> usize {
+        let n = self.upto(at);
+        let ended = self.revisions[..n]
+            .iter()
+            .rposition(is_marked)
+            .map_or(0, |i| i + 1);
+        // Between the last tombstone at or below `at` and `n`, all revisions are of one live
+        // generation: the newest of them stays.
+        if n > ended { n - 1 } else { ended }
     }
 
     /// Compacts at `at`, pushing the removed revisions to `removed`.
     pub(crate) fn compact(&mut self, at: i64, removed: &mut Vec<Revision>) {
-        let (gi, ri) = self.cut(at);
-        for g in self.generations.drain(..gi) {
-            removed.extend(g.into_iter().map(plain));
-        }
-        match self.generations.first_mut() {
-            Some(g) => removed.extend(g.drain(..ri).map(plain)),
-            None => self.generations.push(Generation::new()),
-        }
+        let cut = self.cut(at);
+        removed.extend(self.revisions.drain(..cut).map(plain));
     }
 
     /// Calls `f` on every revision that survives compaction at `at`, oldest first.
-    pub(crate) fn for_each_surviving(&self, at: i64, mut f: impl FnMut(Revision)) {
-        for g in self.surviving_generations(at) {
-            g.revisions().for_each(&mut f);
-        }
+    pub(crate) fn for_each_surviving(&self, at: i64, f: impl FnMut(Revision)) {
+        self.revisions[self.cut(at)..]
+            .iter()
+            .map(|r| plain(*r))
+            .for_each(f);
     }
 
     /// Whether anything survives compaction at `at`.
     pub(crate) fn survives(&self, at: i64) -> bool {
-        let (gi, _) = self.cut(at);
-        self.generations[gi..].iter().any(|g| !g.is_empty())
+        self.cut(at) < self.revisions.len()
     }
 
     /// The generations that survive compaction at `at`, oldest first, in etcd's shape: a
     /// deleted key ends with an empty generation (when anything of it survives).
     pub(crate) fn surviving_generations(&self, at: i64) -> SmallVec<[GenerationView<'_>; 2]> {
-        let (gi, ri) = self.cut(at);
-        let mut out: SmallVec<[GenerationView<'_>; 2]> = SmallVec::new();
-        for (i, g) in self.generations.iter().enumerate().skip(gi) {
-            let from = if i == gi { ri } else { 0 };
-            out.push(GenerationView {
-                revisions: &g[from..],
-            });
-        }
-        let deleted = self.generations.last().is_some_and(ended);
-        if deleted && !out.is_empty() {
+        let surviving = &self.revisions[self.cut(at)..];
+        let mut out: SmallVec<[GenerationView<'_>; 2]> = surviving
+            .split_inclusive(is_marked)
+            .map(|revisions| GenerationView { revisions })
+            .collect();
+        if surviving.last().is_some_and(is_marked) {
             out.push(GenerationView { revisions: &[] });
         }
         out
@@ -255,6 +198,14 @@ mod tests {
     }
 
     #[test]
+    fn a_key_written_once_costs_24_bytes_of_index() {
+        let mut ki = KeyIndex::new();
+        ki.put(r(2));
+        assert_eq!(std::mem::size_of::<KeyIndex>(), 24);
+        assert!(!ki.revisions.spilled());
+    }
+
+    #[test]
     fn get_across_generations() {
         let mut ki = KeyIndex::new();
         ki.put(r(2));
@@ -270,15 +221,11 @@ mod tests {
     }
 
     #[test]
-    fn a_deleted_key_stays_inline_and_keeps_etcds_shape() {
+    fn a_deleted_key_keeps_etcds_shape() {
         let mut ki = KeyIndex::new();
         ki.put(r(2));
         ki.tombstone(r(3));
         assert!(!ki.is_live());
-        assert!(
-            !ki.generations.spilled() && !ki.generations[0].spilled(),
-            "a put and its delete fit inline"
-        );
         let shape: Vec<Vec<Revision>> = ki
             .surviving_generations(0)
             .iter()

@@ -85,14 +85,14 @@ pub(crate) fn range(
         count += 1;
         if kvs.len() < fetch_max {
             let rec = mvcc.record(r);
-            if !filtered || passes_filters(req, rec) {
+            if !filtered || passes_filters(req, &rec) {
                 kvs.push(if strip_early {
                     KeyValue {
                         value: bytes::Bytes::new(),
-                        ..rec.clone()
+                        ..rec
                     }
                 } else {
-                    rec.clone()
+                    rec
                 });
             }
         }

@@ -62,7 +62,7 @@ impl Mvcc {
     }
 
     /// The version of `key` visible at `at`.
-    pub(crate) fn get(&self, key: &[u8], at: i64) -> Option<&KeyValue> {
+    pub(crate) fn get(&self, key: &[u8], at: i64) -> Option<KeyValue> {
         let rev = self.index.get(key)?.get(at)?;
         self.records.get(&rev)
     }
@@ -116,7 +116,7 @@ impl Mvcc {
         }
     }
 
-    pub(crate) fn record(&self, rev: Revision) -> &KeyValue {
+    pub(crate) fn record(&self, rev: Revision) -> KeyValue {
         self.records
             .get(&rev)
             .expect("every indexed revision has a record")

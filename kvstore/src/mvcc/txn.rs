@@ -133,7 +133,7 @@ fn compare(mvcc: &Mvcc, c: &Compare, at: i64) -> bool {
     let mut all = true;
     mvcc.visit_range(&c.key, &end, at, |_, r| {
         any = true;
-        all = compare_kv(c, target, mvcc.record(r));
+        all = compare_kv(c, target, &mvcc.record(r));
         all
     });
     if !any {

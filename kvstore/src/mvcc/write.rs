@@ -124,7 +124,7 @@ impl<'a> WriteTxn<'a> {
         // index each walk is a chain of cache misses.
         let Mvcc { index, records, .. } = &mut *self.mvcc;
         let key_index = index.entry(key.clone()).or_insert_with(KeyIndex::new);
-        let prev = key_index.get(at).and_then(|r| records.get(&r)).cloned();
+        let prev = key_index.get(at).and_then(|r| records.get(&r));
         key_index.put(rev);
         let (create_revision, version) = match &prev {
             Some(p) => (p.create_revision, p.version + 1),

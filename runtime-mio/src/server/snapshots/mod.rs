@@ -17,6 +17,7 @@ use tally_core::{CompactError, Node, Snapshot};
 use tally_kvstore::{CopyStep, KvStore, SnapshotCopy};
 
 mod chunk;
+mod heap_trim;
 mod incoming;
 mod pacing;
 mod transfer;

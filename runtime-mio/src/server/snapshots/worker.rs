@@ -10,6 +10,7 @@ use bytes::Bytes;
 use mio::Waker;
 use tally_kvstore::KvStore;
 
+use super::heap_trim;
 use crate::server::error::{ServerError, io_error};
 use crate::server::{payload, storage};
 use crate::wal::{SnapshotMeta, SnapshotStore};
@@ -81,7 +82,9 @@ impl SnapshotWorker {
             .name("tally-snapshot".into())
             .spawn(move || {
                 for job in inbox {
-                    if report.send(run(&store, job)).is_err() {
+                    let done = run(&store, job);
+                    heap_trim::release_free_pages();
+                    if report.send(done).is_err() {
                         return;
                     }
                     let _ = waker.wake();
