@@ -389,10 +389,10 @@ impl PeerTransport {
     }
 
     /// Normally only the member with the lower id dials. A member that has not joined its
-    /// cluster dials every peer too: a peer that does not know it, or belongs to another
-    /// cluster, never dials it, and only a dial of its own gets the refusal that says why
-    /// ([`PeerEvent::Refused`]). A peer with a lower id that does know it answers "the member
-    /// with the lower id must dial" and dials it itself.
+    /// cluster, or has just restarted, dials every peer too: a peer that does not know it, or
+    /// belongs to another cluster, never dials it, and only a dial of its own gets the refusal
+    /// that says why ([`PeerEvent::Refused`]). A peer with a lower id that does know it
+    /// answers "the member with the lower id must dial" and dials it at once.
     pub fn set_dial_every_peer(&mut self, on: bool, now: Instant) {
         self.dial_every_peer = on;
         let local_id = self.local_id;

@@ -1,6 +1,7 @@
 //! A member's standing in its cluster: whether it may take part in Raft yet (the start check),
 //! whether it has joined (heard from a leader; until then it serves nothing), whether it should
-//! dial every peer (while it has not joined, or has long had no leader), and whether it must
+//! dial every peer (until it first hears a leader, or once it has long had none), and whether
+//! it must
 //! stop (its peers know it as one that ran, it holds less than it acknowledged, every peer
 //! refuses it, or it was removed).
 //!
@@ -66,7 +67,8 @@ pub(super) struct Standing {
     start_check: Option<StartCheck>,
     watchdog: JoinWatchdog,
     leaderless_since: Option<Instant>,
-    /// Dialing every peer because the member has long had no leader.
+    /// A joined member dialing every peer until it hears a leader: since it started, or since
+    /// it has long had none.
     probing: bool,
     /// When the member applied its own removal.
     removed_at: Option<Instant>,
@@ -95,11 +97,14 @@ impl Standing {
             start_check,
             watchdog: JoinWatchdog::default(),
             leaderless_since: Some(now),
-            probing: false,
+            // A member that restarts dials its lower-id peers too: they redial it as soon as
+            // it does (the link's rule is that the lower id dials), instead of when the backoff
+            // from its outage (up to half a second) says.
+            probing: joined,
             removed_at: None,
             probe_after,
             stop_after_removal,
-            dial_every_peer: Some(!joined),
+            dial_every_peer: Some(true),
             peer_connected: false,
             election_advance_due: true,
         }
@@ -300,6 +305,7 @@ mod tests {
         let mut s = standing(true, t0);
         let _ = s.poll_dial_every_peer();
         s.on_leader(7, t0);
+        assert_eq!(s.poll_dial_every_peer(), Some(false));
         s.on_leader(NO_NODE, t0 + secs(1));
         s.on_tick(t0 + secs(3));
         assert_eq!(s.poll_dial_every_peer(), None, "not for long enough");
@@ -313,6 +319,19 @@ mod tests {
         s.on_leader(2, t0 + secs(15));
         assert_eq!(s.poll_dial_every_peer(), Some(false));
         assert_eq!(s.check(t0 + secs(15), &[2]), Ok(false));
+    }
+
+    #[test]
+    fn a_restarted_member_dials_every_peer_until_it_hears_a_leader() {
+        let t0 = Instant::now();
+        let mut s = standing(true, t0);
+        assert_eq!(s.poll_dial_every_peer(), Some(true));
+        s.on_leader(NO_NODE, t0);
+        s.on_tick(t0 + secs(10));
+        assert_eq!(s.poll_dial_every_peer(), None, "still dialing every peer");
+        s.on_leader(7, t0 + secs(11));
+        assert_eq!(s.poll_dial_every_peer(), Some(false));
+        assert!(s.joined());
     }
 
     #[test]

@@ -204,6 +204,31 @@ fn restarted_members_are_reconnected_and_queued_frames_flow() {
     });
 }
 
+/// A restarted member that dials every peer gets its lower-id peer to redial it at once, not
+/// when the backoff from its outage says (here a minute away, far past the wait).
+#[test]
+fn a_restarted_member_dialing_down_is_redialed_at_once() {
+    let slow = |id| config(id).with_backoff_ms(60_000, 120_000);
+    let (mut net, addrs) = Net::cluster(&[1, 2], slow);
+    net.run_until("cluster up", |net| net.all_connected());
+    net.kill(2);
+    net.run_until("2 seen down", |net| !net.transport(1).is_connected(2));
+
+    let relisten = mio::net::TcpListener::bind(addrs[&2]).unwrap();
+    net.start(slow(2), relisten, &[(1, addrs[&1])]);
+    net.transport(2)
+        .set_dial_every_peer(true, std::time::Instant::now());
+    net.run_until("2 back", |net| net.all_connected());
+    assert_eq!(net.member(1).count(&PeerEvent::Connected { peer: 2 }), 2);
+    let refused = net
+        .member(2)
+        .log
+        .iter()
+        .filter(|e| matches!(e, PeerEvent::Refused { .. }))
+        .count();
+    assert_eq!(refused, 0, "the wrong direction is no refusal");
+}
+
 #[test]
 fn a_duplicate_connection_replaces_the_old_one() {
     let mut net = Net::new();

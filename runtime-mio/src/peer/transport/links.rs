@@ -342,6 +342,14 @@ impl PeerTransport {
                 theirs: hello.versions,
             });
         }
+        if status == HandshakeStatus::WrongDirection
+            && let Some(peer) = self.peers.get_mut(&hello.from)
+            && peer.slot.is_none()
+        {
+            // The peer is back (a restarted member dials every peer until it hears a leader):
+            // dial it now, not when the backoff from its outage says.
+            peer.next_dial = Some(now);
+        }
         if status != HandshakeStatus::Accepted {
             return Err(CloseReason::Rejected(status));
         }
@@ -465,7 +473,17 @@ impl PeerTransport {
                 }
             }
             (_, Some(id)) => {
-                if self.peers.get(&id).is_some_and(|p| p.slot == Some(slot)) {
+                let Some(peer) = self.peers.get_mut(&id).filter(|p| p.slot == Some(slot)) else {
+                    return;
+                };
+                if matches!(
+                    reason,
+                    CloseReason::RefusedByPeer(HandshakeStatus::WrongDirection)
+                ) {
+                    // The peer knows this member and dials it at once.
+                    peer.slot = None;
+                    peer.next_dial = None;
+                } else {
                     self.dial_failed(id, &reason, now);
                 }
             }
