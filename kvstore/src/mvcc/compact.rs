@@ -87,9 +87,12 @@ impl Mvcc {
         let mut visited = 0;
         for key in &keys {
             let ki = self.index.get_mut(key).expect("key listed just now");
+            let removed_before = removed.len();
             ki.compact(job.rev, &mut removed);
             if ki.is_empty() {
                 self.index.remove(key);
+            } else if removed.len() > removed_before {
+                self.share_surviving_key(key);
             }
             visited += 1;
             if removed.len() >= records_max {
@@ -106,6 +109,23 @@ impl Mvcc {
             cursor: Some(keys[visited - 1].clone()),
         });
         true
+    }
+
+    /// Makes the index hold `key` through the oldest surviving record's key. The index keeps
+    /// the key it was first given, a slice of the write request that created it; once that
+    /// revision is compacted, the slice alone would keep the whole request (its value too)
+    /// in memory for as long as the key lives.
+    fn share_surviving_key(&mut self, key: &Bytes) {
+        let (held, ki) = self.index.get_key_value(key).expect("key listed just now");
+        let oldest = ki
+            .oldest()
+            .expect("a key index left after compaction is not empty");
+        let survivor = self.record(oldest).key;
+        if held.as_ptr() == survivor.as_ptr() {
+            return;
+        }
+        let ki = self.index.remove(key).expect("key listed just now");
+        self.index.insert(survivor, ki);
     }
 
     /// Removes records in revision order, the log's own order, rather than key by key.

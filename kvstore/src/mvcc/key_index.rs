@@ -117,6 +117,11 @@ impl KeyIndex {
         self.revisions.last().is_some_and(|r| !is_marked(r))
     }
 
+    /// The oldest revision the key holds.
+    pub(crate) fn oldest(&self) -> Option<Revision> {
+        self.revisions.first().map(|r| plain(*r))
+    }
+
     /// Whether nothing is left of the key.
     pub(crate) fn is_empty(&self) -> bool {
         self.revisions.is_empty()

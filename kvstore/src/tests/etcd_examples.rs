@@ -634,6 +634,42 @@ fn compaction_is_chunked() {
     assert_eq!(kv.hash(), full_hash_before, "nor does hash()");
 }
 
+/// Once compaction removed the revision that created a key, the index holds the key through
+/// a surviving record: the first write request's bytes are no longer kept for it.
+#[test]
+fn compaction_lets_go_of_the_first_write_of_a_key() {
+    let mut kv = KvStore::new(KvConfig::default());
+    let first = Bytes::from(b"key".to_vec());
+    let second = Bytes::from(b"key".to_vec());
+    for key in [&first, &second] {
+        kv.put(&PutRequest {
+            key: key.clone(),
+            value: b("v"),
+            ..PutRequest::default()
+        })
+        .unwrap();
+    }
+    let held = |kv: &KvStore| kv.mvcc.index.get_key_value(&b"key"[..]).unwrap().0.as_ptr();
+    assert_eq!(held(&kv), first.as_ptr());
+    kv.compact(&CompactionRequest {
+        revision: kv.revision(),
+        physical: true,
+    })
+    .unwrap();
+    while kv.compact_step(1_000) {}
+    assert_eq!(held(&kv), second.as_ptr());
+    assert_eq!(
+        kv.range(&RangeRequest {
+            key: b("key"),
+            ..RangeRequest::default()
+        })
+        .unwrap()
+        .kvs
+        .len(),
+        1
+    );
+}
+
 /// Keys with long histories cut a step short: its time goes to the records it removes, so a
 /// step stops once it has removed a few per key of its budget, and the result is the same as
 /// compacting in one go.

@@ -21,6 +21,7 @@ mod etcd_version;
 mod event_loop;
 pub mod flags;
 mod gateway;
+mod heap_trim;
 mod identity;
 mod identity_file;
 mod join_watchdog;

@@ -283,7 +283,10 @@ impl Server {
             settled.then_some(applied),
         );
         if self.kv.compaction_step_ready() {
-            self.kv.compact_step(COMPACTION_KEYS_PER_TURN);
+            if !self.kv.compact_step(COMPACTION_KEYS_PER_TURN) {
+                // The compaction is done: what it removed is free heap now.
+                self.heap_trim.request();
+            }
             // Also after the last step: that is when the waiting `physical` calls are done.
             self.writes().release_compactions();
         }

@@ -49,6 +49,7 @@ use super::conf_waiters::ConfWaiters;
 use super::coordination::Coordination;
 use super::error::ServerError;
 use super::flags::Flags;
+use super::heap_trim::HeapTrimmer;
 use super::identity::Identity;
 use super::leader_query::LeaderQueries;
 use super::lease_expiry::LeaseExpiry;
@@ -91,6 +92,7 @@ pub(super) struct Server {
     /// The WAL hand-off.
     persistence: Persistence,
     snapshots: Snapshots,
+    heap_trim: HeapTrimmer,
     peers: PeerTransport,
     calls: Calls,
     metrics_http: Option<GrpcServer>,

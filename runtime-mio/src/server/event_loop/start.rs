@@ -13,6 +13,7 @@ use crate::server::auto_compaction::AutoCompactor;
 use crate::server::calls::Calls;
 use crate::server::error::{ServerError, io_error};
 use crate::server::flags::Flags;
+use crate::server::heap_trim::HeapTrimmer;
 use crate::server::identity::Identity;
 use crate::server::metrics::Metrics;
 use crate::server::persistence::Persistence;
@@ -56,6 +57,7 @@ impl Server {
         )
         .map_err(|e| ServerError::WalFailed(e.to_string()))?;
         let snapshots = Snapshots::start(opened.snapshots, Arc::clone(&waker))?;
+        let heap_trim = HeapTrimmer::spawn()?;
         let auth = Auth::start(
             flags.auth_token(),
             flags.auth_token_ttl(),
@@ -115,6 +117,7 @@ impl Server {
             members,
             persistence: Persistence::new(wal, wal_done),
             snapshots,
+            heap_trim,
             peers,
             calls: Calls::new(clients),
             metrics_http,

@@ -17,7 +17,6 @@ use tally_core::{CompactError, Node, Snapshot};
 use tally_kvstore::{CopyStep, KvStore, SnapshotCopy};
 
 mod chunk;
-mod heap_trim;
 mod incoming;
 mod pacing;
 mod transfer;
@@ -112,7 +111,11 @@ impl Snapshots {
         kv: &mut KvStore,
         members: &Members,
     ) {
-        if !self.pacing.due(Instant::now()) || self.taking.is_some() || !self.worker.has_room() {
+        let store_bytes = kv.status().db_size_bytes();
+        if !self.pacing.due(Instant::now(), store_bytes)
+            || self.taking.is_some()
+            || !self.worker.has_room()
+        {
             self.wanted = Some(self.wanted.map_or(index, |w| w.min(index)));
             return;
         }

@@ -1,5 +1,6 @@
 //! When the loop takes a snapshot: not every `--snapshot-count` entries alone, but once as
-//! much log as the last snapshot's size was written since, never while the last one is still
+//! much log as the next snapshot's size (the last one's, or the store's if it shrank since)
+//! was written since, never while the last one is still
 //! being written, and after a failure not before a delay.
 
 use std::time::{Duration, Instant};
@@ -10,7 +11,10 @@ use std::time::{Duration, Instant};
 /// made the snapshot thread the busiest one). So a snapshot also waits until the log written
 /// since the previous one is at least that snapshot's size, which bounds the rewriting to one
 /// byte per byte logged, as log-structured stores do. The price is a Raft log (in memory and
-/// in the WAL) of up to about the store's size between snapshots.
+/// in the WAL) of up to about the store's size between snapshots. The size that counts is the
+/// smaller of the last snapshot's and the store's now: after a compaction removed most of the
+/// history, the next snapshot is that much smaller, and waiting for the old size would keep
+/// a log as large as the old store in memory.
 ///
 /// One snapshot is written at a time: a second one started before the first is written would
 /// compact the core past it (so the first, once written, is older than the core's and goes
@@ -65,13 +69,14 @@ impl SnapshotPacing {
         self.writing = false;
     }
 
-    pub(in crate::server) fn due(&self, now: Instant) -> bool {
+    /// Whether a snapshot may start now; `store_bytes`: the store's size as it stands.
+    pub(in crate::server) fn due(&self, now: Instant, store_bytes: u64) -> bool {
         if self.writing {
             return false;
         }
         match self.retry_not_before {
             Some(at) => now >= at,
-            None => self.logged_bytes_since >= self.last_snapshot_bytes,
+            None => self.logged_bytes_since >= self.last_snapshot_bytes.min(store_bytes),
         }
     }
 }
@@ -89,19 +94,22 @@ mod tests {
         pacing.on_snapshot_bytes(1_000);
         pacing.on_snapshot_started();
         pacing.on_snapshot_failed(t0);
-        assert!(!pacing.due(t0), "not at once: the disk may still be full");
+        assert!(
+            !pacing.due(t0, u64::MAX),
+            "not at once: the disk may still be full"
+        );
         pacing.on_logged(5_000);
         assert!(
-            !pacing.due(t0 + Duration::from_secs(1)),
+            !pacing.due(t0 + Duration::from_secs(1), u64::MAX),
             "logging does not hurry it"
         );
         assert!(
-            pacing.due(t0 + SNAPSHOT_RETRY_DELAY),
+            pacing.due(t0 + SNAPSHOT_RETRY_DELAY, u64::MAX),
             "due without more log"
         );
         pacing.on_snapshot_started();
         assert!(
-            !pacing.due(t0 + SNAPSHOT_RETRY_DELAY),
+            !pacing.due(t0 + SNAPSHOT_RETRY_DELAY, u64::MAX),
             "a started one paces again"
         );
     }
@@ -110,27 +118,45 @@ mod tests {
     fn a_snapshot_waits_for_as_much_log_as_the_last_one_wrote() {
         let now = Instant::now();
         let mut pacing = SnapshotPacing::default();
-        assert!(pacing.due(now), "the first snapshot needs no log");
+        assert!(pacing.due(now, u64::MAX), "the first snapshot needs no log");
         pacing.on_snapshot_started();
         pacing.on_logged(300);
         pacing.on_snapshot_bytes(1_000);
         assert!(
-            !pacing.due(now),
+            !pacing.due(now, u64::MAX),
             "log written while the snapshot was taken counts"
         );
         pacing.on_logged(600);
-        assert!(!pacing.due(now));
+        assert!(!pacing.due(now, u64::MAX));
         pacing.on_logged(100);
         assert!(
-            pacing.due(now),
+            pacing.due(now, u64::MAX),
             "1,000 bytes logged since the 1,000-byte snapshot started"
         );
         pacing.on_snapshot_started();
         pacing.on_snapshot_bytes(5_000);
         pacing.on_logged(4_999);
-        assert!(!pacing.due(now));
+        assert!(!pacing.due(now, u64::MAX));
         pacing.on_logged(u64::MAX);
-        assert!(pacing.due(now), "counting saturates instead of wrapping");
+        assert!(
+            pacing.due(now, u64::MAX),
+            "counting saturates instead of wrapping"
+        );
+    }
+
+    #[test]
+    fn a_store_that_shrank_waits_only_for_its_new_size() {
+        let now = Instant::now();
+        let mut pacing = SnapshotPacing::default();
+        pacing.on_snapshot_started();
+        pacing.on_snapshot_bytes(1_000);
+        pacing.on_logged(300);
+        assert!(
+            !pacing.due(now, 1_200),
+            "the store grew: the last size counts"
+        );
+        assert!(!pacing.due(now, 301), "not yet its size logged");
+        assert!(pacing.due(now, 300), "compaction left a 300-byte store");
     }
 
     #[test]
@@ -140,14 +166,20 @@ mod tests {
         pacing.on_snapshot_started();
         pacing.on_logged(u64::MAX);
         assert!(
-            !pacing.due(now),
+            !pacing.due(now, u64::MAX),
             "not while the first is written, whatever was logged"
         );
         pacing.on_snapshot_bytes(1_000);
-        assert!(pacing.due(now), "its size is known: the log rule decides");
+        assert!(
+            pacing.due(now, u64::MAX),
+            "its size is known: the log rule decides"
+        );
         pacing.on_snapshot_started();
         pacing.on_logged(u64::MAX);
         pacing.on_snapshot_abandoned();
-        assert!(pacing.due(now), "an abandoned one is not being written");
+        assert!(
+            pacing.due(now, u64::MAX),
+            "an abandoned one is not being written"
+        );
     }
 }

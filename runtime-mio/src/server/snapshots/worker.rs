@@ -10,9 +10,8 @@ use bytes::Bytes;
 use mio::Waker;
 use tally_kvstore::KvStore;
 
-use super::heap_trim;
 use crate::server::error::{ServerError, io_error};
-use crate::server::{payload, storage};
+use crate::server::{heap_trim, payload, storage};
 use crate::wal::{SnapshotMeta, SnapshotStore};
 
 /// Jobs queued for the worker at once; a snapshot requested while it is busy waits for the
@@ -83,6 +82,7 @@ impl SnapshotWorker {
             .spawn(move || {
                 for job in inbox {
                     let done = run(&store, job);
+                    // The job dropped a copy of the store, or a replaced one.
                     heap_trim::release_free_pages();
                     if report.send(done).is_err() {
                         return;
