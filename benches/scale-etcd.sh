@@ -25,7 +25,7 @@
 #   time until every key is gone, the p99 of puts issued meanwhile, and whether the Raft term
 #   moved (an election) on any member.
 #
-# Knobs: SIZES, WATCHERS (empty: no watcher step), LEASES (0: no lease step), BIG_READ_KEYS, SYSTEMS ("tally etcd"), PUT_TOTAL (50000),
+# Knobs: SIZES, WATCHERS (empty: no watcher step), LEASES (0: no lease step), BIG_READ_KEYS, SYSTEMS ("tally etcd"), PUT_TOTAL (150000),
 # READ_SECS (10), DATA (scratch dir on the disk under test, default /tmp), CARGO_TARGET_DIR.
 # Both systems get --quota-backend-bytes 8 GiB so that the largest store fits.
 # Output: benches/results/scale-<date>.{json,txt} and docs/scale-*.svg (gnuplot).
@@ -39,7 +39,7 @@ WATCHERS=${WATCHERS-10000 100000}
 LEASES=${LEASES:-100000}
 BIG_READ_KEYS=${BIG_READ_KEYS:-1000000}
 SYSTEMS=${SYSTEMS:-tally etcd}
-PUT_TOTAL=${PUT_TOTAL:-50000}
+PUT_TOTAL=${PUT_TOTAL:-150000}
 READ_SECS=${READ_SECS:-10}
 KEY_BYTES=32
 VALUE_BYTES=256
