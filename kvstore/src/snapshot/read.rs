@@ -43,6 +43,13 @@ impl<R: Read> CrcReader<'_, R> {
         Ok(self.u64()? as i64)
     }
     fn bytes(&mut self) -> Result<Bytes, SnapshotError> {
+        Ok(self.bytes_after(&[])?.1)
+    }
+
+    /// Reads a field into one buffer after a copy of `prefix`: (the copy, the field). A key
+    /// and its first value then share one allocation (and one shared-buffer header), as they
+    /// share the write request on a member that applied it.
+    fn bytes_after(&mut self, prefix: &[u8]) -> Result<(Bytes, Bytes), SnapshotError> {
         let n = self.u64()?;
         if n > FIELD_BYTES_MAX {
             return Err(SnapshotError::Corrupt("field length"));
@@ -51,14 +58,19 @@ impl<R: Read> CrcReader<'_, R> {
         // inside the Bytes, which cost a restored member half again the memory of one that
         // wrote the same keys (1.2 GB against 0.8 GB). A length from a damaged or hostile
         // snapshot reserves at most FIELD_RESERVE_BYTES_MAX before its bytes arrive.
-        let mut v = Vec::with_capacity(n.min(FIELD_RESERVE_BYTES_MAX) as usize);
+        let mut v = Vec::with_capacity(prefix.len() + n.min(FIELD_RESERVE_BYTES_MAX) as usize);
+        v.extend_from_slice(prefix);
         let got = (&mut *self.inner).take(n).read_to_end(&mut v)?;
         if got as u64 != n {
             return Err(SnapshotError::Io(std::io::ErrorKind::UnexpectedEof.into()));
         }
         v.shrink_to_fit();
-        self.crc.update(&v);
-        Ok(Bytes::from(v))
+        self.crc.update(&v[prefix.len()..]);
+        if prefix.is_empty() {
+            return Ok((Bytes::new(), Bytes::from(v)));
+        }
+        let both = Bytes::from(v);
+        Ok((both.slice(..prefix.len()), both.slice(prefix.len()..)))
     }
     fn kv(&mut self) -> Result<KeyValue, SnapshotError> {
         Ok(KeyValue {
@@ -100,16 +112,19 @@ pub(crate) fn read<R: Read>(store: &mut KvStore, input: &mut R) -> Result<(), Sn
     m.compaction_done_rev = m.compact_rev;
     store.lessor.id_seq = r.u64()?;
     let keys = r.u64()?;
-    let mut last_key: Option<Bytes> = None;
-    // Keys come in key order, the log wants revision order: gather, sort, then append.
+    // Keys come in key order, the log wants revision order: gather, sort, then append. The
+    // index is built from the gathered keys at once: a B-tree fed keys one by one in order
+    // leaves its nodes about half empty, one built from a sorted list fills them.
     let mut records = Vec::new();
+    let mut index: Vec<(Bytes, KeyIndex)> = Vec::new();
     for _ in 0..keys {
-        let key = read_key(&mut r, m, &mut records)?;
-        if last_key.as_ref().is_some_and(|l| *l >= key) {
+        let (key, ki) = read_key(&mut r, m, &mut records)?;
+        if index.last().is_some_and(|(l, _)| *l >= key) {
             return Err(SnapshotError::Corrupt("keys out of order"));
         }
-        last_key = Some(key);
+        index.push((key, ki));
     }
+    m.index = index.into_iter().collect();
     records.sort_unstable_by_key(|(rev, _)| *rev);
     if records.windows(2).any(|w| w[0].0 == w[1].0) {
         return Err(SnapshotError::Corrupt("a revision used twice"));
@@ -210,14 +225,15 @@ fn read_key<R: Read>(
     r: &mut CrcReader<'_, R>,
     m: &mut Mvcc,
     records: &mut Vec<(Revision, KeyValue)>,
-) -> Result<Bytes, SnapshotError> {
-    let key = r.bytes()?;
+) -> Result<(Bytes, KeyIndex), SnapshotError> {
+    let mut key = r.bytes()?;
     let gens = r.u32()?;
     if gens == 0 {
         return Err(SnapshotError::Corrupt("key without generations"));
     }
     let mut generations = Vec::new();
     let mut last_rev = Revision::default();
+    let records_before = records.len();
     for gi in 0..gens {
         let n = r.u32()?;
         let mut revs = Vec::with_capacity(n.min(1024) as usize);
@@ -230,13 +246,23 @@ fn read_key<R: Read>(
                 return Err(SnapshotError::Corrupt("sub-revision"));
             }
             last_rev = rev;
+            let create_revision = r.i64()?;
+            let version = r.i64()?;
+            let lease = r.i64()?;
+            let value = if records.len() == records_before {
+                let (shared_key, value) = r.bytes_after(&key)?;
+                key = shared_key;
+                value
+            } else {
+                r.bytes()?
+            };
             let kv = KeyValue {
                 key: key.clone(),
-                create_revision: r.i64()?,
+                create_revision,
                 mod_revision: rev.main(),
-                version: r.i64()?,
-                lease: r.i64()?,
-                value: r.bytes()?,
+                version,
+                lease,
+                value,
             };
             // Only the last revision of an ended generation is a tombstone.
             let ended = gi + 1 < gens;
@@ -256,8 +282,7 @@ fn read_key<R: Read>(
     if ki.is_live() {
         m.live_keys += 1;
     }
-    m.index.insert(key.clone(), ki);
-    Ok(key)
+    Ok((key, ki))
 }
 
 /// Leases learn their keys from the live records, as etcd's lessor does on recovery.

@@ -203,6 +203,33 @@ fn round_trip_is_equal_by_hash_kv() {
     );
 }
 
+/// A restored key and its oldest value share one buffer, and the index holds the same key
+/// bytes: a restored member keeps a record in one allocation, as one that applied the write.
+#[test]
+fn a_restored_key_and_its_first_value_share_one_buffer() {
+    let kv = populated();
+    let mut copy = KvStore::new(KvConfig::default());
+    copy.restore(&mut snapshot(&kv).as_slice()).unwrap();
+    let m = &copy.mvcc;
+    let mut checked = 0;
+    for (key, ki) in &m.index {
+        let oldest = m.record(ki.oldest().expect("a restored key has a revision"));
+        let key_end = key.as_ptr() as usize + key.len();
+        assert_eq!(
+            key.as_ptr(),
+            oldest.key.as_ptr(),
+            "{key:?}: the index shares it"
+        );
+        assert_eq!(
+            key_end,
+            oldest.value.as_ptr() as usize,
+            "{key:?}: its value follows"
+        );
+        checked += 1;
+    }
+    assert!(checked > 50);
+}
+
 #[test]
 fn restored_store_resumes_identically() {
     let mut kv = populated();

@@ -80,6 +80,8 @@ impl Server {
                     // The installed state supersedes the entries waiting, and the one the
                     // store held applied in part (the restore dropped it).
                     self.applying.supersede(snapshot.meta().index());
+                    // The replaced store, and the restore's own buffers, are free heap now.
+                    self.heap_trim.request();
                 }
                 Action::Apply(entries) => {
                     // Sends come before applies in a drain: flushing them first gets the
@@ -282,6 +284,10 @@ impl Server {
             &self.members,
             settled.then_some(applied),
         );
+        if self.applying.poll_backlog_released() {
+            // A long backlog (a restart's replay) is applied: its buffers are free heap now.
+            self.heap_trim.request();
+        }
         if self.kv.compaction_step_ready() {
             if !self.kv.compact_step(COMPACTION_KEYS_PER_TURN) {
                 // The compaction is done: what it removed is free heap now.

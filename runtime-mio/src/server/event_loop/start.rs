@@ -58,6 +58,8 @@ impl Server {
         .map_err(|e| ServerError::WalFailed(e.to_string()))?;
         let snapshots = Snapshots::start(opened.snapshots, Arc::clone(&waker))?;
         let heap_trim = HeapTrimmer::spawn()?;
+        // Reading the snapshot back left its buffers freed.
+        heap_trim.request();
         let auth = Auth::start(
             flags.auth_token(),
             flags.auth_token_ttl(),
