@@ -9,7 +9,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{cluster_with_leader, connect, load_in_txns, runtime};
+use common::{cluster_with_leader, connect, connect_each, load_in_txns, raft_terms, runtime};
 use etcd_client::{Client, DeleteOptions, GetOptions, Txn, TxnOp};
 use tally_tests::process::etcdctl_available;
 
@@ -41,10 +41,6 @@ async fn count(client: &mut Client) -> i64 {
         .count()
 }
 
-async fn term(client: &mut Client) -> u64 {
-    client.status().await.expect("status").raft_term()
-}
-
 /// Counts the prefix on one member until it reads zero after `deleted` is set (both halves
 /// are deleted), or the deadline passes; returns every count read. `ready` is set after the
 /// first read.
@@ -74,20 +70,14 @@ fn readers_see_large_prefix_deletes_whole_or_not_at_all() {
     let (c, leader) = cluster_with_leader();
     runtime().block_on(async {
         load_in_txns(&c, leader, KEYS, key).await;
-        let mut clients = Vec::new();
-        for member in 0..3 {
-            clients.push(connect(&c, member).await);
-        }
+        let mut clients = connect_each(&c).await;
         // Every member has applied the whole load before the delete.
         for client in &mut clients {
             while count(client).await != KEYS as i64 {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
-        let mut terms_before = Vec::new();
-        for client in &mut clients {
-            terms_before.push(term(client).await);
-        }
+        let terms_before = raft_terms(&mut clients).await;
 
         let deleted = Arc::new(AtomicBool::new(false));
         let mut readers = Vec::new();
@@ -149,13 +139,11 @@ fn readers_see_large_prefix_deletes_whole_or_not_at_all() {
                 "member {member}: keys came back after a delete"
             );
         }
-        for (member, client) in clients.iter_mut().enumerate() {
-            assert_eq!(
-                term(client).await,
-                terms_before[member],
-                "member {member}: the term moved during the deletes (an election)"
-            );
-        }
+        assert_eq!(
+            raft_terms(&mut clients).await,
+            terms_before,
+            "a member's term moved during the deletes (an election)"
+        );
     });
     // For whoever runs it with --nocapture: how long the loop's turns got (not asserted).
     for line in c

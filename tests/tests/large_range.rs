@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 mod common;
 
-use common::{cluster_with_leader, connect, load_in_txns, runtime};
+use common::{cluster_with_leader, connect, connect_each, load_in_txns, raft_terms, runtime};
 use etcd_client::{Client, GetOptions, GetResponse};
 use tally_tests::process::etcdctl_available;
 
@@ -62,14 +62,8 @@ fn a_long_range_is_one_read_at_its_revision_on_every_member() {
     let (c, leader) = cluster_with_leader();
     runtime().block_on(async {
         load_in_txns(&c, leader, KEYS, key).await;
-        let mut clients = Vec::new();
-        for member in 0..3 {
-            clients.push(connect(&c, member).await);
-        }
-        let mut terms_before = Vec::new();
-        for client in &mut clients {
-            terms_before.push(client.status().await.expect("status").raft_term());
-        }
+        let mut clients = connect_each(&c).await;
+        let terms_before = raft_terms(&mut clients).await;
 
         let stop = Arc::new(AtomicBool::new(false));
         let writer = tokio::spawn(write_until(connect(&c, leader).await, Arc::clone(&stop)));
@@ -100,14 +94,11 @@ fn a_long_range_is_one_read_at_its_revision_on_every_member() {
                 "member {member}: the answer at revision {revision} mixes in other revisions"
             );
         }
-        for (member, client) in clients.iter_mut().enumerate() {
-            let term = client.status().await.expect("status").raft_term();
-            assert_eq!(
-                term,
-                terms_before[member],
-                "member {member}: an election during the ranges\n{}",
-                c.logs()
-            );
-        }
+        assert_eq!(
+            raft_terms(&mut clients).await,
+            terms_before,
+            "an election during the ranges\n{}",
+            c.logs()
+        );
     });
 }

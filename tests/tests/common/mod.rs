@@ -23,9 +23,30 @@ pub async fn connect(c: &ProcCluster, member: usize) -> Client {
         .expect("etcd-client connects")
 }
 
+/// Members of a [`cluster_with_leader`].
+pub const MEMBERS: usize = 3;
+
+/// etcd-client connected to each member of a [`cluster_with_leader`] alone, in member order.
+pub async fn connect_each(c: &ProcCluster) -> Vec<Client> {
+    let mut clients = Vec::new();
+    for member in 0..MEMBERS {
+        clients.push(connect(c, member).await);
+    }
+    clients
+}
+
+/// The Raft term each client's member is in, in the clients' order.
+pub async fn raft_terms(clients: &mut [Client]) -> Vec<u64> {
+    let mut terms = Vec::new();
+    for client in clients {
+        terms.push(client.status().await.expect("status").raft_term());
+    }
+    terms
+}
+
 /// A 3-member cluster with default flags, and its leader.
 pub fn cluster_with_leader() -> (ProcCluster, usize) {
-    let mut c = ProcCluster::start(3, Options::default());
+    let mut c = ProcCluster::start(MEMBERS, Options::default());
     let leader = c
         .wait_leader(Duration::from_secs(20))
         .unwrap_or_else(|| panic!("no leader\n{}", c.logs()));

@@ -1,7 +1,7 @@
 //! When the loop takes a snapshot: not every `--snapshot-count` entries alone, but once as
 //! much log as the next snapshot's size (the last one's, or the store's if it shrank since)
-//! was written since, never while the last one is still
-//! being written, and after a failure not before a delay.
+//! was written since, never while the last one is still being written, and after a failure
+//! not before a delay.
 
 use std::time::{Duration, Instant};
 
