@@ -2,7 +2,8 @@
 //!
 //! [`KvStore::apply_begin`] applies an entry, visiting at most the given number of keys. Almost
 //! every entry finishes there. A DeleteRange over more keys than that, alone or inside a txn,
-//! stops where the budget ran out and returns [`Step::Pending`]; [`KvStore::apply_continue`]
+//! and a LeaseRevoke of a lease holding more keys than that, stop where the budget ran out and
+//! return [`Step::Pending`]; [`KvStore::apply_continue`]
 //! goes on from there, as often as it takes.
 //!
 //! Until the last step, nothing of the entry is visible: its tombstones are written at the next
@@ -23,7 +24,7 @@ use prost::Message;
 use crate::error::KvError;
 use crate::mvcc::exec::{TxnProgress, exec_delete, exec_txn};
 use crate::mvcc::txn;
-use crate::mvcc::write::{DeleteProgress, Staged, WriteTxn};
+use crate::mvcc::write::{DeleteProgress, LeaseKeysProgress, Staged, WriteTxn};
 use crate::outcome::{ApplyOutcome, ApplyResponse};
 use crate::proto::internal_request::Request;
 use crate::proto::*;
@@ -50,6 +51,11 @@ pub(crate) enum Work {
     Txn {
         req: TxnRequest,
         progress: TxnProgress,
+    },
+    /// The lease is revoked when its last key is deleted, in the step that publishes.
+    Revoke {
+        lease: i64,
+        progress: LeaseKeysProgress,
     },
 }
 
@@ -139,6 +145,16 @@ impl KvStore {
                     return done(Err(e), None);
                 }
             },
+            Some(Request::LeaseRevoke(r)) => {
+                if !self.lessor.contains(r.id) {
+                    self.applied_index = raft_index;
+                    return done(Err(KvError::LeaseNotFound), None);
+                }
+                Work::Revoke {
+                    lease: r.id,
+                    progress: LeaseKeysProgress::default(),
+                }
+            }
             other => {
                 self.applied_index = raft_index;
                 let (result, wait) = self.apply_in_one_step(other.as_ref());
@@ -233,18 +249,33 @@ impl KvStore {
             Work::Txn { req, progress } => {
                 exec_txn(&mut tx, req, progress, keys_left).map(ApplyResponse::Txn)
             }
+            Work::Revoke { lease, progress } => tx
+                .delete_lease_keys(*lease, progress, keys_left)
+                .then(|| ApplyResponse::LeaseRevoke(LeaseRevokeResponse::default())),
         };
         let Some(mut response) = response else {
             return Err(tx.suspend());
         };
         let (rev, events) = tx.end();
+        if let Work::Revoke { lease, .. } = work {
+            let detached = self
+                .lessor
+                .revoke(*lease)
+                .expect("a lease being revoked exists until its revoke is published");
+            assert!(
+                detached.is_empty(),
+                "lease {lease} still holds {} keys once they are deleted",
+                detached.len()
+            );
+        }
         if !events.is_empty() {
             self.watch.notify(rev, &events);
         }
         match &mut response {
             ApplyResponse::DeleteRange(r) => r.header = header(rev),
             ApplyResponse::Txn(r) => r.header = header(rev),
-            other => panic!("multi-step work answers a delete or a txn, not {other:?}"),
+            ApplyResponse::LeaseRevoke(r) => r.header = header(rev),
+            other => panic!("multi-step work answers a delete, a txn or a revoke, not {other:?}"),
         }
         Ok(response)
     }
@@ -302,6 +333,24 @@ impl KvStore {
         }
     }
 
+    /// Directly revokes a lease and deletes its keys, all in one revision.
+    pub(crate) fn lease_revoke_whole(
+        &mut self,
+        lease: i64,
+    ) -> Result<LeaseRevokeResponse, KvError> {
+        if !self.lessor.contains(lease) {
+            return Err(KvError::LeaseNotFound);
+        }
+        let work = Work::Revoke {
+            lease,
+            progress: LeaseKeysProgress::default(),
+        };
+        match self.run_whole(work) {
+            ApplyResponse::LeaseRevoke(r) => Ok(r),
+            other => panic!("a revoke answered {other:?}"),
+        }
+    }
+
     /// Directly runs a txn: its checks, its compares, then its chosen path.
     pub(crate) fn txn_whole(&mut self, req: &TxnRequest) -> Result<TxnResponse, KvError> {
         let path = self.txn_path(req)?;
@@ -315,8 +364,8 @@ impl KvStore {
         }
     }
 
-    /// Applies a request that always finishes in one step (anything but a DeleteRange or a
-    /// txn); returns its result and, for a physical compaction, the revision to wait for.
+    /// Applies a request that always finishes in one step (anything but a DeleteRange, a txn
+    /// or a LeaseRevoke); returns its result and, for a physical compaction, the revision to wait for.
     fn apply_in_one_step(
         &mut self,
         request: Option<&Request>,
@@ -326,8 +375,8 @@ impl KvStore {
             None => Ok(ApplyResponse::Noop),
             Some(Request::Range(r)) => self.range(r).map(ApplyResponse::Range),
             Some(Request::Put(p)) => self.put(p).map(ApplyResponse::Put),
-            Some(Request::DeleteRange(_) | Request::Txn(_)) => {
-                panic!("a DeleteRange or a txn may take several steps")
+            Some(Request::DeleteRange(_) | Request::Txn(_) | Request::LeaseRevoke(_)) => {
+                panic!("a DeleteRange, a txn or a LeaseRevoke may take several steps")
             }
             Some(Request::Compaction(c)) => {
                 let r = self.compact(c).map(ApplyResponse::Compaction);
@@ -337,7 +386,6 @@ impl KvStore {
                 r
             }
             Some(Request::LeaseGrant(g)) => self.lease_grant(g).map(ApplyResponse::LeaseGrant),
-            Some(Request::LeaseRevoke(r)) => self.lease_revoke(r).map(ApplyResponse::LeaseRevoke),
             Some(Request::LeaseCheckpoint(c)) => {
                 Ok(ApplyResponse::LeaseCheckpoint(self.lease_checkpoint(c)))
             }

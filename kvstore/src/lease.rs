@@ -121,6 +121,22 @@ impl Lessor {
         Ok(lease.keys.into_iter().collect())
     }
 
+    /// The lease's first key after `after` (its first key when `None`); `None` past its last
+    /// key or when there is no such lease.
+    pub(crate) fn key_after(&self, id: i64, after: Option<&Bytes>) -> Option<Bytes> {
+        use std::ops::Bound;
+        let lease = self.leases.get(&id)?;
+        let lower = match after {
+            Some(k) => Bound::Excluded(k),
+            None => Bound::Unbounded,
+        };
+        lease
+            .keys
+            .range::<Bytes, _>((lower, Bound::Unbounded))
+            .next()
+            .cloned()
+    }
+
     pub(crate) fn keys_of(&self, id: i64) -> Result<Vec<Bytes>, KvError> {
         let lease = self.leases.get(&id).ok_or(KvError::LeaseNotFound)?;
         Ok(lease.keys.iter().cloned().collect())

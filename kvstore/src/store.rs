@@ -9,7 +9,6 @@ use crate::error::KvError;
 use crate::lease::Lessor;
 use crate::mvcc::exec;
 use crate::mvcc::range;
-use crate::mvcc::revision::RangeEnd;
 use crate::mvcc::store::Mvcc;
 use crate::mvcc::txn;
 use crate::mvcc::write::WriteTxn;
@@ -211,16 +210,7 @@ impl KvStore {
         &mut self,
         req: &LeaseRevokeRequest,
     ) -> Result<LeaseRevokeResponse, KvError> {
-        let keys = self.lessor.keys_of(req.id)?;
-        let ((), rev) = self.write(|tx| {
-            for k in &keys {
-                tx.delete_range_whole(k, &RangeEnd::Single, false);
-            }
-        });
-        self.lessor.revoke(req.id)?;
-        Ok(LeaseRevokeResponse {
-            header: header(rev),
-        })
+        self.lease_revoke_whole(req.id)
     }
 
     /// Records remaining TTLs, so that a new leader resumes them rather than the full TTL.

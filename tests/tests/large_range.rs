@@ -61,7 +61,7 @@ fn a_long_range_is_one_read_at_its_revision_on_every_member() {
     }
     let (c, leader) = cluster_with_leader();
     runtime().block_on(async {
-        load_in_txns(&c, leader, KEYS, key).await;
+        load_in_txns(&c, leader, KEYS, key, 0).await;
         let mut clients = connect_each(&c).await;
         let terms_before = raft_terms(&mut clients).await;
 

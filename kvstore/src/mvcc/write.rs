@@ -54,6 +54,12 @@ impl DeleteProgress {
     }
 }
 
+/// A lease revoke in progress: the last of the lease's keys deleted so far.
+#[derive(Debug, Default)]
+pub(crate) struct LeaseKeysProgress {
+    last_deleted: Option<Bytes>,
+}
+
 /// One write request in progress: every change takes revision `main` and the next `sub`.
 #[derive(Debug)]
 pub(crate) struct WriteTxn<'a> {
@@ -238,19 +244,30 @@ impl<'a> WriteTxn<'a> {
         true
     }
 
-    /// Deletes every key of the range in one go; returns how many, and the deleted versions in
-    /// key order when `keep_prev` is set.
-    pub(crate) fn delete_range_whole(
+    /// Deletes the keys attached to `lease`, in key order, visiting at most `keys_left` keys.
+    /// Returns whether every key is deleted; if not, call again with the same `progress`.
+    ///
+    /// The lease's key set itself changes only when the write is published, so the keys left
+    /// are those after `progress`'s last one.
+    pub(crate) fn delete_lease_keys(
         &mut self,
-        key: &Bytes,
-        end: &RangeEnd,
-        keep_prev: bool,
-    ) -> (u64, Vec<KeyValue>) {
-        let mut progress = DeleteProgress::default();
-        let mut keys_left = usize::MAX;
-        let done = self.delete_range(key, end, keep_prev, &mut progress, &mut keys_left);
-        assert!(done, "an unbounded delete finishes in one call");
-        progress.finish()
+        lease: i64,
+        progress: &mut LeaseKeysProgress,
+        keys_left: &mut usize,
+    ) -> bool {
+        while let Some(key) = self.lessor.key_after(lease, progress.last_deleted.as_ref()) {
+            if *keys_left == 0 {
+                return false;
+            }
+            let mut one = DeleteProgress::default();
+            let done = self.delete_range(&key, &RangeEnd::Single, false, &mut one, keys_left);
+            assert!(
+                done,
+                "deleting one key of lease {lease} stopped with keys left"
+            );
+            progress.last_deleted = Some(key);
+        }
+        true
     }
 
     /// Ends the txn and publishes it: the revision advances when anything changed, and the

@@ -114,11 +114,12 @@ impl Arbitrary for Entry {
     fn arbitrary(g: &mut Gen) -> Self {
         let n = u8::arbitrary(g);
         let lease = i64::from(u8::arbitrary(g) % 3);
-        let request = match u8::arbitrary(g) % 10 {
+        let request = match u8::arbitrary(g) % 11 {
             0..=3 => Request::Put(put(n, u8::arbitrary(g), lease)),
             4 | 5 => Request::DeleteRange(delete(u8::arbitrary(g), n, bool::arbitrary(g))),
             6 | 7 => Request::Txn(txn(g)),
             8 => Request::LeaseGrant(LeaseGrantRequest { ttl: 60, id: lease }),
+            9 => Request::LeaseRevoke(LeaseRevokeRequest { id: lease }),
             _ => Request::Compaction(CompactionRequest {
                 revision: i64::from(n % 8),
                 physical: bool::arbitrary(g),
@@ -456,4 +457,72 @@ fn a_restore_supersedes_a_pending_apply() {
     assert_eq!(s.hash(), fresh.hash());
     let out = s.apply(102, &entry_bytes(102, delete_prefix())[..]);
     assert!(out.result().is_ok());
+}
+
+#[test]
+fn a_lease_with_many_keys_is_revoked_over_several_steps_at_one_revision() {
+    let mut s = KvStore::new(KvConfig::default());
+    let grant = Request::LeaseGrant(LeaseGrantRequest { ttl: 60, id: 7 });
+    assert!(s.apply(1, &entry_bytes(1, grant)[..]).result().is_ok());
+    for i in 0..100u64 {
+        let request = Request::Put(PutRequest {
+            key: Bytes::from(format!("p/{i:03}")),
+            value: Bytes::from(format!("v{i}")),
+            lease: 7,
+            ..PutRequest::default()
+        });
+        let out = s.apply(i + 2, &entry_bytes(i + 2, request)[..]);
+        assert!(out.result().is_ok());
+    }
+    watch_all(&mut s, 0);
+    while s.poll_watch_event().is_some() {}
+    let before = view(&mut s, 0);
+    let held = |s: &mut KvStore| {
+        s.lease_time_to_live(&LeaseTimeToLiveRequest { id: 7, keys: true }, 0)
+            .keys
+            .len()
+    };
+    assert_eq!(held(&mut s), 100);
+
+    let revoke = entry_bytes(102, Request::LeaseRevoke(LeaseRevokeRequest { id: 7 }));
+    let mut keys_left = 10;
+    let mut step = s.apply_begin(102, &revoke[..], &mut keys_left);
+    let mut steps = 1;
+    let outcome = loop {
+        match step {
+            Step::Done(outcome) => break outcome,
+            Step::Pending => {}
+        }
+        assert_eq!(
+            view(&mut s, 0),
+            before,
+            "step {steps}: a read saw part of it"
+        );
+        assert_eq!(held(&mut s), 100, "step {steps}: the lease lost keys early");
+        assert!(
+            s.poll_watch_event().is_none(),
+            "step {steps}: an early event"
+        );
+        let mut keys_left = 10;
+        step = s.apply_continue(&mut keys_left);
+        steps += 1;
+    };
+    assert!(steps >= 10, "the revoke took {steps} steps of 10 keys");
+    match outcome.result() {
+        Ok(crate::ApplyResponse::LeaseRevoke(r)) => {
+            assert_eq!(r.header.as_ref().map(|h| h.revision), Some(102));
+        }
+        other => panic!("the revoke answered {other:?}"),
+    }
+    assert_eq!(s.revision(), before.status.revision() + 1);
+    assert_eq!(s.status().key_count(), 0);
+    let ttl = s.lease_time_to_live(&LeaseTimeToLiveRequest { id: 7, keys: true }, 0);
+    assert_eq!(ttl.ttl, -1, "the lease is gone: {ttl:?}");
+    let (_, resp) = s.poll_watch_event().expect("the revoke's events");
+    assert_eq!(resp.events.len(), 100, "every delete in one revision");
+    assert!(
+        resp.events
+            .iter()
+            .all(|e| e.r#type == EventType::Delete as i32)
+    );
 }

@@ -76,7 +76,8 @@ impl Applier<'_> {
     /// Applies `entry`, or goes on with it when the store holds it applied in part, visiting
     /// at most `*keys_left` keys (at least one). Returns whether it is applied completely.
     fn apply_normal(&mut self, entry: &Entry, keys_left: &mut usize) -> bool {
-        let step = if self.writes.kv.pending_apply_index() == Some(entry.index()) {
+        let continued = self.writes.kv.pending_apply_index() == Some(entry.index());
+        let step = if continued {
             self.writes.kv.apply_continue(keys_left)
         } else {
             match payload::decode(entry.data()) {
@@ -98,7 +99,12 @@ impl Applier<'_> {
         };
         let outcome = match step {
             Step::Done(outcome) => outcome,
-            Step::Pending => return false,
+            Step::Pending => {
+                if !continued {
+                    self.writes.metrics.on_apply_split();
+                }
+                return false;
+            }
         };
         self.writes.metrics.on_proposal_applied();
         self.auth

@@ -70,6 +70,8 @@ pub struct Metrics {
     wal_fsync: Histogram,
     apply: Histogram,
     peer_frames_dropped: u64,
+    /// Committed entries too large for one loop turn, applied over several.
+    apply_entries_split: u64,
     /// The WAL's disk is full (writes refused until it has room).
     wal_out_of_space: bool,
     /// When the process started, in seconds since the Unix epoch.
@@ -110,6 +112,10 @@ impl Metrics {
 
     pub(super) fn set_proposals_pending(&mut self, pending: usize) {
         self.proposals_pending = pending as u64;
+    }
+
+    pub(super) fn on_apply_split(&mut self) {
+        self.apply_entries_split += 1;
     }
 
     pub(super) fn on_peer_frame_dropped(&mut self) {
@@ -274,6 +280,14 @@ impl Metrics {
             "Peer frames dropped because a send queue was full.",
             "counter",
             self.peer_frames_dropped,
+        );
+        gauge(
+            &mut out,
+            "tally_apply_entries_split_total",
+            "Committed entries (a large delete, txn or lease revoke) applied over several loop \
+             turns, readers seeing none of each until its last turn.",
+            "counter",
+            self.apply_entries_split,
         );
         self.wal_fsync.render(
             "etcd_disk_wal_fsync_duration_seconds",

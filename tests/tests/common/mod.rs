@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use etcd_client::{Client, Txn, TxnOp};
+use etcd_client::{Client, PutOptions, Txn, TxnOp};
 use tally_tests::process::{Options, ProcCluster};
 
 /// A single-threaded tokio runtime: etcd-client needs one, the tests need no more.
@@ -58,13 +58,14 @@ const PUTS_PER_TXN: usize = 128;
 /// Loading txns in flight at once.
 const LOAD_TXNS_IN_FLIGHT: usize = 16;
 
-/// Writes keys `key_of(0..keys)`, each with the value "v", through `member` in txns of
-/// [`PUTS_PER_TXN`] puts, [`LOAD_TXNS_IN_FLIGHT`] at a time.
+/// Writes keys `key_of(0..keys)`, each with the value "v" and attached to `lease` (none when
+/// 0), through `member` in txns of [`PUTS_PER_TXN`] puts, [`LOAD_TXNS_IN_FLIGHT`] at a time.
 pub async fn load_in_txns(
     c: &ProcCluster,
     member: usize,
     keys: usize,
     key_of: fn(usize) -> String,
+    lease: i64,
 ) {
     let shared = connect(c, member).await;
     let mut tasks = tokio::task::JoinSet::new();
@@ -76,7 +77,10 @@ pub async fn load_in_txns(
         tasks.spawn(async move {
             let end = (start + PUTS_PER_TXN).min(keys);
             let puts = (start..end)
-                .map(|i| TxnOp::put(key_of(i), "v", None))
+                .map(|i| {
+                    let options = (lease != 0).then(|| PutOptions::new().with_lease(lease));
+                    TxnOp::put(key_of(i), "v", options)
+                })
                 .collect::<Vec<_>>();
             let response = client.txn(Txn::new().and_then(puts)).await.expect("txn");
             assert!(response.succeeded());
