@@ -11,11 +11,31 @@ use alloc::vec::Vec;
 
 use bytes::Bytes;
 
-use crate::types::{Entry, Snapshot};
+use crate::types::{Entry, EntryKind, Snapshot};
+
+/// An entry as the log keeps it: its index is its position, so a slot is 48 bytes, not the
+/// 56 of an [`Entry`]. A log holds up to a store's worth of entries between snapshots.
+#[derive(Debug)]
+struct Slot {
+    term: u64,
+    data: Bytes,
+    kind: EntryKind,
+}
+
+impl Slot {
+    fn of(entry: Entry) -> Slot {
+        Slot {
+            term: entry.term(),
+            kind: entry.kind(),
+            data: entry.into_data(),
+        }
+    }
+}
 
 #[derive(Debug)]
 pub(crate) struct RaftLog {
-    entries: VecDeque<Entry>,
+    /// Entries `offset_index + 1 ..`, in order.
+    entries: VecDeque<Slot>,
     /// Index and term of the entry just before `entries[0]`.
     offset_index: u64,
     offset_term: u64,
@@ -43,8 +63,15 @@ impl RaftLog {
         let offset_index = snapshot.meta().index();
         let offset_term = snapshot.meta().term();
         let last = offset_index + entries.len() as u64;
+        for (position, entry) in entries.iter().enumerate() {
+            assert_eq!(
+                entry.index(),
+                offset_index + 1 + position as u64,
+                "a log's entries are contiguous after its snapshot"
+            );
+        }
         RaftLog {
-            entries: entries.into(),
+            entries: entries.into_iter().map(Slot::of).collect(),
             offset_index,
             offset_term,
             snapshot,
@@ -67,7 +94,9 @@ impl RaftLog {
     }
 
     pub(crate) fn last_term(&self) -> u64 {
-        self.entries.back().map_or(self.offset_term, Entry::term)
+        self.entries
+            .back()
+            .map_or(self.offset_term, |slot| slot.term)
     }
 
     pub(crate) fn committed(&self) -> u64 {
@@ -94,12 +123,24 @@ impl RaftLog {
         if index < self.offset_index {
             return None;
         }
-        self.entry(index).map(Entry::term)
+        self.slot(index).map(|slot| slot.term)
     }
 
-    pub(crate) fn entry(&self, index: u64) -> Option<&Entry> {
+    fn slot(&self, index: u64) -> Option<&Slot> {
         let position = index.checked_sub(self.first_index())?;
         self.entries.get(usize::try_from(position).ok()?)
+    }
+
+    /// Entry `index` (its data shared, not copied), or `None` if compacted or beyond the log.
+    pub(crate) fn entry(&self, index: u64) -> Option<Entry> {
+        self.slot(index)
+            .map(|slot| Entry::new(index, slot.term, slot.kind, slot.data.clone()))
+    }
+
+    /// The size [`Entry::size_bytes`] gives entry `index`, without building it.
+    pub(crate) fn entry_size_bytes(&self, index: u64) -> Option<usize> {
+        self.slot(index)
+            .map(|slot| Entry::size_bytes_of(slot.data.len()))
     }
 
     pub(crate) fn matches(&self, index: u64, term: u64) -> bool {
@@ -127,7 +168,7 @@ impl RaftLog {
             if !out.is_empty() && bytes > bytes_max {
                 break;
             }
-            out.push(entry.clone());
+            out.push(entry);
         }
         Some(out)
     }
@@ -157,7 +198,7 @@ impl RaftLog {
                 entry.term() >= self.last_term(),
                 "log terms must not decrease"
             );
-            self.entries.push_back(entry);
+            self.entries.push_back(Slot::of(entry));
         }
     }
 
@@ -248,8 +289,9 @@ impl RaftLog {
             None
         };
         let entries = if self.unstable_from <= self.last_index() {
-            let start = (self.unstable_from - self.first_index()) as usize;
-            self.entries.range(start..).cloned().collect()
+            (self.unstable_from..=self.last_index())
+                .map(|index| self.entry(index).expect("unstable entries are in the log"))
+                .collect()
         } else {
             Vec::new()
         };
@@ -325,7 +367,7 @@ impl RaftLog {
             let term = self.term(drop_to).expect("compaction point is in the log");
             let count = (drop_to - self.offset_index) as usize;
             self.entries.drain(..count);
-            // The log grows back from here; keeping the old capacity would hold a slot (56
+            // The log grows back from here; keeping the old capacity would hold a slot (48
             // bytes) for every entry of the longest log ever kept, on top of the new one.
             self.entries.shrink_to_fit();
             self.offset_index = drop_to;
@@ -336,8 +378,10 @@ impl RaftLog {
 
     #[cfg(any(test, feature = "testing"))]
     pub(crate) fn assert_invariants(&self) {
-        for (position, entry) in self.entries.iter().enumerate() {
-            assert_eq!(entry.index(), self.offset_index + 1 + position as u64);
+        let mut term = self.offset_term;
+        for slot in &self.entries {
+            assert!(slot.term >= term, "log terms never decrease");
+            term = slot.term;
         }
         assert!(self.applied <= self.committed);
         assert!(self.committed <= self.last_index());
@@ -349,7 +393,8 @@ impl RaftLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{ConfState, EntryKind, SnapshotMeta};
+    use crate::types::{ConfState, SnapshotMeta};
+    use alloc::vec;
 
     #[test]
     fn compaction_gives_back_the_dropped_entries_slots() {
@@ -371,5 +416,31 @@ mod tests {
             "capacity {} after compaction",
             log.entries.capacity()
         );
+    }
+
+    #[test]
+    fn a_slot_leaves_out_the_index() {
+        assert_eq!(core::mem::size_of::<Slot>(), 48);
+    }
+
+    #[test]
+    fn entries_come_back_with_their_index_term_kind_and_data() {
+        let empty = Snapshot::new(
+            SnapshotMeta::new(4, 2, ConfState::new(&[1], &[])),
+            Bytes::new(),
+        );
+        let entries = vec![
+            Entry::new(5, 2, EntryKind::Normal, Bytes::from_static(b"a")),
+            Entry::new(6, 3, EntryKind::ConfChange, Bytes::from_static(b"bc")),
+        ];
+        let mut log = RaftLog::new(empty, entries.clone(), false);
+        assert_eq!(log.entry(5), Some(entries[0].clone()));
+        assert_eq!(log.entry(6), Some(entries[1].clone()));
+        assert_eq!(log.entry(4), None);
+        assert_eq!(log.entry(7), None);
+        assert_eq!(log.term(6), Some(3));
+        assert_eq!(log.entry_size_bytes(6), Some(entries[1].size_bytes()));
+        assert_eq!(log.slice(5, 7, u64::MAX), Some(entries.clone()));
+        assert_eq!(log.take_unstable().1, entries);
     }
 }

@@ -77,9 +77,19 @@ impl Entry {
         &self.data
     }
 
+    /// The payload, by value.
+    pub fn into_data(self) -> Bytes {
+        self.data
+    }
+
     /// Bytes this entry counts against size limits: its payload plus a fixed header estimate.
     pub(crate) fn size_bytes(&self) -> usize {
-        self.data.len() + ENTRY_OVERHEAD_BYTES
+        Entry::size_bytes_of(self.data.len())
+    }
+
+    /// [`Entry::size_bytes`] of an entry with `data_bytes` of payload.
+    pub(crate) fn size_bytes_of(data_bytes: usize) -> usize {
+        data_bytes + ENTRY_OVERHEAD_BYTES
     }
 }
 

@@ -406,7 +406,7 @@ impl Node {
 #[cfg(any(test, feature = "testing"))]
 impl Node {
     /// Test view: the entry at `index` if it is in memory.
-    pub fn log_entry(&self, index: u64) -> Option<&Entry> {
+    pub fn log_entry(&self, index: u64) -> Option<Entry> {
         self.log.entry(index)
     }
 

@@ -246,7 +246,7 @@ impl Node {
             return false;
         }
         for index in before + 1..=candidate {
-            let size = self.log.entry(index).map_or(0, |e| e.size_bytes() as u64);
+            let size = self.log.entry_size_bytes(index).map_or(0, |b| b as u64);
             self.uncommitted_bytes = self.uncommitted_bytes.saturating_sub(size);
         }
         self.on_commit_in_term();
