@@ -33,6 +33,12 @@ pub fn request_with(
     text
 }
 
+/// `GET path`, or `None` when nothing listens on the port (yet).
+pub fn try_get(port: u16, path: &str) -> Option<String> {
+    std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    Some(get(port, path))
+}
+
 /// `GET path`: the whole response text.
 pub fn get(port: u16, path: &str) -> String {
     request(port, "GET", path, "")

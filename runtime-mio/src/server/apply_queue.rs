@@ -20,13 +20,20 @@ use tally_core::Entry;
 /// milliseconds each, instead of one turn longer than a heartbeat.
 pub(super) const APPLY_KEYS_PER_TURN_MAX: usize = 10_000;
 
-/// Entries that may wait here. Beyond it, a turn applies without the key budget until the
-/// queue is back under it: the applies then stall the loop, but the backlog stays bounded.
-pub(super) const APPLY_QUEUE_ENTRIES_MAX: usize = 100_000;
+/// Entries that may wait here. At it, the loop stops taking actions from the core until the
+/// queue has room: the committed entries stay in the core's log (which holds them anyway),
+/// so a restart replaying a million entries applies them a budget a turn, answering peers and
+/// clients in between, and the queue's own slots stay few. One `Apply` may overshoot it by
+/// up to [`APPLY_BATCH_BYTES_MAX`] of entries.
+pub(super) const APPLY_QUEUE_ENTRIES_MAX: usize = 2 * APPLY_KEYS_PER_TURN_MAX;
+
+/// Bytes of entries the core hands over in one `Apply` (at least one entry, whatever its
+/// size): under load a turn's batch is far smaller; in a replay it keeps the overshoot of
+/// [`APPLY_QUEUE_ENTRIES_MAX`] to a few thousand entries.
+pub(super) const APPLY_BATCH_BYTES_MAX: u64 = 1 << 20;
 
 /// A backlog at least this long is worth giving back once applied: a restart replaying its
-/// log queues every entry since the snapshot at once (534,000 at a million keys; its buffer
-/// and what the replay freed came to about 100 MB).
+/// log fills the queue, and the replay frees what the store's rebuilt parts replaced.
 pub(super) const APPLY_BACKLOG_RELEASE_ENTRIES: usize = 10_000;
 
 /// The committed entries not yet applied completely, oldest first.
@@ -54,16 +61,13 @@ impl ApplyQueue {
 
     /// A new loop turn: the key budget starts over.
     pub(super) fn begin_turn(&mut self) {
-        self.keys_left = if self.entries.len() > APPLY_QUEUE_ENTRIES_MAX {
-            eprintln!(
-                "tallyd: warning: {} committed entries wait to be applied; applying them \
-                 without a per-turn limit",
-                self.entries.len()
-            );
-            usize::MAX
-        } else {
-            APPLY_KEYS_PER_TURN_MAX
-        };
+        self.keys_left = APPLY_KEYS_PER_TURN_MAX;
+    }
+
+    /// Whether the queue holds [`APPLY_QUEUE_ENTRIES_MAX`] entries or more: take no more from
+    /// the core until it has room.
+    pub(super) fn is_full(&self) -> bool {
+        self.entries.len() >= APPLY_QUEUE_ENTRIES_MAX
     }
 
     /// Queues the entries of an `Apply`, which follow the queued ones without a gap.

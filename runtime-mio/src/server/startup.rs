@@ -23,6 +23,7 @@ pub(super) fn core_config(flags: &Flags, member_id: u64) -> Config {
     .with_snapshot_interval_entries(flags.snapshot_count())
     .with_compaction_trailing_entries(flags.snapshot_count().min(5000))
     .with_entry_bytes_max(u64::from(flags.max_request_bytes()) + 4096)
+    .with_apply_bytes_max(super::apply_queue::APPLY_BATCH_BYTES_MAX)
 }
 
 fn nanos_now() -> u64 {

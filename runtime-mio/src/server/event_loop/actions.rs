@@ -50,8 +50,14 @@ impl Server {
         applier.apply_queued(queue)
     }
 
+    /// Carries out the core's actions until it has none, or until the apply queue is full:
+    /// the rest wait in the core for a later turn (the loop turns again at once while entries
+    /// wait to be applied).
     fn drain_core(&mut self) -> Result<(), ServerError> {
-        while let Some(action) = self.node.poll_action() {
+        while !self.applying.is_full() {
+            let Some(action) = self.node.poll_action() else {
+                break;
+            };
             let started = Instant::now();
             let kind = action_name(&action);
             match action {
