@@ -6,14 +6,15 @@
 //! away; each slice checks, and one that finds the revision compacted fails with
 //! [`KvError::Compacted`] rather than read a half-compacted history.
 //!
-//! Ranges whose answer is not in key order (sorted by another target, or descending) or that
-//! filter by revision are not sliced: [`KvStore::range_slices`] says so, and they are served
-//! whole.
+//! A range that filters by modification or creation revision is sliced too: as in etcd, its
+//! count is of every key in the range, and its records and `more` are of those that pass.
+//! Ranges whose answer is not in key order (sorted by another target, or descending) are not
+//! sliced: [`KvStore::range_slices`] says so, and they are served whole.
 
 use bytes::Bytes;
 
 use crate::error::KvError;
-use crate::mvcc::range::{resolve_rev, validate};
+use crate::mvcc::range::{passes_filters, resolve_rev, validate};
 use crate::mvcc::revision::RangeEnd;
 use crate::proto::{KeyValue, RangeRequest, SortOrder, SortTarget};
 use crate::store::KvStore;
@@ -32,6 +33,8 @@ pub struct RangeSlices {
     view_rev: i64,
     keys_only: bool,
     count_only: bool,
+    /// The revision filters, when the request has any.
+    filters: Option<Filters>,
     /// At most this many records are emitted; `None`: all.
     limit: Option<u64>,
     /// Keys in the range at `rev` so far.
@@ -40,6 +43,32 @@ pub struct RangeSlices {
     emitted: u64,
     more: bool,
     done: bool,
+}
+
+/// A range request's revision filters (0: none), as [`passes_filters`] reads them.
+#[derive(Debug, Clone)]
+struct Filters(RangeRequest);
+
+impl Filters {
+    fn of(req: &RangeRequest) -> Option<Filters> {
+        let filtered = req.min_mod_revision != 0
+            || req.max_mod_revision != 0
+            || req.min_create_revision != 0
+            || req.max_create_revision != 0;
+        filtered.then(|| {
+            Filters(RangeRequest {
+                min_mod_revision: req.min_mod_revision,
+                max_mod_revision: req.max_mod_revision,
+                min_create_revision: req.min_create_revision,
+                max_create_revision: req.max_create_revision,
+                ..RangeRequest::default()
+            })
+        })
+    }
+
+    fn pass(&self, record: &KeyValue) -> bool {
+        passes_filters(&self.0, record)
+    }
 }
 
 /// How a sliced range ended: the fields of etcd's `RangeResponse` besides its header and
@@ -83,11 +112,7 @@ impl KvStore {
         let order = SortOrder::try_from(req.sort_order).unwrap_or(SortOrder::None);
         let target = SortTarget::try_from(req.sort_target).unwrap_or(SortTarget::Key);
         let key_order = target == SortTarget::Key && order != SortOrder::Descend;
-        let filtered = req.min_mod_revision != 0
-            || req.max_mod_revision != 0
-            || req.min_create_revision != 0
-            || req.max_create_revision != 0;
-        if end == RangeEnd::Single || !key_order || filtered {
+        if end == RangeEnd::Single || !key_order {
             return Ok(None);
         }
         Ok(Some(RangeSlices {
@@ -97,6 +122,7 @@ impl KvStore {
             view_rev,
             keys_only: req.keys_only,
             count_only: req.count_only,
+            filters: Filters::of(req),
             limit: u64::try_from(req.limit).ok().filter(|limit| *limit > 0),
             count: 0,
             emitted: 0,
@@ -142,12 +168,15 @@ impl KvStore {
             if slices.count_only {
                 return true;
             }
+            let record = mvcc.record(rev);
+            if slices.filters.as_ref().is_some_and(|f| !f.pass(&record)) {
+                return true;
+            }
             if slices.limit.is_some_and(|limit| slices.emitted >= limit) {
                 slices.more = true;
                 return true;
             }
             slices.emitted += 1;
-            let record = mvcc.record(rev);
             if slices.keys_only {
                 emit(&KeyValue {
                     value: Bytes::new(),

@@ -116,7 +116,8 @@ pub(crate) fn range(
     })
 }
 
-fn passes_filters(req: &RangeRequest, kv: &KeyValue) -> bool {
+/// Whether `kv` passes the request's revision filters (all pass when it has none).
+pub(crate) fn passes_filters(req: &RangeRequest, kv: &KeyValue) -> bool {
     !(req.max_mod_revision != 0 && kv.mod_revision > req.max_mod_revision
         || req.min_mod_revision != 0 && kv.mod_revision < req.min_mod_revision
         || req.max_create_revision != 0 && kv.create_revision > req.max_create_revision
