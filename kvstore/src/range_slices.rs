@@ -8,8 +8,9 @@
 //!
 //! A range that filters by modification or creation revision is sliced too: as in etcd, its
 //! count is of every key in the range, and its records and `more` are of those that pass.
-//! Ranges whose answer is not in key order (sorted by another target, or descending) are not
-//! sliced: [`KvStore::range_slices`] says so, and they are served whole.
+//! A range sorted by key in descending order walks the index downwards. Ranges sorted by
+//! another target are not sliced: [`KvStore::range_slices`] says so, and they are served
+//! whole.
 
 use bytes::Bytes;
 
@@ -23,8 +24,13 @@ use crate::store::KvStore;
 /// [`KvStore::range_slice`].
 #[derive(Debug, Clone)]
 pub struct RangeSlices {
-    /// The next key to walk from (inclusive).
-    from: Bytes,
+    /// The range's first key.
+    key: Bytes,
+    /// The next key to walk from (inclusive), upwards or downwards; `None` before the first
+    /// slice (the range's first key upwards, its last downwards).
+    from: Option<Bytes>,
+    /// Keys are walked highest first.
+    descending: bool,
     /// Where the range ends.
     end: RangeEnd,
     /// The revision read.
@@ -111,12 +117,13 @@ impl KvStore {
         let end = RangeEnd::from_wire(&req.range_end);
         let order = SortOrder::try_from(req.sort_order).unwrap_or(SortOrder::None);
         let target = SortTarget::try_from(req.sort_target).unwrap_or(SortTarget::Key);
-        let key_order = target == SortTarget::Key && order != SortOrder::Descend;
-        if end == RangeEnd::Single || !key_order {
+        if end == RangeEnd::Single || target != SortTarget::Key {
             return Ok(None);
         }
         Ok(Some(RangeSlices {
-            from: req.key.clone(),
+            key: req.key.clone(),
+            from: None,
+            descending: order == SortOrder::Descend,
             end,
             rev,
             view_rev,
@@ -155,7 +162,9 @@ impl KvStore {
         }
         let mut walked = 0;
         let mut resume_at: Option<Bytes> = None;
-        mvcc.walk_range(&slices.from, &slices.end, slices.rev, |key, rev| {
+        let rev = slices.rev;
+        let from = slices.from.take();
+        let visit = |key: &Bytes, rev: Option<crate::mvcc::revision::Revision>| {
             if walked == budget_keys {
                 resume_at = Some(key.clone());
                 return false;
@@ -186,10 +195,16 @@ impl KvStore {
                 emit(&record);
             }
             true
-        });
+        };
+        if slices.descending {
+            mvcc.walk_range_down(&slices.key, &slices.end, from.as_deref(), rev, visit);
+        } else {
+            let from = from.as_ref().unwrap_or(&slices.key);
+            mvcc.walk_range(from, &slices.end, rev, visit);
+        }
         match resume_at {
             Some(key) => {
-                slices.from = key;
+                slices.from = Some(key);
                 Ok(false)
             }
             None => {

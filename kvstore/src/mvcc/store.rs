@@ -116,6 +116,41 @@ impl Mvcc {
         }
     }
 
+    /// [`Mvcc::walk_range`] downwards: the keys of `key..end` at or below `down_from` (the
+    /// range's last key when `None`), highest first.
+    pub(crate) fn walk_range_down(
+        &self,
+        key: &[u8],
+        end: &RangeEnd,
+        down_from: Option<&[u8]>,
+        at: i64,
+        mut visit: impl FnMut(&Bytes, Option<Revision>) -> bool,
+    ) {
+        let upper = match (down_from, end) {
+            (Some(k), _) => Bound::Included(k),
+            (None, RangeEnd::Single) => Bound::Included(key),
+            (None, RangeEnd::Unbounded) => Bound::Unbounded,
+            (None, RangeEnd::To(e)) => Bound::Excluded(e.as_ref()),
+        };
+        let empty = match upper {
+            Bound::Included(u) => u < key,
+            Bound::Excluded(u) => u <= key,
+            Bound::Unbounded => false,
+        };
+        if empty {
+            return;
+        }
+        for (k, ki) in self
+            .index
+            .range::<[u8], _>((Bound::Included(key), upper))
+            .rev()
+        {
+            if !visit(k, ki.get(at)) {
+                return;
+            }
+        }
+    }
+
     pub(crate) fn record(&self, rev: Revision) -> KeyValue {
         self.records
             .get(&rev)
