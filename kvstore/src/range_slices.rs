@@ -8,14 +8,16 @@
 //!
 //! A range that filters by modification or creation revision is sliced too: as in etcd, its
 //! count is of every key in the range, and its records and `more` are of those that pass.
-//! A range sorted by key in descending order walks the index downwards. Ranges sorted by
-//! another target are not sliced: [`KvStore::range_slices`] says so, and they are served
-//! whole.
+//! A range sorted by key in descending order walks the index downwards. One sorted by another
+//! target (version, creation or modification revision, value) gathers its records slice by
+//! slice in key order, sorts them once all are in (ties keep key order, as in a whole range),
+//! then hands them out a slice at a time. Only a range of one key is served whole:
+//! [`KvStore::range_slices`] says so.
 
 use bytes::Bytes;
 
 use crate::error::KvError;
-use crate::mvcc::range::{passes_filters, resolve_rev, validate};
+use crate::mvcc::range::{passes_filters, resolve_rev, sort, validate};
 use crate::mvcc::revision::RangeEnd;
 use crate::proto::{KeyValue, RangeRequest, SortOrder, SortTarget};
 use crate::store::KvStore;
@@ -31,6 +33,8 @@ pub struct RangeSlices {
     from: Option<Bytes>,
     /// Keys are walked highest first.
     descending: bool,
+    /// The records of a range sorted by another target than the key.
+    gathered: Option<Gathered>,
     /// Where the range ends.
     end: RangeEnd,
     /// The revision read.
@@ -49,6 +53,45 @@ pub struct RangeSlices {
     emitted: u64,
     more: bool,
     done: bool,
+}
+
+/// A range sorted by another target than the key: its records, gathered in key order, then
+/// sorted and handed out.
+#[derive(Debug, Clone)]
+struct Gathered {
+    order: SortOrder,
+    target: SortTarget,
+    /// Records gathered at most: as in etcd, a range with no sort order (sorted by its target
+    /// ascending all the same), no filter and a limit sorts only the first `limit + 1` keys.
+    fetch_max: usize,
+    records: Vec<KeyValue>,
+    /// Records handed out so far, once every record is gathered and sorted.
+    handed_out: Option<usize>,
+}
+
+impl Gathered {
+    /// Passes up to `budget` more records to `emit`; whether all are handed out.
+    fn hand_out(
+        &mut self,
+        budget: usize,
+        keys_only: bool,
+        emit: &mut impl FnMut(&KeyValue),
+    ) -> bool {
+        let at = self.handed_out.expect("records are handed out once sorted");
+        let end = at.saturating_add(budget).min(self.records.len());
+        for record in &self.records[at..end] {
+            if keys_only && !record.value.is_empty() {
+                emit(&KeyValue {
+                    value: Bytes::new(),
+                    ..record.clone()
+                });
+            } else {
+                emit(record);
+            }
+        }
+        self.handed_out = Some(end);
+        end == self.records.len()
+    }
 }
 
 /// A range request's revision filters (0: none), as [`passes_filters`] reads them.
@@ -117,19 +160,34 @@ impl KvStore {
         let end = RangeEnd::from_wire(&req.range_end);
         let order = SortOrder::try_from(req.sort_order).unwrap_or(SortOrder::None);
         let target = SortTarget::try_from(req.sort_target).unwrap_or(SortTarget::Key);
-        if end == RangeEnd::Single || target != SortTarget::Key {
+        if end == RangeEnd::Single {
             return Ok(None);
         }
+        let filters = Filters::of(req);
+        let fetch_max = match u64::try_from(req.limit) {
+            Ok(limit) if limit > 0 && order == SortOrder::None && filters.is_none() => {
+                usize::try_from(limit).map_or(usize::MAX, |l| l.saturating_add(1))
+            }
+            _ => usize::MAX,
+        };
+        let gathered = (target != SortTarget::Key).then(|| Gathered {
+            order,
+            target,
+            fetch_max,
+            records: Vec::new(),
+            handed_out: None,
+        });
         Ok(Some(RangeSlices {
             key: req.key.clone(),
             from: None,
-            descending: order == SortOrder::Descend,
+            descending: target == SortTarget::Key && order == SortOrder::Descend,
+            gathered,
             end,
             rev,
             view_rev,
             keys_only: req.keys_only,
             count_only: req.count_only,
-            filters: Filters::of(req),
+            filters,
             limit: u64::try_from(req.limit).ok().filter(|limit| *limit > 0),
             count: 0,
             emitted: 0,
@@ -139,8 +197,11 @@ impl KvStore {
     }
 
     /// Walks the next `budget_keys` keys of the range (at least one), passing each record the
-    /// answer holds to `emit` in key order; `Ok(true)` once the range is done. A revision
-    /// compacted since the range began fails it with [`KvError::Compacted`].
+    /// answer holds to `emit` in the answer's order; `Ok(true)` once the range is done. A
+    /// revision compacted since the range began fails it with [`KvError::Compacted`].
+    ///
+    /// A range sorted by another target than the key passes nothing until it has walked every
+    /// key; then it sorts what it gathered and passes `budget_keys` records a call.
     pub fn range_slice(
         &self,
         slices: &mut RangeSlices,
@@ -152,6 +213,11 @@ impl KvStore {
             "a sliced range is moved along until it is done, not after"
         );
         assert!(budget_keys > 0, "a slice walks at least one key");
+        if let Some(gathered) = slices.gathered.as_mut().filter(|g| g.handed_out.is_some()) {
+            // Everything is gathered, out of the store: compaction no longer matters.
+            slices.done = gathered.hand_out(budget_keys, slices.keys_only, &mut emit);
+            return Ok(slices.done);
+        }
         let mvcc = &self.mvcc;
         assert!(
             mvcc.current_rev >= slices.view_rev,
@@ -177,11 +243,39 @@ impl KvStore {
             if slices.count_only {
                 return true;
             }
+            if let Some(gathered) = &slices.gathered {
+                if gathered.records.len() >= gathered.fetch_max {
+                    return true;
+                }
+            }
+            let limit_reached = slices.limit.is_some_and(|limit| slices.emitted >= limit);
+            if limit_reached
+                && slices.gathered.is_none()
+                && (slices.filters.is_none() || slices.more)
+            {
+                // Nothing more to emit, and `more` is known: count without reading the record
+                // (a count over a million keys with `--limit 1` reads one).
+                slices.more = true;
+                return true;
+            }
             let record = mvcc.record(rev);
             if slices.filters.as_ref().is_some_and(|f| !f.pass(&record)) {
                 return true;
             }
-            if slices.limit.is_some_and(|limit| slices.emitted >= limit) {
+            if let Some(gathered) = &mut slices.gathered {
+                // The limit applies once sorted; a value only the sort needs goes then.
+                let strip = slices.keys_only && gathered.target != SortTarget::Value;
+                gathered.records.push(if strip {
+                    KeyValue {
+                        value: Bytes::new(),
+                        ..record
+                    }
+                } else {
+                    record
+                });
+                return true;
+            }
+            if limit_reached {
                 slices.more = true;
                 return true;
             }
@@ -202,16 +296,30 @@ impl KvStore {
             let from = from.as_ref().unwrap_or(&slices.key);
             mvcc.walk_range(from, &slices.end, rev, visit);
         }
-        match resume_at {
-            Some(key) => {
-                slices.from = Some(key);
-                Ok(false)
-            }
-            None => {
-                slices.done = true;
-                Ok(true)
+        if let Some(key) = resume_at {
+            slices.from = Some(key);
+            return Ok(false);
+        }
+        match &mut slices.gathered {
+            None => slices.done = true,
+            Some(gathered) => {
+                sort(&mut gathered.records, gathered.order, gathered.target);
+                if let Some(limit) = slices.limit.and_then(|l| usize::try_from(l).ok()) {
+                    if gathered.records.len() > limit {
+                        gathered.records.truncate(limit);
+                        slices.more = true;
+                    }
+                }
+                gathered.handed_out = Some(0);
+                // What the walk left of the budget goes to handing out: a small range is done
+                // in one call, and so is one given no limit.
+                let budget_left = budget_keys - walked;
+                slices.done = gathered.records.is_empty()
+                    || (budget_left > 0
+                        && gathered.hand_out(budget_left, slices.keys_only, &mut emit));
             }
         }
+        Ok(slices.done)
     }
 }
 

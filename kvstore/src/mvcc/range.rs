@@ -124,7 +124,8 @@ pub(crate) fn passes_filters(req: &RangeRequest, kv: &KeyValue) -> bool {
         || req.min_create_revision != 0 && kv.create_revision < req.min_create_revision)
 }
 
-fn sort(kvs: &mut [KeyValue], order: SortOrder, target: SortTarget) {
+/// Sorts records gathered in key order as the request asks; ties keep key order.
+pub(crate) fn sort(kvs: &mut [KeyValue], order: SortOrder, target: SortTarget) {
     let order = match (order, target) {
         // The index yields key order already.
         (SortOrder::Ascend, SortTarget::Key) => SortOrder::None,

@@ -64,6 +64,12 @@ impl ApplyQueue {
         self.keys_left = APPLY_KEYS_PER_TURN_MAX;
     }
 
+    /// Whether more entries wait than one turn's budget can apply: a replay, or a member
+    /// falling behind.
+    pub(super) fn is_backlogged(&self) -> bool {
+        self.entries.len() > APPLY_KEYS_PER_TURN_MAX
+    }
+
     /// Whether the queue holds [`APPLY_QUEUE_ENTRIES_MAX`] entries or more: take no more from
     /// the core until it has room.
     pub(super) fn is_full(&self) -> bool {

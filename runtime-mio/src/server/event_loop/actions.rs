@@ -284,12 +284,11 @@ impl Server {
     pub(super) fn after_apply(&mut self) {
         let applied = self.applying.applied_index();
         let settled = self.kv.pending_apply_index().is_none();
-        self.snapshots.after_apply(
-            &mut self.node,
-            &mut self.kv,
-            &self.members,
-            settled.then_some(applied),
-        );
+        // A backlog one turn cannot clear (a restart's replay) is applied before a snapshot is
+        // taken: its copy would compete with the replay for the loop, for a state soon stale.
+        let snapshot_at = (settled && !self.applying.is_backlogged()).then_some(applied);
+        self.snapshots
+            .after_apply(&mut self.node, &mut self.kv, &self.members, snapshot_at);
         if self.applying.poll_backlog_released() {
             // A long backlog (a restart's replay) is applied: its buffers are free heap now.
             self.heap_trim.request();
