@@ -3,8 +3,8 @@
 //! [`KvStore::apply_begin`] applies an entry, visiting at most the given number of keys. Almost
 //! every entry finishes there. A DeleteRange over more keys than that, alone or inside a txn,
 //! and a LeaseRevoke of a lease holding more keys than that, stop where the budget ran out and
-//! return [`Step::Pending`]; [`KvStore::apply_continue`]
-//! goes on from there, as often as it takes.
+//! return [`Step::Pending`]; [`KvStore::apply_continue`] goes on from there, as often as it
+//! takes.
 //!
 //! Until the last step, nothing of the entry is visible: its tombstones are written at the next
 //! revision, which no read sees before the current revision moves to it, and the current
@@ -145,16 +145,13 @@ impl KvStore {
                     return done(Err(e), None);
                 }
             },
-            Some(Request::LeaseRevoke(r)) => {
-                if !self.lessor.contains(r.id) {
+            Some(Request::LeaseRevoke(r)) => match self.revoke_work(r.id) {
+                Ok(work) => work,
+                Err(e) => {
                     self.applied_index = raft_index;
-                    return done(Err(KvError::LeaseNotFound), None);
+                    return done(Err(e), None);
                 }
-                Work::Revoke {
-                    lease: r.id,
-                    progress: LeaseKeysProgress::default(),
-                }
-            }
+            },
             other => {
                 self.applied_index = raft_index;
                 let (result, wait) = self.apply_in_one_step(other.as_ref());
@@ -333,18 +330,23 @@ impl KvStore {
         }
     }
 
+    /// The work of revoking `lease`, which must exist.
+    fn revoke_work(&self, lease: i64) -> Result<Work, KvError> {
+        if !self.lessor.contains(lease) {
+            return Err(KvError::LeaseNotFound);
+        }
+        Ok(Work::Revoke {
+            lease,
+            progress: LeaseKeysProgress::default(),
+        })
+    }
+
     /// Directly revokes a lease and deletes its keys, all in one revision.
     pub(crate) fn lease_revoke_whole(
         &mut self,
         lease: i64,
     ) -> Result<LeaseRevokeResponse, KvError> {
-        if !self.lessor.contains(lease) {
-            return Err(KvError::LeaseNotFound);
-        }
-        let work = Work::Revoke {
-            lease,
-            progress: LeaseKeysProgress::default(),
-        };
+        let work = self.revoke_work(lease)?;
         match self.run_whole(work) {
             ApplyResponse::LeaseRevoke(r) => Ok(r),
             other => panic!("a revoke answered {other:?}"),
@@ -365,7 +367,8 @@ impl KvStore {
     }
 
     /// Applies a request that always finishes in one step (anything but a DeleteRange, a txn
-    /// or a LeaseRevoke); returns its result and, for a physical compaction, the revision to wait for.
+    /// or a LeaseRevoke); returns its result and, for a physical compaction, the revision to
+    /// wait for.
     fn apply_in_one_step(
         &mut self,
         request: Option<&Request>,

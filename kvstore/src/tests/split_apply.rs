@@ -332,6 +332,28 @@ fn loaded() -> (KvStore, WatchId) {
     (s, id)
 }
 
+/// Applies entry `index` 10 keys a step, running `between` (given the step number) after
+/// every step that leaves it pending; its outcome and how many steps it took.
+fn apply_ten_keys_a_step(
+    s: &mut KvStore,
+    index: u64,
+    request: Request,
+    mut between: impl FnMut(&mut KvStore, usize),
+) -> (ApplyOutcome, usize) {
+    let mut keys_left = 10;
+    let mut step = s.apply_begin(index, &entry_bytes(index, request)[..], &mut keys_left);
+    let mut steps = 1;
+    loop {
+        match step {
+            Step::Done(outcome) => return (outcome, steps),
+            Step::Pending => between(s, steps),
+        }
+        let mut keys_left = 10;
+        step = s.apply_continue(&mut keys_left);
+        steps += 1;
+    }
+}
+
 fn delete_prefix() -> Request {
     Request::DeleteRange(DeleteRangeRequest {
         key: Bytes::from_static(b"p/"),
@@ -375,28 +397,14 @@ fn reads_between_steps_see_the_state_before_the_entry() {
             .expect("count")
             .count
         };
-        let mut keys_left = 10;
-        let mut step = s.apply_begin(102, &entry_bytes(102, request.clone())[..], &mut keys_left);
-        let mut steps = 1;
-        let outcome = loop {
-            match step {
-                Step::Done(outcome) => break outcome,
-                Step::Pending => {}
-            }
-            assert_eq!(
-                count(&s),
-                100,
-                "step {steps}: a read saw part of the delete"
-            );
-            assert_eq!(view(&mut s, 0), before, "step {steps}");
+        let (outcome, steps) = apply_ten_keys_a_step(&mut s, 102, request.clone(), |s, steps| {
+            assert_eq!(count(s), 100, "step {steps}: a read saw part of the delete");
+            assert_eq!(view(s, 0), before, "step {steps}");
             assert!(
                 s.poll_watch_event().is_none(),
                 "step {steps}: an event before the end"
             );
-            let mut keys_left = 10;
-            step = s.apply_continue(&mut keys_left);
-            steps += 1;
-        };
+        });
         assert!(steps >= 10, "the delete took {steps} steps of 10 keys");
         assert!(outcome.result().is_ok(), "{outcome:?}");
         assert_eq!(count(&s), 0);
@@ -484,29 +492,15 @@ fn a_lease_with_many_keys_is_revoked_over_several_steps_at_one_revision() {
     };
     assert_eq!(held(&mut s), 100);
 
-    let revoke = entry_bytes(102, Request::LeaseRevoke(LeaseRevokeRequest { id: 7 }));
-    let mut keys_left = 10;
-    let mut step = s.apply_begin(102, &revoke[..], &mut keys_left);
-    let mut steps = 1;
-    let outcome = loop {
-        match step {
-            Step::Done(outcome) => break outcome,
-            Step::Pending => {}
-        }
-        assert_eq!(
-            view(&mut s, 0),
-            before,
-            "step {steps}: a read saw part of it"
-        );
-        assert_eq!(held(&mut s), 100, "step {steps}: the lease lost keys early");
+    let revoke = Request::LeaseRevoke(LeaseRevokeRequest { id: 7 });
+    let (outcome, steps) = apply_ten_keys_a_step(&mut s, 102, revoke, |s, steps| {
+        assert_eq!(view(s, 0), before, "step {steps}: a read saw part of it");
+        assert_eq!(held(s), 100, "step {steps}: the lease lost keys early");
         assert!(
             s.poll_watch_event().is_none(),
             "step {steps}: an early event"
         );
-        let mut keys_left = 10;
-        step = s.apply_continue(&mut keys_left);
-        steps += 1;
-    };
+    });
     assert!(steps >= 10, "the revoke took {steps} steps of 10 keys");
     match outcome.result() {
         Ok(crate::ApplyResponse::LeaseRevoke(r)) => {
