@@ -19,6 +19,7 @@ use bytes::Bytes;
 use crate::error::KvError;
 use crate::mvcc::range::{passes_filters, resolve_rev, sort, validate};
 use crate::mvcc::revision::RangeEnd;
+use crate::mvcc::store::Mvcc;
 use crate::proto::{KeyValue, RangeRequest, SortOrder, SortTarget};
 use crate::store::KvStore;
 
@@ -70,13 +71,14 @@ struct Gathered {
 }
 
 impl Gathered {
-    /// Passes up to `budget` more records to `emit`; whether all are handed out.
+    /// Passes up to `budget` more records to `emit`; whether all are handed out, and how many
+    /// this call handed out.
     fn hand_out(
         &mut self,
         budget: usize,
         keys_only: bool,
         emit: &mut impl FnMut(&KeyValue),
-    ) -> bool {
+    ) -> (bool, usize) {
         let at = self.handed_out.expect("records are handed out once sorted");
         let end = at.saturating_add(budget).min(self.records.len());
         for record in &self.records[at..end] {
@@ -90,7 +92,7 @@ impl Gathered {
             }
         }
         self.handed_out = Some(end);
-        end == self.records.len()
+        (end == self.records.len(), end - at)
     }
 }
 
@@ -153,9 +155,39 @@ impl KvStore {
     /// Begins `req` as a sliced range. `Ok(None)`: its answer is not in key order, or it names
     /// one key, so it is served whole by [`KvStore::range`]. Errors are [`KvStore::range`]'s.
     pub fn range_slices(&self, req: &RangeRequest) -> Result<Option<RangeSlices>, KvError> {
+        RangeSlices::begin(&self.mvcc, req, self.mvcc.current_rev)
+    }
+
+    /// Walks the next `budget_keys` keys of the range (at least one), passing each record the
+    /// answer holds to `emit` in the answer's order; `Ok(true)` once the range is done. A
+    /// revision compacted since the range began fails it with [`KvError::Compacted`].
+    ///
+    /// A range sorted by another target than the key passes nothing until it has walked every
+    /// key; then it sorts what it gathered and passes `budget_keys` records a call.
+    pub fn range_slice(
+        &self,
+        slices: &mut RangeSlices,
+        budget_keys: usize,
+        emit: impl FnMut(&KeyValue),
+    ) -> Result<bool, KvError> {
+        assert!(
+            self.mvcc.current_rev >= slices.view_rev,
+            "the store went back in time under a sliced range"
+        );
+        let (done, _used) = slices.advance(&self.mvcc, budget_keys, emit)?;
+        Ok(done)
+    }
+}
+
+impl RangeSlices {
+    /// Begins `req` over `mvcc` as seen at `view_rev` (the current revision, or a txn's own
+    /// view, its changes so far included). `Ok(None)` for a range of one key.
+    pub(crate) fn begin(
+        mvcc: &Mvcc,
+        req: &RangeRequest,
+        view_rev: i64,
+    ) -> Result<Option<RangeSlices>, KvError> {
         validate(req)?;
-        let mvcc = &self.mvcc;
-        let view_rev = mvcc.current_rev;
         let rev = resolve_rev(mvcc, req.revision, view_rev)?;
         let end = RangeEnd::from_wire(&req.range_end);
         let order = SortOrder::try_from(req.sort_order).unwrap_or(SortOrder::None);
@@ -196,18 +228,15 @@ impl KvStore {
         }))
     }
 
-    /// Walks the next `budget_keys` keys of the range (at least one), passing each record the
-    /// answer holds to `emit` in the answer's order; `Ok(true)` once the range is done. A
-    /// revision compacted since the range began fails it with [`KvError::Compacted`].
-    ///
-    /// A range sorted by another target than the key passes nothing until it has walked every
-    /// key; then it sorts what it gathered and passes `budget_keys` records a call.
-    pub fn range_slice(
-        &self,
-        slices: &mut RangeSlices,
+    /// Walks the next `budget_keys` keys (at least one) as [`KvStore::range_slice`] does; also
+    /// says how much of the budget it used: keys walked, or records handed out.
+    pub(crate) fn advance(
+        &mut self,
+        mvcc: &Mvcc,
         budget_keys: usize,
         mut emit: impl FnMut(&KeyValue),
-    ) -> Result<bool, KvError> {
+    ) -> Result<(bool, usize), KvError> {
+        let slices = self;
         assert!(
             !slices.done,
             "a sliced range is moved along until it is done, not after"
@@ -215,14 +244,10 @@ impl KvStore {
         assert!(budget_keys > 0, "a slice walks at least one key");
         if let Some(gathered) = slices.gathered.as_mut().filter(|g| g.handed_out.is_some()) {
             // Everything is gathered, out of the store: compaction no longer matters.
-            slices.done = gathered.hand_out(budget_keys, slices.keys_only, &mut emit);
-            return Ok(slices.done);
+            let (done, handed) = gathered.hand_out(budget_keys, slices.keys_only, &mut emit);
+            slices.done = done;
+            return Ok((done, handed));
         }
-        let mvcc = &self.mvcc;
-        assert!(
-            mvcc.current_rev >= slices.view_rev,
-            "the store went back in time under a sliced range"
-        );
         if slices.rev < mvcc.compact_rev {
             return Err(KvError::Compacted);
         }
@@ -298,8 +323,9 @@ impl KvStore {
         }
         if let Some(key) = resume_at {
             slices.from = Some(key);
-            return Ok(false);
+            return Ok((false, walked));
         }
+        let mut used = walked;
         match &mut slices.gathered {
             None => slices.done = true,
             Some(gathered) => {
@@ -314,12 +340,16 @@ impl KvStore {
                 // What the walk left of the budget goes to handing out: a small range is done
                 // in one call, and so is one given no limit.
                 let budget_left = budget_keys - walked;
-                slices.done = gathered.records.is_empty()
-                    || (budget_left > 0
-                        && gathered.hand_out(budget_left, slices.keys_only, &mut emit));
+                slices.done = gathered.records.is_empty();
+                if !slices.done && budget_left > 0 {
+                    let (done, handed) =
+                        gathered.hand_out(budget_left, slices.keys_only, &mut emit);
+                    slices.done = done;
+                    used += handed;
+                }
             }
         }
-        Ok(slices.done)
+        Ok((slices.done, used))
     }
 }
 

@@ -1,6 +1,7 @@
-//! A DeleteRange of a large prefix, alone or inside a txn, and the revoke of a lease holding many
-//! keys, are applied over many loop turns, and no reader sees one half done: a serializable count on any member is always a count between
-//! whole deletes, never one in between, and the members' term does not move (the deletes cause
+//! A range of many keys inside a txn, a DeleteRange of a large prefix, alone or inside a txn,
+//! and the revoke of a lease holding many keys, are applied over many loop turns, and no reader
+//! sees one half done: a serializable count on any member is always a count between whole
+//! deletes, never one in between, and the members' term does not move (the large applies cause
 //! no election). Driven by another project's client library (the `etcd-client` crate).
 
 use std::sync::Arc;
@@ -123,6 +124,22 @@ fn readers_see_large_prefix_deletes_whole_or_not_at_all() {
         while !ready.iter().all(|r| r.load(Ordering::SeqCst)) {
             tokio::task::yield_now().await;
         }
+        let read_in_txn = Txn::new().and_then([
+            TxnOp::get(
+                PARTS[0],
+                Some(GetOptions::new().with_prefix().with_keys_only()),
+            ),
+            TxnOp::put("after-the-read", "v", None),
+        ]);
+        let response = client.txn(read_in_txn).await.expect("read a part in a txn");
+        match response.op_responses().first() {
+            Some(etcd_client::TxnOpResponse::Get(g)) => {
+                assert_eq!(g.count(), KEYS_PER_PART as i64);
+                assert_eq!(g.kvs().len(), KEYS_PER_PART);
+                assert_eq!(g.kvs()[7].key_str().expect("utf-8"), key(14));
+            }
+            other => panic!("the txn's first answer is its range's: {other:?}"),
+        }
         let response = client
             .delete(PARTS[0], Some(DeleteOptions::new().with_prefix()))
             .await
@@ -172,8 +189,9 @@ fn readers_see_large_prefix_deletes_whole_or_not_at_all() {
         for (member, before) in split_before.into_iter().enumerate() {
             let split = entries_split(c.members[member].client_port) - before;
             assert_eq!(
-                split, 3,
-                "member {member}: the delete, the txn and the revoke each take several turns"
+                split, 4,
+                "member {member}: the txn's range, the delete, the txn's delete and the revoke \
+                 each take several turns"
             );
         }
         assert_eq!(

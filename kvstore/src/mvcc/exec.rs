@@ -1,8 +1,10 @@
 //! Running a checked write request's operations, over one or more steps.
 //!
-//! A DeleteRange visits a bounded number of keys per step ([`WriteTxn::delete_range`]); a txn
-//! stops where its DeleteRange stops and goes on from there in the next step. Everything else
-//! (puts, ranges, compares) runs within one step: a txn holds at most `txn_ops_max` of them.
+//! A DeleteRange visits a bounded number of keys per step ([`WriteTxn::delete_range`]), and so
+//! does a Range over more than one key (walked as a [`RangeSlices`]); a txn stops where either
+//! stops and goes on from there in the next step. Puts and compares run within one step: a txn
+//! holds at most `txn_ops_max` of them. Between steps nothing else applies, so a range walked
+//! over several steps reads what it would have read in one.
 
 use smallvec::{SmallVec, smallvec};
 
@@ -12,9 +14,10 @@ use super::write::{DeleteProgress, WriteTxn};
 use crate::proto::request_op::Request;
 use crate::proto::response_op::Response;
 use crate::proto::{
-    DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RequestOp, ResponseHeader,
-    ResponseOp, TxnRequest, TxnResponse,
+    DeleteRangeRequest, DeleteRangeResponse, KeyValue, PutRequest, PutResponse, RangeRequest,
+    RangeResponse, RequestOp, ResponseHeader, ResponseOp, TxnRequest, TxnResponse,
 };
+use crate::range_slices::RangeSlices;
 
 fn header(rev: i64) -> Option<ResponseHeader> {
     Some(ResponseHeader {
@@ -66,6 +69,64 @@ pub(crate) fn exec_delete(
     })
 }
 
+/// A Range of a txn being walked, and the records it has answered so far.
+#[derive(Debug)]
+struct TxnRange {
+    slices: RangeSlices,
+    kvs: Vec<KeyValue>,
+}
+
+/// Runs a Range of a txn from where `progress` stands (`None`: not begun), walking at most
+/// `keys_left` keys. The response once it is done; `None` when `keys_left` ran out first.
+fn exec_range(
+    tx: &WriteTxn<'_>,
+    r: &RangeRequest,
+    progress: &mut Option<Box<TxnRange>>,
+    keys_left: &mut usize,
+) -> Option<RangeResponse> {
+    let view = tx.read_rev();
+    if progress.is_none() {
+        // The request was checked before the txn began, so these cannot fail; an error would
+        // answer an empty range, as the whole range did.
+        match RangeSlices::begin(tx.mvcc(), r, view) {
+            Ok(Some(slices)) => {
+                *progress = Some(Box::new(TxnRange {
+                    slices,
+                    kvs: Vec::new(),
+                }));
+            }
+            Ok(None) => {
+                *keys_left = keys_left.saturating_sub(1);
+                return Some(range::range(tx.mvcc(), r, view).unwrap_or_default());
+            }
+            Err(_) => return Some(RangeResponse::default()),
+        }
+    }
+    if *keys_left == 0 {
+        return None;
+    }
+    let TxnRange { slices, kvs } = &mut **progress.as_mut().expect("begun above");
+    let (done, used) = match slices.advance(tx.mvcc(), *keys_left, |kv| kvs.push(kv.clone())) {
+        Ok(step) => step,
+        Err(_) => {
+            *progress = None;
+            return Some(RangeResponse::default());
+        }
+    };
+    *keys_left -= used;
+    if !done {
+        return None;
+    }
+    let TxnRange { slices, kvs } = *progress.take().expect("begun above");
+    let totals = slices.totals();
+    Some(RangeResponse {
+        header: header(totals.view_rev),
+        kvs,
+        more: totals.more,
+        count: totals.count,
+    })
+}
+
 /// One txn (the request's own, or a nested one) being run.
 #[derive(Debug)]
 struct Frame {
@@ -87,6 +148,8 @@ pub(crate) struct TxnProgress {
     /// most txns nest no deeper than one level).
     frames: SmallVec<[Frame; 2]>,
     delete: DeleteProgress,
+    /// Boxed: most txns hold no range over many keys.
+    range: Option<Box<TxnRange>>,
 }
 
 impl TxnProgress {
@@ -102,6 +165,7 @@ impl TxnProgress {
                 responses: Vec::new(),
             }],
             delete: DeleteProgress::default(),
+            range: None,
         }
     }
 }
@@ -123,8 +187,8 @@ fn frame_txn<'r>(root: &'r TxnRequest, frames: &[Frame]) -> &'r TxnRequest {
 }
 
 /// Runs the chosen path of a checked txn from where `progress` stands. The response once the
-/// txn is done; `None` when `keys_left` ran out inside a DeleteRange (call again with the same
-/// `progress` to go on). Each put uses one of `keys_left`.
+/// txn is done; `None` when `keys_left` ran out inside a DeleteRange or a Range (call again with
+/// the same `progress` to go on). Each put, and each range of one key, uses one of `keys_left`.
 pub(crate) fn exec_txn(
     tx: &mut WriteTxn<'_>,
     req: &TxnRequest,
@@ -136,6 +200,7 @@ pub(crate) fn exec_txn(
         path_pos,
         frames,
         delete,
+        range: range_progress,
     } = progress;
     loop {
         assert!(!frames.is_empty(), "a finished txn is not run again");
@@ -167,12 +232,10 @@ pub(crate) fn exec_txn(
             frame.responses.reserve_exact(ops.len());
         }
         let response = match &ops[frame.op].request {
-            Some(Request::RequestRange(r)) => {
-                let view = tx.read_rev();
-                // Checked before the txn began: this cannot fail.
-                let resp = range::range(tx.mvcc(), r, view).unwrap_or_default();
-                Some(Response::ResponseRange(resp))
-            }
+            Some(Request::RequestRange(r)) => match exec_range(tx, r, range_progress, keys_left) {
+                Some(resp) => Some(Response::ResponseRange(resp)),
+                None => return None,
+            },
             Some(Request::RequestPut(p)) => {
                 *keys_left = keys_left.saturating_sub(1);
                 Some(Response::ResponsePut(exec_put(tx, p)))

@@ -8,7 +8,7 @@ use quickcheck::{Arbitrary, Gen, QuickCheck, TestResult};
 
 use crate::proto::internal_request::Request;
 use crate::proto::*;
-use crate::{ApplyOutcome, KvConfig, KvStore, Step, StoreStatus, WatchId};
+use crate::{ApplyOutcome, ApplyResponse, KvConfig, KvStore, Step, StoreStatus, WatchId};
 
 /// Keys `a0`..`a7` and `b0`..`b7`: prefixes `a` and `b` each cover eight.
 fn key(n: u8) -> Bytes {
@@ -48,6 +48,27 @@ fn op(request: request_op::Request) -> RequestOp {
     }
 }
 
+/// A range of every key, of prefix `a` or of one key, in any sort order, with or without a
+/// limit, a revision filter, `keys_only` or `count_only`.
+fn txn_range(g: &mut Gen) -> RangeRequest {
+    let (key, range_end) = match u8::arbitrary(g) % 3 {
+        0 => (Bytes::from_static(&[0]), Bytes::from_static(&[0])),
+        1 => (Bytes::from_static(b"a"), Bytes::from_static(b"b")),
+        _ => (key(u8::arbitrary(g)), Bytes::new()),
+    };
+    RangeRequest {
+        key,
+        range_end,
+        limit: i64::from(u8::arbitrary(g) % 4),
+        sort_order: i32::from(u8::arbitrary(g) % 3),
+        sort_target: i32::from(u8::arbitrary(g) % 5),
+        keys_only: u8::arbitrary(g) % 4 == 0,
+        count_only: u8::arbitrary(g) % 4 == 0,
+        min_mod_revision: if bool::arbitrary(g) { 3 } else { 0 },
+        ..RangeRequest::default()
+    }
+}
+
 /// A txn whose branches delete ranges around puts, ranges and a nested txn that deletes too.
 fn txn(g: &mut Gen) -> TxnRequest {
     let n = u8::arbitrary(g);
@@ -77,11 +98,7 @@ fn txn(g: &mut Gen) -> TxnRequest {
                 n,
                 bool::arbitrary(g),
             ))),
-            op(request_op::Request::RequestRange(RangeRequest {
-                key: Bytes::from_static(&[0]),
-                range_end: Bytes::from_static(&[0]),
-                ..RangeRequest::default()
-            })),
+            op(request_op::Request::RequestRange(txn_range(g))),
         ];
         if bool::arbitrary(g) {
             ops.push(op(request_op::Request::RequestTxn(nested.clone())));
@@ -419,6 +436,76 @@ fn reads_between_steps_see_the_state_before_the_entry() {
         let lease = s.lease_time_to_live(&LeaseTimeToLiveRequest { id: 7, keys: true }, 0);
         assert!(lease.keys.is_empty(), "the lease lost its key at the end");
     }
+}
+
+#[test]
+fn a_txn_range_over_many_keys_is_read_over_several_steps_and_sees_the_txn_writes() {
+    let prefix = || RangeRequest {
+        key: Bytes::from_static(b"p/"),
+        range_end: Bytes::from_static(b"p0"),
+        ..RangeRequest::default()
+    };
+    let range = |r: RangeRequest| op(request_op::Request::RequestRange(r));
+    let request = Request::Txn(TxnRequest {
+        success: vec![
+            op(request_op::Request::RequestPut(PutRequest {
+                key: Bytes::from_static(b"p/050"),
+                value: Bytes::from_static(b"written by the txn"),
+                ..PutRequest::default()
+            })),
+            range(prefix()),
+            range(RangeRequest {
+                sort_order: SortOrder::Descend as i32,
+                sort_target: SortTarget::Value as i32,
+                limit: 3,
+                ..prefix()
+            }),
+            range(RangeRequest {
+                count_only: true,
+                ..prefix()
+            }),
+        ],
+        ..TxnRequest::default()
+    });
+    let (mut whole, _) = loaded();
+    let want = whole.apply(102, &entry_bytes(102, request.clone())[..]);
+    let (mut s, _) = loaded();
+    let before = view(&mut s, 0);
+    let (got, steps) = apply_ten_keys_a_step(&mut s, 102, request, |s, steps| {
+        assert_eq!(
+            view(s, 0),
+            before,
+            "step {steps}: a read saw part of the txn"
+        );
+    });
+    assert!(
+        steps >= 20,
+        "the txn's ranges took {steps} steps of 10 keys"
+    );
+    assert_eq!(got, want, "stepped and whole answer alike");
+    let Ok(ApplyResponse::Txn(txn)) = got.into_result() else {
+        panic!("a txn answers a txn");
+    };
+    let ranges: Vec<RangeResponse> = txn
+        .responses
+        .into_iter()
+        .filter_map(|r| match r.response {
+            Some(response_op::Response::ResponseRange(r)) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ranges.len(), 3);
+    assert_eq!(ranges[0].kvs.len(), 100);
+    assert_eq!(ranges[0].count, 100);
+    assert_eq!(
+        ranges[0].kvs[50].value,
+        Bytes::from_static(b"written by the txn"),
+        "a txn's range sees the txn's own earlier writes"
+    );
+    let values: Vec<&[u8]> = ranges[1].kvs.iter().map(|kv| &kv.value[..]).collect();
+    assert_eq!(values, [&b"written by the txn"[..], b"v99", b"v98"]);
+    assert!(ranges[1].more);
+    assert_eq!((ranges[2].count, ranges[2].kvs.len()), (100, 0));
 }
 
 fn half_applied() -> KvStore {
