@@ -10,14 +10,14 @@
 //! count is of every key in the range, and its records and `more` are of those that pass.
 //! A range sorted by key in descending order walks the index downwards. One sorted by another
 //! target (version, creation or modification revision, value) gathers its records slice by
-//! slice in key order, sorts them once all are in (ties keep key order, as in a whole range),
-//! then hands them out a slice at a time. Only a range of one key is served whole:
+//! slice in key order, then sorts them a run at a time and hands them out a slice at a time,
+//! merging the sorted runs (ties keep key order, as in a whole range). Only a range of one key is served whole:
 //! [`KvStore::range_slices`] says so.
 
 use bytes::Bytes;
 
 use crate::error::KvError;
-use crate::mvcc::range::{passes_filters, resolve_rev, sort, validate};
+use crate::mvcc::range::{passes_filters, resolve_rev, sort, sort_order, validate};
 use crate::mvcc::revision::RangeEnd;
 use crate::mvcc::store::Mvcc;
 use crate::proto::{KeyValue, RangeRequest, SortOrder, SortTarget};
@@ -56,8 +56,12 @@ pub struct RangeSlices {
     done: bool,
 }
 
+/// Sorted runs a gathered range merges at most: each record handed out is chosen among the
+/// runs' next records, so this bounds the comparisons per record.
+const SORTED_RUNS_MAX: usize = 64;
+
 /// A range sorted by another target than the key: its records, gathered in key order, then
-/// sorted and handed out.
+/// sorted a run at a time and merged a slice at a time, so that no call sorts them all.
 #[derive(Debug, Clone)]
 struct Gathered {
     order: SortOrder,
@@ -66,22 +70,79 @@ struct Gathered {
     /// ascending all the same), no filter and a limit sorts only the first `limit + 1` keys.
     fetch_max: usize,
     records: Vec<KeyValue>,
-    /// Records handed out so far, once every record is gathered and sorted.
-    handed_out: Option<usize>,
+    /// Once every record is gathered.
+    merge: Option<Merge>,
+}
+
+/// Where the sorting and merging of gathered records stand.
+#[derive(Debug, Clone)]
+struct Merge {
+    /// Records per sorted run (the last run may hold fewer).
+    run_len: usize,
+    /// `records[..sorted]` is cut into sorted runs.
+    sorted: usize,
+    /// Each sorted run's next record to hand out, and its end.
+    runs: Vec<(usize, usize)>,
+    /// Records still to hand out: the limit cuts the merged order short.
+    left: usize,
 }
 
 impl Gathered {
-    /// Passes up to `budget` more records to `emit`; whether all are handed out, and how many
-    /// this call handed out.
-    fn hand_out(
+    /// Every record is gathered: the sorting begins. `take`: how many records the answer
+    /// holds; `budget_keys`: the budget of the calls, which sets the runs' length.
+    fn begin_merge(&mut self, take: usize, budget_keys: usize) {
+        let run_len = budget_keys
+            .max(self.records.len().div_ceil(SORTED_RUNS_MAX))
+            .max(1);
+        self.merge = Some(Merge {
+            run_len,
+            sorted: 0,
+            runs: Vec::new(),
+            left: take,
+        });
+    }
+
+    /// Sorts runs, then passes records in the answer's order to `emit`, together about
+    /// `budget` of them (a run is sorted whole). Whether all are handed out, and how much of
+    /// the budget this call used (at most `budget`).
+    fn merge_step(
         &mut self,
         budget: usize,
         keys_only: bool,
         emit: &mut impl FnMut(&KeyValue),
     ) -> (bool, usize) {
-        let at = self.handed_out.expect("records are handed out once sorted");
-        let end = at.saturating_add(budget).min(self.records.len());
-        for record in &self.records[at..end] {
+        let merge = self
+            .merge
+            .as_mut()
+            .expect("records are merged once gathered");
+        let records = &mut self.records;
+        let mut used = 0;
+        while merge.sorted < records.len() && used < budget {
+            let run = merge.sorted..(merge.sorted + merge.run_len).min(records.len());
+            sort(&mut records[run.clone()], self.order, self.target);
+            used += run.len();
+            merge.runs.push((run.start, run.end));
+            merge.sorted = run.end;
+        }
+        if merge.sorted < records.len() {
+            return (false, used.min(budget));
+        }
+        let cmp = sort_order(self.order, self.target)
+            .expect("only a range sorted by another target than the key gathers");
+        while merge.left > 0 && used < budget {
+            // The first record in the answer's order among the runs' next ones; on a tie the
+            // earliest run's, whose keys are lower: ties keep key order, as in a whole sort.
+            let mut first: Option<usize> = None;
+            for (i, &(next, end)) in merge.runs.iter().enumerate() {
+                let before = |f: usize| cmp(&records[next], &records[merge.runs[f].0]).is_lt();
+                if next < end && first.is_none_or(before) {
+                    first = Some(i);
+                }
+            }
+            let run = first.expect("a record left to hand out is in some run");
+            let at = merge.runs[run].0;
+            merge.runs[run].0 += 1;
+            let record = &records[at];
             if keys_only && !record.value.is_empty() {
                 emit(&KeyValue {
                     value: Bytes::new(),
@@ -90,9 +151,10 @@ impl Gathered {
             } else {
                 emit(record);
             }
+            merge.left -= 1;
+            used += 1;
         }
-        self.handed_out = Some(end);
-        (end == self.records.len(), end - at)
+        (merge.left == 0, used.min(budget))
     }
 }
 
@@ -163,7 +225,8 @@ impl KvStore {
     /// revision compacted since the range began fails it with [`KvError::Compacted`].
     ///
     /// A range sorted by another target than the key passes nothing until it has walked every
-    /// key; then it sorts what it gathered and passes `budget_keys` records a call.
+    /// key; then each call sorts a run of what it gathered or merges about `budget_keys`
+    /// records out of the sorted runs.
     pub fn range_slice(
         &self,
         slices: &mut RangeSlices,
@@ -207,7 +270,7 @@ impl RangeSlices {
             target,
             fetch_max,
             records: Vec::new(),
-            handed_out: None,
+            merge: None,
         });
         Ok(Some(RangeSlices {
             key: req.key.clone(),
@@ -242,11 +305,11 @@ impl RangeSlices {
             "a sliced range is moved along until it is done, not after"
         );
         assert!(budget_keys > 0, "a slice walks at least one key");
-        if let Some(gathered) = slices.gathered.as_mut().filter(|g| g.handed_out.is_some()) {
+        if let Some(gathered) = slices.gathered.as_mut().filter(|g| g.merge.is_some()) {
             // Everything is gathered, out of the store: compaction no longer matters.
-            let (done, handed) = gathered.hand_out(budget_keys, slices.keys_only, &mut emit);
+            let (done, used) = gathered.merge_step(budget_keys, slices.keys_only, &mut emit);
             slices.done = done;
-            return Ok((done, handed));
+            return Ok((done, used));
         }
         if slices.rev < mvcc.compact_rev {
             return Err(KvError::Compacted);
@@ -329,23 +392,22 @@ impl RangeSlices {
         match &mut slices.gathered {
             None => slices.done = true,
             Some(gathered) => {
-                sort(&mut gathered.records, gathered.order, gathered.target);
-                if let Some(limit) = slices.limit.and_then(|l| usize::try_from(l).ok()) {
-                    if gathered.records.len() > limit {
-                        gathered.records.truncate(limit);
-                        slices.more = true;
-                    }
-                }
-                gathered.handed_out = Some(0);
-                // What the walk left of the budget goes to handing out: a small range is done
-                // in one call, and so is one given no limit.
+                let total = gathered.records.len();
+                let take = slices
+                    .limit
+                    .and_then(|l| usize::try_from(l).ok())
+                    .map_or(total, |limit| limit.min(total));
+                slices.more |= take < total;
+                gathered.begin_merge(take, budget_keys);
+                // What the walk left of the budget goes to sorting and handing out: a small
+                // range is done in one call.
                 let budget_left = budget_keys - walked;
-                slices.done = gathered.records.is_empty();
+                slices.done = take == 0;
                 if !slices.done && budget_left > 0 {
-                    let (done, handed) =
-                        gathered.hand_out(budget_left, slices.keys_only, &mut emit);
+                    let (done, step_used) =
+                        gathered.merge_step(budget_left, slices.keys_only, &mut emit);
                     slices.done = done;
-                    used += handed;
+                    used += step_used;
                 }
             }
         }

@@ -126,26 +126,36 @@ pub(crate) fn passes_filters(req: &RangeRequest, kv: &KeyValue) -> bool {
 
 /// Sorts records gathered in key order as the request asks; ties keep key order.
 pub(crate) fn sort(kvs: &mut [KeyValue], order: SortOrder, target: SortTarget) {
-    let order = match (order, target) {
+    // Stable sorts: ties stay in key order, so every replica answers alike.
+    if let Some(cmp) = sort_order(order, target) {
+        kvs.sort_by(cmp);
+    }
+}
+
+/// The order a range sorts its records in: `None` when key order (the index's) is that order.
+pub(crate) fn sort_order(
+    order: SortOrder,
+    target: SortTarget,
+) -> Option<impl Fn(&KeyValue, &KeyValue) -> Ordering + Copy> {
+    let descending = match (order, target) {
         // The index yields key order already.
-        (SortOrder::Ascend, SortTarget::Key) => SortOrder::None,
-        (SortOrder::None, SortTarget::Key) => SortOrder::None,
-        (SortOrder::None, _) => SortOrder::Ascend,
-        (o, _) => o,
+        (SortOrder::Ascend | SortOrder::None, SortTarget::Key) => return None,
+        (SortOrder::None | SortOrder::Ascend, _) => false,
+        (SortOrder::Descend, _) => true,
     };
-    let cmp = |a: &KeyValue, b: &KeyValue| -> Ordering {
-        match target {
+    let cmp = move |a: &KeyValue, b: &KeyValue| -> Ordering {
+        let ascending = match target {
             SortTarget::Key => a.key.cmp(&b.key),
             SortTarget::Version => a.version.cmp(&b.version),
             SortTarget::Create => a.create_revision.cmp(&b.create_revision),
             SortTarget::Mod => a.mod_revision.cmp(&b.mod_revision),
             SortTarget::Value => a.value.cmp(&b.value),
+        };
+        if descending {
+            ascending.reverse()
+        } else {
+            ascending
         }
     };
-    match order {
-        SortOrder::None => {}
-        // Stable sorts: ties stay in key order, so every replica answers alike.
-        SortOrder::Ascend => kvs.sort_by(cmp),
-        SortOrder::Descend => kvs.sort_by(|a, b| cmp(b, a)),
-    }
+    Some(cmp)
 }
