@@ -56,8 +56,9 @@ pub struct RangeSlices {
     done: bool,
 }
 
-/// Sorted runs a gathered range merges at most: each record handed out is chosen among the
-/// runs' next records, so this bounds the comparisons per record.
+/// Sorted runs a gathered range merges at most. More runs make each run's sort shorter (a
+/// call sorts at least one run), and cost a comparison more per record handed out each time
+/// they double (the runs' next records are kept in a binary heap).
 const SORTED_RUNS_MAX: usize = 64;
 
 /// A range sorted by another target than the key: its records, gathered in key order, then
@@ -83,8 +84,31 @@ struct Merge {
     sorted: usize,
     /// Each sorted run's next record to hand out, and its end.
     runs: Vec<(usize, usize)>,
+    /// The runs with records left, as a binary heap whose top run's next record comes first
+    /// in the answer's order; built once every run is sorted.
+    heap: Option<Vec<usize>>,
     /// Records still to hand out: the limit cuts the merged order short.
     left: usize,
+}
+
+impl Merge {
+    /// Restores the heap below `at`, given that `precedes(a, b)` says run `a`'s next record
+    /// comes before run `b`'s.
+    fn sift_down(heap: &mut [usize], mut at: usize, precedes: impl Fn(usize, usize) -> bool) {
+        loop {
+            let mut first = at;
+            for child in [2 * at + 1, 2 * at + 2] {
+                if child < heap.len() && precedes(heap[child], heap[first]) {
+                    first = child;
+                }
+            }
+            if first == at {
+                return;
+            }
+            heap.swap(at, first);
+            at = first;
+        }
+    }
 }
 
 impl Gathered {
@@ -98,6 +122,7 @@ impl Gathered {
             run_len,
             sorted: 0,
             runs: Vec::new(),
+            heap: None,
             left: take,
         });
     }
@@ -129,19 +154,33 @@ impl Gathered {
         }
         let cmp = sort_order(self.order, self.target)
             .expect("only a range sorted by another target than the key gathers");
-        while merge.left > 0 && used < budget {
-            // The first record in the answer's order among the runs' next ones; on a tie the
-            // earliest run's, whose keys are lower: ties keep key order, as in a whole sort.
-            let mut first: Option<usize> = None;
-            for (i, &(next, end)) in merge.runs.iter().enumerate() {
-                let before = |f: usize| cmp(&records[next], &records[merge.runs[f].0]).is_lt();
-                if next < end && first.is_none_or(before) {
-                    first = Some(i);
-                }
+        let Merge {
+            runs, heap, left, ..
+        } = merge;
+        // Run `a`'s next record comes first; on a tie the earlier run's, whose keys are lower:
+        // ties keep key order, as in a whole sort.
+        let precedes = |runs: &[(usize, usize)], a: usize, b: usize| {
+            cmp(&records[runs[a].0], &records[runs[b].0])
+                .then(a.cmp(&b))
+                .is_lt()
+        };
+        let heap = heap.get_or_insert_with(|| {
+            let mut heap: Vec<usize> = (0..runs.len()).filter(|&r| runs[r].0 < runs[r].1).collect();
+            for at in (0..heap.len() / 2).rev() {
+                Merge::sift_down(&mut heap, at, |a, b| precedes(runs, a, b));
             }
-            let run = first.expect("a record left to hand out is in some run");
-            let at = merge.runs[run].0;
-            merge.runs[run].0 += 1;
+            heap
+        });
+        while *left > 0 && used < budget {
+            let run = *heap
+                .first()
+                .expect("a record left to hand out is in some run");
+            let at = runs[run].0;
+            runs[run].0 += 1;
+            if runs[run].0 == runs[run].1 {
+                heap.swap_remove(0);
+            }
+            Merge::sift_down(heap, 0, |a, b| precedes(runs, a, b));
             let record = &records[at];
             if keys_only && !record.value.is_empty() {
                 emit(&KeyValue {
@@ -151,10 +190,10 @@ impl Gathered {
             } else {
                 emit(record);
             }
-            merge.left -= 1;
+            *left -= 1;
             used += 1;
         }
-        (merge.left == 0, used.min(budget))
+        (*left == 0, used.min(budget))
     }
 }
 
