@@ -19,6 +19,7 @@
 //! compaction step, a watcher sync step, and starting a snapshot copy. Restoring a snapshot
 //! drops the pending entry: the restored state supersedes it.
 
+use bytes::Bytes;
 use prost::Message;
 
 use crate::error::KvError;
@@ -99,7 +100,10 @@ impl KvStore {
             };
             return Step::Done(ApplyOutcome::new(raft_index, 0, Err(err), None));
         }
-        let req = match InternalRequest::decode(request_bytes) {
+        // Zero-copy when the caller hands over `Bytes`: the records of puts keep slices of it.
+        let mut request_bytes = request_bytes;
+        let request = request_bytes.copy_to_bytes(request_bytes.remaining());
+        let req = match InternalRequest::decode(request.clone()) {
             Ok(r) => r,
             Err(e) => {
                 let err = Err(KvError::Decode(e.to_string()));
@@ -154,7 +158,7 @@ impl KvStore {
             },
             other => {
                 self.applied_index = raft_index;
-                let (result, wait) = self.apply_in_one_step(other.as_ref());
+                let (result, wait) = self.apply_in_one_step(other.as_ref(), request);
                 return done(result, wait);
             }
         };
@@ -162,7 +166,7 @@ impl KvStore {
             raft_index,
             request_id: id,
             work,
-            staged: self.begin_write(),
+            staged: self.begin_write(request),
         };
         self.run_pending(pending, keys_left)
     }
@@ -225,19 +229,20 @@ impl KvStore {
         Ok(path)
     }
 
-    fn begin_write(&mut self) -> Staged {
+    /// A write of `request` (its bytes, or empty) at the next revision, set aside to run.
+    fn begin_write(&mut self, request: Bytes) -> Staged {
         let collect = !self.watch.is_empty();
-        WriteTxn::begin(&mut self.mvcc, &mut self.lessor, collect).suspend()
+        WriteTxn::begin(&mut self.mvcc, &mut self.lessor, collect, request).suspend()
     }
 
     /// Runs `work` from where it stands; its response once done and published, or its staged
-    /// changes when `keys_left` ran out first.
+    /// changes when `keys_left` ran out first (boxed: the rarer and larger outcome).
     fn run_work(
         &mut self,
         work: &mut Work,
         staged: Staged,
         keys_left: &mut usize,
-    ) -> Result<ApplyResponse, Staged> {
+    ) -> Result<ApplyResponse, Box<Staged>> {
         let mut tx = WriteTxn::resume(&mut self.mvcc, &mut self.lessor, staged);
         let response = match work {
             Work::Delete { req, progress } => {
@@ -251,7 +256,7 @@ impl KvStore {
                 .then(|| ApplyResponse::LeaseRevoke(LeaseRevokeResponse::default())),
         };
         let Some(mut response) = response else {
-            return Err(tx.suspend());
+            return Err(Box::new(tx.suspend()));
         };
         let (rev, events) = tx.end();
         if let Work::Revoke { lease, .. } = work {
@@ -300,7 +305,7 @@ impl KvStore {
                     raft_index,
                     request_id,
                     work,
-                    staged,
+                    staged: *staged,
                 }));
                 Step::Pending
             }
@@ -310,7 +315,7 @@ impl KvStore {
     /// Runs `work` to the end in one call, for a write made without replication.
     pub(crate) fn run_whole(&mut self, mut work: Work) -> ApplyResponse {
         self.assert_no_pending_apply("a direct write");
-        let staged = self.begin_write();
+        let staged = self.begin_write(Bytes::new());
         let mut keys_left = usize::MAX;
         match self.run_work(&mut work, staged, &mut keys_left) {
             Ok(response) => response,
@@ -372,12 +377,13 @@ impl KvStore {
     fn apply_in_one_step(
         &mut self,
         request: Option<&Request>,
+        request_bytes: Bytes,
     ) -> (Result<ApplyResponse, KvError>, Option<i64>) {
         let mut wait = None;
         let result = match request {
             None => Ok(ApplyResponse::Noop),
             Some(Request::Range(r)) => self.range(r).map(ApplyResponse::Range),
-            Some(Request::Put(p)) => self.put(p).map(ApplyResponse::Put),
+            Some(Request::Put(p)) => self.put_of(p, request_bytes).map(ApplyResponse::Put),
             Some(Request::DeleteRange(_) | Request::Txn(_) | Request::LeaseRevoke(_)) => {
                 panic!("a DeleteRange, a txn or a LeaseRevoke may take several steps")
             }

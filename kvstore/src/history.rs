@@ -244,7 +244,7 @@ impl HistoryImport {
         }
         key_index.put(revision);
         m.data_bytes += Mvcc::record_bytes(&kv);
-        m.records.insert(revision, kv);
+        m.records.insert_within(revision, kv, &Bytes::new());
         Ok(())
     }
 
@@ -269,7 +269,7 @@ impl HistoryImport {
         key_index.tombstone(revision);
         m.live_keys -= 1;
         m.data_bytes += Mvcc::record_bytes(&tomb);
-        m.records.insert(revision, tomb);
+        m.records.insert_within(revision, tomb, &Bytes::new());
         Ok(true)
     }
 

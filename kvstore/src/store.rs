@@ -2,6 +2,8 @@
 
 use std::collections::BTreeSet;
 
+use bytes::Bytes;
+
 use crate::apply::PendingApply;
 use crate::auth::AuthStore;
 use crate::config::KvConfig;
@@ -117,10 +119,11 @@ impl KvStore {
         &self.config
     }
 
-    fn write<R>(&mut self, f: impl FnOnce(&mut WriteTxn<'_>) -> R) -> (R, i64) {
+    /// Runs `f` as one write of `request` (its bytes, or empty) at the next revision.
+    fn write<R>(&mut self, request: Bytes, f: impl FnOnce(&mut WriteTxn<'_>) -> R) -> (R, i64) {
         self.assert_no_pending_apply("a direct write");
         let collect = !self.watch.is_empty();
-        let mut tx = WriteTxn::begin(&mut self.mvcc, &mut self.lessor, collect);
+        let mut tx = WriteTxn::begin(&mut self.mvcc, &mut self.lessor, collect, request);
         let out = f(&mut tx);
         let (rev, events) = tx.end();
         if !events.is_empty() {
@@ -138,9 +141,19 @@ impl KvStore {
     /// Writes a key at a new revision. [`KvStore::apply`] calls it for a committed `Put`; a
     /// caller without replication may call it directly.
     pub fn put(&mut self, req: &PutRequest) -> Result<PutResponse, KvError> {
+        self.put_of(req, Bytes::new())
+    }
+
+    /// [`KvStore::put`] of a request decoded from `request_bytes`, whose key and value the
+    /// record keeps as one slice of those bytes.
+    pub(crate) fn put_of(
+        &mut self,
+        req: &PutRequest,
+        request_bytes: Bytes,
+    ) -> Result<PutResponse, KvError> {
         txn::validate_put(req)?;
         txn::check_put(&self.mvcc, &self.lessor, req, self.mvcc.current_rev)?;
-        let (mut resp, rev) = self.write(|tx| exec::exec_put(tx, req));
+        let (mut resp, rev) = self.write(request_bytes, |tx| exec::exec_put(tx, req));
         resp.header = header(rev);
         Ok(resp)
     }

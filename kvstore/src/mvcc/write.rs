@@ -29,6 +29,9 @@ enum LeaseChange {
 pub(crate) struct Staged {
     main: i64,
     sub: i64,
+    /// The write request's bytes: a put's record keeps a slice of them rather than a copy of
+    /// its key and value (empty when the request came another way).
+    request: Bytes,
     /// Without watchers there is no one to tell: skip building events.
     collect_events: bool,
     events: Vec<Event>,
@@ -69,7 +72,14 @@ pub(crate) struct WriteTxn<'a> {
 }
 
 impl<'a> WriteTxn<'a> {
-    pub(crate) fn begin(mvcc: &'a mut Mvcc, lessor: &'a mut Lessor, collect_events: bool) -> Self {
+    /// Begins a write at the next revision; `request`: the write request's bytes, which the
+    /// keys and values written are slices of (or empty).
+    pub(crate) fn begin(
+        mvcc: &'a mut Mvcc,
+        lessor: &'a mut Lessor,
+        collect_events: bool,
+        request: Bytes,
+    ) -> Self {
         let main = mvcc.current_rev + 1;
         WriteTxn {
             mvcc,
@@ -77,6 +87,7 @@ impl<'a> WriteTxn<'a> {
             staged: Staged {
                 main,
                 sub: 0,
+                request,
                 collect_events,
                 events: Vec::new(),
                 lease_changes: Vec::new(),
@@ -163,7 +174,7 @@ impl<'a> WriteTxn<'a> {
                 prev_kv: prev.clone(),
             });
         }
-        records.insert(rev, kv);
+        records.insert_within(rev, kv, &st.request);
         prev
     }
 
@@ -237,7 +248,7 @@ impl<'a> WriteTxn<'a> {
                     progress.deleted.push(prev);
                 }
             }
-            records.insert(rev, tomb);
+            records.insert_within(rev, tomb, &Bytes::new());
             key_index.tombstone(rev);
         }
         progress.next_key = None;

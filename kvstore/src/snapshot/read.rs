@@ -46,9 +46,10 @@ impl<R: Read> CrcReader<'_, R> {
         Ok(self.bytes_after(&[])?.1)
     }
 
-    /// Reads a field into one buffer after a copy of `prefix`: (the copy, the field). A key
-    /// and its first value then share one allocation (and one shared-buffer header), as they
-    /// share the write request on a member that applied it.
+    /// Reads a field into one buffer after a copy of `prefix`: (the buffer, the field). A key
+    /// and its value then share one allocation (and one shared-buffer header), which the
+    /// record keeps whole, as it keeps one slice of the write request on a member that applied
+    /// it.
     fn bytes_after(&mut self, prefix: &[u8]) -> Result<(Bytes, Bytes), SnapshotError> {
         let n = self.u64()?;
         if n > FIELD_BYTES_MAX {
@@ -70,7 +71,8 @@ impl<R: Read> CrcReader<'_, R> {
             return Ok((Bytes::new(), Bytes::from(v)));
         }
         let both = Bytes::from(v);
-        Ok((both.slice(..prefix.len()), both.slice(prefix.len()..)))
+        let field = both.slice(prefix.len()..);
+        Ok((both, field))
     }
     fn kv(&mut self) -> Result<KeyValue, SnapshotError> {
         Ok(KeyValue {
@@ -129,8 +131,9 @@ pub(crate) fn read<R: Read>(store: &mut KvStore, input: &mut R) -> Result<(), Sn
     if records.windows(2).any(|w| w[0].0 == w[1].0) {
         return Err(SnapshotError::Corrupt("a revision used twice"));
     }
-    for (rev, kv) in records {
-        m.records.insert(rev, kv);
+    for (rev, record) in records {
+        let (kv, key_and_value) = record.into_kv(rev);
+        m.records.insert_within(rev, kv, &key_and_value);
     }
     let events = r.u64()?;
     for _ in 0..events.min(FIELD_BYTES_MAX) {
@@ -221,10 +224,34 @@ fn read_auth<R: Read>(r: &mut CrcReader<'_, R>) -> Result<AuthStore, SnapshotErr
     Ok(AuthStore::from_parts(enabled, revision, users, roles))
 }
 
+/// A version read back, its key and value in one buffer, until it is filed in revision order.
+struct LoadedRecord {
+    key_and_value: Bytes,
+    key_len: usize,
+    create_revision: i64,
+    version: i64,
+    lease: i64,
+}
+
+impl LoadedRecord {
+    /// The version as a [`KeyValue`] filed under `rev`, and the buffer its key and value lie in.
+    fn into_kv(self, rev: Revision) -> (KeyValue, Bytes) {
+        let kv = KeyValue {
+            key: self.key_and_value.slice(..self.key_len),
+            value: self.key_and_value.slice(self.key_len..),
+            create_revision: self.create_revision,
+            mod_revision: rev.main(),
+            version: self.version,
+            lease: self.lease,
+        };
+        (kv, self.key_and_value)
+    }
+}
+
 fn read_key<R: Read>(
     r: &mut CrcReader<'_, R>,
     m: &mut Mvcc,
-    records: &mut Vec<(Revision, KeyValue)>,
+    records: &mut Vec<(Revision, LoadedRecord)>,
 ) -> Result<(Bytes, KeyIndex), SnapshotError> {
     let mut key = r.bytes()?;
     let gens = r.u32()?;
@@ -249,12 +276,18 @@ fn read_key<R: Read>(
             let create_revision = r.i64()?;
             let version = r.i64()?;
             let lease = r.i64()?;
-            let value = if records.len() == records_before {
-                let (shared_key, value) = r.bytes_after(&key)?;
-                key = shared_key;
-                value
-            } else {
-                r.bytes()?
+            // Each version in one buffer with a copy of the key, as a record keeps it; the
+            // index keeps the key of the first.
+            let (key_and_value, value) = r.bytes_after(&key)?;
+            if records.len() == records_before {
+                key = key_and_value.slice(..key.len());
+            }
+            let record = LoadedRecord {
+                key_len: key.len(),
+                key_and_value,
+                create_revision,
+                version,
+                lease,
             };
             let kv = KeyValue {
                 key: key.clone(),
@@ -270,7 +303,7 @@ fn read_key<R: Read>(
                 return Err(SnapshotError::Corrupt("tombstone placement"));
             }
             m.data_bytes += Mvcc::record_bytes(&kv);
-            records.push((rev, kv));
+            records.push((rev, record));
             revs.push(rev);
         }
         if gi + 1 < gens && revs.is_empty() {
