@@ -15,6 +15,7 @@ use crate::config::KvConfig;
 use crate::lease::LEASE_TTL_SECS_MAX;
 use crate::mvcc::key_index::{self, KeyIndex};
 use crate::mvcc::revision::Revision;
+use crate::mvcc::revlog::KEY_BYTES_MAX;
 use crate::mvcc::store::{Mvcc, is_tombstone};
 use crate::proto::{AlarmMember, AlarmType, KeyValue};
 use crate::store::KvStore;
@@ -226,6 +227,9 @@ impl HistoryImport {
         let bad = |why| Err(ImportError::BadRecord { revision, why });
         if kv.key.is_empty() {
             return bad("empty key");
+        }
+        if kv.key.len() > KEY_BYTES_MAX {
+            return bad("a key of 4 GiB or more");
         }
         if kv.mod_revision != revision.main() {
             return bad("its mod_revision is not its revision");

@@ -24,6 +24,11 @@ use crate::proto::KeyValue;
 
 const CHUNK_ENTRIES: usize = 1024;
 
+/// The longest key a record holds: it keeps the key's length, and the value's offset after
+/// it, in `u32`s. A write request is bounded far below (`--max-request-bytes` is a `u32`);
+/// what reads keys from elsewhere (a snapshot, an imported history) refuses longer ones.
+pub(crate) const KEY_BYTES_MAX: usize = u32::MAX as usize - 64;
+
 /// A [`KeyValue`] without its `mod_revision`.
 #[derive(Clone, Debug)]
 struct Record {
@@ -47,7 +52,8 @@ impl Record {
         );
         let (key_and_value, value_at) = join(&kv.key, &kv.value, within);
         let offset = |n: usize| {
-            u32::try_from(n).expect("a key is far below 4 GiB: requests are bounded in u32")
+            u32::try_from(n)
+                .expect("a key is at most KEY_BYTES_MAX, and its request's framing short")
         };
         Record {
             key_len: offset(kv.key.len()),
@@ -71,7 +77,17 @@ impl Record {
     }
 
     fn into_kv(self, rev: Revision) -> KeyValue {
-        self.to_kv(rev)
+        let value = self.key_and_value.slice(self.value_at as usize..);
+        let mut key = self.key_and_value;
+        key.truncate(self.key_len as usize);
+        KeyValue {
+            key,
+            value,
+            create_revision: self.create_revision,
+            mod_revision: rev.main(),
+            version: self.version,
+            lease: self.lease,
+        }
     }
 }
 

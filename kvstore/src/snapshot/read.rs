@@ -9,6 +9,7 @@ use crate::auth::{AuthStore, User};
 use crate::error::SnapshotError;
 use crate::mvcc::key_index::{self, KeyIndex};
 use crate::mvcc::revision::Revision;
+use crate::mvcc::revlog::KEY_BYTES_MAX;
 use crate::mvcc::store::{Mvcc, is_tombstone};
 use crate::proto::{Event, KeyValue};
 use crate::store::KvStore;
@@ -254,6 +255,9 @@ fn read_key<R: Read>(
     records: &mut Vec<(Revision, LoadedRecord)>,
 ) -> Result<(Bytes, KeyIndex), SnapshotError> {
     let mut key = r.bytes()?;
+    if key.len() > KEY_BYTES_MAX {
+        return Err(SnapshotError::Corrupt("key length"));
+    }
     let gens = r.u32()?;
     if gens == 0 {
         return Err(SnapshotError::Corrupt("key without generations"));
