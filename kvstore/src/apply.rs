@@ -84,7 +84,7 @@ impl KvStore {
     pub fn apply_begin(
         &mut self,
         raft_index: u64,
-        request_bytes: impl bytes::Buf,
+        mut request_bytes: impl bytes::Buf,
         keys_left: &mut usize,
     ) -> Step {
         self.assert_no_pending_apply("apply_begin");
@@ -101,7 +101,6 @@ impl KvStore {
             return Step::Done(ApplyOutcome::new(raft_index, 0, Err(err), None));
         }
         // Zero-copy when the caller hands over `Bytes`: the records of puts keep slices of it.
-        let mut request_bytes = request_bytes;
         let request = request_bytes.copy_to_bytes(request_bytes.remaining());
         let req = match InternalRequest::decode(request.clone()) {
             Ok(r) => r,

@@ -248,7 +248,7 @@ impl HistoryImport {
         }
         key_index.put(revision);
         m.data_bytes += Mvcc::record_bytes(&kv);
-        m.records.insert_within(revision, kv, &Bytes::new());
+        m.records.insert(revision, kv);
         Ok(())
     }
 
@@ -273,7 +273,7 @@ impl HistoryImport {
         key_index.tombstone(revision);
         m.live_keys -= 1;
         m.data_bytes += Mvcc::record_bytes(&tomb);
-        m.records.insert_within(revision, tomb, &Bytes::new());
+        m.records.insert(revision, tomb);
         Ok(true)
     }
 

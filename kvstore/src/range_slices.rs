@@ -11,8 +11,8 @@
 //! A range sorted by key in descending order walks the index downwards. One sorted by another
 //! target (version, creation or modification revision, value) gathers its records slice by
 //! slice in key order, then sorts them a run at a time and hands them out a slice at a time,
-//! merging the sorted runs (ties keep key order, as in a whole range). Only a range of one key is served whole:
-//! [`KvStore::range_slices`] says so.
+//! merging the sorted runs (ties keep key order, as in a whole range). Only a range of one key
+//! is served whole: [`KvStore::range_slices`] says so.
 
 use bytes::Bytes;
 
@@ -181,19 +181,23 @@ impl Gathered {
                 heap.swap_remove(0);
             }
             Merge::sift_down(heap, 0, |a, b| precedes(runs, a, b));
-            let record = &records[at];
-            if keys_only && !record.value.is_empty() {
-                emit(&KeyValue {
-                    value: Bytes::new(),
-                    ..record.clone()
-                });
-            } else {
-                emit(record);
-            }
+            emit_record(&records[at], keys_only, emit);
             *left -= 1;
             used += 1;
         }
         (*left == 0, used.min(budget))
+    }
+}
+
+/// Passes `record` to `emit`, without its value when the range asks for keys only.
+fn emit_record(record: &KeyValue, keys_only: bool, emit: &mut impl FnMut(&KeyValue)) {
+    if keys_only && !record.value.is_empty() {
+        emit(&KeyValue {
+            value: Bytes::new(),
+            ..record.clone()
+        });
+    } else {
+        emit(record);
     }
 }
 
@@ -253,8 +257,8 @@ impl RangeSlices {
 }
 
 impl KvStore {
-    /// Begins `req` as a sliced range. `Ok(None)`: its answer is not in key order, or it names
-    /// one key, so it is served whole by [`KvStore::range`]. Errors are [`KvStore::range`]'s.
+    /// Begins `req` as a sliced range. `Ok(None)`: it names one key, so it is served whole by
+    /// [`KvStore::range`]. Errors are [`KvStore::range`]'s.
     pub fn range_slices(&self, req: &RangeRequest) -> Result<Option<RangeSlices>, KvError> {
         RangeSlices::begin(&self.mvcc, req, self.mvcc.current_rev)
     }
@@ -407,14 +411,7 @@ impl RangeSlices {
                 return true;
             }
             slices.emitted += 1;
-            if slices.keys_only {
-                emit(&KeyValue {
-                    value: Bytes::new(),
-                    ..record
-                });
-            } else {
-                emit(&record);
-            }
+            emit_record(&record, slices.keys_only, &mut emit);
             true
         };
         if slices.descending {

@@ -168,8 +168,7 @@ impl RevLog {
     }
 
     /// Appends the record of `rev`, which must be above every revision ever appended. It holds
-    /// a copy of the key and the value.
-    #[cfg(test)]
+    /// a copy of the key and the value, or the key alone for an empty value (a tombstone).
     pub(crate) fn insert(&mut self, rev: Revision, kv: KeyValue) {
         self.insert_within(rev, kv, &Bytes::new());
     }

@@ -248,7 +248,7 @@ impl<'a> WriteTxn<'a> {
                     progress.deleted.push(prev);
                 }
             }
-            records.insert_within(rev, tomb, &Bytes::new());
+            records.insert(rev, tomb);
             key_index.tombstone(rev);
         }
         progress.next_key = None;

@@ -2,9 +2,9 @@
 //! not hold the loop (its heartbeats, applies and other clients) for the seconds it takes to
 //! walk and encode them.
 //!
-//! A range in key order (`tally_kvstore::RangeSlices`) walks [`RANGE_KEYS_PER_TURN`] keys in
-//! the turn it is served; one that is not done by then waits in [`SlicedRanges`], and each
-//! later turn moves the oldest one along by as many keys. The answer is encoded as it goes,
+//! A range over more than one key (`tally_kvstore::RangeSlices`), in whatever order, walks
+//! [`RANGE_KEYS_PER_TURN`] keys in the turn it is served; one that is not done by then waits
+//! in [`SlicedRanges`], and each later turn moves the oldest one along by as many keys. The answer is encoded as it goes,
 //! field by field as prost encodes a `RangeResponse` (header, records, `more`, `count`), so
 //! the client gets the same bytes as from a range served whole. The answer is the store's at
 //! the revision the range began at: writes between slices do not reach it. A compaction past

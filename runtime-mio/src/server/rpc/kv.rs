@@ -70,8 +70,8 @@ impl KvService<'_> {
         }
     }
 
-    /// Answers a range from the store as it is now: in key order a slice at a time (this turn
-    /// walks the first slice; `advance_sliced_ranges` the rest), otherwise whole.
+    /// Answers a range from the store as it is now: a range over more than one key a slice at a
+    /// time (this turn walks the first slice; `advance_sliced_ranges` the rest), one key whole.
     fn serve_range(&mut self, call: CallId, request: &RangeRequest) {
         let slices = match self.writes.kv.range_slices(request) {
             Ok(Some(slices)) => slices,
