@@ -56,6 +56,9 @@ impl<R: Read> CrcReader<'_, R> {
         if n > FIELD_BYTES_MAX {
             return Err(SnapshotError::Corrupt("field length"));
         }
+        if n == 0 {
+            return Ok((Bytes::new(), Bytes::new()));
+        }
         // Sized to the field up front: a vector grown by read_to_end keeps its spare capacity
         // inside the Bytes, which cost a restored member half again the memory of one that
         // wrote the same keys (1.2 GB against 0.8 GB). A length from a damaged or hostile
@@ -281,8 +284,14 @@ fn read_key<R: Read>(
             let version = r.i64()?;
             let lease = r.i64()?;
             // Each version in one buffer with a copy of the key, as a record keeps it; the
-            // index keeps the key of the first.
-            let (key_and_value, value) = r.bytes_after(&key)?;
+            // index keeps the key of the first. An empty value (a tombstone's) needs no buffer
+            // of its own: the record keeps the key alone, as it does when written.
+            let (buffer, value) = r.bytes_after(&key)?;
+            let key_and_value = if value.is_empty() {
+                key.clone()
+            } else {
+                buffer
+            };
             if records.len() == records_before {
                 key = key_and_value.slice(..key.len());
             }

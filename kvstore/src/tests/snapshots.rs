@@ -231,6 +231,40 @@ fn a_restored_key_and_its_first_value_share_one_buffer() {
 }
 
 #[test]
+fn a_restored_tombstone_keeps_the_key_it_deletes() {
+    let mut kv = KvStore::new(KvConfig::default());
+    for value in ["v", ""] {
+        kv.put(&PutRequest {
+            key: Bytes::from_static(b"key"),
+            value: Bytes::from_static(value.as_bytes()),
+            ..PutRequest::default()
+        })
+        .unwrap();
+        kv.delete_range(&DeleteRangeRequest {
+            key: Bytes::from_static(b"key"),
+            ..DeleteRangeRequest::default()
+        })
+        .unwrap();
+    }
+    let mut copy = KvStore::new(KvConfig::default());
+    copy.restore(&mut snapshot(&kv).as_slice()).unwrap();
+    let indexed = copy
+        .mvcc
+        .index
+        .get_key_value(&b"key"[..])
+        .unwrap()
+        .0
+        .clone();
+    let records: Vec<_> = copy.history().collect();
+    assert_eq!(records.len(), 4);
+    for record in records.iter().filter(|r| r.kv().value.is_empty()) {
+        // Both tombstones, and the version with an empty value: no buffer of their own.
+        assert_eq!(record.kv().key.as_ptr(), indexed.as_ptr(), "{record:?}");
+    }
+    assert_eq!(copy.history().filter(|r| r.is_tombstone()).count(), 2);
+}
+
+#[test]
 fn restored_store_resumes_identically() {
     let mut kv = populated();
     let mut copy = KvStore::new(KvConfig::default());
