@@ -303,7 +303,7 @@ impl RevLog {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn kv(n: i64) -> KeyValue {
@@ -331,7 +331,7 @@ mod tests {
     }
 
     /// Whether `part` lies in `buf`'s memory (a slice of it, not a copy).
-    fn lies_in(part: &Bytes, buf: &Bytes) -> bool {
+    pub(crate) fn lies_in(part: &Bytes, buf: &Bytes) -> bool {
         let (start, end) = (buf.as_ptr() as usize, buf.as_ptr() as usize + buf.len());
         let at = part.as_ptr() as usize;
         start <= at && at + part.len() <= end

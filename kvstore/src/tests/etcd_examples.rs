@@ -744,11 +744,7 @@ fn applied_puts_keep_slices_of_their_entry() {
     );
     assert!(kv.apply(1, alone.clone()).result().is_ok());
     assert!(kv.apply(2, in_txn.clone()).result().is_ok());
-    let lies_in = |part: &Bytes, buf: &Bytes| {
-        let start = buf.as_ptr() as usize;
-        let at = part.as_ptr() as usize;
-        start <= at && at + part.len() <= start + buf.len()
-    };
+    use crate::mvcc::revlog::tests::lies_in;
     for (key, buf) in [("alone", &alone), ("in-txn", &in_txn)] {
         let got = kv
             .range(&RangeRequest {
